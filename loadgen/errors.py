@@ -1,0 +1,55 @@
+"""Exit codes and the one error type every command raises.
+
+Every command and the Locust plugin use these codes, so CI can gate on them:
+
+==  =====================================================================
+0   OK / PASS
+1   FAIL, or a security violation
+2   usage or input error (bad option, unknown stage, malformed file)
+3   INCONCLUSIVE (the budget ran out before the verdict was clear)
+4   target or mesh unreachable, or a mesh component failed to come up
+5   environment: a required binary is missing or a port is already taken
+==  =====================================================================
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAIL = 1
+    USAGE = 2
+    INCONCLUSIVE = 3
+    UNREACHABLE = 4
+    ENVIRONMENT = 5
+
+
+class LoadgenError(Exception):
+    """An error a person can act on: one line of message and the exit code to leave with."""
+
+    def __init__(self, message: str, code: ExitCode = ExitCode.USAGE, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        # Extra lines (e.g. the tail of a component's log) shown after the message.
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(LoadgenError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, ExitCode.USAGE)
+
+
+class UnreachableError(LoadgenError):
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message, ExitCode.UNREACHABLE, detail)
+
+
+class EnvironmentProblem(LoadgenError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, ExitCode.ENVIRONMENT)

@@ -1,0 +1,1 @@
+"""The harness: Consul API, stages, runtimes and toolchain lookup."""

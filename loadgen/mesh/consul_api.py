@@ -1,0 +1,95 @@
+"""A small, typed client for the parts of Consul's HTTP API the harness uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from loadgen.errors import LoadgenError, UnreachableError
+
+DEFAULT_CONSUL = "http://127.0.0.1:8500"
+
+
+class ConsulClient:
+    """Synchronous Consul HTTP API client (agent, catalog, config entries)."""
+
+    def __init__(self, address: str = DEFAULT_CONSUL, timeout: float = 5.0) -> None:
+        if "://" not in address:
+            address = "http://" + address
+        self.address = address.rstrip("/")
+        self._http = httpx.Client(base_url=self.address, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ConsulClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- plumbing -----------------------------------------------------------------
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            resp = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise UnreachableError(f"Consul at {self.address} is unreachable ({type(exc).__name__}: {exc})") from exc
+        if resp.status_code >= 400 and resp.status_code != 404:
+            raise LoadgenError(
+                f"Consul refused {method} {path}: HTTP {resp.status_code}: {resp.text.strip()[:300]}"
+            )
+        return resp
+
+    def reachable(self) -> bool:
+        try:
+            return self._http.get("/v1/status/leader", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def leader(self) -> str:
+        return self._request("GET", "/v1/status/leader").json()
+
+    def agent_self(self) -> dict[str, Any]:
+        return self._request("GET", "/v1/agent/self").json()
+
+    # -- services ---------------------------------------------------------------------
+    def register_service(self, definition: dict[str, Any]) -> None:
+        self._request("PUT", "/v1/agent/service/register", json=definition)
+
+    def deregister_service(self, service_id: str) -> None:
+        self._request("PUT", f"/v1/agent/service/deregister/{service_id}")
+
+    def agent_services(self) -> dict[str, dict[str, Any]]:
+        return self._request("GET", "/v1/agent/services").json()
+
+    def agent_checks(self) -> dict[str, dict[str, Any]]:
+        return self._request("GET", "/v1/agent/checks").json()
+
+    def catalog_service(self, name: str) -> list[dict[str, Any]]:
+        resp = self._request("GET", f"/v1/catalog/service/{name}")
+        return resp.json() if resp.status_code == 200 else []
+
+    # -- config entries ----------------------------------------------------------------
+    def write_config(self, entry: dict[str, Any]) -> int:
+        """PUT a config entry; returns Consul's raft index right after the write."""
+        resp = self._request("PUT", "/v1/config", json=entry)
+        if resp.text.strip() != "true":
+            raise LoadgenError(f"Consul did not apply {entry.get('Kind')}/{entry.get('Name')}: {resp.text.strip()}")
+        return int(resp.headers.get("X-Consul-Index", "0"))
+
+    def get_config(self, kind: str, name: str) -> dict[str, Any] | None:
+        resp = self._request("GET", f"/v1/config/{kind}/{name}")
+        return resp.json() if resp.status_code == 200 else None
+
+    def list_config(self, kind: str) -> list[dict[str, Any]]:
+        resp = self._request("GET", f"/v1/config/{kind}")
+        if resp.status_code != 200:
+            return []
+        return resp.json() or []
+
+    def delete_config(self, kind: str, name: str) -> None:
+        self._request("DELETE", f"/v1/config/{kind}/{name}")
+
+    def discovery_chain(self, service: str) -> dict[str, Any]:
+        return self._request("GET", f"/v1/discovery-chain/{service}").json()

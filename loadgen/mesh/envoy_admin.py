@@ -1,0 +1,137 @@
+"""Reading an Envoy sidecar's admin API: the proof that a config change reached the data plane.
+
+The parsing functions take the ``/config_dump`` JSON and are pure, so they are unit-tested
+on recorded dumps; :func:`config_dump` is the only one that does I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+
+def config_dump(admin_port: int, host: str = "127.0.0.1", timeout: float = 3.0) -> dict[str, Any]:
+    resp = httpx.get(f"http://{host}:{admin_port}/config_dump", timeout=timeout)
+    resp.raise_for_status()
+    return resp.json()
+
+
+def ready(admin_port: int, host: str = "127.0.0.1") -> bool:
+    """Envoy's own readiness: LIVE once its initial xDS fetch completed."""
+    try:
+        return httpx.get(f"http://{host}:{admin_port}/ready", timeout=1.0).text.strip() == "LIVE"
+    except httpx.HTTPError:
+        return False
+
+
+def _section(dump: dict[str, Any], type_suffix: str) -> dict[str, Any]:
+    for cfg in dump.get("configs", []):
+        if str(cfg.get("@type", "")).endswith(type_suffix):
+            return cfg
+    return {}
+
+
+def route_configs(dump: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    section = _section(dump, "RoutesConfigDump")
+    for item in section.get("dynamic_route_configs", []) + section.get("static_route_configs", []):
+        if "route_config" in item:
+            yield item["route_config"]
+    # Consul also inlines route configs into listeners (no RDS) for some chains.
+    for listener in listeners(dump):
+        for hcm in _http_connection_managers(listener):
+            if "route_config" in hcm:
+                yield hcm["route_config"]
+
+
+def listeners(dump: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    section = _section(dump, "ListenersConfigDump")
+    for item in section.get("dynamic_listeners", []):
+        state = item.get("active_state") or item.get("warming_state")
+        if state and "listener" in state:
+            yield state["listener"]
+
+
+def _http_connection_managers(listener: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for chain in listener.get("filter_chains", []):
+        for flt in chain.get("filters", []):
+            typed = flt.get("typed_config", {})
+            if str(typed.get("@type", "")).endswith("HttpConnectionManager"):
+                yield typed
+
+
+@dataclass(frozen=True)
+class Route:
+    """One route of a route config, flattened."""
+
+    route_config: str
+    prefix: str | None
+    path: str | None
+    cluster: str | None
+    weighted: tuple[tuple[str, int], ...]
+
+
+def routes(dump: dict[str, Any]) -> list[Route]:
+    out = []
+    for rc in route_configs(dump):
+        for vh in rc.get("virtual_hosts", []):
+            for r in vh.get("routes", []):
+                action = r.get("route", {})
+                weighted = tuple(
+                    (c["name"], int(c.get("weight", 0)))
+                    for c in action.get("weighted_clusters", {}).get("clusters", [])
+                )
+                out.append(
+                    Route(
+                        route_config=rc.get("name", ""),
+                        prefix=r.get("match", {}).get("prefix"),
+                        path=r.get("match", {}).get("path"),
+                        cluster=action.get("cluster"),
+                        weighted=weighted,
+                    )
+                )
+    return out
+
+
+def cluster_service(cluster_name: str) -> tuple[str | None, str]:
+    """Split a Consul cluster name into (subset, service).
+
+    ``v1.service-b.default.dc1.internal.<uuid>.consul`` -> ("v1", "service-b");
+    ``service-b.default.dc1.internal.<uuid>.consul`` -> (None, "service-b").
+    """
+    head = cluster_name.split(".default.", 1)[0] if ".default." in cluster_name else cluster_name
+    if "." in head:
+        subset, service = head.split(".", 1)
+        return subset, service
+    return None, head
+
+
+def weighted_split(dump: dict[str, Any], service: str) -> dict[str, int] | None:
+    """The weighted-cluster split toward ``service`` as {subset: weight}, or None if absent."""
+    for route in routes(dump):
+        if route.weighted and all(cluster_service(name)[1] == service for name, _ in route.weighted):
+            return {str(cluster_service(name)[0]): weight for name, weight in route.weighted}
+    return None
+
+
+def public_listener(dump: dict[str, Any]) -> dict[str, Any] | None:
+    for listener in listeners(dump):
+        if str(listener.get("name", "")).startswith("public_listener"):
+            return listener
+    return None
+
+
+def rbac_mentions(dump: dict[str, Any], source_service: str) -> bool:
+    """Whether the inbound (public) listener carries an RBAC rule naming ``source_service``.
+
+    Consul renders intentions as RBAC filters whose principals are SPIFFE ids ending in
+    ``/svc/<source>``; when no intention names the source, no rule mentions it.
+    """
+    listener = public_listener(dump)
+    if listener is None:
+        return False
+    text = json.dumps(listener)
+    return "rbac" in text.lower() and f"/svc/{source_service}" in text

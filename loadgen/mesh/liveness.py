@@ -1,0 +1,165 @@
+"""How to tell a stage is *actually* live: what its sidecars' Envoy must show and what
+GET /hello_a must answer. The Envoy expectations are derived from the stage's config
+entries (not hand-written per stage), so a new entry file is checked automatically.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from loadgen.mesh import envoy_admin
+from loadgen.mesh.stages import Stage
+
+Dump = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EnvoyExpectation:
+    """A predicate over the config dumps of some sidecars (``any`` or ``all`` of them must hold)."""
+
+    description: str
+    instances: tuple[str, ...]
+    predicate: Callable[[Dump], bool]
+    quantifier: str = "all"  # "all" sidecars or "any" of them
+
+    def holds(self, dumps: dict[str, Dump]) -> bool:
+        results = [self.predicate(dumps[i]) for i in self.instances if i in dumps]
+        if len(results) != len(self.instances):
+            return False
+        return all(results) if self.quantifier == "all" else any(results)
+
+
+def _router_has(prefix: str, service: str) -> Callable[[Dump], bool]:
+    def check(dump: Dump) -> bool:
+        return any(
+            r.prefix == prefix and r.cluster is not None and envoy_admin.cluster_service(r.cluster)[1] == service
+            for r in envoy_admin.routes(dump)
+        )
+
+    return check
+
+
+def _split_is(service: str, weights: dict[str, int]) -> Callable[[Dump], bool]:
+    # Consul scales splitter weights (percent, two decimals) to Envoy's total of 10000.
+    expected = {subset: round(w * 100) for subset, w in weights.items()}
+    return lambda dump: envoy_admin.weighted_split(dump, service) == expected
+
+
+def envoy_expectations(stage: Stage, previous: Stage | None = None) -> list[EnvoyExpectation]:
+    """What the sidecars must show for ``stage``; with ``previous``, also what must be gone."""
+    all_ids = tuple(i.id for i in stage.instances)
+    out: list[EnvoyExpectation] = []
+    for entry in stage.config_entries:
+        body = entry.body
+        if entry.kind == "service-router":
+            for route in body.get("Routes", []):
+                prefix = ((route.get("Match") or {}).get("HTTP") or {}).get("PathPrefix")
+                dest = (route.get("Destination") or {}).get("Service", entry.name)
+                if prefix:
+                    out.append(
+                        EnvoyExpectation(
+                            f"a sidecar routes {prefix} to {dest} ({entry.path.name})",
+                            all_ids, _router_has(prefix, dest), "any",
+                        )
+                    )
+        elif entry.kind == "service-splitter":
+            weights = {str(s.get("ServiceSubset", "")): float(s["Weight"]) for s in body.get("Splits", [])}
+            out.append(
+                EnvoyExpectation(
+                    f"a sidecar splits {entry.name} {weights} ({entry.path.name})",
+                    all_ids, _split_is(entry.name, weights), "any",
+                )
+            )
+        elif entry.kind == "service-intentions":
+            dest_ids = tuple(i.id for i in stage.instances if i.service == entry.name)
+            for src in body.get("Sources", []):
+                out.append(
+                    EnvoyExpectation(
+                        f"every {entry.name} sidecar has an RBAC rule for {src['Name']} ({entry.path.name})",
+                        dest_ids, lambda d, s=src["Name"]: envoy_admin.rbac_mentions(d, s), "all",
+                    )
+                )
+    if previous is not None:
+        for entry in previous.config_entries:
+            if stage.entry(entry.kind, entry.name) is not None:
+                continue
+            if entry.kind == "service-intentions":
+                dest_ids = tuple(i.id for i in stage.instances if i.service == entry.name)
+                for src in entry.body.get("Sources", []):
+                    out.append(
+                        EnvoyExpectation(
+                            f"no {entry.name} sidecar keeps an RBAC rule for {src['Name']}",
+                            dest_ids, lambda d, s=src["Name"]: not envoy_admin.rbac_mentions(d, s), "all",
+                        )
+                    )
+            elif entry.kind == "service-splitter":
+                out.append(
+                    EnvoyExpectation(
+                        f"no sidecar splits {entry.name} any more",
+                        all_ids, lambda d, n=entry.name: envoy_admin.weighted_split(d, n) is None, "all",
+                    )
+                )
+    return out
+
+
+@dataclass
+class HelloObservation:
+    status: int | None
+    app_id: str | None
+    body: Any
+    error: str | None = None
+
+    def describe(self) -> str:
+        if self.error:
+            return self.error
+        return f"HTTP {self.status}: {str(self.body)[:160]}"
+
+
+def get_hello_a(url: str, timeout: float = 5.0) -> HelloObservation:
+    try:
+        resp = httpx.get(url, timeout=timeout, headers={"Connection": "close"})
+    except httpx.HTTPError as exc:
+        return HelloObservation(None, None, None, f"{type(exc).__name__}: {exc}")
+    try:
+        body = resp.json()
+    except ValueError:
+        body = resp.text
+    app_id = resp.headers.get("X-App-Id") or (body.get("app_id") if isinstance(body, dict) else None)
+    return HelloObservation(resp.status_code, str(app_id) if app_id is not None else None, body)
+
+
+def hello_a_matches(obs: HelloObservation, expect: str) -> bool:
+    if expect == "ok":
+        return obs.status == 200 and obs.app_id is not None
+    if expect == "denied":
+        return obs.status in (502, 503) and isinstance(obs.body, dict) and "error" in obs.body
+    raise ValueError(f"unknown expectation {expect!r}")
+
+
+def wait_hello_a(
+    url: str, expect: str, app_ids: tuple[str, ...], timeout: float, consecutive: int = 5
+) -> tuple[bool, HelloObservation | None, set[str]]:
+    """Poll until ``consecutive`` answers in a row match and every APP_ID in ``app_ids`` was seen.
+
+    Bounded by ``timeout`` seconds; returns (live, last observation, APP_IDs seen).
+    """
+    deadline = time.monotonic() + timeout
+    streak, seen, last = 0, set(), None
+    while time.monotonic() < deadline:
+        last = get_hello_a(url)
+        if hello_a_matches(last, expect):
+            streak += 1
+            if last.app_id is not None:
+                seen.add(last.app_id)
+            if streak >= consecutive and set(app_ids) <= seen:
+                return True, last, seen
+            # Seen the wrong app_ids so far only: keep sampling (a splitter is random).
+            continue
+        streak = 0
+        time.sleep(0.1)
+    return False, last, seen

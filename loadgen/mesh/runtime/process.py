@@ -1,0 +1,360 @@
+"""The embedded default runtime: Consul, the services and their Envoy sidecars as local processes."""
+
+from __future__ import annotations
+
+import sys
+import time
+from urllib.parse import urlparse
+
+import httpx
+
+from loadgen.errors import EnvironmentProblem, LoadgenError, UnreachableError
+from loadgen.mesh import envoy_admin, procs, toolchain
+from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
+from loadgen.mesh.liveness import envoy_expectations, wait_hello_a
+from loadgen.mesh.runtime.base import ComponentStatus, MeshStatus, Progress, Target
+from loadgen.mesh.stages import Instance, Stage, StageBook, load_stages
+from loadgen.mesh.state import MeshState, RunDir
+from loadgen.paths import consul_dir, project_root
+
+# Ports the dev agent of consul/agent.hcl binds (checked before it is started).
+CONSUL_DEV_PORTS = (8500, 8502, 8600, 8300, 8301, 8302)
+SERVICE_A_URL = "http://127.0.0.1:3000/hello_a"
+
+
+def _noop(_msg: str) -> None:
+    pass
+
+
+class ProcessRuntime:
+    """Runs every part of a stage as a local process, tracked in a run directory."""
+
+    name = "process"
+
+    def __init__(
+        self,
+        run_dir: RunDir,
+        consul_address: str | None = None,
+        book: StageBook | None = None,
+        live_timeout: float = 90.0,
+    ) -> None:
+        self.run = run_dir
+        self.explicit_consul = consul_address
+        self.book = book or load_stages()
+        self.live_timeout = live_timeout
+
+    # -- up ---------------------------------------------------------------------------
+    def up(self, stage: Stage, progress: Progress | None = None) -> Target:
+        say = progress or _noop
+        with self.run.locked():
+            state = self.run.load()
+            previous = self.book.stages.get(state.stage) if state.stage else None
+            consul_bin = toolchain.require("consul")
+            envoy_bin = toolchain.require("envoy")
+            self._check_ports(stage, state)
+
+            consul = self._ensure_consul(state, consul_bin, say)
+            try:
+                self._start_apps(stage, state, say)
+                self._register(stage, state, consul, say)
+                self._start_sidecars(stage, state, consul, consul_bin, envoy_bin, say)
+                self._apply_entries(stage, state, consul, say)
+                state.stage = stage.name
+                self.run.save(state)
+                self._wait_live(stage, previous, state, consul, say)
+            finally:
+                consul.close()
+            return self._target(stage, state)
+
+    def _check_ports(self, stage: Stage, state: MeshState) -> None:
+        """Every port we are about to bind must be free (or already held by our own process)."""
+        ours = {rec.port for rec in state.processes.values() if rec.port and procs.alive(rec)}
+        wanted: list[tuple[int, str]] = []
+        consul_running = state.consul_managed and "consul" in state.processes and procs.alive(
+            state.processes["consul"]
+        )
+        if self.explicit_consul is None and not consul_running and not self._default_consul_answers():
+            wanted += [(p, "the Consul dev agent") for p in CONSUL_DEV_PORTS]
+        for inst in stage.instances:
+            wanted.append((inst.port, inst.id))
+            wanted.append((inst.envoy_admin_port, f"{inst.id}'s Envoy admin"))
+            wanted += [(p, f"{inst.id}'s upstream listener") for p in inst.upstream_ports()]
+        sidecars_up = all(
+            f"{i.id}-sidecar" in state.processes and procs.alive(state.processes[f"{i.id}-sidecar"])
+            for i in stage.instances
+        )
+        for port, what in wanted:
+            if port in ours:
+                continue
+            if what.endswith("upstream listener") and sidecars_up:
+                continue  # bound by our own sidecar
+            if procs.port_in_use(port):
+                owner = procs.port_owner(port)
+                raise EnvironmentProblem(
+                    f"port {port} (for {what}) is already in use{' by ' + owner if owner else ''}; "
+                    "free it or run `loadgen down` if it is an earlier mesh"
+                )
+
+    def _default_consul_answers(self) -> bool:
+        with ConsulClient(DEFAULT_CONSUL, timeout=1.0) as c:
+            return c.reachable()
+
+    def _ensure_consul(self, state: MeshState, consul_bin: object, say: Progress) -> ConsulClient:
+        if self.explicit_consul is not None:
+            client = ConsulClient(self.explicit_consul)
+            if not client.reachable():
+                client.close()
+                raise UnreachableError(f"Consul at {client.address} is unreachable (is the agent running?)")
+            state.consul_address = client.address
+            self.run.save(state)
+            say(f"using Consul at {client.address}")
+            return client
+        rec = state.processes.get("consul")
+        if rec and procs.alive(rec):
+            client = ConsulClient(state.consul_address or DEFAULT_CONSUL)
+            if client.reachable():
+                say(f"reusing the Consul dev agent (pid {rec.pid})")
+                return client
+            client.close()
+        client = ConsulClient(DEFAULT_CONSUL)
+        if client.reachable():
+            state.consul_address = client.address
+            self.run.save(state)
+            say(f"reusing the Consul agent already answering at {client.address}")
+            return client
+        say("starting the Consul dev agent")
+        rec = procs.spawn(
+            "consul",
+            [str(consul_bin), "agent", "-dev", "-config-file", str(consul_dir() / "agent.hcl")],
+            self.run.log("consul"), port=8500,
+        )
+        state.processes["consul"] = rec
+        state.consul_managed = True
+        state.consul_address = client.address
+        self.run.save(state)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if not procs.alive(rec):
+                raise UnreachableError("the Consul dev agent exited during start-up", procs.tail(rec.log))
+            try:
+                if client.leader():
+                    say(f"Consul dev agent up (pid {rec.pid})")
+                    return client
+            except LoadgenError:
+                pass
+            time.sleep(0.2)
+        raise UnreachableError("the Consul dev agent did not elect a leader within 30s", procs.tail(rec.log))
+
+    def _start_apps(self, stage: Stage, state: MeshState, say: Progress) -> None:
+        started: list[Instance] = []
+        for inst in stage.instances:
+            rec = state.processes.get(inst.id)
+            if rec and procs.alive(rec):
+                continue
+            argv = [sys.executable, "-m", f"services.{inst.app}.app"]
+            rec = procs.spawn(inst.id, argv, self.run.log(inst.id), inst.app_env(), project_root(), inst.port)
+            state.processes[inst.id] = rec
+            self.run.save(state)
+            started.append(inst)
+            say(f"started {inst.id} on :{inst.port} (pid {rec.pid})")
+        for inst in started:
+            self._wait_http(inst.id, f"http://127.0.0.1:{inst.port}/healthz", state)
+
+    def _wait_http(self, name: str, url: str, state: MeshState, timeout: float = 20.0) -> None:
+        rec = state.processes[name]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not procs.alive(rec):
+                raise UnreachableError(f"{name} exited during start-up", procs.tail(rec.log))
+            try:
+                if httpx.get(url, timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise UnreachableError(f"{name} did not answer {url} within {timeout:.0f}s", procs.tail(rec.log))
+
+    def _register(self, stage: Stage, state: MeshState, consul: ConsulClient, say: Progress) -> None:
+        for inst in stage.instances:
+            consul.register_service(inst.registration)
+            if inst.id not in state.services:
+                state.services.append(inst.id)
+        self.run.save(state)
+        say(f"registered {', '.join(i.id for i in stage.instances)} with Consul")
+
+    def _start_sidecars(
+        self, stage: Stage, state: MeshState, consul: ConsulClient, consul_bin: object, envoy_bin: object,
+        say: Progress,
+    ) -> None:
+        grpc = self._grpc_address(consul)
+        started: list[Instance] = []
+        for inst in stage.instances:
+            name = f"{inst.id}-sidecar"
+            rec = state.processes.get(name)
+            if rec and procs.alive(rec):
+                continue
+            argv = [
+                str(consul_bin), "connect", "envoy",
+                "-sidecar-for", inst.id,
+                "-admin-bind", f"127.0.0.1:{inst.envoy_admin_port}",
+                "-http-addr", consul.address,
+                "-grpc-addr", grpc,
+                "-envoy-binary", str(envoy_bin),
+            ]
+            rec = procs.spawn(name, argv, self.run.log(name), port=inst.envoy_admin_port)
+            state.processes[name] = rec
+            self.run.save(state)
+            started.append(inst)
+            say(f"started Envoy sidecar for {inst.id} (admin :{inst.envoy_admin_port}, pid {rec.pid})")
+        deadline = time.monotonic() + 30
+        for inst in started:
+            rec = state.processes[f"{inst.id}-sidecar"]
+            while not envoy_admin.ready(inst.envoy_admin_port):
+                if not procs.alive(rec):
+                    raise UnreachableError(f"the Envoy sidecar of {inst.id} exited", procs.tail(rec.log))
+                if time.monotonic() > deadline:
+                    raise UnreachableError(f"the Envoy sidecar of {inst.id} is not LIVE after 30s", procs.tail(rec.log))
+                time.sleep(0.1)
+
+    def _grpc_address(self, consul: ConsulClient) -> str:
+        host = urlparse(consul.address).hostname or "127.0.0.1"
+        cfg = consul.agent_self().get("DebugConfig", {})
+        port = cfg.get("GRPCPort") or 8502
+        return f"{host}:{port}"
+
+    def _apply_entries(self, stage: Stage, state: MeshState, consul: ConsulClient, say: Progress) -> None:
+        wanted = {e.key for e in stage.config_entries}
+        # Remove what the previous stage wrote and this one does not, newest first.
+        for key in reversed(list(state.config_entries)):
+            if key not in wanted:
+                consul.delete_config(*key)
+                state.config_entries.remove(key)
+                self.run.save(state)
+                say(f"removed {key[0]}/{key[1]}")
+        for entry in stage.config_entries:
+            consul.write_config(entry.body)
+            if entry.key not in state.config_entries:
+                state.config_entries.append(entry.key)
+            self.run.save(state)
+            say(f"applied {entry.path.relative_to(consul_dir())}")
+
+    def _wait_live(
+        self, stage: Stage, previous: Stage | None, state: MeshState, consul: ConsulClient, say: Progress
+    ) -> None:
+        deadline = time.monotonic() + self.live_timeout
+        pending = envoy_expectations(stage, previous)
+        while pending:
+            dumps = {}
+            for inst in stage.instances:
+                try:
+                    dumps[inst.id] = envoy_admin.config_dump(inst.envoy_admin_port)
+                except httpx.HTTPError:
+                    pass
+            pending = [e for e in pending if not e.holds(dumps)]
+            if not pending:
+                break
+            self._check_alive(state)
+            if time.monotonic() > deadline:
+                raise UnreachableError(f"stage {stage.name} not live: Envoy does not show that {pending[0].description}")
+            time.sleep(0.25)
+        say("Envoy sidecars show the stage's config")
+        remaining = max(5.0, deadline - time.monotonic())
+        live, last, seen = wait_hello_a(SERVICE_A_URL, stage.expect.hello_a, stage.expect.app_ids, remaining)
+        if not live:
+            self._check_alive(state)
+            what = last.describe() if last else "no answer"
+            raise UnreachableError(
+                f"stage {stage.name} not live: GET /hello_a should be {stage.expect.hello_a}"
+                f"{' from APP_IDs ' + ','.join(stage.expect.app_ids) if stage.expect.app_ids else ''}"
+                f", last answer {what} (APP_IDs seen: {','.join(sorted(seen)) or 'none'})"
+            )
+        say(f"GET /hello_a answers as stage {stage.name} expects ({last.describe() if last else ''})")
+
+    def _check_alive(self, state: MeshState) -> None:
+        for name, rec in state.processes.items():
+            if not procs.alive(rec):
+                raise UnreachableError(f"{name} (pid {rec.pid}) has exited", procs.tail(rec.log))
+
+    def _target(self, stage: Stage, state: MeshState) -> Target:
+        return Target(
+            service_a_url=SERVICE_A_URL,
+            consul_address=state.consul_address or DEFAULT_CONSUL,
+            sidecar_admin={i.id: i.envoy_admin_port for i in stage.instances},
+            stage=stage.name,
+        )
+
+    # -- down ---------------------------------------------------------------------------
+    def down(self, progress: Progress | None = None) -> list[str]:
+        """Undo everything ``up`` did; returns warnings (e.g. Consul unreachable for cleanup)."""
+        say = progress or _noop
+        warnings: list[str] = []
+        with self.run.locked():
+            state = self.run.load()
+            if state.empty:
+                say("nothing to stop")
+                return warnings
+            address = state.consul_address or DEFAULT_CONSUL
+            with ConsulClient(address, timeout=3.0) as consul:
+                if consul.reachable():
+                    for key in reversed(state.config_entries):
+                        consul.delete_config(*key)
+                        say(f"removed {key[0]}/{key[1]}")
+                    for sid in state.services:
+                        consul.deregister_service(f"{sid}-sidecar-proxy")
+                        consul.deregister_service(sid)
+                        say(f"deregistered {sid}")
+                elif state.services or state.config_entries:
+                    warnings.append(f"Consul at {address} is unreachable: registrations and config entries left as they are")
+            state.config_entries.clear()
+            state.services.clear()
+            # Sidecars first (they depend on Consul), then apps, then the agent we started.
+            order = sorted(state.processes.items(), key=lambda kv: (kv[0] == "consul", not kv[0].endswith("-sidecar")))
+            for name, rec in order:
+                procs.stop(rec)
+                say(f"stopped {name} (pid {rec.pid})")
+            state.processes.clear()
+            self.run.state_file.unlink(missing_ok=True)
+        return warnings
+
+    # -- status -------------------------------------------------------------------------
+    def status(self) -> MeshStatus:
+        state = self.run.load()
+        address = state.consul_address or DEFAULT_CONSUL
+        components: list[ComponentStatus] = []
+        entries: list[dict[str, object]] = []
+        with ConsulClient(address, timeout=2.0) as consul:
+            reachable = consul.reachable()
+            checks = consul.agent_checks() if reachable else {}
+            for name, rec in state.processes.items():
+                running = procs.alive(rec)
+                kind = "consul" if name == "consul" else "sidecar" if name.endswith("-sidecar") else "app"
+                components.append(
+                    ComponentStatus(
+                        name=name, kind=kind, pid=rec.pid, port=rec.port, running=running,
+                        health=_health(name, kind, running, reachable, checks), log=rec.log,
+                    )
+                )
+            if reachable:
+                for kind, name in state.config_entries:
+                    live = consul.get_config(kind, name)
+                    entries.append({"kind": kind, "name": name, "present": live is not None,
+                                    "modify_index": (live or {}).get("ModifyIndex")})
+        return MeshStatus(
+            stage=state.stage, runtime=self.name, consul_address=state.consul_address,
+            consul_reachable=reachable, components=components, config_entries=entries,
+        )
+
+
+def _health(name: str, kind: str, running: bool, reachable: bool, checks: dict[str, dict[str, object]]) -> str:
+    if not running:
+        return "stopped"
+    if kind == "consul":
+        return "passing" if reachable else "critical"
+    service_id = f"{name.removesuffix('-sidecar')}-sidecar-proxy" if kind == "sidecar" else name
+    statuses = [str(c.get("Status")) for c in checks.values() if c.get("ServiceID") == service_id]
+    if not statuses:
+        return "unknown"
+    for level in ("critical", "warning"):
+        if level in statuses:
+            return level
+    return "passing"

@@ -1,0 +1,183 @@
+"""Stages of the reference mesh, read from consul/stages.toml and the files it names.
+
+A :class:`Stage` says which instances run (each a service process plus its Envoy
+sidecar), how each is registered, which config entries are in force, and what a
+request through service-a must show for the stage to count as live.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hcl
+
+from loadgen.errors import UsageError
+from loadgen.paths import consul_dir
+
+
+@dataclass(frozen=True)
+class ConfigEntry:
+    """One Consul config entry, as the file on disk says it."""
+
+    path: Path
+    body: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.body["Kind"])
+
+    @property
+    def name(self) -> str:
+        return str(self.body["Name"])
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.kind, self.name)
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One service instance: the app to run and its Consul registration."""
+
+    id: str
+    app: str
+    registration: dict[str, Any]
+    registration_path: Path
+    envoy_admin_port: int
+
+    @property
+    def service(self) -> str:
+        return str(self.registration["Name"])
+
+    @property
+    def port(self) -> int:
+        return int(self.registration["Port"])
+
+    @property
+    def sidecar_id(self) -> str:
+        return f"{self.id}-sidecar-proxy"
+
+    def app_env(self) -> dict[str, str]:
+        """The app's environment, derived from its registration (one source of truth)."""
+        meta = self.registration.get("Meta") or {}
+        env = {"PORT": str(self.port), "INSTANCE_ID": self.id}
+        if "app_id" in meta:
+            env["APP_ID"] = str(meta["app_id"])
+        if "version" in meta:
+            env["VERSION"] = str(meta["version"])
+        upstreams = (((self.registration.get("Connect") or {}).get("SidecarService") or {}).get("Proxy") or {}).get(
+            "Upstreams"
+        ) or []
+        if upstreams:
+            up = upstreams[0]
+            env["SIDECAR_URL"] = f"http://{up.get('LocalBindAddress', '127.0.0.1')}:{up['LocalBindPort']}"
+        return env
+
+    def upstream_ports(self) -> list[int]:
+        proxy = ((self.registration.get("Connect") or {}).get("SidecarService") or {}).get("Proxy") or {}
+        return [int(u["LocalBindPort"]) for u in proxy.get("Upstreams") or []]
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What GET /hello_a must show: ``ok`` (200 with an APP_ID) or ``denied`` (upstream error)."""
+
+    hello_a: str
+    app_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    summary: str
+    instances: tuple[Instance, ...]
+    config_entries: tuple[ConfigEntry, ...]
+    expect: Expectation
+
+    def instance(self, instance_id: str) -> Instance:
+        for inst in self.instances:
+            if inst.id == instance_id:
+                return inst
+        raise KeyError(instance_id)
+
+    def entry(self, kind: str, name: str) -> ConfigEntry | None:
+        return next((e for e in self.config_entries if e.key == (kind, name)), None)
+
+
+@dataclass
+class StageBook:
+    """All stages defined in a stages.toml."""
+
+    stages: dict[str, Stage] = field(default_factory=dict)
+
+    def get(self, name: str) -> Stage:
+        if name not in self.stages:
+            known = ", ".join(self.stages)
+            raise UsageError(f"unknown stage {name!r}; known stages: {known}")
+        return self.stages[name]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.stages)
+
+
+def load_config_entry(path: Path) -> ConfigEntry:
+    try:
+        with path.open() as fh:
+            body = hcl.load(fh) if path.suffix == ".hcl" else json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read config entry {path}: {exc}") from exc
+    if not isinstance(body, dict) or "Kind" not in body or "Name" not in body:
+        raise UsageError(f"{path} is not a Consul config entry (it needs Kind and Name)")
+    return ConfigEntry(path=path, body=body)
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read service definition {path}: {exc}") from exc
+
+
+def load_stages(base: Path | None = None) -> StageBook:
+    """Read stages.toml from ``base`` (default: the project's consul/ directory)."""
+    base = base or consul_dir()
+    path = base / "stages.toml"
+    try:
+        doc = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from exc
+
+    instance_specs: dict[str, dict[str, Any]] = doc.get("instances", {})
+    book = StageBook()
+    for name, spec in doc.get("stages", {}).items():
+        overrides: dict[str, str] = spec.get("registrations", {})
+        instances = []
+        for inst_id in spec["instances"]:
+            if inst_id not in instance_specs:
+                raise UsageError(f"{path}: stage {name} names unknown instance {inst_id}")
+            ispec = instance_specs[inst_id]
+            reg_path = base / overrides.get(inst_id, ispec["registration"])
+            instances.append(
+                Instance(
+                    id=inst_id,
+                    app=ispec["app"],
+                    registration=_load_json(reg_path),
+                    registration_path=reg_path,
+                    envoy_admin_port=int(ispec["envoy_admin_port"]),
+                )
+            )
+        entries = tuple(load_config_entry(base / p) for p in spec.get("config_entries", []))
+        exp = spec.get("expect", {})
+        book.stages[name] = Stage(
+            name=name,
+            summary=spec.get("summary", ""),
+            instances=tuple(instances),
+            config_entries=entries,
+            expect=Expectation(hello_a=exp.get("hello_a", "ok"), app_ids=tuple(exp.get("app_ids", ()))),
+        )
+    return book

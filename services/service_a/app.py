@@ -1,0 +1,89 @@
+"""service-a: calls service-b through its sidecar and reports who answered.
+
+GET /hello_a -> GET {SIDECAR_URL}/hello_b; answers JSON carrying service-b's
+``app_id`` and ``version`` unchanged (and the same ``X-App-Id`` header).
+When the upstream fails it answers 502 (upstream answered with an error status or
+garbage) or 503 (connection refused / reset / timeout) with a JSON reason -- never
+a hang and never HTML. Configured by PORT (3000), SIDECAR_URL
+(http://127.0.0.1:9000) and UPSTREAM_TIMEOUT seconds (5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import aiohttp
+from aiohttp import web
+
+UPSTREAM_PATH = "/hello_b"
+
+
+def _failure(status: int, reason: str, detail: str, upstream_status: int | None = None) -> web.Response:
+    body: dict[str, object] = {"service": "service-a", "error": reason, "detail": detail}
+    if upstream_status is not None:
+        body["upstream_status"] = upstream_status
+    return web.json_response(body, status=status)
+
+
+def make_app(sidecar_url: str, timeout_s: float) -> web.Application:
+    upstream = sidecar_url.rstrip("/") + UPSTREAM_PATH
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+    async def on_startup(app: web.Application) -> None:
+        app["session"] = aiohttp.ClientSession(timeout=timeout)
+
+    async def on_cleanup(app: web.Application) -> None:
+        await app["session"].close()
+
+    async def hello(request: web.Request) -> web.Response:
+        session: aiohttp.ClientSession = request.app["session"]
+        try:
+            async with session.get(upstream) as resp:
+                text = await resp.text()
+                if resp.status != 200:
+                    return _failure(502, "upstream_status", text[:200], resp.status)
+                try:
+                    payload = await resp.json(content_type=None)
+                except ValueError:
+                    return _failure(502, "upstream_bad_response", text[:200], resp.status)
+        except aiohttp.ClientConnectorError as exc:
+            return _failure(503, "connection_refused", str(exc))
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            return _failure(503, "connection_reset", str(exc) or type(exc).__name__)
+        except asyncio.TimeoutError:
+            return _failure(503, "timeout", f"no answer from {upstream} within {timeout_s}s")
+        except aiohttp.ClientError as exc:
+            return _failure(502, "upstream_bad_response", str(exc) or type(exc).__name__)
+        if not isinstance(payload, dict) or "app_id" not in payload:
+            return _failure(502, "upstream_bad_response", text[:200], resp.status)
+        app_id = str(payload["app_id"])
+        body = {
+            "service": "service-a",
+            "app_id": app_id,
+            "version": payload.get("version"),
+            "upstream": payload,
+        }
+        return web.json_response(body, headers={"X-App-Id": app_id})
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    app.router.add_get("/hello_a", hello)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+def main() -> None:
+    port = int(os.environ.get("PORT", "3000"))
+    sidecar_url = os.environ.get("SIDECAR_URL", "http://127.0.0.1:9000")
+    timeout_s = float(os.environ.get("UPSTREAM_TIMEOUT", "5"))
+    host = os.environ.get("BIND_ADDR", "127.0.0.1")
+    web.run_app(make_app(sidecar_url, timeout_s), host=host, port=port, print=None)
+
+
+if __name__ == "__main__":
+    main()
