@@ -28,29 +28,39 @@ def ready(admin_port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
-def _section(dump: dict[str, Any], type_suffix: str) -> dict[str, Any]:
+def _section(dump: dict[str, Any], type_name: str) -> dict[str, Any]:
+    # Compare the full name: "ScopedRoutesConfigDump" also ends in "RoutesConfigDump".
     for cfg in dump.get("configs", []):
-        if str(cfg.get("@type", "")).endswith(type_suffix):
+        if str(cfg.get("@type", "")).rsplit(".", 1)[-1] == type_name:
             return cfg
     return {}
 
 
 def route_configs(dump: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    section = _section(dump, "RoutesConfigDump")
-    for item in section.get("dynamic_route_configs", []) + section.get("static_route_configs", []):
-        if "route_config" in item:
-            yield item["route_config"]
-    # Consul also inlines route configs into listeners (no RDS) for some chains.
+    """The route configs Envoy actually serves: inlined in, or named by, an active listener.
+
+    Envoy keeps an RDS route config in its dump for a while after the listener that used it
+    is gone (e.g. after service-a's upstream changed), so unreferenced ones are ignored.
+    """
+    in_use: set[str] = set()
     for listener in listeners(dump):
         for hcm in _http_connection_managers(listener):
             if "route_config" in hcm:
                 yield hcm["route_config"]
+            name = (hcm.get("rds") or {}).get("route_config_name")
+            if name:
+                in_use.add(name)
+    section = _section(dump, "RoutesConfigDump")
+    for item in section.get("dynamic_route_configs", []):
+        rc = item.get("route_config") or {}
+        if rc.get("name") in in_use:
+            yield rc
 
 
 def listeners(dump: dict[str, Any]) -> Iterator[dict[str, Any]]:
     section = _section(dump, "ListenersConfigDump")
     for item in section.get("dynamic_listeners", []):
-        state = item.get("active_state") or item.get("warming_state")
+        state = item.get("active_state")  # warming and draining listeners do not serve
         if state and "listener" in state:
             yield state["listener"]
 
@@ -72,6 +82,11 @@ class Route:
     path: str | None
     cluster: str | None
     weighted: tuple[tuple[str, int], ...]
+
+    @property
+    def destinations(self) -> tuple[str, ...]:
+        """Every cluster the route can send to."""
+        return (self.cluster,) if self.cluster else tuple(name for name, _ in self.weighted)
 
 
 def routes(dump: dict[str, Any]) -> list[Route]:

@@ -36,8 +36,10 @@ class EnvoyExpectation:
 
 def _router_has(prefix: str, service: str) -> Callable[[Dump], bool]:
     def check(dump: Dump) -> bool:
+        # The destination is one cluster, or weighted clusters (subsets) once a splitter is in force.
         return any(
-            r.prefix == prefix and r.cluster is not None and envoy_admin.cluster_service(r.cluster)[1] == service
+            r.prefix == prefix and r.destinations and {envoy_admin.cluster_service(c)[1] for c in r.destinations}
+            == {service}
             for r in envoy_admin.routes(dump)
         )
 
@@ -158,7 +160,8 @@ def wait_hello_a(
                 seen.add(last.app_id)
             if streak >= consecutive and set(app_ids) <= seen:
                 return True, last, seen
-            # Seen the wrong app_ids so far only: keep sampling (a splitter is random).
+            # Not every APP_ID seen yet: keep sampling (a splitter is random), gently.
+            time.sleep(0.02)
             continue
         streak = 0
         time.sleep(0.1)

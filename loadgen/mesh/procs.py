@@ -103,6 +103,9 @@ def tail(path: str | Path, lines: int = 15) -> str:
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As the servers themselves do: connections of an earlier run lingering in
+        # TIME_WAIT must not count as "in use", only a live socket bound to the port.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError as exc:

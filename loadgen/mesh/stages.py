@@ -77,6 +77,12 @@ class Instance:
             env["SIDECAR_URL"] = f"http://{up.get('LocalBindAddress', '127.0.0.1')}:{up['LocalBindPort']}"
         return env
 
+    @property
+    def sidecar_port(self) -> int | None:
+        """The sidecar's public (mTLS) port when the registration fixes it."""
+        port = ((self.registration.get("Connect") or {}).get("SidecarService") or {}).get("Port")
+        return int(port) if port else None
+
     def upstream_ports(self) -> list[int]:
         proxy = ((self.registration.get("Connect") or {}).get("SidecarService") or {}).get("Proxy") or {}
         return [int(u["LocalBindPort"]) for u in proxy.get("Upstreams") or []]

@@ -5,12 +5,17 @@ GET /hello_a -> GET {SIDECAR_URL}/hello_b; answers JSON carrying service-b's
 When the upstream fails it answers 502 (upstream answered with an error status or
 garbage) or 503 (connection refused / reset / timeout) with a JSON reason -- never
 a hang and never HTML. Configured by PORT (3000), SIDECAR_URL
-(http://127.0.0.1:9000) and UPSTREAM_TIMEOUT seconds (5).
+(http://127.0.0.1:9000), UPSTREAM_TIMEOUT seconds (5) and UPSTREAM_KEEPALIVE (0).
+
+By default every /hello_a opens a fresh connection to the sidecar, as the seed's
+service-a did: in the basic stage Envoy proxies TCP and balances per *connection*, and
+intentions are checked when a connection is set up, so a pooled connection would pin
+every request to one service-b instance and keep flowing after a deny.
+UPSTREAM_KEEPALIVE=1 pools connections instead (to study exactly that behaviour).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 
 import aiohttp
@@ -28,12 +33,13 @@ def _failure(
     return web.json_response(body, status=status)
 
 
-def make_app(sidecar_url: str, timeout_s: float) -> web.Application:
+def make_app(sidecar_url: str, timeout_s: float, keepalive: bool = False) -> web.Application:
     upstream = sidecar_url.rstrip("/") + UPSTREAM_PATH
     timeout = aiohttp.ClientTimeout(total=timeout_s)
 
     async def on_startup(app: web.Application) -> None:
-        app["session"] = aiohttp.ClientSession(timeout=timeout)
+        connector = aiohttp.TCPConnector(force_close=not keepalive)
+        app["session"] = aiohttp.ClientSession(timeout=timeout, connector=connector)
 
     async def on_cleanup(app: web.Application) -> None:
         await app["session"].close()
@@ -53,7 +59,7 @@ def make_app(sidecar_url: str, timeout_s: float) -> web.Application:
             return _failure(503, "connection_refused", str(exc), upstream)
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
             return _failure(503, "connection_reset", str(exc) or type(exc).__name__, upstream)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return _failure(503, "timeout", f"no answer from {upstream} within {timeout_s}s", upstream)
         except aiohttp.ClientError as exc:
             return _failure(502, "upstream_bad_response", str(exc) or type(exc).__name__, upstream)
@@ -84,7 +90,8 @@ def main() -> None:
     sidecar_url = os.environ.get("SIDECAR_URL", "http://127.0.0.1:9000")
     timeout_s = float(os.environ.get("UPSTREAM_TIMEOUT", "5"))
     host = os.environ.get("BIND_ADDR", "127.0.0.1")
-    web.run_app(make_app(sidecar_url, timeout_s), host=host, port=port, print=None)
+    keepalive = os.environ.get("UPSTREAM_KEEPALIVE", "0") == "1"
+    web.run_app(make_app(sidecar_url, timeout_s, keepalive), host=host, port=port, print=None)
 
 
 if __name__ == "__main__":

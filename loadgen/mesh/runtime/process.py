@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from urllib.parse import urlparse
@@ -79,6 +80,8 @@ class ProcessRuntime:
             wanted.append((inst.port, inst.id))
             wanted.append((inst.envoy_admin_port, f"{inst.id}'s Envoy admin"))
             wanted += [(p, f"{inst.id}'s upstream listener") for p in inst.upstream_ports()]
+            if inst.sidecar_port:
+                wanted.append((inst.sidecar_port, f"{inst.id}'s sidecar listener"))
         sidecars_up = all(
             f"{i.id}-sidecar" in state.processes and procs.alive(state.processes[f"{i.id}-sidecar"])
             for i in stage.instances
@@ -86,7 +89,7 @@ class ProcessRuntime:
         for port, what in wanted:
             if port in ours:
                 continue
-            if what.endswith("upstream listener") and sidecars_up:
+            if what.endswith(("upstream listener", "sidecar listener")) and sidecars_up:
                 continue  # bound by our own sidecar
             if procs.port_in_use(port):
                 owner = procs.port_owner(port)
@@ -242,23 +245,27 @@ class ProcessRuntime:
         self, stage: Stage, previous: Stage | None, state: MeshState, consul: ConsulClient, say: Progress
     ) -> None:
         deadline = time.monotonic() + self.live_timeout
-        pending = envoy_expectations(stage, previous)
-        while pending:
+        expectations = envoy_expectations(stage, previous)
+        say(f"waiting for the sidecars' Envoy to show {len(expectations)} config change(s)")
+        while True:
+            # Every expectation must hold in the same snapshot, not each at some moment.
             dumps = {}
             for inst in stage.instances:
-                try:
+                with contextlib.suppress(httpx.HTTPError):
                     dumps[inst.id] = envoy_admin.config_dump(inst.envoy_admin_port)
-                except httpx.HTTPError:
-                    pass
-            pending = [e for e in pending if not e.holds(dumps)]
-            if not pending:
+            failing = [e for e in expectations if not e.holds(dumps)]
+            if not failing:
                 break
             self._check_alive(state)
             if time.monotonic() > deadline:
-                raise UnreachableError(f"stage {stage.name} not live: Envoy does not show that {pending[0].description}")
+                raise UnreachableError(
+                    f"stage {stage.name} not live: Envoy does not show that {failing[0].description}"
+                )
             time.sleep(0.25)
         say("Envoy sidecars show the stage's config")
         remaining = max(5.0, deadline - time.monotonic())
+        ids = f" from APP_IDs {', '.join(stage.expect.app_ids)}" if stage.expect.app_ids else ""
+        say(f"waiting for GET /hello_a to answer {stage.expect.hello_a}{ids}")
         live, last, seen = wait_hello_a(SERVICE_A_URL, stage.expect.hello_a, stage.expect.app_ids, remaining)
         if not live:
             self._check_alive(state)
@@ -304,7 +311,9 @@ class ProcessRuntime:
                         consul.deregister_service(sid)
                         say(f"deregistered {sid}")
                 elif state.services or state.config_entries:
-                    warnings.append(f"Consul at {address} is unreachable: registrations and config entries left as they are")
+                    warnings.append(
+                        f"Consul at {address} is unreachable: registrations and config entries left as they are"
+                    )
             state.config_entries.clear()
             state.services.clear()
             # Sidecars first (they depend on Consul), then apps, then the agent we started.
