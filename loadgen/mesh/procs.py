@@ -113,12 +113,32 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
-def port_owner(port: int) -> str | None:
-    """'pid N (name)' of the process listening on ``port``, when the OS tells us."""
+def port_owner_pid(port: int) -> int | None:
+    """The pid listening on ``port`` on this machine, when the OS tells us."""
     with contextlib.suppress(psutil.Error):
         for conn in psutil.net_connections(kind="inet"):
             if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
-                with contextlib.suppress(psutil.Error):
-                    return f"pid {conn.pid} ({psutil.Process(conn.pid).name()})"
-                return f"pid {conn.pid}"
+                return conn.pid
     return None
+
+
+def port_owner(port: int) -> str | None:
+    """'pid N (name)' of the process listening on ``port``, when the OS tells us."""
+    pid = port_owner_pid(port)
+    if pid is None:
+        return None
+    with contextlib.suppress(psutil.Error):
+        return f"pid {pid} ({psutil.Process(pid).name()})"
+    return f"pid {pid}"
+
+
+def family(records: list[ProcRecord]) -> set[int]:
+    """Pids of the live processes among ``records`` and all their descendants."""
+    pids: set[int] = set()
+    for rec in records:
+        if not alive(rec):
+            continue
+        pids.add(rec.pid)
+        with contextlib.suppress(psutil.Error):
+            pids.update(child.pid for child in psutil.Process(rec.pid).children(recursive=True))
+    return pids

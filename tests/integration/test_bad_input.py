@@ -34,6 +34,7 @@ def mesh_down(loadgen):
 
 def test_port_taken(loadgen):
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 3001))
         sock.listen()
         proc = loadgen("up", "--stage", "basic", check=False)

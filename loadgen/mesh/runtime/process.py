@@ -68,8 +68,7 @@ class ProcessRuntime:
             return self._target(stage, state)
 
     def _check_ports(self, stage: Stage, state: MeshState) -> None:
-        """Every port we are about to bind must be free (or already held by our own process)."""
-        ours = {rec.port for rec in state.processes.values() if rec.port and procs.alive(rec)}
+        """Every port we are about to bind must be free, or held by a process of this mesh."""
         wanted: list[tuple[int, str]] = []
         consul_running = state.consul_managed and "consul" in state.processes and procs.alive(
             state.processes["consul"]
@@ -82,21 +81,20 @@ class ProcessRuntime:
             wanted += [(p, f"{inst.id}'s upstream listener") for p in inst.upstream_ports()]
             if inst.sidecar_port:
                 wanted.append((inst.sidecar_port, f"{inst.id}'s sidecar listener"))
-        sidecars_up = all(
-            f"{i.id}-sidecar" in state.processes and procs.alive(state.processes[f"{i.id}-sidecar"])
-            for i in stage.instances
-        )
+        ours: set[int] | None = None
         for port, what in wanted:
-            if port in ours:
+            if not procs.port_in_use(port):
                 continue
-            if what.endswith(("upstream listener", "sidecar listener")) and sidecars_up:
-                continue  # bound by our own sidecar
-            if procs.port_in_use(port):
-                owner = procs.port_owner(port)
-                raise EnvironmentProblem(
-                    f"port {port} (for {what}) is already in use{' by ' + owner if owner else ''}; "
-                    "free it or run `loadgen down` if it is an earlier mesh"
-                )
+            owner = procs.port_owner_pid(port)
+            if ours is None:
+                ours = procs.family(list(state.processes.values()))
+            if owner is not None and owner in ours:
+                continue
+            raise EnvironmentProblem(
+                f"port {port} (for {what}) is already in use"
+                f"{' by ' + procs.port_owner(port) if owner else ''}; "
+                "free it or run `loadgen down` if it is an earlier mesh"
+            )
 
     def _default_consul_answers(self) -> bool:
         with ConsulClient(DEFAULT_CONSUL, timeout=1.0) as c:
