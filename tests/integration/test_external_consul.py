@@ -1,0 +1,87 @@
+"""`--consul ADDR`: loadgen uses an agent it did not start, and leaves it as it found it."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from loadgen.mesh import toolchain
+
+# Ports apart from the dev agent's (8500...), so this agent can never be mistaken for one.
+PORTS = {"http": 18500, "grpc": 18502, "dns": 18600, "serf_lan": 18301, "serf_wan": 18302, "server": 18300}
+HTTP = "http://127.0.0.1:18500"
+
+
+@contextmanager
+def consul_agent(tmp_path: Path, connect: bool) -> Iterator[None]:
+    cfg = tmp_path / "agent.hcl"
+    ports = ", ".join(f"{k} = {v}" for k, v in PORTS.items())
+    cfg.write_text(f"ports {{ {ports} }}\nconnect {{ enabled = {'true' if connect else 'false'} }}\n")
+    log = (tmp_path / "consul.log").open("wb")
+    agent = subprocess.Popen(
+        [str(toolchain.require("consul")), "agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
+         "-config-file", str(cfg)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert agent.poll() is None, (tmp_path / "consul.log").read_text()[-2000:]
+            try:
+                if httpx.get(f"{HTTP}/v1/status/leader", timeout=1.0).json():
+                    break
+            except (httpx.HTTPError, ValueError):
+                pass
+            assert time.monotonic() < deadline, "the test's Consul agent did not start"
+            time.sleep(0.2)
+        yield
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+        log.close()
+
+
+def _services() -> set[str]:
+    return set(httpx.get(f"{HTTP}/v1/agent/services", timeout=5.0).json())
+
+
+def _entries(kind: str) -> list:
+    return httpx.get(f"{HTTP}/v1/config/{kind}", timeout=5.0).json()
+
+
+def test_down_removes_registrations_and_entries_but_keeps_the_agent(loadgen, hello, tmp_path):
+    loadgen("down", "-q")
+    with consul_agent(tmp_path, connect=True):
+        loadgen("up", "--stage", "splitter", "--consul", "127.0.0.1:18500")
+        assert _services() >= {"service-a", "service-b-1", "service-b-2", "service-b-1-sidecar-proxy"}
+        assert [e["Name"] for e in _entries("service-splitter")] == ["service-b"]
+        assert {r.status_code for r in hello(10)} == {200}
+        status = loadgen.json("status")
+        assert status["consul"] == HTTP and "consul" not in {c["name"] for c in status["components"]}
+
+        loadgen("down")
+        assert _services() == set()
+        for kind in ("service-defaults", "service-router", "service-resolver", "service-splitter"):
+            assert _entries(kind) == [], kind
+        # The agent is the user's: still running and answering.
+        assert httpx.get(f"{HTTP}/v1/status/leader", timeout=5.0).json()
+
+
+def test_consul_without_connect_is_one_clear_line(loadgen, tmp_path):
+    loadgen("down", "-q")
+    with consul_agent(tmp_path, connect=False):
+        proc = loadgen("up", "--stage", "basic", "--consul", "127.0.0.1:18500", check=False)
+        assert proc.returncode == 4
+        assert proc.stderr.strip().splitlines()[-1] == (
+            "loadgen: error: Consul at http://127.0.0.1:18500 has Connect disabled; enable it (connect { enabled = "
+            "true })"
+        )
+        assert "Traceback" not in proc.stderr
+        # The failed first `up` took down what it had started.
+        assert loadgen.state() == {}
+        assert _services() == set()
