@@ -74,8 +74,9 @@ class ProcessRuntime:
                 # A failed first `up` takes down what it started (logs stay in the run
                 # directory); a failed switch leaves the running mesh for inspection.
                 if fresh and not self.keep_on_failure:
-                    say("taking down what this `up` started (logs stay in " + str(self.run.logs) + ")")
-                    self._down_locked(say)
+                    if not self.run.load().empty:
+                        say(f"taking down what this `up` started (logs stay in {self.run.logs})")
+                    self._down_locked(_noop if self.run.load().empty else say)
                 raise
             return self._target(stage, state)
 
