@@ -1,0 +1,67 @@
+"""The judge's output: a verdict a person can act on, with the numbers behind it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class VerdictState(str, Enum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    INCONCLUSIVE = "INCONCLUSIVE"
+    RUNNING = "RUNNING"  # monitoring: not clear yet, budget left
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class SubsetResult:
+    """One subset: what was expected, what was seen, and the interval for its true share."""
+
+    name: str
+    expected: float  # fraction
+    count: int
+    share: float  # observed fraction of classified responses
+    lower: float  # interval for the true share (anytime-valid or fixed, see Verdict.method)
+    upper: float
+    band: tuple[float, float]  # expected +- tolerance, clipped to [0, 1]
+    status: str  # "inside" (proved within band), "outside" (proved outside), "undecided"
+
+
+@dataclass(frozen=True)
+class GuardResult:
+    """A share that must stay small (unknown APP_IDs, errors), judged like a subset."""
+
+    name: str
+    count: int
+    share: float
+    lower: float
+    upper: float
+    limit: float
+    exceeded: bool
+
+
+@dataclass(frozen=True)
+class Verdict:
+    state: VerdictState
+    n: int  # classified responses (the samples the split is judged on)
+    subsets: tuple[SubsetResult, ...]
+    reason: str
+    method: str  # "sequential" or "fixed"
+    tolerance: float
+    alpha: float
+    srm_p: float | None  # classic chi-square p-value at this n (not valid under peeking)
+    srm_p_anytime: float | None = None  # anytime-valid p-value (sequential method only)
+    guards: tuple[GuardResult, ...] = field(default_factory=tuple)
+
+    @property
+    def decided(self) -> bool:
+        return self.state in (VerdictState.PASS, VerdictState.FAIL)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["state"] = self.state.value
+        return data
