@@ -37,7 +37,7 @@ def _fixed_power(n: int, w: float, tol: float, alpha_each: float) -> float:
     s = np.arange(n + 1)
     # Interval ends are monotone in s, so the PASSing s form one run; find it exactly.
     ok = np.zeros(n + 1, dtype=bool)
-    centre = int(round(w * n))
+    centre = round(w * n)
     for direction in (1, -1):
         x = centre if direction == 1 else centre - 1
         while 0 <= x <= n:

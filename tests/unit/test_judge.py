@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from loadgen.stats import FixedJudge, JudgeConfig, SequentialJudge, SpecError, SplitSpec, VerdictState, plan
-from loadgen.stats import confseq
+from loadgen.stats import FixedJudge, JudgeConfig, SequentialJudge, SpecError, SplitSpec, VerdictState, confseq, plan
 
 
 def monitored_run(judge, p, rng, batch=50, budget=20_000):
