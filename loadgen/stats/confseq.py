@@ -38,10 +38,10 @@ def prior(center: float, tolerance: float) -> tuple[float, float]:
     concentration c = sigma^2 / tolerance^2 (sigma^2 = w(1-w)), so Beta's variance is
     about tolerance^2. This makes the sequence tightest near the sample size at which
     a +-tolerance verdict becomes possible (about the fixed test's n); the bench
-    (bench/judge_sim.py) compares it with other spreads. Expected shares of 0 or 1 are
-    centred at tolerance / 1 - tolerance so the prior stays proper.
+    (bench/judge_sim.py) measures what it gives. Expected shares of 0 or 1 are centred
+    half a tolerance inside (0, 1) so the prior stays proper.
     """
-    w = min(max(center, tolerance), 1 - tolerance)
+    w = min(max(center, tolerance / 2), 1 - tolerance / 2)
     c = max(w * (1 - w) / tolerance**2, 1.0)
     return c * w, c * (1 - w)
 
