@@ -33,8 +33,7 @@ import numpy as np
 from scipy.stats import beta as beta_dist
 from scipy.stats import chi2
 
-from loadgen.stats import JudgeConfig, SequentialJudge, SplitSpec, VerdictState, plan
-from loadgen.stats import confseq
+from loadgen.stats import JudgeConfig, SequentialJudge, SplitSpec, VerdictState, confseq, plan
 from loadgen.stats.decide import band
 
 SCENARIOS = ["85/15", "50/50", "99/1", "70/20/10"]

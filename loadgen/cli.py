@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loadgen import __version__
+from loadgen.commands.canary import canary
 from loadgen.errors import ExitCode, LoadgenError, UnreachableError
 from loadgen.mesh import procs, toolchain
 from loadgen.mesh.liveness import get_hello_a
@@ -302,6 +303,9 @@ def split(requests: int, url: str, as_json: bool) -> int:
         table.add_row(f"[red]error: {kind}[/]", str(n), "")
     out.print(table)
     return ExitCode.OK
+
+
+cli.add_command(canary)
 
 
 def main() -> None:

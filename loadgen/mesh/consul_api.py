@@ -76,6 +76,13 @@ class ConsulClient:
         resp = self._request("GET", f"/v1/catalog/service/{name}")
         return resp.json() if resp.status_code == 200 else []
 
+    def health_service(self, name: str, filter_expr: str | None = None) -> list[dict[str, Any]]:
+        """Service entries (Node, Service, Checks) of ``name``, optionally through a
+        filter expression -- the same selector language resolver subsets use."""
+        params = {"filter": filter_expr} if filter_expr else None
+        resp = self._request("GET", f"/v1/health/service/{name}", params=params)
+        return resp.json() if resp.status_code == 200 else []
+
     # -- config entries ----------------------------------------------------------------
     def write_config(self, entry: dict[str, Any]) -> int:
         """PUT a config entry; returns Consul's raft index right after the write."""

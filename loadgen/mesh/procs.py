@@ -20,6 +20,9 @@ from pathlib import Path
 import psutil
 
 
+START_MARKER = "=== loadgen started"
+
+
 @dataclass
 class ProcRecord:
     name: str
@@ -44,6 +47,9 @@ def spawn(
     log.parent.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, **(env or {})}
     with log.open("ab") as out:
+        # Logs are appended across restarts; the marker lets `tail` show this run only.
+        out.write(f"{START_MARKER} {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(argv)}\n".encode())
+        out.flush()
         proc = subprocess.Popen(
             argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=full_env, cwd=str(cwd) if cwd else None, start_new_session=True,
@@ -98,8 +104,11 @@ def tail(path: str | Path, lines: int = 15) -> str:
         data = Path(path).read_bytes()[-16384:]
     except OSError:
         return ""
+    text = data.decode(errors="replace")
+    if START_MARKER in text:
+        text = text[text.rindex(START_MARKER):]
     # Envoy logs a long deprecation warning for each field Consul still sets; it hides the cause.
-    kept = [ln for ln in data.decode(errors="replace").splitlines() if "Deprecated field" not in ln]
+    kept = [ln for ln in text.splitlines() if "Deprecated field" not in ln]
     return "\n".join(kept[-lines:])
 
 

@@ -113,6 +113,12 @@ def decide(
             f"(at least {_pct(g.lower)}; limit {_pct(g.limit)})"
             for g in exceeded
         ]
+        # Name subsets that never answered even when the proof came from elsewhere (often
+        # the errors): a missing subset is what the person needs to hear first.
+        parts += [
+            f"{s.name} has not answered once (expected {s.expected * 100:.4g} %)"
+            for s in subsets if s.count == 0 and s.expected > 0 and s not in outside
+        ]
         reason = "; ".join(parts) + f" ({conf}, n={n})"
     elif all(s.status == "inside" for s in subsets):
         state = VerdictState.PASS

@@ -98,6 +98,9 @@ def test_unknown_app_ids_and_errors_are_guarded():
     assert v.state is VerdictState.FAIL and "unknown APP_IDs" in v.reason
     v = SequentialJudge(SplitSpec.parse("85/15")).update({"v1": 850, "v2": 150}, errors=300)
     assert v.state is VerdictState.FAIL and "errors" in v.reason
+    # Errors prove the FAIL before the silent subset does; the reason still names it.
+    v = SequentialJudge(SplitSpec.parse("85/15")).update({"v1": 100, "v2": 0}, errors=25)
+    assert v.state is VerdictState.FAIL and "v2 has not answered once" in v.reason
     # A few of either is not a failure.
     v = SequentialJudge(SplitSpec.parse("85/15")).update({"v1": 850, "v2": 150}, unknown=1, errors=2)
     assert v.state is VerdictState.RUNNING

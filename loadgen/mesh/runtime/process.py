@@ -52,6 +52,9 @@ class ProcessRuntime:
         with self.run.locked():
             state = self.run.load()
             previous = self.book.stages.get(state.stage) if state.stage else None
+            if self.explicit_consul is None and state.consul_address and not state.consul_managed and not state.empty:
+                # The running mesh was brought up with --consul: keep using that agent.
+                self.explicit_consul = state.consul_address
             consul_bin = toolchain.require("consul")
             envoy_bin = toolchain.require("envoy")
             self._check_ports(stage, state)
@@ -304,6 +307,10 @@ class ProcessRuntime:
         for name, rec in state.processes.items():
             if not procs.alive(rec):
                 raise UnreachableError(f"{name} (pid {rec.pid}) has exited", procs.tail(rec.log))
+
+    def current_target(self, stage: Stage) -> Target:
+        """Where the running mesh answers, without touching it (no config is rewritten)."""
+        return self._target(stage, self.run.load())
 
     def _target(self, stage: Stage, state: MeshState) -> Target:
         return Target(

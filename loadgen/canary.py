@@ -1,0 +1,348 @@
+"""`loadgen canary`: drive traffic through service-a and judge the split of service-b's subsets.
+
+Wires the parts together -- mesh (target, APP_ID map, live splitter) -> load engine
+(samples) -> judge (verdict) -- and hands a :class:`CanaryResult` to the reporters.
+A run stops as soon as the judge is sure, at its budget, or on Ctrl-C; whatever was
+collected is judged and reported in every case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from loadgen.errors import UnreachableError, UsageError
+from loadgen.load.engine import LoadPlan, RunStats, run_open_loop
+from loadgen.load.sample import Sample, SampleWriter, read_samples
+from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
+from loadgen.mesh.subsets import SubsetMap, live_splitter, subset_map
+from loadgen.stats import (
+    FixedJudge,
+    JudgeConfig,
+    Plan,
+    SequentialJudge,
+    SplitSpec,
+    Verdict,
+    VerdictState,
+    parse_app_id_map,
+    plan,
+)
+
+LOOK_EVERY_S = 0.1  # how often the live run asks the judge
+REPLAY_LOOK_EVERY = 50  # samples between looks when replaying a recording
+
+
+@dataclass(frozen=True)
+class CanaryOptions:
+    expect: str
+    target: str | None = None  # service-a's /hello_a URL; None: the local mesh
+    consul: str | None = None
+    mapping: str | None = None  # "1=v1,2=v2"
+    headers: dict[str, str] = field(default_factory=dict)
+    rate: float = 500.0
+    max_requests: int | None = None  # None: 4 x the fixed test's n (sequential) or n (fixed)
+    max_time: float = 120.0
+    timeout: float = 5.0
+    method: str = "sequential"
+    config: JudgeConfig = field(default_factory=JudgeConfig)
+    record: Path | None = None
+    replay: Path | None = None
+    service: str = "service-b"
+
+
+@dataclass
+class Snapshot:
+    """What the live display shows after each look."""
+
+    verdict: Verdict
+    sent: int
+    elapsed: float
+    errors: int
+
+
+@dataclass
+class CanaryResult:
+    verdict: Verdict
+    spec: SplitSpec
+    mapping: SubsetMap
+    plan: Plan
+    target: str
+    requests: int
+    duration_s: float
+    rate_asked: float | None
+    rate_achieved: float | None
+    app_id_counts: dict[str, int]
+    errors: dict[str, int]
+    latency_ms: dict[str, float]
+    stopped_by: str
+    late_starts: int = 0
+    notes: list[str] = field(default_factory=list)
+    replayed_from: str | None = None
+    recorded_to: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict.state.value,
+            "reason": self.verdict.reason,
+            "expected": self.spec.as_dict(),
+            "judge": self.verdict.to_json(),
+            "mapping": {"app_ids": self.mapping.app_ids, "source": self.mapping.source},
+            "plan": {"fixed_n": self.plan.fixed_n, "sequential_n_at_expected": self.plan.sequential_n,
+                     "power": self.plan.power},
+            "target": self.target,
+            "requests": self.requests,
+            "duration_s": round(self.duration_s, 3),
+            "rate_asked": self.rate_asked,
+            "rate_achieved": None if self.rate_achieved is None else round(self.rate_achieved, 1),
+            "late_starts": self.late_starts,
+            "stopped_by": self.stopped_by,
+            "app_id_counts": self.app_id_counts,
+            "errors": self.errors,
+            "latency_ms": self.latency_ms,
+            "notes": self.notes,
+            "replayed_from": self.replayed_from,
+            "recorded_to": self.recorded_to,
+        }
+
+
+class Tally:
+    """Turns samples into what the judge needs: counts per subset, unknown APP_IDs, errors."""
+
+    def __init__(self, spec: SplitSpec, mapping: SubsetMap) -> None:
+        self.spec = spec
+        self.mapping = mapping
+        self.subsets: Counter[str] = Counter()
+        self.app_ids: Counter[str] = Counter()
+        self.unknown = 0
+        self.errors: Counter[str] = Counter()
+        self.latencies: list[float] = []
+
+    def add(self, sample: Sample, recorded_subset: str | None = None) -> str | None:
+        if sample.latency_ms is not None:
+            self.latencies.append(sample.latency_ms)
+        if not sample.ok:
+            self.errors[sample.error or f"http_{sample.status}"] += 1
+            return None
+        assert sample.app_id is not None
+        self.app_ids[sample.app_id] += 1
+        subset = recorded_subset if recorded_subset is not None else self.mapping.subset_of(sample.app_id)
+        if subset is None or subset not in self.spec.names:
+            self.unknown += 1
+            return subset
+        self.subsets[subset] += 1
+        return subset
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    def latency_summary(self) -> dict[str, float]:
+        if not self.latencies:
+            return {}
+        arr = np.asarray(self.latencies)
+        return {f"p{q:g}": round(float(np.percentile(arr, q)), 3) for q in (50, 90, 99)} | {
+            "max": round(float(arr.max()), 3)
+        }
+
+
+def resolve_spec(expect: str, mapping: SubsetMap, consul: ConsulClient | None, service: str) -> SplitSpec:
+    if expect.strip().lower() == "consul":
+        if consul is None:
+            raise UsageError("--expect consul needs Consul (give --consul ADDR, or a split like 85/15)")
+        return SplitSpec.from_splitter(live_splitter(consul, service))
+    positional = "=" not in expect
+    return SplitSpec.parse(expect, names=list(mapping.subsets) if positional and mapping.subsets else None)
+
+
+def make_judge(spec: SplitSpec, options: CanaryOptions) -> SequentialJudge | FixedJudge:
+    if options.method == "fixed":
+        return FixedJudge(spec, options.config)
+    return SequentialJudge(spec, options.config)
+
+
+def budget(options: CanaryOptions, the_plan: Plan) -> int:
+    if options.max_requests is not None:
+        return options.max_requests
+    if options.method == "fixed":
+        if the_plan.fixed_n is None:
+            raise UsageError("the fixed test needs more than 10 million requests here; give --max-requests")
+        return the_plan.fixed_n
+    return max(1000, 4 * (the_plan.fixed_n or 25_000))
+
+
+def _judge_now(judge: SequentialJudge | FixedJudge, tally: Tally, final: bool) -> Verdict:
+    counts, unknown, errors = dict(tally.subsets), tally.unknown, tally.error_count
+    if isinstance(judge, FixedJudge):
+        v = judge.judge(counts, unknown, errors)
+        if not final and v.state is VerdictState.INCONCLUSIVE:
+            return Verdict(**{**v.__dict__, "state": VerdictState.RUNNING})
+        return v
+    return judge.finish(counts, unknown, errors) if final else judge.update(counts, unknown, errors)
+
+
+# -- replay -------------------------------------------------------------------------------
+def replay(options: CanaryOptions, on_look: Callable[[Snapshot], None] | None = None) -> CanaryResult:
+    assert options.replay is not None
+    path = options.replay
+    rows = list(read_samples(path))  # validates every line first: a bad line -> exit 2, nothing judged
+    if options.expect.strip().lower() == "consul":
+        raise UsageError("--replay judges without any network: give the split, like --expect 85/15")
+    if options.mapping:
+        mapping = SubsetMap(tuple(sorted(set(parse_app_id_map(options.mapping).values()))),
+                            parse_app_id_map(options.mapping), "--map")
+        use_recorded = False
+    else:
+        recorded = {s.app_id: sub for s, sub in rows if s.app_id is not None and sub is not None}
+        if not recorded:
+            raise UsageError(f"{path} records no subsets (it was not written by loadgen): give --map 1=v1,2=v2")
+        mapping = SubsetMap(tuple(sorted(set(recorded.values()))), recorded, f"recorded in {path.name}")
+        use_recorded = True
+    spec = resolve_spec(options.expect, mapping, None, options.service)
+    the_plan = plan(spec, options.config)
+    judge = make_judge(spec, options)
+    tally = Tally(spec, mapping)
+    verdict: Verdict | None = None
+    for i, (sample, subset) in enumerate(rows, start=1):
+        tally.add(sample, subset if use_recorded else None)
+        if isinstance(judge, SequentialJudge) and i % REPLAY_LOOK_EVERY == 0:
+            verdict = _judge_now(judge, tally, final=False)
+            if on_look:
+                on_look(Snapshot(verdict, i, sample.t, tally.error_count))
+            if verdict.decided:
+                break
+    if verdict is None or not verdict.decided:
+        verdict = _judge_now(judge, tally, final=True)
+    used = sum(tally.subsets.values()) + tally.unknown + tally.error_count
+    duration = rows[used - 1][0].t if used else 0.0
+    return CanaryResult(
+        verdict=verdict, spec=spec, mapping=mapping, plan=the_plan, target=f"replay of {path}",
+        requests=used, duration_s=duration, rate_asked=None, rate_achieved=None,
+        app_id_counts=dict(tally.app_ids), errors=dict(tally.errors), latency_ms=tally.latency_summary(),
+        stopped_by="verdict" if verdict.decided and used < len(rows) else "end of recording",
+        replayed_from=str(path),
+    )
+
+
+# -- live ---------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _consul_for(options: CanaryOptions, default: str | None) -> Iterator[ConsulClient | None]:
+    address = options.consul or default
+    if address is None:
+        yield None
+        return
+    client = ConsulClient(address)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def run_live(
+    options: CanaryOptions, target_url: str, consul: ConsulClient | None, say: Callable[[str], None],
+    on_look: Callable[[Snapshot], None] | None = None, notes: list[str] | None = None,
+) -> CanaryResult:
+    if options.mapping:
+        app_ids = parse_app_id_map(options.mapping)
+        mapping = SubsetMap(tuple(sorted(set(app_ids.values()))), app_ids, "--map")
+    else:
+        if consul is None or not consul.reachable():
+            where = consul.address if consul else DEFAULT_CONSUL
+            raise UnreachableError(
+                f"Consul at {where} is unreachable, so the APP_ID -> subset map is unknown; "
+                "give --consul ADDR or --map 1=v1,2=v2"
+            )
+        mapping = subset_map(consul, options.service)
+    spec = resolve_spec(options.expect, mapping, consul, options.service)
+    missing = [s for s in spec.names if s not in mapping.app_ids.values() and spec.weight(s) > 0]
+    if missing:
+        say(f"warning: no APP_ID maps to subset {', '.join(missing)} ({mapping.source})")
+    _probe(target_url, options)
+    the_plan = plan(spec, options.config)
+    n_max = budget(options, the_plan)
+    load = LoadPlan(url=target_url, rate=options.rate, max_requests=n_max, max_time=options.max_time,
+                    timeout=options.timeout, headers=options.headers)
+    say(f"judging {spec.as_percent()} within +-{options.config.tolerance * 100:.4g} points at "
+        f"{(1 - options.config.alpha) * 100:.4g} % confidence ({options.method}); up to {n_max} requests "
+        f"at {options.rate:g}/s, {options.max_time:g}s at most")
+    judge = make_judge(spec, options)
+    tally = Tally(spec, mapping)
+    writer = SampleWriter(options.record) if options.record else None
+    state: dict[str, Any] = {"verdict": None, "stop": False, "interrupted": False}
+
+    def on_sample(sample: Sample) -> None:
+        subset = tally.add(sample)
+        if writer:
+            writer.write(sample, subset)
+
+    async def monitor(started: float) -> None:
+        while not state["stop"]:
+            await asyncio.sleep(LOOK_EVERY_S)
+            verdict = _judge_now(judge, tally, final=False)
+            state["verdict"] = verdict
+            if writer:
+                writer.flush()
+            if on_look:
+                sent = sum(tally.subsets.values()) + tally.unknown + tally.error_count
+                on_look(Snapshot(verdict, sent, time.monotonic() - started, tally.error_count))
+            if verdict.decided and options.method == "sequential":
+                state["stop"] = True
+
+    async def main() -> RunStats:
+        loop = asyncio.get_running_loop()
+
+        def interrupt() -> None:
+            state["stop"] = True
+            state["interrupted"] = True
+            loop.remove_signal_handler(signal.SIGINT)  # a second Ctrl-C stops hard
+
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGINT, interrupt)
+        started = time.monotonic()
+        mon = asyncio.create_task(monitor(started))
+        try:
+            return await run_open_loop(load, on_sample, lambda: state["stop"])
+        finally:
+            state["stop"] = True
+            await asyncio.gather(mon, return_exceptions=True)
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGINT)
+
+    try:
+        stats = asyncio.run(main())
+    finally:
+        if writer:
+            writer.close()
+    # One last look that includes the responses still in flight when the run stopped. The
+    # sequential judge's intervals only narrow, so a verdict reached at a look stands.
+    verdict = _judge_now(judge, tally, final=True)
+    stopped_by = "verdict" if verdict.decided and stats.stopped_by == "stop" and not state["interrupted"] \
+        else ("interrupted" if state["interrupted"] else stats.stopped_by)
+    if state["interrupted"] and verdict.state is VerdictState.INCONCLUSIVE:
+        verdict = Verdict(**{**verdict.__dict__, "reason": "interrupted: " + verdict.reason})
+    return CanaryResult(
+        verdict=verdict, spec=spec, mapping=mapping, plan=the_plan, target=target_url, requests=stats.sent,
+        duration_s=stats.elapsed, rate_asked=options.rate, rate_achieved=stats.achieved_rate,
+        app_id_counts=dict(tally.app_ids), errors=dict(tally.errors), latency_ms=tally.latency_summary(),
+        stopped_by=stopped_by, late_starts=stats.late, notes=notes or [],
+        recorded_to=str(options.record) if options.record else None,
+    )
+
+
+def _probe(url: str, options: CanaryOptions) -> None:
+    """One request first, so an unreachable target is one clear line, not a run of errors."""
+    try:
+        httpx.get(url, headers=options.headers, timeout=options.timeout)
+    except httpx.ConnectError as exc:
+        raise UnreachableError(f"target {url} is unreachable ({exc})") from None
+    except httpx.HTTPError:
+        pass  # answers, even if badly: the run will count it

@@ -1,0 +1,261 @@
+"""`loadgen canary`: parse, call loadgen.canary, print, exit with the verdict's code."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from loadgen.canary import CanaryOptions, CanaryResult, Snapshot, replay, run_live
+from loadgen.errors import ExitCode, UsageError
+from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
+from loadgen.mesh.local import borrowed_stage
+from loadgen.report.files import write_json, write_junit
+from loadgen.report.terminal import live_line, verdict_table
+from loadgen.stats import JudgeConfig, SplitSpec, VerdictState, plan
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+EXIT = {VerdictState.PASS: ExitCode.OK, VerdictState.FAIL: ExitCode.FAIL,
+        VerdictState.INCONCLUSIVE: ExitCode.INCONCLUSIVE, VerdictState.RUNNING: ExitCode.INCONCLUSIVE}
+
+HELP_EPILOG = """\b
+Exit codes: 0 PASS, 1 FAIL, 2 usage or input error, 3 INCONCLUSIVE, 4 target or mesh unreachable.
+
+\b
+How it decides: it estimates each subset's true share with an anytime-valid
+confidence sequence (beta-binomial mixture; Lindon & Malek 2022) and looks after
+every batch. PASS when every share is proved within expected +- tolerance, FAIL when
+one is proved outside (or a subset expected at 0 gets any traffic, or more than
+--max-unknown of responses come from unmapped APP_IDs, or more than --max-errors of
+requests fail), each wrong at most 1 - confidence of the time however often it looks.
+--method fixed instead sends a planned number of requests and judges once (exact
+Clopper-Pearson TOST)."""
+
+
+def _duration(text: str) -> float:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", text)
+    if not m:
+        raise click.BadParameter(f"{text!r} is not a duration like 30s, 2m or 90")
+    value, unit = float(m.group(1)), m.group(2) or "s"
+    return value * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+
+
+class Duration(click.ParamType):
+    name = "DURATION"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        try:
+            seconds = _duration(str(value))
+        except click.BadParameter as exc:
+            self.fail(str(exc.message), param, ctx)
+        if seconds <= 0:
+            self.fail("must be more than 0", param, ctx)
+        return seconds
+
+
+class PlanningHelp(click.Command):
+    """Appends a sample-size table (computed, not hard-coded) to --help."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        cfg = JudgeConfig()
+        rows = []
+        for text in ("85/15", "50/50", "99/1", "70/20/10"):
+            p = plan(SplitSpec.parse(text), cfg)
+            rows.append((text, str(p.fixed_n), str(p.sequential_n)))
+        formatter.write_paragraph()
+        formatter.write_text(
+            "Requests needed at the defaults (tolerance 2 points, confidence 99 %, power 80 %): fixed test n / "
+            "typical sequential n at the expected split (see --plan for your own settings; bench/README.md "
+            "for simulated averages):"
+        )
+        with formatter.indentation():
+            for text, fixed_n, seq_n in rows:
+                formatter.write_text(f"{text:<9} fixed {fixed_n:>6}   sequential ~{seq_n:>6}")
+
+
+def _headers(values: tuple[str, ...]) -> dict[str, str]:
+    headers = {}
+    for value in values:
+        name, sep, content = value.partition(":")
+        if not sep or not name.strip():
+            raise UsageError(f"--header {value!r} is not 'Name: value'")
+        headers[name.strip()] = content.strip()
+    return headers
+
+
+@click.command(cls=PlanningHelp, epilog=HELP_EPILOG)
+@click.option("--expect", required=True, metavar="SPLIT",
+              help="Expected weights: 85/15, v1=85,v2=15, 70/20/10, or 'consul' (the live service-splitter).")
+@click.option("--target", metavar="URL",
+              help="service-a's /hello_a on any deployment. Default: the local mesh (brought to the splitter "
+                   "stage if needed, and put back afterwards).")
+@click.option("--consul", "consul_addr", metavar="ADDR",
+              help="Consul to read the APP_ID map and --expect consul from. Default: the local mesh's, or "
+                   "127.0.0.1:8500.")
+@click.option("--map", "mapping", metavar="MAP", help="APP_ID to subset, like 1=v1,2=v2 (default: from Consul).")
+@click.option("--header", "headers", multiple=True, metavar="'NAME: VALUE'", help="Extra request header (repeatable).")
+@click.option("--rate", type=click.FloatRange(min=0.1, max=100_000), default=500.0, show_default=True,
+              help="Requests per second (open loop).")
+@click.option("--max-requests", type=click.IntRange(min=1, max=10_000_000), default=None,
+              help="Budget of requests. Default: 4 x the fixed test's n (sequential), or that n (fixed).")
+@click.option("--max-time", type=Duration(), default="120s", show_default=True, help="Budget of time, like 90s or 2m.")
+@click.option("--timeout", type=Duration(), default="5s", show_default=True, help="Per-request timeout.")
+@click.option("--tolerance", type=float, default=2.0, show_default=True,
+              help="Allowed deviation of each share, in percentage points.")
+@click.option("--confidence", type=float, default=99.0, show_default=True,
+              help="Confidence in percent (1 - the chance of a wrong PASS or FAIL).")
+@click.option("--method", type=click.Choice(["sequential", "fixed"]), default="sequential", show_default=True,
+              help="sequential: look after every batch, stop when sure. fixed: planned n, one look.")
+@click.option("--max-unknown", type=float, default=1.0, show_default=True,
+              help="FAIL when more than this % of responses come from APP_IDs no subset claims.")
+@click.option("--max-errors", type=float, default=5.0, show_default=True,
+              help="FAIL when more than this % of requests fail (no usable answer).")
+@click.option("--record", type=click.Path(dir_okay=False, path_type=Path), help="Write every sample as JSON Lines.")
+@click.option("--replay", "replay_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Judge a recorded JSON Lines file instead of sending traffic (no network).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the result as JSON ('-' for stdout).")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML for CI.")
+@click.option("--plan", "plan_only", is_flag=True, help="Only print how many requests a verdict needs, then exit.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+def canary(expect: str, target: str | None, consul_addr: str | None, mapping: str | None, headers: tuple[str, ...],
+           rate: float, max_requests: int | None, max_time: float, timeout: float, tolerance: float,
+           confidence: float, method: str, max_unknown: float, max_errors: float, record: Path | None,
+           replay_path: Path | None, json_path: Path | None, junit: Path | None, plan_only: bool,
+           quiet: bool) -> int:
+    """Send traffic through service-a and decide whether service-b's split matches SPLIT.
+
+    Reads service-b's APP_ID from every response, maps it to a subset (v1, v2, ...)
+    and judges PASS, FAIL or INCONCLUSIVE; the exit code gates CI.
+
+    \b
+    Examples:
+      loadgen canary --expect 85/15
+      loadgen canary --expect consul --json result.json --junit junit.xml
+      loadgen canary --target http://10.0.0.5:3000/hello_a --consul 10.0.0.5:8500 --expect v1=90,v2=10
+      loadgen canary --replay run.jsonl --expect 85/15
+    """
+    config = JudgeConfig(tolerance=tolerance / 100, alpha=1 - confidence / 100, max_unknown=max_unknown / 100,
+                         max_errors=max_errors / 100)
+    options = CanaryOptions(
+        expect=expect, target=target, consul=consul_addr, mapping=mapping, headers=_headers(headers), rate=rate,
+        max_requests=max_requests, max_time=max_time, timeout=timeout, method=method, config=config,
+        record=record, replay=replay_path,
+    )
+    if plan_only:
+        return _print_plan(options)
+    quiet = quiet or json_path == Path("-")
+
+    def say(msg: str) -> None:
+        if not quiet:
+            err.print(msg, highlight=False, markup=False)
+
+    result = _run(options, say, quiet)
+    if json_path == Path("-"):
+        sys.stdout.write(json.dumps(result.to_json(), indent=2, default=str) + "\n")
+    elif json_path:
+        write_json(json_path, result.to_json())
+    if junit:
+        write_junit(junit, result.verdict, duration_s=result.duration_s,
+                    properties={"expected": result.spec.as_percent(), "target": result.target})
+    if json_path != Path("-"):
+        _print_result(result)
+    return EXIT[result.verdict.state]
+
+
+def _run(options: CanaryOptions, say: Any, quiet: bool) -> CanaryResult:
+    live: Live | None = None if quiet else Live(console=err, refresh_per_second=8, transient=True)
+
+    def on_look(snap: Snapshot) -> None:
+        if live is not None:
+            live.update(live_line(snap.verdict, snap.sent, snap.elapsed, snap.errors))
+
+    started = time.monotonic()
+    if options.replay is not None:
+        if options.record is not None:
+            raise UsageError("--record and --replay cannot be used together")
+        return replay(options)
+    if options.target is not None:
+        consul = ConsulClient(options.consul) if options.consul else _default_consul()
+        try:
+            with live or _nullcontext():
+                return run_live(options, options.target, consul, say, on_look)
+        finally:
+            if consul:
+                consul.close()
+    with borrowed_stage("splitter", say) as mesh_target:
+        consul = ConsulClient(options.consul or mesh_target.consul_address)
+        try:
+            with live or _nullcontext():
+                result = run_live(options, mesh_target.service_a_url, consul, say, on_look,
+                                  notes=[f"local mesh, stage splitter ({time.monotonic() - started:.1f}s to ready)"])
+        finally:
+            consul.close()
+    return result
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+
+def _default_consul() -> ConsulClient | None:
+    client = ConsulClient(DEFAULT_CONSUL, timeout=2.0)
+    if client.reachable():
+        return client
+    client.close()
+    return None
+
+
+def _print_result(result: CanaryResult) -> None:
+    out.print(verdict_table(result.verdict))
+    lat = result.latency_ms
+    facts = [f"{result.requests} requests in {result.duration_s:.1f}s"]
+    if result.rate_achieved is not None:
+        facts.append(f"{result.rate_achieved:.0f}/s of {result.rate_asked:g}/s asked")
+    if lat:
+        facts.append(f"latency p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms")
+    facts.append(f"stopped by {result.stopped_by}")
+    out.print("  ".join(facts), style="dim", highlight=False)
+    if result.errors:
+        errs = ", ".join(f"{k} x{v}" for k, v in sorted(result.errors.items(), key=lambda kv: -kv[1]))
+        out.print(f"errors (not judged as samples): {errs}", style="yellow", highlight=False)
+    unknown = {a: n for a, n in result.app_id_counts.items() if a not in result.mapping.app_ids}
+    if unknown:
+        out.print(f"APP_IDs no subset claims: {unknown}", style="yellow", highlight=False)
+    out.print(f"APP_ID map: {result.mapping.app_ids} ({result.mapping.source})", style="dim", highlight=False)
+
+
+def _print_plan(options: CanaryOptions) -> int:
+    if options.expect.strip().lower() == "consul":
+        raise UsageError("--plan needs the split itself, like --expect 85/15")
+    spec = SplitSpec.parse(options.expect)
+    table = Table("power", "fixed test n")
+    for power in (0.8, 0.9, 0.95):
+        p = plan(spec, options.config, power)
+        table.add_row(f"{power:.0%}", str(p.fixed_n or "> 10M"))
+    out.print(f"{spec.as_percent()}, tolerance +-{options.config.tolerance * 100:g} points, confidence "
+              f"{(1 - options.config.alpha) * 100:g} %", highlight=False)
+    out.print(table)
+    seq = plan(spec, options.config).sequential_n
+    out.print(f"sequential: about {seq or '> 10M'} requests to a PASS when the split is exactly as expected "
+              "(fewer to a FAIL when it is far off; bench/README.md has simulated averages)", highlight=False)
+    seconds = (plan(spec, options.config).fixed_n or 0) / options.rate
+    out.print(f"at --rate {options.rate:g}/s the fixed test takes about {seconds:.0f}s", highlight=False)
+    return ExitCode.OK

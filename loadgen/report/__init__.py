@@ -1,0 +1,1 @@
+"""Reporters: turn results into files and screens (JSON, JUnit XML, terminal tables)."""

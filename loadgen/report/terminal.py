@@ -1,0 +1,54 @@
+"""The canary's screens: a live line while it runs, a table when it is done."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from loadgen.stats import Verdict, VerdictState
+
+COLOURS = {VerdictState.PASS: "green", VerdictState.FAIL: "red", VerdictState.INCONCLUSIVE: "yellow",
+           VerdictState.RUNNING: "cyan"}
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.1f}"
+
+
+def live_line(verdict: Verdict, sent: int, elapsed: float, errors: int) -> Text:
+    rate = sent / elapsed if elapsed > 0 else 0.0
+    parts = [f"{sent} requests  {rate:.0f}/s  {elapsed:.1f}s"]
+    if errors:
+        parts.append(f"errors {errors}")
+    shares = "  ".join(f"{s.name} {_pct(s.share)}% [{_pct(s.lower)}-{_pct(s.upper)}]" for s in verdict.subsets)
+    text = Text("  ".join(parts) + "  |  " + shares + "  |  ")
+    text.append(verdict.state.value, style=f"bold {COLOURS[verdict.state]}")
+    return text
+
+
+def verdict_table(verdict: Verdict) -> Group:
+    table = Table(title=None)
+    table.add_column("subset")
+    table.add_column("expected", justify="right")
+    table.add_column("band", justify="right")
+    table.add_column("observed", justify="right")
+    table.add_column("true share (interval)", justify="right")
+    table.add_column("n", justify="right")
+    table.add_column("")
+    marks = {"inside": "[green]within[/]", "outside": "[red]OUTSIDE[/]", "undecided": "[yellow]undecided[/]"}
+    for s in verdict.subsets:
+        table.add_row(s.name, f"{s.expected * 100:.4g} %", f"{_pct(s.band[0])}-{_pct(s.band[1])} %",
+                      f"{_pct(s.share)} %", f"{_pct(s.lower)}-{_pct(s.upper)} %", str(s.count), marks[s.status])
+    colour = COLOURS[verdict.state]
+    head = Text.assemble(("verdict: ", "bold"), (verdict.state.value, f"bold {colour}"), f"  {verdict.reason}")
+    extra = []
+    for g in verdict.guards:
+        if g.count:
+            extra.append(f"{g.name}: {g.count} ({_pct(g.share)} %, limit {_pct(g.limit)} %)")
+    srm = f"SRM chi-square p = {verdict.srm_p:.3g}" if verdict.srm_p is not None else "SRM: no data"
+    if verdict.srm_p_anytime is not None:
+        srm += f"; anytime-valid p = {verdict.srm_p_anytime:.3g}"
+    lines = [table, head, Text(srm, style="dim")]
+    lines += [Text(e, style="yellow") for e in extra]
+    return Group(*lines)
