@@ -177,7 +177,7 @@ def budget(options: CanaryOptions, the_plan: Plan) -> int:
         if the_plan.fixed_n is None:
             raise UsageError("the fixed test needs more than 10 million requests here; give --max-requests")
         return the_plan.fixed_n
-    return max(1000, 4 * (the_plan.fixed_n or 25_000))
+    return max(5000, 4 * (the_plan.fixed_n or 25_000))
 
 
 def _judge_now(judge: SequentialJudge | FixedJudge, tally: Tally, final: bool) -> Verdict:

@@ -110,7 +110,8 @@ def _headers(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--rate", type=click.FloatRange(min=0.1, max=100_000), default=500.0, show_default=True,
               help="Requests per second (open loop).")
 @click.option("--max-requests", type=click.IntRange(min=1, max=10_000_000), default=None,
-              help="Budget of requests. Default: 4 x the fixed test's n (sequential), or that n (fixed).")
+              help="Budget of requests. Default: 4 x the fixed test's n, at least 5000 (sequential), "
+                   "or that n (fixed).")
 @click.option("--max-time", type=Duration(), default="120s", show_default=True, help="Budget of time, like 90s or 2m.")
 @click.option("--timeout", type=Duration(), default="5s", show_default=True, help="Per-request timeout.")
 @click.option("--tolerance", type=float, default=2.0, show_default=True,

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import psutil
 
-
 START_MARKER = "=== loadgen started"
 
 

@@ -102,7 +102,7 @@ def test_ctrl_c_keeps_every_sample_and_writes_the_report(loadgen, tmp_path):
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
+    _stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 3, stderr
     result = json.loads(out_json.read_text())
     assert result["verdict"] == "INCONCLUSIVE" and result["stopped_by"] == "interrupted"
