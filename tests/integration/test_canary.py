@@ -89,6 +89,15 @@ def test_stopped_v2_instance_fails_naming_the_subset(loadgen):
         loadgen("up", "--stage", "splitter")  # restarts the stopped instance
 
 
+def test_another_stage_is_put_back_after_the_run(loadgen):
+    loadgen("up", "--stage", "basic")
+    proc = canary(loadgen, "--expect", "85/15")
+    assert proc.returncode == 0, proc.stderr
+    assert loadgen.json("status")["stage"] == "basic"
+    entries = httpx.get(f"{CONSUL}/v1/config/service-splitter", timeout=5).json()
+    assert entries == []  # basic has no splitter; the one the canary needed is gone again
+
+
 def test_ctrl_c_keeps_every_sample_and_writes_the_report(loadgen, tmp_path):
     record, out_json = tmp_path / "rec.jsonl", tmp_path / "c.json"
     # A tolerance this small cannot be decided in 2 s, so the run is still going when interrupted.

@@ -140,3 +140,14 @@ def test_plan(tmp_path):
     proc = run("--expect", "85/15", "--plan", tmp_path=tmp_path)
     assert proc.returncode == 0
     assert "fixed test n" in proc.stdout and "80%" in proc.stdout
+
+
+def test_unknown_app_ids_fail_the_run(tmp_path):
+    rec = tmp_path / "unmapped.jsonl"
+    _recording(rec, 0.85, 3_000, seed=6, with_subsets=False)
+    # APP_ID 2 is not in the map: its answers are unknown, not v2's.
+    proc = run("--replay", str(rec), "--expect", "v1=85,v2=15", "--map", "1=v1,3=v2", "--json", "-",
+               tmp_path=tmp_path)
+    assert proc.returncode == 1
+    result = json.loads(proc.stdout)
+    assert "unknown APP_IDs" in result["reason"] and "v2 has not answered once" in result["reason"]
