@@ -22,7 +22,7 @@ import httpx
 import numpy as np
 
 from loadgen.errors import UnreachableError, UsageError
-from loadgen.load.engine import LoadPlan, RunStats, run_open_loop
+from loadgen.load.engine import LoadPlan, RunStats, run_blocking, run_load
 from loadgen.load.sample import Sample, SampleWriter, read_samples
 from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
 from loadgen.mesh.subsets import SubsetMap, live_splitter, subset_map
@@ -310,7 +310,7 @@ def run_live(
         started = time.monotonic()
         mon = asyncio.create_task(monitor(started))
         try:
-            return await run_open_loop(load, on_sample, lambda: state["stop"])
+            return await run_load(load, on_sample, lambda: state["stop"])
         finally:
             state["stop"] = True
             await asyncio.gather(mon, return_exceptions=True)
@@ -318,7 +318,7 @@ def run_live(
                 loop.remove_signal_handler(signal.SIGINT)
 
     try:
-        stats = asyncio.run(main())
+        stats = run_blocking(main)  # type: ignore[assignment]
     finally:
         if writer:
             writer.close()

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from loadgen import __version__
 from loadgen.commands.canary import canary
+from loadgen.commands.run import run
 from loadgen.errors import ExitCode, LoadgenError, UnreachableError
 from loadgen.mesh import procs, toolchain
 from loadgen.mesh.liveness import get_hello_a
@@ -306,6 +307,7 @@ def split(requests: int, url: str, as_json: bool) -> int:
 
 
 cli.add_command(canary)
+cli.add_command(run)
 
 
 def main() -> None:

@@ -11,7 +11,6 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.live import Live
 from rich.table import Table
 
 from loadgen.canary import CanaryOptions, CanaryResult, Snapshot, replay, run_live
@@ -19,6 +18,7 @@ from loadgen.errors import ExitCode, UsageError
 from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
 from loadgen.mesh.local import borrowed_stage
 from loadgen.report.files import write_json, write_junit
+from loadgen.report.statusline import StatusLine
 from loadgen.report.terminal import live_line, verdict_table
 from loadgen.stats import JudgeConfig, SplitSpec, VerdictState, plan
 
@@ -178,11 +178,11 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
 
 
 def _run(options: CanaryOptions, say: Any, quiet: bool) -> CanaryResult:
-    live: Live | None = None if quiet else Live(console=err, refresh_per_second=8, transient=True)
+    # A plain status line: rich's rendering would delay requests and distort the run.
+    line = StatusLine(enabled=not quiet)
 
     def on_look(snap: Snapshot) -> None:
-        if live is not None:
-            live.update(live_line(snap.verdict, snap.sent, snap.elapsed, snap.errors))
+        line.update(live_line(snap.verdict, snap.sent, snap.elapsed, snap.errors))
 
     started = time.monotonic()
     if options.replay is not None:
@@ -192,7 +192,7 @@ def _run(options: CanaryOptions, say: Any, quiet: bool) -> CanaryResult:
     if options.target is not None:
         consul = ConsulClient(options.consul) if options.consul else _default_consul()
         try:
-            with live or _nullcontext():
+            with line:
                 return run_live(options, options.target, consul, say, on_look)
         finally:
             if consul:
@@ -200,20 +200,12 @@ def _run(options: CanaryOptions, say: Any, quiet: bool) -> CanaryResult:
     with borrowed_stage("splitter", say) as mesh_target:
         consul = ConsulClient(options.consul or mesh_target.consul_address)
         try:
-            with live or _nullcontext():
+            with line:
                 result = run_live(options, mesh_target.service_a_url, consul, say, on_look,
                                   notes=[f"local mesh, stage splitter ({time.monotonic() - started:.1f}s to ready)"])
         finally:
             consul.close()
     return result
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *_: object) -> None:
-        return None
 
 
 def _default_consul() -> ConsulClient | None:

@@ -1,16 +1,17 @@
-"""The load engine: an open-loop rate schedule that records honest latency.
+"""The load engine: open-loop schedules with honest latency, or closed loop for max throughput.
 
-Each request i has an intended start ``i / rate`` seconds after the run started. Latency
-is measured from the *intended* start (so a stalled target cannot hide its stalls by
-slowing the generator down: coordinated omission) and, separately, from the actual send.
-When the generator cannot keep up (all connections busy), requests start late; the run
-counts them and says so.
+Open loop (like wrk2 / Vegeta): request i has an intended start from the rate schedule.
+Latency is measured from that *intended* start ("corrected": a stalled target cannot hide
+its stall by slowing the generator down -- coordinated omission) and from the actual send
+("service"). When the generator falls behind (all connections busy, or its CPU is full)
+requests start late; it counts them and marks the run's numbers invalid past
+:data:`MAX_LATE_SHARE` late starts or :data:`MAX_CPU_SHARE` generator CPU.
 
-Every run is bounded: at most ``max_requests`` requests and ``max_time`` seconds, and
-it stops early when ``should_stop()`` says so (the judge has a verdict, or Ctrl-C).
+Closed loop: ``concurrency`` workers each send the next request as soon as the previous one
+answered -- the maximum throughput, with no intended times (corrected == service).
 
-The HTTP client here is aiohttp's; a leaner one replaces it on the hot path later
-without changing this interface.
+Every run is bounded: at most ``max_requests`` requests and ``max_time`` seconds, and it
+stops early when ``should_stop()`` says so (a verdict, or Ctrl-C).
 """
 
 from __future__ import annotations
@@ -18,15 +19,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-import aiohttp
+import psutil
 
+from loadgen.load.client import Client, RequestError
 from loadgen.load.sample import Sample
+from loadgen.load.schedule import RateSchedule
 
-# A request this late (ms) against its schedule counts as a late start.
-LATE_MS = 10.0
+LATE_MS = 10.0  # a request starting this much after its intended time is late
+MAX_LATE_SHARE = 0.05
+MAX_CPU_SHARE = 0.90
 
 
 @dataclass(frozen=True)
@@ -34,17 +39,33 @@ class LoadPlan:
     """What to send: where, how fast and for how long (each bound is a hard stop)."""
 
     url: str
-    rate: float  # requests per second, open loop
-    max_requests: int
-    max_time: float  # seconds
+    rate: float | None = None  # constant requests/s (open loop); or give schedule
+    max_requests: int = 1_000_000
+    max_time: float = 30.0  # seconds
     timeout: float = 5.0  # per request, seconds
     headers: Mapping[str, str] = field(default_factory=dict)
-    max_in_flight: int = 256
+    max_in_flight: int = 256  # open loop: connections at most
     new_connection: bool = False  # a fresh TCP connection per request
+    schedule: RateSchedule | None = None
+    concurrency: int | None = None  # closed loop when set
 
     def __post_init__(self) -> None:
-        if self.rate <= 0 or self.max_requests <= 0 or self.max_time <= 0 or self.timeout <= 0:
-            raise ValueError("rate, max_requests, max_time and timeout must be positive")
+        if self.max_requests <= 0 or self.max_time <= 0 or self.timeout <= 0:
+            raise ValueError("max_requests, max_time and timeout must be positive")
+        if self.concurrency is None and self.rate is None and self.schedule is None:
+            raise ValueError("give a rate, a schedule or a concurrency")
+        if self.rate is not None and self.rate <= 0:
+            raise ValueError("rate must be positive")
+
+    @property
+    def closed_loop(self) -> bool:
+        return self.concurrency is not None
+
+    def rate_schedule(self) -> RateSchedule:
+        if self.schedule is not None:
+            return self.schedule
+        assert self.rate is not None
+        return RateSchedule.parse(repr(float(self.rate)))
 
 
 @dataclass
@@ -56,11 +77,26 @@ class RunStats:
     late: int = 0  # started more than LATE_MS after their intended time
     max_late_ms: float = 0.0
     elapsed: float = 0.0
+    cpu_share: float = 0.0  # generator process CPU seconds / wall seconds (1.0 = one core)
     stopped_by: str = ""  # "max_requests", "max_time", "stop"
 
     @property
     def achieved_rate(self) -> float:
         return self.sent / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def late_share(self) -> float:
+        return self.late / self.sent if self.sent else 0.0
+
+    def health(self, closed_loop: bool = False) -> dict[str, object]:
+        problems = []
+        if not closed_loop and self.late_share > MAX_LATE_SHARE:
+            problems.append(f"{self.late_share:.1%} of requests started late (limit {MAX_LATE_SHARE:.0%})")
+        if self.cpu_share > MAX_CPU_SHARE:
+            problems.append(f"generator CPU at {self.cpu_share:.0%} of a core (limit {MAX_CPU_SHARE:.0%})")
+        return {"valid": not problems, "problems": problems, "late": self.late,
+                "late_share": round(self.late_share, 4), "max_late_ms": round(self.max_late_ms, 3),
+                "cpu_share": round(self.cpu_share, 3)}
 
 
 def app_id_of(headers: Mapping[str, str], body: bytes) -> str | None:
@@ -68,6 +104,8 @@ def app_id_of(headers: Mapping[str, str], body: bytes) -> str | None:
     value = headers.get("X-App-Id")
     if value:
         return value
+    if not body or body[:1] != b"{":
+        return None
     try:
         obj = json.loads(body)
     except ValueError:
@@ -77,100 +115,146 @@ def app_id_of(headers: Mapping[str, str], body: bytes) -> str | None:
     return None
 
 
-async def run_open_loop(
-    plan: LoadPlan, on_sample: Callable[[Sample], None], should_stop: Callable[[], bool] = lambda: False
-) -> RunStats:
-    """Send ``plan``'s requests on schedule; call ``on_sample`` for each as it completes."""
-    loop = asyncio.get_running_loop()
-    stats = RunStats()
-    connector = aiohttp.TCPConnector(limit=plan.max_in_flight, force_close=plan.new_connection)
-    timeout = aiohttp.ClientTimeout(total=plan.timeout)
-    slots = asyncio.Semaphore(plan.max_in_flight)
-    tasks: set[asyncio.Task[None]] = set()
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=dict(plan.headers)) as session:
-        start = loop.time()
-
-        async def one(intended: float) -> None:
-            try:
-                sample = await _request(session, plan, start, intended, loop)
-                stats.completed += 1
-                on_sample(sample)
-            finally:
-                slots.release()
-
-        stats.stopped_by = "max_requests"
-        for i in range(plan.max_requests):
-            intended = start + i / plan.rate
-            if intended - start >= plan.max_time:
-                stats.stopped_by = "max_time"
-                break
-            if should_stop():
-                stats.stopped_by = "stop"
-                break
-            delay = intended - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await slots.acquire()
-            late_ms = (loop.time() - intended) * 1000
-            if late_ms > LATE_MS:
-                stats.late += 1
-                stats.max_late_ms = max(stats.max_late_ms, late_ms)
-            stats.sent += 1
-            task = asyncio.create_task(one(intended))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        # In-flight requests finish (each bounded by the timeout); none is abandoned.
-        if tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(*list(tasks), return_exceptions=True)
-        stats.elapsed = loop.time() - start
-    return stats
-
-
-async def _request(
-    session: aiohttp.ClientSession, plan: LoadPlan, start: float, intended: float, loop: asyncio.AbstractEventLoop
-) -> Sample:
-    sent = loop.time()
-    status: int | None = None
-    body = b""
-    app_id: str | None = None
-    error: str | None = None
-    try:
-        async with session.get(plan.url) as resp:
-            status = resp.status
-            body = await resp.read()
-            app_id = app_id_of(resp.headers, body)
-    except aiohttp.ClientConnectorError:
-        error = "connect_refused"
-    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
-        error = "reset"
-    except TimeoutError:
-        error = "timeout"
-    except aiohttp.ClientError:
-        error = "bad_response"
-    done = loop.time()
-    if error is None and status is not None:
-        if status != 200:
-            error = f"http_{status}"
-            reason = _reason(body)
-            if reason:
-                error += f"_{reason}"
-        elif app_id is None:
-            error = "no_app_id"
-    answered = status is not None
-    return Sample(
-        t=intended - start, status=status, app_id=app_id,
-        latency_ms=(done - intended) * 1000 if answered else None, error=error,
-        service_ms=(done - sent) * 1000 if answered else None, sent_late_ms=max(0.0, (sent - intended) * 1000),
-        bytes=len(body), new_connection=plan.new_connection,
-    )
-
-
 def _reason(body: bytes) -> str | None:
     """service-a's JSON reason for a failure (connection_reset, ...), kept short."""
+    if not body or body[:1] != b"{":
+        return None
     try:
         obj = json.loads(body)
     except ValueError:
         return None
     reason = obj.get("error") if isinstance(obj, dict) else None
     return str(reason)[:40] if reason else None
+
+
+async def _one(client: Client, start: float, intended: float, clock: Callable[[], float]) -> Sample:
+    sent = clock()
+    try:
+        resp = await client.get()
+    except RequestError as exc:
+        return Sample(t=intended - start, status=None, app_id=None, latency_ms=None, error=exc.kind,
+                      sent_late_ms=max(0.0, (sent - intended) * 1000), new_connection=client.new_connection)
+    done = clock()
+    # A timer may fire a little early; a request sent before its intended time started when sent.
+    begun = min(intended, sent)
+    app_id = app_id_of(resp.headers, resp.body)
+    error = None
+    if resp.status != 200:
+        reason = _reason(resp.body)
+        error = f"http_{resp.status}" + (f"_{reason}" if reason else "")
+    elif app_id is None:
+        error = "no_app_id"
+    return Sample(
+        t=intended - start, status=resp.status, app_id=app_id, latency_ms=(done - begun) * 1000, error=error,
+        service_ms=(done - sent) * 1000, sent_late_ms=max(0.0, (sent - intended) * 1000), bytes=len(resp.body),
+        new_connection=resp.new_connection,
+    )
+
+
+async def run_load(
+    plan: LoadPlan, on_sample: Callable[[Sample], None], should_stop: Callable[[], bool] = lambda: False
+) -> RunStats:
+    """Run ``plan``; call ``on_sample`` for every request as it completes. In-flight requests
+    always finish (each bounded by the timeout): no collected sample is ever dropped."""
+    # perf_counter, not loop.time(): uvloop's loop clock ticks in whole milliseconds.
+    clock = time.perf_counter
+    stats = RunStats()
+    client = Client(plan.url, headers=dict(plan.headers), timeout=plan.timeout, new_connection=plan.new_connection)
+    proc = psutil.Process()
+    cpu0 = sum(proc.cpu_times()[:2])
+    start = clock()
+    try:
+        if plan.closed_loop:
+            await _closed_loop(plan, client, start, clock, stats, on_sample, should_stop)
+        else:
+            await _open_loop(plan, client, start, clock, stats, on_sample, should_stop)
+    finally:
+        client.close()
+        stats.elapsed = clock() - start
+        stats.cpu_share = (sum(proc.cpu_times()[:2]) - cpu0) / stats.elapsed if stats.elapsed > 0 else 0.0
+    return stats
+
+
+async def _open_loop(plan: LoadPlan, client: Client, start: float, clock: Callable[[], float], stats: RunStats,
+                     on_sample: Callable[[Sample], None], should_stop: Callable[[], bool]) -> None:
+    slots = asyncio.Semaphore(plan.max_in_flight)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def one(intended: float) -> None:
+        try:
+            sample = await _one(client, start, intended, clock)
+            stats.completed += 1
+            on_sample(sample)
+        finally:
+            slots.release()
+
+    stats.stopped_by = "max_time"
+    for offset in plan.rate_schedule().offsets(plan.max_time):
+        if stats.sent >= plan.max_requests:
+            stats.stopped_by = "max_requests"
+            break
+        if should_stop():
+            stats.stopped_by = "stop"
+            break
+        intended = start + offset
+        delay = intended - clock()
+        if delay > 0.0005:
+            await asyncio.sleep(delay)
+        await slots.acquire()
+        late_ms = (clock() - intended) * 1000
+        if late_ms > LATE_MS:
+            stats.late += 1
+            if late_ms > stats.max_late_ms:
+                stats.max_late_ms = late_ms
+        stats.sent += 1
+        task = loop_create_task(one(intended))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    if tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*list(tasks), return_exceptions=True)
+
+
+async def _closed_loop(plan: LoadPlan, client: Client, start: float, clock: Callable[[], float],
+                       stats: RunStats, on_sample: Callable[[Sample], None], should_stop: Callable[[], bool]) -> None:
+    assert plan.concurrency is not None
+    deadline = start + plan.max_time
+    # Each worker has its own connection (one request at a time per connection).
+    clients = [client] + [Client(plan.url, headers=dict(plan.headers), timeout=plan.timeout,
+                                 new_connection=plan.new_connection) for _ in range(plan.concurrency - 1)]
+    stats.stopped_by = "max_time"
+
+    async def worker(c: Client) -> None:
+        while True:
+            if stats.sent >= plan.max_requests:
+                stats.stopped_by = "max_requests"
+                return
+            if should_stop():
+                stats.stopped_by = "stop"
+                return
+            now = clock()
+            if now >= deadline:
+                return
+            stats.sent += 1
+            sample = await _one(c, start, now, clock)
+            stats.completed += 1
+            on_sample(sample)
+
+    try:
+        await asyncio.gather(*(worker(c) for c in clients))
+    finally:
+        for c in clients[1:]:
+            c.close()
+
+
+def loop_create_task(coro: object) -> asyncio.Task[None]:
+    return asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+
+
+def run_blocking(coro_factory: Callable[[], object]) -> object:
+    """Run a coroutine on uvloop when it is installed (cheaper per request), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro_factory())  # type: ignore[arg-type]
+    return uvloop.run(coro_factory())  # type: ignore[arg-type]

@@ -16,15 +16,11 @@ def _pct(x: float) -> str:
     return f"{x * 100:.1f}"
 
 
-def live_line(verdict: Verdict, sent: int, elapsed: float, errors: int) -> Text:
+def live_line(verdict: Verdict, sent: int, elapsed: float, errors: int) -> str:
     rate = sent / elapsed if elapsed > 0 else 0.0
-    parts = [f"{sent} requests  {rate:.0f}/s  {elapsed:.1f}s"]
-    if errors:
-        parts.append(f"errors {errors}")
     shares = "  ".join(f"{s.name} {_pct(s.share)}% [{_pct(s.lower)}-{_pct(s.upper)}]" for s in verdict.subsets)
-    text = Text("  ".join(parts) + "  |  " + shares + "  |  ")
-    text.append(verdict.state.value, style=f"bold {COLOURS[verdict.state]}")
-    return text
+    errs = f"  errors {errors}" if errors else ""
+    return f"{sent} requests  {rate:.0f}/s  {elapsed:.1f}s{errs}  |  {shares}  |  {verdict.state.value}"
 
 
 def verdict_table(verdict: Verdict) -> Group:

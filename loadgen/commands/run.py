@@ -1,0 +1,203 @@
+"""`loadgen run`: parse, run each stage's load, print a table, point at the reports."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from loadgen.errors import ExitCode, UnreachableError, UsageError
+from loadgen.load.client import Client, RequestError
+from loadgen.load.engine import LoadPlan, run_blocking
+from loadgen.load.schedule import RateSchedule, parse_duration
+from loadgen.mesh.local import borrowed_stage
+from loadgen.mesh.stages import load_stages
+from loadgen.paths import project_root
+from loadgen.report.statusline import StatusLine
+from loadgen.runner import Progress, StageRun, new_run_id, run_stage
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+INTERRUPTED = 130
+
+
+def _probe(url: str, headers: dict[str, str], timeout: float) -> None:
+    """One request first: an unreachable or non-HTTP target is one clear line, exit 4."""
+    async def once() -> None:
+        client = Client(url, headers=headers, timeout=timeout)
+        try:
+            await client.get()
+        finally:
+            client.close()
+
+    try:
+        run_blocking(once)
+    except RequestError as exc:
+        if exc.kind.startswith("connect"):
+            raise UnreachableError(f"target {url} is unreachable ({exc.kind})") from None
+        if exc.kind == "bad_response":
+            raise UnreachableError(f"target {url} does not answer HTTP/1.1 ({exc.detail})") from None
+        raise UnreachableError(f"target {url} did not answer ({exc.kind})") from None
+    except (TimeoutError, OSError) as exc:
+        raise UnreachableError(f"target {url} is unreachable ({exc})") from None
+
+
+def _live_line(p: Progress) -> str:
+    rate = p.sent / p.elapsed if p.elapsed > 0 else 0
+    lat = p.corrected
+    lat_txt = "no answers yet"
+    if lat.get("count"):
+        lat_txt = f"p50 {lat.get('p50', 0):.1f} ms  p99 {lat.get('p99', 0):.1f} ms"
+    ok = sum(p.split.values())
+    split = "  ".join(f"APP_ID {a}: {100 * n / ok:.1f}%" for a, n in sorted(p.split.items())) if ok else ""
+    return f"{p.sent} requests  {rate:.0f}/s  {p.elapsed:.1f}s  {lat_txt}  errors {p.errors}  {split}"
+
+
+def _headers(values: tuple[str, ...]) -> dict[str, str]:
+    headers = {}
+    for value in values:
+        name, sep, content = value.partition(":")
+        if not sep or not name.strip():
+            raise UsageError(f"--header {value!r} is not 'Name: value'")
+        headers[name.strip()] = content.strip()
+    return headers
+
+
+@click.command("run")
+@click.option("--stage", "stage_name", metavar="STAGE", help="Stage to load: basic, intentions, l7-router, splitter.")
+@click.option("--all-stages", is_flag=True, help="Walk every stage in order (up -> load -> next) on the local mesh.")
+@click.option("--target", metavar="URL", help="Any service-a /hello_a URL instead of the local mesh.")
+@click.option("--rate", default="200", show_default=True, metavar="RATE",
+              help="Open loop: 200 (per second), 100..500 (ramp over the run) or 100:10s,200:10s (steps).")
+@click.option("--concurrency", type=click.IntRange(1, 10_000), default=None,
+              help="Closed loop instead: this many connections, each sending as fast as answers come.")
+@click.option("--duration", default=None, metavar="DURATION",
+              help="How long per stage, like 30s or 2m.  [default: 30s, or the steps' total]")
+@click.option("--max-requests", type=click.IntRange(1, 100_000_000), default=100_000_000, help="Hard cap per stage.")
+@click.option("--timeout", default="5s", show_default=True, metavar="DURATION", help="Per-request timeout.")
+@click.option("--header", "headers", multiple=True, metavar="'NAME: VALUE'", help="Extra request header (repeatable).")
+@click.option("--new-connections", is_flag=True, help="A fresh TCP connection per request (no keep-alive).")
+@click.option("--record", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write every sample as JSON Lines (one stage only).")
+@click.option("--out", "out_root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Reports root.  [default: reports/ in the project]")
+@click.option("--run-id", default=None, help="Name of the report directory.  [default: a UTC timestamp]")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summaries as JSON instead of a table.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str, concurrency: int | None,
+        duration: str | None, max_requests: int, timeout: str, headers: tuple[str, ...], new_connections: bool,
+        record: Path | None, out_root: Path | None, run_id: str | None, no_plots: bool, as_json: bool,
+        quiet: bool) -> int:
+    """Drive load through service-a and write latency reports per stage.
+
+    Open loop by default: each request has an intended start from --rate, and latency is
+    measured from it (corrected for coordinated omission) as well as from the actual send.
+    Reports go to reports/<run-id>/<stage>/: summary.json, histogram.hgrm, timeseries.csv,
+    latency_over_time.png and percentile_spectrum.png.
+
+    \b
+    Examples:
+      loadgen run --stage splitter --rate 200 --duration 30s
+      loadgen run --all-stages --rate 300 --duration 20s
+      loadgen run --stage basic --concurrency 16 --duration 10s
+      loadgen run --target http://127.0.0.1:3000/hello_a --rate 100..800 --duration 60s
+    """
+    book = load_stages()
+    if all_stages and (stage_name or target):
+        raise UsageError("--all-stages walks the local mesh's stages; do not combine it with --stage or --target")
+    if not all_stages and not stage_name:
+        if not target:
+            raise UsageError("give --stage STAGE (or --all-stages, or --target URL)")
+        stage_name = "target"
+    stages = book.names if all_stages else [stage_name]
+    if not target:
+        for s in stages:
+            book.get(str(s))  # unknown stage -> exit 2 before anything starts
+    if record and len(stages) > 1:
+        raise UsageError("--record writes one stage's samples; use it with --stage")
+    schedule = None if concurrency else RateSchedule.parse(rate)
+    seconds = parse_duration(duration) if duration else (schedule.total_seconds if schedule else None) or 30.0
+    timeout_s = parse_duration(timeout)
+    hdrs = _headers(headers)
+    run_id = run_id or new_run_id()
+    root = (out_root or project_root() / "reports") / run_id
+    say = (lambda m: None) if quiet or as_json else (lambda m: err.print(m, highlight=False, markup=False))
+    results: list[StageRun] = []
+    for s in stages:
+        result = _one_stage(str(s), target, schedule, concurrency, seconds, max_requests, timeout_s, hdrs,
+                            new_connections, record, root / str(s), not no_plots, say, quiet or as_json)
+        results.append(result)
+        if result.interrupted:
+            break
+    if as_json:
+        sys.stdout.write(json.dumps({"run_id": run_id, "reports": str(root),
+                                     "stages": [r.summary for r in results]}, indent=2, default=str) + "\n")
+    else:
+        _print_table(results)
+        out.print(f"reports: {root}", highlight=False)
+    if any(r.interrupted for r in results):
+        err.print("loadgen: interrupted; the report holds what was collected", highlight=False)
+        return INTERRUPTED
+    return ExitCode.OK
+
+
+def _one_stage(stage: str, target: str | None, schedule: RateSchedule | None, concurrency: int | None,
+               seconds: float, max_requests: int, timeout: float, headers: dict[str, str], new_connections: bool,
+               record: Path | None, out_dir: Path, plots: bool, say: Any, quiet: bool) -> StageRun:
+    def go(url: str, meta: dict[str, Any]) -> StageRun:
+        _probe(url, headers, timeout)
+        plan = LoadPlan(url=url, schedule=schedule, max_requests=max_requests, max_time=seconds, timeout=timeout,
+                        headers=headers, new_connection=new_connections, concurrency=concurrency,
+                        rate=schedule.peak_rate if schedule and len(schedule.segments) == 1
+                        and schedule.segments[0].start_rate == schedule.segments[0].end_rate else None)
+        what = f"{concurrency} connections, closed loop" if concurrency else f"rate {schedule.text if schedule else ''}"
+        say(f"stage {stage}: {what} for {seconds:g}s against {url}")
+        # A plain status line: rich's rendering would delay requests and distort the latency.
+        with StatusLine(enabled=not quiet) as line:
+            return run_stage(stage, plan, meta, out_dir, lambda p: line.update(_live_line(p)), record, plots)
+
+    if target:
+        return go(target, {"runtime": "external"})
+    with borrowed_stage(stage, say) as mesh_target:
+        return go(mesh_target.service_a_url, {"runtime": "process"})
+
+
+def _print_table(results: list[StageRun]) -> None:
+    table = Table("")
+    for r in results:
+        table.add_column(r.stage + (" (interrupted)" if r.interrupted else ""), justify="right")
+    rows: list[tuple[str, list[str]]] = []
+
+    def ms(measure: str, key: str) -> list[str]:
+        vals = []
+        for r in results:
+            d = r.summary["latency_ms"][measure]
+            vals.append(f"{d[key]:.2f}" if d.get("count") else "-")
+        return vals
+
+    rows.append(("requests", [str(r.summary["requests"]["sent"]) for r in results]))
+    rows.append(("rate achieved /s", [f"{r.summary['rate_achieved']:.0f}" for r in results]))
+    rows.append(("errors", [str(r.summary["requests"]["errors"]) for r in results]))
+    for key in ("p50", "p90", "p99", "p99.9", "max"):
+        rows.append((f"{key} ms", ms("corrected", key)))
+    rows.append(("service p99 ms", ms("service", "p99")))
+    rows.append(("split by APP_ID", [" ".join(f"{a}:{v['share'] * 100:.1f}%" for a, v in r.summary["split"].items())
+                                     or "-" for r in results]))
+    rows.append(("generator", ["ok" if r.summary["generator"]["valid"] else "[red]INVALID[/]" for r in results]))
+    for name, vals in rows:
+        table.add_row(name, *vals)
+    out.print("latency corrected for coordinated omission (from each request's intended start)",
+              style="dim", highlight=False)
+    out.print(table)
+    for r in results:
+        for problem in r.summary["generator"]["problems"]:
+            out.print(f"[yellow]{r.stage}: numbers not trustworthy: {problem}[/]", highlight=False)
+        if r.summary["errors"]:
+            errs = ", ".join(f"{k} x{v}" for k, v in r.summary["errors"].items())
+            out.print(f"{r.stage}: errors: {errs}", style="yellow", highlight=False)

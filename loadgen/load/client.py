@@ -1,0 +1,242 @@
+"""A lean HTTP/1.1 client for the hot path: asyncio Protocols, llhttp (httptools), keep-alive.
+
+A full client (aiohttp's ClientSession) spends most of a request's CPU on features a load
+generator does not need. This one only sends GETs with fixed headers over persistent
+connections and parses responses with llhttp, so the generator stays cheaper than the
+mesh it measures. It handles Content-Length, chunked and read-until-close bodies,
+``Connection: close``, connect and response timeouts, resets, malformed responses, and
+a fresh-connection-per-request mode (intentions are checked when a connection is set up).
+
+Errors are raised as :class:`RequestError` with a short ``kind``: connect_refused,
+connect_timeout, timeout, reset, bad_response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import httptools
+
+
+class RequestError(Exception):
+    def __init__(self, kind: str, detail: str = "") -> None:
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
+        self.detail = detail
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    new_connection: bool  # this request opened its connection
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+    path: str  # with query
+
+    @classmethod
+    def parse(cls, url: str) -> Endpoint:
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"{url!r} is not an http:// URL (https is not supported by the lean client)")
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        return cls(parts.hostname, parts.port or 80, path)
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP connection; one request at a time (no pipelining)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.keep_alive = True
+        self._done: asyncio.Future[Response] | None = None
+        self._reset_message()
+
+    def _reset_message(self) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self._headers: dict[str, str] = {}
+        self._header_name = b""
+        self._body: list[bytes] = []
+        self._status = 0
+        self._headers_complete = False
+        self._chunked_or_length = False
+        self.got_bytes = False
+
+    # -- asyncio.Protocol --------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self._done is None or self._done.done():
+            # Bytes nobody asked for (or after a timeout): this connection cannot be trusted.
+            self._abort()
+            return
+        self.got_bytes = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(RequestError("bad_response", str(exc)[:120]))
+            self._abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._done is not None and not self._done.done():
+            if self._headers_complete and not self._chunked_or_length and exc is None:
+                # A body delimited by the end of the connection (no length, not chunked).
+                self._complete()
+            else:
+                self._fail(RequestError("reset", str(exc) if exc else "connection closed mid-response"))
+
+    # -- llhttp callbacks -----------------------------------------------------------------
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers[name.decode("latin-1").title()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        self._headers_complete = True
+        self._status = self._parser.get_status_code()
+        self._chunked_or_length = "Content-Length" in self._headers or "chunked" in self._headers.get(
+            "Transfer-Encoding", ""
+        ).lower()
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.keep_alive = self._parser.should_keep_alive()
+        self._complete()
+
+    # -- helpers --------------------------------------------------------------------------
+    def _complete(self) -> None:
+        if self._done is not None and not self._done.done():
+            self._done.set_result(Response(self._status, self._headers, b"".join(self._body), False))
+
+    def _fail(self, err: RequestError) -> None:
+        if self._done is not None and not self._done.done():
+            self._done.set_exception(err)
+
+    def _abort(self) -> None:
+        self.closed = True
+        self.keep_alive = False
+        if self.transport is not None:
+            self.transport.abort()
+
+    def send(self, request: bytes) -> asyncio.Future[Response]:
+        self._reset_message()
+        self._done = self._loop.create_future()
+        assert self.transport is not None
+        self.transport.write(request)
+        return self._done
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+@dataclass
+class Client:
+    """GETs one URL over a pool of keep-alive connections (or a new one per request)."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    timeout: float = 5.0
+    connect_timeout: float = 2.0
+    new_connection: bool = False
+    _idle: list[_Connection] = field(default_factory=list, init=False)
+    _request: bytes = field(default=b"", init=False)
+
+    def __post_init__(self) -> None:
+        self.endpoint = Endpoint.parse(self.url)
+        host = self.endpoint.host if self.endpoint.port == 80 else f"{self.endpoint.host}:{self.endpoint.port}"
+        lines = [f"GET {self.endpoint.path} HTTP/1.1", f"Host: {host}", "User-Agent: loadgen"]
+        lines += [f"{k}: {v}" for k, v in self.headers.items() if k.lower() != "host"]
+        if self.new_connection:
+            lines.append("Connection: close")
+        self._request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Connection:
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(lambda: _Connection(loop), self.endpoint.host, self.endpoint.port),
+                self.connect_timeout,
+            )
+        except TimeoutError:
+            raise RequestError("connect_timeout", f"{self.endpoint.host}:{self.endpoint.port}") from None
+        except ConnectionRefusedError:
+            raise RequestError("connect_refused", f"{self.endpoint.host}:{self.endpoint.port}") from None
+        except OSError as exc:
+            raise RequestError("connect_refused", str(exc)) from None
+        return conn
+
+    async def get(self) -> Response:
+        loop = asyncio.get_running_loop()
+        conn = None
+        while self._idle:
+            candidate = self._idle.pop()
+            if not candidate.closed:
+                conn = candidate
+                break
+        opened = conn is None
+        if conn is None:
+            conn = await self._connect(loop)
+        done = conn.send(self._request)
+        timer = loop.call_later(self.timeout, _expire, done)
+        try:
+            response = await done
+        except RequestError as exc:
+            conn.close()
+            if exc.kind == "reset" and not opened and not conn.got_bytes:
+                # A kept-alive connection the server had already closed: not the server's
+                # answer to this request. Retry once on a fresh connection.
+                timer.cancel()
+                return await self._retry_fresh(loop)
+            raise
+        finally:
+            timer.cancel()
+        response.new_connection = opened
+        if self.new_connection or not conn.keep_alive or conn.closed:
+            conn.close()
+        else:
+            self._idle.append(conn)
+        return response
+
+    async def _retry_fresh(self, loop: asyncio.AbstractEventLoop) -> Response:
+        conn = await self._connect(loop)
+        done = conn.send(self._request)
+        timer = loop.call_later(self.timeout, _expire, done)
+        try:
+            response = await done
+        except RequestError:
+            conn.close()
+            raise
+        finally:
+            timer.cancel()
+        response.new_connection = True
+        if self.new_connection or not conn.keep_alive or conn.closed:
+            conn.close()
+        else:
+            self._idle.append(conn)
+        return response
+
+    def close(self) -> None:
+        for conn in self._idle:
+            with contextlib.suppress(Exception):
+                conn.close()
+        self._idle.clear()
+
+
+def _expire(done: asyncio.Future[Response]) -> None:
+    if not done.done():
+        done.set_exception(RequestError("timeout", "no complete response in time"))

@@ -1,0 +1,134 @@
+"""The files of one stage's run: summary.json, histogram.hgrm, timeseries.csv and two PNG plots.
+
+summary.json is the contract the HTML report and other tools read:
+
+* ``stage``, ``target``, ``mode`` (open/closed), ``rate_asked``, ``schedule``, ``rate_achieved``,
+  ``duration_s``, ``started_at``, ``interrupted``;
+* ``requests``: sent / ok / errors; ``errors``: count per kind; ``split``: count and share per APP_ID;
+* ``latency_ms``: ``corrected`` and ``service`` summaries (count, min, mean, p50, p90, p99, p99.9, max);
+* ``by_app_id`` and ``by_status``: the same summaries per backend instance and per status class;
+* ``spectrum``: [[percentile, corrected_ms, service_ms], ...] for plotting percentile spectra;
+* ``generator``: valid, problems, late starts, CPU share, workers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from loadgen.errors import UsageError
+from loadgen.load.histograms import LatencyBook
+
+SPECTRUM = (0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 100)
+
+
+def spectrum(book: LatencyBook) -> list[list[float]]:
+    out = []
+    corrected, service = book.groups.get(("corrected", "all")), book.groups.get(("service", "all"))
+    if corrected is None or corrected.get_total_count() == 0:
+        return out
+    for p in SPECTRUM:
+        c = corrected.get_value_at_percentile(p) / 1000
+        s = service.get_value_at_percentile(p) / 1000 if service is not None and service.get_total_count() else None
+        out.append([p, c, s])
+    return out
+
+
+def build_summary(book: LatencyBook, meta: dict[str, Any], app_ids: dict[str, int], errors: dict[str, int],
+                  health: dict[str, Any]) -> dict[str, Any]:
+    ok = sum(app_ids.values())
+    total_err = sum(errors.values())
+    groups = book.group_names()
+    summary = {
+        **meta,
+        "requests": {"sent": ok + total_err, "ok": ok, "errors": total_err},
+        "errors": dict(sorted(errors.items(), key=lambda kv: -kv[1])),
+        "split": {a: {"count": n, "share": round(n / ok, 5) if ok else 0.0} for a, n in sorted(app_ids.items())},
+        "latency_ms": {"corrected": book.summary("corrected"), "service": book.summary("service")},
+        "by_app_id": {g.split("=", 1)[1]: {"corrected": book.summary("corrected", g),
+                                           "service": book.summary("service", g)}
+                      for g in groups if g.startswith("app_id=")},
+        "by_status": {g.split("=", 1)[1]: {"corrected": book.summary("corrected", g),
+                                           "service": book.summary("service", g)}
+                      for g in groups if g.startswith("status=")},
+        "spectrum": spectrum(book),
+        "generator": health,
+    }
+    return summary
+
+
+def write_stage_files(directory: Path, summary: dict[str, Any], book: LatencyBook, plots: bool = True) -> list[Path]:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create {directory}: {exc.strerror or exc}") from None
+    written = []
+    path = directory / "summary.json"
+    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    written.append(path)
+    h = book.groups.get(("corrected", "all"))
+    if h is not None and h.get_total_count():
+        buf = io.BytesIO()
+        h.output_percentile_distribution(buf, 1000.0)  # values in milliseconds
+        path = directory / "histogram.hgrm"
+        path.write_bytes(buf.getvalue())
+        written.append(path)
+    path = directory / "timeseries.csv"
+    rows = book.timeseries()
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["second", "sent", "ok", "errors", "p50_ms", "p99_ms", "max_ms"])
+        writer.writeheader()
+        writer.writerows(rows)
+    written.append(path)
+    if plots and rows:
+        written += _plots(directory, summary, rows)
+    return written
+
+
+def _plots(directory: Path, summary: dict[str, Any], rows: list[dict[str, Any]]) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    title = f"{summary.get('stage', '')}  ({summary.get('mode', '')}, {summary.get('schedule', '')})"
+    out = []
+    fig, ax = plt.subplots(figsize=(8, 3.6), dpi=110)
+    xs = [r["second"] for r in rows if r["p50_ms"] != ""]
+    ax.plot(xs, [r["p50_ms"] for r in rows if r["p50_ms"] != ""], label="p50")
+    ax.plot(xs, [r["p99_ms"] for r in rows if r["p99_ms"] != ""], label="p99")
+    ax.plot(xs, [r["max_ms"] for r in rows if r["max_ms"] != ""], label="max", alpha=0.4)
+    ax.set_xlabel("second of the run (intended start)")
+    ax.set_ylabel("corrected latency (ms)")
+    ax.set_title(f"latency over time: {title}")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = directory / "latency_over_time.png"
+    fig.savefig(path)
+    plt.close(fig)
+    out.append(path)
+
+    spec = summary.get("spectrum") or []
+    if spec:
+        fig, ax = plt.subplots(figsize=(8, 3.6), dpi=110)
+        xs = [1 / (1 - p / 100) if p < 100 else 1e5 for p, _, _ in spec]
+        ax.plot(xs, [c for _, c, _ in spec], marker="o", label="corrected (from intended start)")
+        if all(s is not None for _, _, s in spec):
+            ax.plot(xs, [s for _, _, s in spec], marker=".", label="service time (from send)")
+        ax.set_xscale("log")
+        ax.set_xticks([1, 2, 10, 100, 1000, 10000, 1e5], ["0%", "50%", "90%", "99%", "99.9%", "99.99%", "max"])
+        ax.set_xlabel("percentile")
+        ax.set_ylabel("latency (ms)")
+        ax.set_title(f"percentile spectrum: {title}")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = directory / "percentile_spectrum.png"
+        fig.savefig(path)
+        plt.close(fig)
+        out.append(path)
+    return out

@@ -1,0 +1,128 @@
+"""`loadgen run`: load one stage (or each in turn), keep honest latency, write the reports.
+
+Wires mesh (borrow the stage) -> engine (samples) -> histograms -> report files. A run
+stops at its duration or request budget, or on Ctrl-C; what was collected is always
+written, and an interrupted run says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from loadgen.load.engine import LoadPlan, RunStats, run_blocking, run_load
+from loadgen.load.histograms import LatencyBook
+from loadgen.load.sample import Sample, SampleWriter
+from loadgen.report.run_files import build_summary, write_stage_files
+
+PROGRESS_EVERY_S = 0.25
+
+
+@dataclass
+class Progress:
+    sent: int
+    elapsed: float
+    errors: int
+    corrected: dict[str, Any]
+    split: dict[str, int]
+
+
+@dataclass
+class StageRun:
+    stage: str
+    summary: dict[str, Any]
+    book: LatencyBook
+    files: list[Path] = field(default_factory=list)
+    interrupted: bool = False
+
+
+class Collector:
+    """Everything a run keeps per sample, in bounded memory (counters and histograms)."""
+
+    def __init__(self, record: Path | None = None) -> None:
+        self.book = LatencyBook()
+        self.app_ids: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self.writer = SampleWriter(record) if record else None
+
+    def add(self, sample: Sample) -> None:
+        self.book.record(sample)
+        if sample.ok and sample.app_id is not None:
+            self.app_ids[sample.app_id] += 1
+        else:
+            self.errors[sample.error or f"http_{sample.status}"] += 1
+        if self.writer:
+            self.writer.write(sample)
+
+    def close(self) -> None:
+        if self.writer:
+            self.writer.close()
+
+
+def run_stage(
+    stage: str, plan: LoadPlan, meta: dict[str, Any], out_dir: Path | None,
+    on_progress: Callable[[Progress], None] | None = None, record: Path | None = None, plots: bool = True,
+) -> StageRun:
+    collector = Collector(record)
+    state = {"stop": False, "interrupted": False}
+
+    async def main() -> RunStats:
+        loop = asyncio.get_running_loop()
+
+        def interrupt() -> None:
+            state["stop"] = state["interrupted"] = True
+            loop.remove_signal_handler(signal.SIGINT)  # a second Ctrl-C stops hard
+
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGINT, interrupt)
+        started = time.monotonic()
+
+        async def progress() -> None:
+            while True:
+                await asyncio.sleep(PROGRESS_EVERY_S)
+                if collector.writer:
+                    collector.writer.flush()
+                if on_progress:
+                    on_progress(Progress(sum(collector.app_ids.values()) + sum(collector.errors.values()),
+                                         time.monotonic() - started, sum(collector.errors.values()),
+                                         collector.book.quick(), dict(collector.app_ids)))
+
+        ticker = asyncio.create_task(progress())
+        try:
+            return await run_load(plan, collector.add, lambda: state["stop"])
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGINT)
+
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    try:
+        stats: RunStats = run_blocking(main)  # type: ignore[assignment]
+    finally:
+        collector.close()
+    health = stats.health(plan.closed_loop) | {"workers": 1}
+    full_meta = {
+        **meta, "stage": stage, "target": plan.url, "mode": "closed" if plan.closed_loop else "open",
+        "concurrency": plan.concurrency, "schedule": None if plan.closed_loop else plan.rate_schedule().text,
+        "rate_asked": plan.rate, "duration_s": round(stats.elapsed, 3), "rate_achieved": round(stats.achieved_rate, 1),
+        "started_at": started_at, "interrupted": state["interrupted"], "stopped_by": "interrupted"
+        if state["interrupted"] else stats.stopped_by, "timeout_s": plan.timeout,
+        "new_connection": plan.new_connection,
+    }
+    summary = build_summary(collector.book, full_meta, dict(collector.app_ids), dict(collector.errors), health)
+    files = write_stage_files(out_dir, summary, collector.book, plots) if out_dir else []
+    return StageRun(stage, summary, collector.book, files, state["interrupted"])
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
