@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -28,10 +29,12 @@ from loadgen.paths import run_dir
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
 
+INTERNAL_ERROR = 70  # EX_SOFTWARE
+
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok/PASS, 1 FAIL or violation, 2 usage or input error, 3 INCONCLUSIVE, "
     "4 target or mesh unreachable (or a component failed to come up), 5 environment "
-    "(a required binary missing or a port taken)."
+    "(a required binary missing or a port taken), 70 internal error (a bug), 130 interrupted."
 )
 
 
@@ -83,6 +86,12 @@ class LoadgenGroup(click.Group):
         except KeyboardInterrupt:
             err.print("loadgen: interrupted", highlight=False)
             sys.exit(130)
+        except Exception as exc:  # a bug: still one line, and a distinct code
+            if os.environ.get("LOADGEN_DEBUG"):
+                raise
+            err.print(f"loadgen: internal error: {type(exc).__name__}: {exc} (set LOADGEN_DEBUG=1 for the "
+                      "traceback, and please report it)", highlight=False, markup=False)
+            sys.exit(INTERNAL_ERROR)
         sys.exit(rv if isinstance(rv, int) else ExitCode.OK)
 
 

@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from loadgen.errors import UsageError
+
 
 class RequestError(Exception):
     def __init__(self, kind: str, detail: str = "") -> None:
@@ -46,7 +48,7 @@ class Endpoint:
     def parse(cls, url: str) -> Endpoint:
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"{url!r} is not an http:// URL (https is not supported by the lean client)")
+            raise UsageError(f"{url!r} is not an http:// URL (https is not supported by the lean client)")
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query

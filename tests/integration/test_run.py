@@ -1,0 +1,83 @@
+"""`loadgen run` on the real mesh: per-stage reports, all stages, closed loop, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+
+@pytest.fixture
+def reports(tmp_path):
+    return tmp_path / "reports"
+
+
+def _summary(reports, run_id, stage):
+    return json.loads((reports / run_id / stage / "summary.json").read_text())
+
+
+def test_one_stage_writes_every_file(loadgen, reports):
+    proc = loadgen("run", "--stage", "splitter", "--rate", "200", "--duration", "3s", "--out", str(reports),
+                   "--run-id", "one", "-q")
+    assert "splitter" in proc.stdout
+    files = {p.name for p in (reports / "one" / "splitter").iterdir()}
+    assert files == {"summary.json", "histogram.hgrm", "timeseries.csv", "latency_over_time.png",
+                     "percentile_spectrum.png"}
+    s = _summary(reports, "one", "splitter")
+    assert 550 <= s["requests"]["sent"] <= 601 and s["requests"]["errors"] == 0
+    assert set(s["split"]) == {"1", "2"} and s["split"]["1"]["share"] > 0.7
+    c, sv = s["latency_ms"]["corrected"], s["latency_ms"]["service"]
+    assert c["count"] == sv["count"] == s["requests"]["sent"]
+    assert 0 < c["p50"] <= c["p99"] <= c["max"] and sv["p99"] <= c["max"]
+    assert s["generator"]["valid"], s["generator"]
+    assert set(s["by_app_id"]) == {"1", "2"} and s["mode"] == "open" and s["schedule"] == "200"
+    rows = (reports / "one" / "splitter" / "timeseries.csv").read_text().splitlines()
+    assert rows[0] == "second,sent,ok,errors,p50_ms,p99_ms,max_ms" and len(rows) == 4
+
+
+def test_all_stages_walks_every_stage(loadgen, reports):
+    loadgen("down", "-q")
+    proc = loadgen("run", "--all-stages", "--rate", "100", "--duration", "2s", "--out", str(reports),
+                   "--run-id", "all", "--no-plots", "--json")
+    result = json.loads(proc.stdout)
+    assert [s["stage"] for s in result["stages"]] == ["basic", "intentions", "l7-router", "splitter"]
+    by_stage = {s["stage"]: s for s in result["stages"]}
+    assert by_stage["intentions"]["requests"]["ok"] == 0  # the deny is in force
+    assert by_stage["intentions"]["requests"]["errors"] == by_stage["intentions"]["requests"]["sent"]
+    for stage in ("basic", "l7-router", "splitter"):
+        assert by_stage[stage]["requests"]["errors"] == 0 and set(by_stage[stage]["split"]) == {"1", "2"}
+    assert loadgen.state() == {}  # nothing was running before, so nothing is after
+
+
+def test_closed_loop(loadgen, reports):
+    proc = loadgen("run", "--stage", "basic", "--concurrency", "4", "--duration", "2s", "--out", str(reports),
+                   "--run-id", "closed", "--json", "--no-plots")
+    s = json.loads(proc.stdout)["stages"][0]
+    assert s["mode"] == "closed" and s["concurrency"] == 4 and s["requests"]["sent"] > 200
+    assert s["latency_ms"]["corrected"]["p99"] == s["latency_ms"]["service"]["p99"]
+
+
+def test_ctrl_c_writes_what_was_collected(loadgen, reports):
+    loadgen("up", "--stage", "basic")
+    record = reports / "rec.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loadgen.cli", "run", "--stage", "basic", "--rate", "200", "--duration", "60s",
+         "--out", str(reports), "--run-id", "int", "--record", str(record), "--no-plots", "-q"],
+        env=loadgen.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not record.exists() or len(record.read_text().splitlines()) < 200:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    s = _summary(reports, "int", "basic")
+    assert s["interrupted"] is True and s["stopped_by"] == "interrupted"
+    assert s["requests"]["sent"] == len(record.read_text().splitlines()) >= 200
+    assert s["duration_s"] < 30
