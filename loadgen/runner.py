@@ -21,6 +21,7 @@ from typing import Any
 from loadgen.load.engine import LoadPlan, RunStats, run_blocking, run_load
 from loadgen.load.histograms import LatencyBook
 from loadgen.load.sample import Sample, SampleWriter
+from loadgen.load.workers import WorkerProgress, run_workers
 from loadgen.report.run_files import build_summary, write_stage_files
 
 PROGRESS_EVERY_S = 0.25
@@ -70,7 +71,10 @@ class Collector:
 def run_stage(
     stage: str, plan: LoadPlan, meta: dict[str, Any], out_dir: Path | None,
     on_progress: Callable[[Progress], None] | None = None, record: Path | None = None, plots: bool = True,
+    workers: int = 1,
 ) -> StageRun:
+    if workers > 1:
+        return _run_stage_workers(stage, plan, meta, out_dir, on_progress, record, plots, workers)
     collector = Collector(record)
     state = {"stop": False, "interrupted": False}
 
@@ -111,17 +115,51 @@ def run_stage(
     finally:
         collector.close()
     health = stats.health(plan.closed_loop) | {"workers": 1}
+    return _finish(stage, plan, meta, out_dir, plots, stats, started_at, state["interrupted"], health,
+                   collector.book, dict(collector.app_ids), dict(collector.errors))
+
+
+def _finish(stage: str, plan: LoadPlan, meta: dict[str, Any], out_dir: Path | None, plots: bool, stats: RunStats,
+            started_at: str, interrupted: bool, health: dict[str, Any], book: LatencyBook, app_ids: dict[str, int],
+            errors: dict[str, int]) -> StageRun:
     full_meta = {
         **meta, "stage": stage, "target": plan.url, "mode": "closed" if plan.closed_loop else "open",
         "concurrency": plan.concurrency, "schedule": None if plan.closed_loop else plan.rate_schedule().text,
         "rate_asked": plan.rate, "duration_s": round(stats.elapsed, 3), "rate_achieved": round(stats.achieved_rate, 1),
-        "started_at": started_at, "interrupted": state["interrupted"], "stopped_by": "interrupted"
-        if state["interrupted"] else stats.stopped_by, "timeout_s": plan.timeout,
+        "started_at": started_at, "interrupted": interrupted, "stopped_by": "interrupted"
+        if interrupted else stats.stopped_by, "timeout_s": plan.timeout,
         "new_connection": plan.new_connection,
     }
-    summary = build_summary(collector.book, full_meta, dict(collector.app_ids), dict(collector.errors), health)
-    files = write_stage_files(out_dir, summary, collector.book, plots) if out_dir else []
-    return StageRun(stage, summary, collector.book, files, state["interrupted"])
+    summary = build_summary(book, full_meta, app_ids, errors, health)
+    files = write_stage_files(out_dir, summary, book, plots) if out_dir else []
+    return StageRun(stage, summary, book, files, interrupted)
+
+
+def _run_stage_workers(stage: str, plan: LoadPlan, meta: dict[str, Any], out_dir: Path | None,
+                       on_progress: Callable[[Progress], None] | None, record: Path | None, plots: bool,
+                       workers: int) -> StageRun:
+    flag = {"interrupted": False}
+
+    def on_sigint(_sig: int, _frame: object) -> None:
+        flag["interrupted"] = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops hard
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    started, started_at = time.monotonic(), datetime.now(UTC).isoformat(timespec="seconds")
+
+    def progress(p: WorkerProgress) -> None:
+        if on_progress:
+            quick = {"count": p.sent - p.errors, "p50": p.p50, "p99": p.p99} if p.p99 is not None else {"count": 0}
+            on_progress(Progress(p.sent, time.monotonic() - started, p.errors, quick, p.app_ids))
+
+    try:
+        merged = run_workers(plan, workers, progress, record, lambda: flag["interrupted"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    health = merged.stats.health(plan.closed_loop) | {"workers": workers, "per_worker": [
+        {k: w[k] for k in ("sent", "late", "cpu_share", "elapsed")} for w in merged.per_worker]}
+    return _finish(stage, plan, meta, out_dir, plots, merged.stats, started_at, flag["interrupted"], health,
+                   merged.book, dict(merged.app_ids), dict(merged.errors))
 
 
 def new_run_id() -> str:

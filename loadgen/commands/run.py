@@ -82,6 +82,8 @@ def _headers(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--timeout", default="5s", show_default=True, metavar="DURATION", help="Per-request timeout.")
 @click.option("--header", "headers", multiple=True, metavar="'NAME: VALUE'", help="Extra request header (repeatable).")
 @click.option("--new-connections", is_flag=True, help="A fresh TCP connection per request (no keep-alive).")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Generator processes (one core each); their histograms merge exactly.")
 @click.option("--record", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write every sample as JSON Lines (one stage only).")
 @click.option("--out", "out_root", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -92,7 +94,7 @@ def _headers(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str, concurrency: int | None,
         duration: str | None, max_requests: int, timeout: str, headers: tuple[str, ...], new_connections: bool,
-        record: Path | None, out_root: Path | None, run_id: str | None, no_plots: bool, as_json: bool,
+        workers: int, record: Path | None, out_root: Path | None, run_id: str | None, no_plots: bool, as_json: bool,
         quiet: bool) -> int:
     """Drive load through service-a and write latency reports per stage.
 
@@ -131,7 +133,7 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
     results: list[StageRun] = []
     for s in stages:
         result = _one_stage(str(s), target, schedule, concurrency, seconds, max_requests, timeout_s, hdrs,
-                            new_connections, record, root / str(s), not no_plots, say, quiet or as_json)
+                            new_connections, record, root / str(s), not no_plots, say, quiet or as_json, workers)
         results.append(result)
         if result.interrupted:
             break
@@ -149,7 +151,7 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
 
 def _one_stage(stage: str, target: str | None, schedule: RateSchedule | None, concurrency: int | None,
                seconds: float, max_requests: int, timeout: float, headers: dict[str, str], new_connections: bool,
-               record: Path | None, out_dir: Path, plots: bool, say: Any, quiet: bool) -> StageRun:
+               record: Path | None, out_dir: Path, plots: bool, say: Any, quiet: bool, workers: int) -> StageRun:
     def go(url: str, meta: dict[str, Any]) -> StageRun:
         _probe(url, headers, timeout)
         plan = LoadPlan(url=url, schedule=schedule, max_requests=max_requests, max_time=seconds, timeout=timeout,
@@ -157,10 +159,11 @@ def _one_stage(stage: str, target: str | None, schedule: RateSchedule | None, co
                         rate=schedule.peak_rate if schedule and len(schedule.segments) == 1
                         and schedule.segments[0].start_rate == schedule.segments[0].end_rate else None)
         what = f"{concurrency} connections, closed loop" if concurrency else f"rate {schedule.text if schedule else ''}"
-        say(f"stage {stage}: {what} for {seconds:g}s against {url}")
+        say(f"stage {stage}: {what} for {seconds:g}s against {url}" + (f", {workers} workers" if workers > 1 else ""))
         # A plain status line: rich's rendering would delay requests and distort the latency.
         with StatusLine(enabled=not quiet) as line:
-            return run_stage(stage, plan, meta, out_dir, lambda p: line.update(_live_line(p)), record, plots)
+            return run_stage(stage, plan, meta, out_dir, lambda p: line.update(_live_line(p)), record, plots,
+                             workers)
 
     if target:
         return go(target, {"runtime": "external"})

@@ -48,6 +48,8 @@ class LoadPlan:
     new_connection: bool = False  # a fresh TCP connection per request
     schedule: RateSchedule | None = None
     concurrency: int | None = None  # closed loop when set
+    shard: tuple[int, int] | None = None  # (k, n): send only requests k, k+n, ... (worker k of n)
+    start_at: float | None = None  # perf_counter instant to start at (shared by workers)
 
     def __post_init__(self) -> None:
         if self.max_requests <= 0 or self.max_time <= 0 or self.timeout <= 0:
@@ -161,8 +163,10 @@ async def run_load(
     stats = RunStats()
     client = Client(plan.url, headers=dict(plan.headers), timeout=plan.timeout, new_connection=plan.new_connection)
     proc = psutil.Process()
+    if plan.start_at is not None and plan.start_at > clock():
+        await asyncio.sleep(plan.start_at - clock())
     cpu0 = sum(proc.cpu_times()[:2])
-    start = clock()
+    start = plan.start_at if plan.start_at is not None else clock()
     try:
         if plan.closed_loop:
             await _closed_loop(plan, client, start, clock, stats, on_sample, should_stop)
@@ -189,8 +193,12 @@ async def _open_loop(plan: LoadPlan, client: Client, start: float, clock: Callab
             slots.release()
 
     stats.stopped_by = "max_time"
-    for offset in plan.rate_schedule().offsets(plan.max_time):
-        if stats.sent >= plan.max_requests:
+    k, n = plan.shard or (0, 1)
+    cap = -(-plan.max_requests // n)  # this worker's share of the budget
+    for i, offset in enumerate(plan.rate_schedule().offsets(plan.max_time)):
+        if i % n != k:
+            continue
+        if stats.sent >= cap:
             stats.stopped_by = "max_requests"
             break
         if should_stop():
@@ -219,6 +227,8 @@ async def _closed_loop(plan: LoadPlan, client: Client, start: float, clock: Call
                        stats: RunStats, on_sample: Callable[[Sample], None], should_stop: Callable[[], bool]) -> None:
     assert plan.concurrency is not None
     deadline = start + plan.max_time
+    n = plan.shard[1] if plan.shard else 1
+    cap = -(-plan.max_requests // n)
     # Each worker has its own connection (one request at a time per connection).
     clients = [client] + [Client(plan.url, headers=dict(plan.headers), timeout=plan.timeout,
                                  new_connection=plan.new_connection) for _ in range(plan.concurrency - 1)]
@@ -226,7 +236,7 @@ async def _closed_loop(plan: LoadPlan, client: Client, start: float, clock: Call
 
     async def worker(c: Client) -> None:
         while True:
-            if stats.sent >= plan.max_requests:
+            if stats.sent >= cap:
                 stats.stopped_by = "max_requests"
                 return
             if should_stop():

@@ -78,18 +78,21 @@ _KINDS = {
 }
 
 
-def _field(obj: dict[str, Any], key: str, where: str, kind: str, required: bool = False) -> Any:
-    """obj[key] if it is of `kind`; None when absent or null (unless required)."""
-    value = obj.get(key)
+def _check(value: Any, where: str, kind: str, required: bool = False) -> Any:
+    """value if it is of `kind`; None when null or absent (unless required)."""
     if value is None:
         if required:
-            raise _Malformed(f"{where}{key} is missing")
+            raise _Malformed(f"{where} is missing")
         return None
     name, test = _KINDS[kind]
     if not test(value):
         shown = json.dumps(value)
-        raise _Malformed(f"{where}{key} is {shown[:40] + '...' if len(shown) > 40 else shown}, not {name}")
+        raise _Malformed(f"{where} is {shown[:40] + '...' if len(shown) > 40 else shown}, not {name}")
     return value
+
+
+def _field(obj: dict[str, Any], key: str, where: str, kind: str, required: bool = False) -> Any:
+    return _check(obj.get(key), f"{where}{key}", kind, required)
 
 
 def _check_summary(data: Any) -> None:
@@ -106,9 +109,9 @@ def _check_summary(data: Any) -> None:
     for key in ("sent", "ok", "errors"):
         _field(requests, key, "requests.", "count", required=True)
     for kind, n in (_field(data, "errors", "", "object") or {}).items():
-        _field({kind: n}, kind, "errors.", "count")
+        _check(n, f"errors.{kind}", "count")
     for app_id, entry in (_field(data, "split", "", "object") or {}).items():
-        entry = _field({app_id: entry}, app_id, "split.", "object", required=True)
+        _check(entry, f"split.{app_id}", "object", required=True)
         _field(entry, "count", f"split.{app_id}.", "count")
         _field(entry, "share", f"split.{app_id}.", "number")
     latency = _field(data, "latency_ms", "", "object", required=True)
@@ -116,14 +119,14 @@ def _check_summary(data: Any) -> None:
     _field(latency, "corrected", "latency_ms.", "object", required=True)
     for key in ("by_app_id", "by_status"):
         for name, groups in (_field(data, key, "", "object") or {}).items():
-            groups = _field({name: groups}, name, f"{key}.", "object", required=True)
+            _check(groups, f"{key}.{name}", "object", required=True)
             _check_latency(groups, f"{key}.{name}.")
     for i, point in enumerate(_field(data, "spectrum", "", "list") or []):
         _check_point(point, f"spectrum[{i}]")
     generator = _field(data, "generator", "", "object") or {}
     _field(generator, "valid", "generator.", "flag")
     for i, problem in enumerate(_field(generator, "problems", "generator.", "list") or []):
-        _field({f"[{i}]": problem}, f"[{i}]", "generator.problems", "text", required=True)
+        _check(problem, f"generator.problems[{i}]", "text", required=True)
 
 
 def _check_latency(groups: dict[str, Any], where: str) -> None:
@@ -139,9 +142,9 @@ def _check_point(point: Any, where: str) -> None:
     if not isinstance(point, list) or len(point) != 3:
         raise _Malformed(f"{where} is not [percentile, corrected_ms, service_ms]")
     p, corrected, service = point
-    _field({"": p}, "", f"{where}[0]", "number", required=True)
-    _field({"": corrected}, "", f"{where}[1]", "number", required=True)
-    _field({"": service}, "", f"{where}[2]", "number")
+    _check(p, f"{where}[0]", "number", required=True)
+    _check(corrected, f"{where}[1]", "number", required=True)
+    _check(service, f"{where}[2]", "number")
     if not 0 <= p <= 100:
         raise _Malformed(f"{where}[0] is {p}, not a percentile between 0 and 100")
 
@@ -366,7 +369,10 @@ def _instance_section(s: dict[str, Any], index: int, colour: str) -> str:
         parts.append('<p class="muted">No answer named an APP_ID.</p>')
     by_status = s.get("by_status") or {}
     if by_status:
-        parts.append(_group_table("status", [(k, by_status[k], None) for k in sorted(by_status)]))
+        counts = {k: (g.get("corrected") or g.get("service") or {}).get("count") or 0 for k, g in by_status.items()}
+        total = sum(counts.values())
+        parts.append(_group_table("status", [(k, by_status[k], counts[k] / total if total else None)
+                                             for k in sorted(by_status)]))
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -381,7 +387,8 @@ def _group_table(label: str, rows: list[tuple[str, dict[str, Any], float | None]
         count = corrected.get("count", service.get("count"))
         cells = [_num(count), DASH if share is None else f"{share * 100:.1f} %",
                  *(_ms(corrected.get(k)) for k in PERCENTILES), *(_ms(service.get(k)) for k in ("p50", "p99", "max"))]
-        body.append(f'<tr><th scope="row">{escape(name)}</th>{"".join(f"<td class=num>{c}</td>" for c in cells)}</tr>')
+        tds = "".join(f'<td class="num">{c}</td>' for c in cells)
+        body.append(f'<tr><th scope="row">{escape(name)}</th>{tds}</tr>')
     return f'<div class="scroll"><table><thead>{head}</thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
@@ -409,7 +416,9 @@ def nice_ticks(top: float) -> list[float]:
 
 
 def spectrum_svg(summaries: list[dict[str, Any]], colours: list[str]) -> str:
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    # Taller than usual only when the legend needs it (many stages).
+    height = max(HEIGHT, TOP + 60 + 20 * len(summaries))
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, height - TOP - BOTTOM
     values = [v for s in summaries for point in s.get("spectrum") or [] for v in point[1:] if v is not None]
     ticks = nice_ticks(max(values, default=0.0))
     y_top = ticks[-1]
@@ -420,8 +429,8 @@ def spectrum_svg(summaries: list[dict[str, Any]], colours: list[str]) -> str:
     def py(ms: float) -> float:
         return TOP + plot_h * (1 - ms / y_top)
 
-    out = [f'<svg id="spectrum" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
-           f'width="{WIDTH}" height="{HEIGHT}" role="img" aria-labelledby="spectrum-title">',
+    out = [f'<svg id="spectrum" viewBox="0 0 {WIDTH} {height}" '
+           f'width="{WIDTH}" height="{height}" role="img" aria-labelledby="spectrum-title">',
            '<title id="spectrum-title">Percentile spectra of every stage: latency in ms by percentile</title>',
            f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="#fff" stroke="#8c959f"/>']
     for value in ticks:
@@ -432,13 +441,13 @@ def spectrum_svg(summaries: list[dict[str, Any]], colours: list[str]) -> str:
         x = LEFT + math.log10(odds) / math.log10(MAX_ODDS) * plot_w
         out.append(f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{TOP + plot_h}" stroke="#d8dee4"/>'
                    f'<text x="{x:.1f}" y="{TOP + plot_h + 18}" text-anchor="middle" font-size="12">{label}</text>')
-    out.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 10}" text-anchor="middle" font-size="13">'
+    out.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{height - 10}" text-anchor="middle" font-size="13">'
                "percentile (log scale of 1/(1&minus;p))</text>"
                f'<text transform="translate(16 {TOP + plot_h / 2:.1f}) rotate(-90)" text-anchor="middle" '
                'font-size="13">latency (ms)</text>')
     if not values:
         out.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{TOP + plot_h / 2:.1f}" text-anchor="middle" '
-                   'class="muted" font-size="14">no stage has latency data</text>')
+                   'fill="#57606a" font-size="14">no stage has latency data</text>')
 
     for i, s in enumerate(summaries):
         spectrum, name = s.get("spectrum") or [], escape(_stage(s))

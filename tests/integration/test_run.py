@@ -81,3 +81,19 @@ def test_ctrl_c_writes_what_was_collected(loadgen, reports):
     assert s["interrupted"] is True and s["stopped_by"] == "interrupted"
     assert s["requests"]["sent"] == len(record.read_text().splitlines()) >= 200
     assert s["duration_s"] < 30
+
+
+def test_workers_merge_exactly(loadgen, reports):
+    record = reports / "w.jsonl"
+    proc = loadgen("run", "--stage", "splitter", "--rate", "400", "--duration", "3s", "--workers", "2",
+                   "--out", str(reports), "--run-id", "w", "--record", str(record), "--no-plots", "--json")
+    s = json.loads(proc.stdout)["stages"][0]
+    gen = s["generator"]
+    assert gen["workers"] == 2 and len(gen["per_worker"]) == 2
+    assert s["requests"]["sent"] == sum(w["sent"] for w in gen["per_worker"]) == 1200
+    rows = [json.loads(line) for line in record.read_text().splitlines()]
+    assert len(rows) == 1200 and [r["t"] for r in rows] == sorted(r["t"] for r in rows)
+    # The merged histogram holds every answer once; the split is over all of them.
+    assert s["latency_ms"]["corrected"]["count"] == 1200
+    assert sum(v["count"] for v in s["split"].values()) == s["requests"]["ok"]
+    assert sum(1 for r in rows if r["app_id"] == "1") == s["split"]["1"]["count"]
