@@ -16,6 +16,21 @@ if ! command -v go >/dev/null 2>&1 && [ -z "${LOADGEN_CONSUL:-}" ] && ! command 
   exit 5
 fi
 
+# Debian packages the tests and benches use: Chromium for the HTML report's browser test
+# (never a browser a tool downloads), wrk as the benches' peer. Installed when root.
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: installing ${missing[*]} (apt)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "bootstrap: warning: missing ${missing[*]} (apt-get install ${missing[*]}); the browser test skips," \
+         "or fails under LOADGEN_REQUIRE_ALL=1" >&2
+  fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv"
   "$PYTHON" -m venv .venv

@@ -109,7 +109,7 @@ def _check_summary(data: Any) -> None:
     for key in ("sent", "ok", "errors"):
         _field(requests, key, "requests.", "count", required=True)
     for kind, n in (_field(data, "errors", "", "object") or {}).items():
-        _check(n, f"errors.{kind}", "count")
+        _check(n, f"errors.{kind}", "count", required=True)
     for app_id, entry in (_field(data, "split", "", "object") or {}).items():
         _check(entry, f"split.{app_id}", "object", required=True)
         _field(entry, "count", f"split.{app_id}.", "count")
@@ -125,6 +125,8 @@ def _check_summary(data: Any) -> None:
         _check_point(point, f"spectrum[{i}]")
     generator = _field(data, "generator", "", "object") or {}
     _field(generator, "valid", "generator.", "flag")
+    _field(generator, "cpu_share", "generator.", "number")
+    _field(generator, "workers", "generator.", "count")
     for i, problem in enumerate(_field(generator, "problems", "generator.", "list") or []):
         _check(problem, f"generator.problems[{i}]", "text", required=True)
 
@@ -158,6 +160,7 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     out = Path(out) if out is not None else run_dir / "report.html"
     page = render(run_dir.resolve().name, summaries)
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(page, encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
@@ -246,6 +249,10 @@ def _num(value: Any, fmt: str = "{:,}") -> str:
     return DASH if value is None else fmt.format(value)
 
 
+def _rate(value: Any) -> str:
+    return DASH if value is None else f"{value:,.1f}".removesuffix(".0")
+
+
 def _app_order(app_id: str) -> tuple[int, int | str]:
     return (0, int(app_id)) if app_id.isdigit() else (1, app_id)
 
@@ -292,8 +299,8 @@ def _stage_table(summaries: list[dict[str, Any]], colours: list[str]) -> str:
     row("mode", [f"<td>{escape(_mode(s))}</td>" for s in summaries])
     row("started at", [f"<td>{escape(s.get('started_at') or DASH)}</td>" for s in summaries])
     row("duration s", [num(_num(s.get("duration_s"), "{:.1f}")) for s in summaries])
-    row("rate asked /s", [num(_num(s.get("rate_asked"), "{:,.0f}")) for s in summaries])
-    row("rate achieved /s", [num(_num(s.get("rate_achieved"), "{:,.0f}")) for s in summaries])
+    row("rate asked /s", [num(_rate(s.get("rate_asked"))) for s in summaries])
+    row("rate achieved /s", [num(_rate(s.get("rate_achieved"))) for s in summaries])
     row("interrupted", [num("yes", "warn") if s.get("interrupted") else num("no") for s in summaries])
     row("generator", [_generator_cell(s) for s in summaries])
 
@@ -327,18 +334,25 @@ def _generator_cell(s: dict[str, Any]) -> str:
     gen = s.get("generator") or {}
     if gen.get("valid") is None:
         return f"<td>{DASH}</td>"
+    # CPU and workers say how close the generator came to being the bottleneck.
+    load = []
+    if gen.get("cpu_share") is not None:
+        load.append(f"CPU {gen['cpu_share'] * 100:.0f} %")
+    if gen.get("workers"):
+        load.append(f"{gen['workers']} worker{'' if gen['workers'] == 1 else 's'}")
+    detail = f'<div class="muted">{", ".join(load)}</div>' if load else ""
     if gen["valid"]:
-        return '<td class="ok">valid</td>'
+        return f'<td><span class="ok">valid</span>{detail}</td>'
     problems = "".join(f"<li>{escape(p)}</li>" for p in gen.get("problems") or [])
-    return f'<td><span class="bad">INVALID</span><ul class="plain">{problems}</ul></td>'
+    return f'<td><span class="bad">INVALID</span><ul class="plain">{problems}</ul>{detail}</td>'
 
 
 def _errors_cell(s: dict[str, Any]) -> str:
     n = (s.get("requests") or {}).get("errors")
     if not n:
         return f'<td class="num">{_num(n)}</td>'
-    kinds = "".join(f"<li>{escape(k)}: {c:,}</li>" for k, c in (s.get("errors") or {}).items())
-    return f'<td class="num"><span class="bad">{n:,}</span><ul class="plain">{kinds}</ul></td>'
+    kinds = "".join(f'<div class="muted">{escape(k)}: {c:,}</div>' for k, c in (s.get("errors") or {}).items())
+    return f'<td class="num"><span class="bad">{n:,}</span>{kinds}</td>'
 
 
 def _split_cell(s: dict[str, Any]) -> str:

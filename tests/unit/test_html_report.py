@@ -6,6 +6,7 @@ samples), so these tests break when the contract and the page drift apart.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import Counter
@@ -30,6 +31,12 @@ def make_summary(stage: str, n: int = 600, base_ms: float = 1.2, tail_ms: float 
                  valid: bool = True, interrupted: bool = False, started_at: str = "2026-01-01T10:00:00+00:00",
                  share_1: float = 0.85) -> dict[str, Any]:
     """A stage's summary.json as `loadgen run` writes it, from deterministic synthetic samples."""
+    return json.loads(_summary_text(stage, n, base_ms, tail_ms, errors, valid, interrupted, started_at, share_1))
+
+
+@functools.cache  # building the histograms takes a fifth of a second; tests edit fresh copies
+def _summary_text(stage: str, n: int, base_ms: float, tail_ms: float, errors: int, valid: bool, interrupted: bool,
+                  started_at: str, share_1: float) -> str:
     book, app_ids = LatencyBook(), Counter()
     for i in range(n):
         app_id = "1" if (i % 100) < share_1 * 100 else "2"
@@ -47,7 +54,7 @@ def make_summary(stage: str, n: int = 600, base_ms: float = 1.2, tail_ms: float 
     health = {"valid": valid, "problems": problems, "late": 0 if valid else 34, "late_share": 0.0 if valid else 0.056,
               "max_late_ms": 0.0, "cpu_share": 0.05, "workers": 1}
     summary = build_summary(book, meta, dict(app_ids), {"http_503": errors} if errors else {}, health)
-    return json.loads(json.dumps(summary, default=str))  # exactly what the file holds
+    return json.dumps(summary, default=str)  # exactly what the file holds
 
 
 def write_run(run_dir: Path, summaries: list[dict[str, Any]]) -> Path:
@@ -69,7 +76,7 @@ def three_stages() -> list[dict[str, Any]]:
 class _Balance(HTMLParser):
     """Checks that every opened element is closed in order (void elements aside)."""
 
-    VOID = {"meta", "link", "br", "hr", "img", "input", "col", "source", "wbr"}
+    VOID = frozenset({"meta", "link", "br", "hr", "img", "input", "col", "source", "wbr"})
 
     def __init__(self) -> None:
         super().__init__()
@@ -116,6 +123,7 @@ def test_page_reports_the_numbers(tmp_path):
     assert "http_503: 12" in page  # errors by kind
     assert "1: 50.0 % (300)" in page and "2: 50.0 % (300)" in page  # basic's split
     assert "INVALID" in page and "5.6% of requests started late" in page  # l7-router's generator
+    assert "CPU 5 %, 1 worker<" in page
     assert "stage splitter: interrupted" in page
     assert "APP_ID 1" in page and "APP_ID 2" in page  # per-instance tables
     # Every stage draws a corrected (solid) and a service (dashed) line.
@@ -228,6 +236,7 @@ def test_malformed_file_names_the_file(tmp_path, content, needle):
         (lambda s: s["split"]["1"].update(share="85%"), "split.1.share"),
         (lambda s: s["generator"].update(valid="yes"), "generator.valid is \"yes\", not true or false"),
         (lambda s: s["generator"].update(problems=[3]), "generator.problems[0] is 3, not a string"),
+        (lambda s: s["generator"].update(workers=-1), "generator.workers is -1, not a whole number >= 0"),
         (lambda s: s.update(stage=7), "stage is 7, not a string"),
     ],
 )
