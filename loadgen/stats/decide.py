@@ -136,7 +136,7 @@ def decide(
             f"which overlaps the edge of {_pct(worst.band[0])}-{_pct(worst.band[1])} (n={n})"
         )
         if final:
-            reason += "; send more requests (--max-requests/--max-time) or widen --tolerance"
+            reason += "; send more requests (a longer run) or widen the tolerance"
     return Verdict(
         state=state, n=n, subsets=tuple(subsets), reason=reason, method=method,
         tolerance=config.tolerance, alpha=config.alpha, srm_p=srm_p, srm_p_anytime=srm_p_anytime,

@@ -1,0 +1,347 @@
+"""loadgen inside Locust: a user class that reads APP_IDs, a live "Split" tab, a CI verdict.
+
+Use it from a locustfile (``locustfiles/mesh.py`` does)::
+
+    from loadgen.locust import MeshUser  # noqa: F401  (registers the plugin's event hooks)
+
+What it adds to Locust:
+
+* ``MeshUser`` -- a FastHttpUser hitting service-a's ``/hello_a`` (host defaults to the local
+  mesh) that records each response's APP_ID and its latency in HDR histograms;
+* options ``--expect 85/15|v1=85,v2=15|consul``, ``--tolerance``, ``--confidence``,
+  ``--map 1=v1,2=v2`` (default: from Consul's catalog, ``--consul``), ``--canary-json FILE``,
+  ``--canary-junit FILE`` (Locust itself owns ``--json``) and ``--stop-on-verdict``;
+* a **Split** tab in the web UI: expected weight, count, share with its interval and the
+  judge's verdict per subset, and p50/p99/max per backend instance from HDR histograms;
+* headless runs exit with the canary's codes (0 PASS, 1 FAIL, 3 INCONCLUSIVE) and write the
+  same JSON / JUnit as ``loadgen canary``;
+* distributed runs: each worker sends its cumulative counts and encoded histograms with its
+  stats report; the master sums the latest report of every worker (exact) and judges that.
+
+The judge is loadgen's own SequentialJudge (anytime-valid), fed every second.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust import events, task
+from locust.contrib.fasthttp import FastHttpUser
+from locust.runners import MasterRunner, WorkerRunner
+
+from loadgen.errors import ExitCode, LoadgenError
+from loadgen.load.engine import app_id_of
+from loadgen.load.histograms import LatencyBook
+from loadgen.load.sample import Sample
+from loadgen.mesh.consul_api import ConsulClient
+from loadgen.mesh.subsets import SubsetMap, live_splitter, subset_map
+from loadgen.report.files import write_json, write_junit
+from loadgen.stats import JudgeConfig, SequentialJudge, SplitSpec, Verdict, VerdictState, parse_app_id_map
+
+log = logging.getLogger("loadgen.locust")
+JUDGE_EVERY_S = 1.0
+TAB_KEY = "loadgen-split"
+EXIT = {VerdictState.PASS: ExitCode.OK, VerdictState.FAIL: ExitCode.FAIL,
+        VerdictState.INCONCLUSIVE: ExitCode.INCONCLUSIVE, VerdictState.RUNNING: ExitCode.INCONCLUSIVE}
+
+
+class SplitTracker:
+    """Counts per APP_ID, errors and HDR latency -- this process's, plus (on a master) its workers'."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.started = time.monotonic()
+        self.book = LatencyBook()
+        self.app_ids: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self.workers: dict[str, dict[str, Any]] = {}  # master: latest cumulative report per worker
+
+    def record(self, status: int | None, app_id: str | None, error: str | None, response_ms: float) -> None:
+        sample = Sample(t=time.monotonic() - self.started, status=status, app_id=app_id, latency_ms=response_ms,
+                        error=error, service_ms=response_ms)
+        self.book.record(sample)
+        if sample.ok and app_id is not None:
+            self.app_ids[app_id] += 1
+        else:
+            self.errors[error or f"http_{status}"] += 1
+
+    def encode(self) -> dict[str, Any]:
+        return {"app_ids": dict(self.app_ids), "errors": dict(self.errors), "book": self.book.encode()}
+
+    def merged(self) -> tuple[Counter[str], Counter[str], LatencyBook]:
+        """Exact totals: this process's own samples plus the latest cumulative report of each worker."""
+        app_ids, errors = Counter(self.app_ids), Counter(self.errors)
+        book = LatencyBook.merged([self.book.encode(), *(w["book"] for w in self.workers.values())])
+        for w in self.workers.values():
+            app_ids.update(w["app_ids"])
+            errors.update(w["errors"])
+        return app_ids, errors, book
+
+
+TRACKER = SplitTracker()
+
+
+class Canary:
+    """The expectation and the judge, set up from the command line once Locust has parsed it."""
+
+    def __init__(self, environment: Any) -> None:
+        opts = environment.parsed_options
+        self.environment = environment
+        self.expect: str | None = getattr(opts, "expect", None) or None
+        self.config = JudgeConfig(tolerance=opts.tolerance / 100, alpha=1 - opts.confidence / 100)
+        self.consul_address: str = opts.consul
+        self.map_text: str | None = opts.map or None
+        self.json_path = Path(opts.canary_json) if opts.canary_json else None
+        self.junit_path = Path(opts.canary_junit) if opts.canary_junit else None
+        self.stop_on_verdict: bool = opts.stop_on_verdict
+        self.mapping: SubsetMap | None = None
+        self.spec: SplitSpec | None = None
+        self.judge: SequentialJudge | None = None
+        self.verdict: Verdict | None = None
+        self.problem: str | None = None
+
+    def prepare(self) -> None:
+        """Resolve the APP_ID map and the expected split (Consul is asked once, at start)."""
+        try:
+            consul = ConsulClient(self.consul_address, timeout=3.0)
+            try:
+                if self.map_text:
+                    app_ids = parse_app_id_map(self.map_text)
+                    self.mapping = SubsetMap(tuple(sorted(set(app_ids.values()))), app_ids, "--map")
+                else:
+                    self.mapping = subset_map(consul)
+                if self.expect:
+                    if self.expect.strip().lower() == "consul":
+                        self.spec = SplitSpec.from_splitter(live_splitter(consul))
+                    else:
+                        names = list(self.mapping.subsets) if "=" not in self.expect else None
+                        self.spec = SplitSpec.parse(self.expect, names=names)
+                    self.judge = SequentialJudge(self.spec, self.config)
+            finally:
+                consul.close()
+        except LoadgenError as exc:
+            self.problem = exc.message
+            log.error("loadgen: %s", exc.message)
+
+    def reset(self) -> None:
+        if self.spec is not None:
+            self.judge = SequentialJudge(self.spec, self.config)
+        self.verdict = None
+
+    def look(self, final: bool = False) -> Verdict | None:
+        if self.judge is None or self.spec is None or self.mapping is None:
+            return None
+        app_ids, errors, _ = TRACKER.merged()
+        counts: Counter[str] = Counter()
+        unknown = 0
+        for app_id, n in app_ids.items():
+            subset = self.mapping.subset_of(app_id)
+            if subset in self.spec.names:
+                counts[subset] += n
+            else:
+                unknown += n
+        err = sum(errors.values())
+        self.verdict = self.judge.finish(counts, unknown, err) if final else self.judge.update(counts, unknown, err)
+        return self.verdict
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The Split tab's table: one row per subset, one per backend APP_ID, one for the verdict."""
+        app_ids, errors, book = TRACKER.merged()
+        rows: list[dict[str, Any]] = []
+        v = self.verdict
+        mapping = self.mapping.app_ids if self.mapping else {}
+        if v is not None:
+            for s in v.subsets:
+                ids = ",".join(a for a, sub in sorted(mapping.items()) if sub == s.name)
+                lat = _latency(book, ids.split(",")) if ids else {}
+                rows.append({"subset": s.name, "app_ids": ids, "expected": f"{s.expected * 100:.4g} %",
+                             "count": s.count, "share": f"{s.share * 100:.2f} %",
+                             "interval": f"{s.lower * 100:.1f}-{s.upper * 100:.1f} %", "status": s.status,
+                             **lat})
+        for app_id, n in sorted(app_ids.items()):
+            if v is None or app_id not in mapping or mapping[app_id] not in {s.name for s in v.subsets}:
+                rows.append({"subset": mapping.get(app_id, "(unknown)"), "app_ids": app_id, "expected": "",
+                             "count": n, "share": "", "interval": "", "status": "", **_latency(book, [app_id])})
+        if errors:
+            rows.append({"subset": "(errors)", "app_ids": "", "expected": "", "count": sum(errors.values()),
+                         "share": "", "interval": "", "status": ", ".join(f"{k} x{n}" for k, n in errors.items())})
+        state = v.state.value if v else ("no --expect" if not self.expect else self.problem or "waiting")
+        rows.append({"subset": "VERDICT", "app_ids": "", "expected": self.spec.as_percent() if self.spec else "",
+                     "count": v.n if v else 0, "share": "", "interval": "", "status": state,
+                     "p50_ms": "", "p99_ms": "", "max_ms": "", "reason": v.reason if v else ""})
+        return rows
+
+    def write_outputs(self) -> None:
+        v = self.verdict
+        if v is None or self.spec is None or self.mapping is None:
+            return
+        app_ids, errors, book = TRACKER.merged()
+        result = {
+            "verdict": v.state.value, "reason": v.reason, "expected": self.spec.as_dict(), "judge": v.to_json(),
+            "mapping": {"app_ids": self.mapping.app_ids, "source": self.mapping.source},
+            "requests": sum(app_ids.values()) + sum(errors.values()), "app_id_counts": dict(app_ids),
+            "errors": dict(errors), "latency_ms": book.summary(),
+            "by_app_id": {a: book.summary("corrected", f"app_id={a}") for a in sorted(app_ids)},
+            "workers": {w: {"app_ids": r["app_ids"], "errors": r["errors"]} for w, r in TRACKER.workers.items()},
+            "source": "locust",
+        }
+        if self.json_path:
+            write_json(self.json_path, result)
+        if self.junit_path:
+            write_junit(self.junit_path, v, suite="loadgen canary (locust)",
+                        properties={"expected": self.spec.as_percent()})
+
+
+def _latency(book: LatencyBook, app_ids: list[str]) -> dict[str, Any]:
+    if len(app_ids) != 1:
+        return {"p50_ms": "", "p99_ms": "", "max_ms": ""}
+    s = book.summary("corrected", f"app_id={app_ids[0]}")
+    if not s.get("count"):
+        return {"p50_ms": "", "p99_ms": "", "max_ms": ""}
+    return {"p50_ms": f"{s['p50']:.1f}", "p99_ms": f"{s['p99']:.1f}", "max_ms": f"{s['max']:.1f}"}
+
+
+class MeshUser(FastHttpUser):
+    """GET service-a's /hello_a and record which service-b instance answered."""
+
+    host = "http://127.0.0.1:3000"
+    abstract = True  # the locustfile subclasses it (so Locust finds exactly one user class)
+
+    @task
+    def hello_a(self) -> None:
+        with self.client.get("/hello_a", name="/hello_a", catch_response=True) as resp:
+            status = resp.status_code or None
+            body = resp.content or b""
+            app_id = app_id_of({"X-App-Id": resp.headers.get("X-App-Id", "")} if resp.headers else {}, body)
+            error = None
+            if status != 200:
+                error = f"http_{status}" if status else "transport"
+                resp.failure(error)
+            elif app_id is None:
+                error = "no_app_id"
+                resp.failure("no APP_ID in the answer")
+            else:
+                resp.success()
+            TRACKER.record(status, app_id, error, float(resp.request_meta.get("response_time") or 0.0)
+                           if hasattr(resp, "request_meta") else 0.0)
+
+
+# -- event hooks --------------------------------------------------------------------------
+@events.init_command_line_parser.add_listener
+def _options(parser: Any) -> None:
+    group = parser.add_argument_group("loadgen canary")
+    group.add_argument("--expect", default="", help="Expected split: 85/15, v1=85,v2=15 or consul")
+    group.add_argument("--tolerance", type=float, default=2.0, help="Allowed deviation per subset, points")
+    group.add_argument("--confidence", type=float, default=99.0, help="Confidence, percent")
+    group.add_argument("--map", default="", help="APP_ID to subset, like 1=v1,2=v2 (default: from Consul)")
+    group.add_argument("--consul", default="127.0.0.1:8500", help="Consul for the APP_ID map / --expect consul")
+    group.add_argument("--canary-json", default="", help="Write the verdict as JSON (like loadgen canary --json)")
+    group.add_argument("--canary-junit", default="", help="Write JUnit XML (like loadgen canary --junit)")
+    group.add_argument("--stop-on-verdict", action="store_true", default=False,
+                       help="Headless: stop as soon as the verdict is PASS or FAIL")
+
+
+@events.init.add_listener
+def _init(environment: Any, **_kw: Any) -> None:
+    if environment.parsed_options is None:
+        return
+    canary = Canary(environment)
+    environment.loadgen_canary = canary
+    if not isinstance(environment.runner, WorkerRunner):
+        canary.prepare()
+        if canary.problem and environment.parsed_options.headless:
+            environment.process_exit_code = ExitCode.USAGE
+    if environment.web_ui is not None:
+        _install_tab(environment, canary)
+
+
+def _install_tab(environment: Any, canary: Canary) -> None:
+    from flask import request
+
+    conf = f"{(1 - canary.config.alpha) * 100:.4g} %"
+    columns = [("subset", "Subset"), ("app_ids", "APP_ID"), ("expected", "Expected"), ("count", "Count"),
+               ("share", "Observed share"), ("interval", f"True share ({conf} interval)"), ("status", "Status"),
+               ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("max_ms", "max ms")]
+    environment.web_ui.template_args["extended_tabs"] = [{"title": "Split", "key": TAB_KEY}]
+    environment.web_ui.template_args["extended_tables"] = [
+        {"key": TAB_KEY, "structure": [{"key": k, "title": t} for k, t in columns]}
+    ]
+
+    @environment.web_ui.app.after_request
+    def _with_split(response: Any) -> Any:
+        if request.path != "/stats/requests" or not response.is_json:
+            return response
+        data = response.get_json()
+        data["extended_stats"] = [*data.get("extended_stats", []), {"key": TAB_KEY, "data": canary.rows()}]
+        response.set_data(json.dumps(data))
+        return response
+
+    @environment.web_ui.app.route("/loadgen/split")
+    def _split_json() -> Any:
+        return {"rows": canary.rows(), "verdict": canary.verdict.to_json() if canary.verdict else None}
+
+
+@events.test_start.add_listener
+def _start(environment: Any, **_kw: Any) -> None:
+    canary: Canary | None = getattr(environment, "loadgen_canary", None)
+    if canary is None or isinstance(environment.runner, WorkerRunner):
+        return
+
+    def monitor() -> None:
+        while True:
+            gevent.sleep(JUDGE_EVERY_S)
+            v = canary.look()
+            if v is not None and v.decided and canary.stop_on_verdict and environment.parsed_options.headless:
+                log.info("loadgen: verdict %s after %d responses; stopping", v.state.value, v.n)
+                environment.runner.quit()
+                return
+
+    gevent.spawn(monitor)
+
+
+@events.reset_stats.add_listener
+def _reset(**_kw: Any) -> None:
+    TRACKER.reset()
+
+
+@events.report_to_master.add_listener
+def _to_master(client_id: str, data: dict[str, Any]) -> None:
+    data["loadgen_split"] = TRACKER.encode()
+
+
+@events.worker_report.add_listener
+def _from_worker(client_id: str, data: dict[str, Any]) -> None:
+    if "loadgen_split" in data:
+        TRACKER.workers[client_id] = data["loadgen_split"]
+
+
+@events.quitting.add_listener
+def _quitting(environment: Any, **_kw: Any) -> None:
+    canary: Canary | None = getattr(environment, "loadgen_canary", None)
+    if canary is None:
+        return
+    if isinstance(environment.runner, WorkerRunner):
+        # A worker's own final counts (what its last report carried), for checking the merge.
+        if canary.json_path:
+            write_json(canary.json_path, {"worker": environment.runner.client_id, **{
+                k: v for k, v in TRACKER.encode().items() if k != "book"}})
+        return
+    if canary.problem:
+        environment.process_exit_code = ExitCode.USAGE
+        return
+    v = canary.look(final=True)
+    if v is None:
+        return
+    canary.write_outputs()
+    log.info("loadgen canary: %s -- %s", v.state.value, v.reason)
+    if isinstance(environment.runner, MasterRunner):
+        log.info("loadgen canary: judged the sum of %d workers' reports", len(TRACKER.workers))
+    environment.process_exit_code = EXIT[v.state]

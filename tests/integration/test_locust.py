@@ -1,0 +1,121 @@
+"""Locust with loadgen's plugin on the real mesh: CI gate, distributed merge, the Split tab in a browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from loadgen.stats import SequentialJudge, SplitSpec, VerdictState
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCUST = [str(Path(sys.executable).with_name("locust")), "-f", str(ROOT / "locustfiles" / "mesh.py")]
+SCREENSHOT = ROOT / "reports" / "locust-split-tab.png"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def splitter(loadgen):
+    loadgen("up", "--stage", "splitter")
+    yield
+
+
+def locust(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*LOCUST, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def test_headless_gate_pass_writes_outputs(tmp_path):
+    out_json, out_xml = tmp_path / "l.json", tmp_path / "l.xml"
+    proc = locust("--headless", "-u", "10", "-r", "10", "-t", "60s", "--expect", "85/15", "--stop-on-verdict",
+                  "--canary-json", str(out_json), "--canary-junit", str(out_xml), "--only-summary")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out_json.read_text())
+    assert result["verdict"] == "PASS" and set(result["app_id_counts"]) == {"1", "2"}
+    assert set(result["by_app_id"]) == {"1", "2"}
+    for lat in result["by_app_id"].values():
+        assert lat["p99"] <= lat["max"]  # HDR, not rounded buckets: p99 never above max
+    assert "<testsuite" in out_xml.read_text()
+
+
+def test_headless_gate_fail():
+    proc = locust("--headless", "-u", "10", "-r", "10", "-t", "60s", "--expect", "50/50", "--stop-on-verdict",
+                  "--only-summary")
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "loadgen canary: FAIL" in proc.stderr
+
+
+def test_distributed_master_sums_workers_exactly(tmp_path):
+    workers = [subprocess.Popen([*LOCUST, "--worker", "--master-host", "127.0.0.1", "--canary-json",
+                                 str(tmp_path / f"w{k}.json")], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL) for k in range(2)]
+    try:
+        master = locust("--master", "--master-bind-host", "127.0.0.1", "--headless", "-u", "8", "-r", "8",
+                        "-t", "6s", "--expect-workers", "2", "--expect", "50/50", "--canary-json",
+                        str(tmp_path / "m.json"), "--only-summary")
+    finally:
+        for w in workers:
+            w.wait(timeout=60)
+    assert master.returncode == 1, master.stderr[-2000:]
+    m = json.loads((tmp_path / "m.json").read_text())
+    reports = [json.loads((tmp_path / f"w{k}.json").read_text()) for k in range(2)]
+    assert len(m["workers"]) == 2
+    for app_id in ("1", "2"):
+        assert m["app_id_counts"][app_id] == sum(r["app_ids"].get(app_id, 0) for r in reports) > 0
+    # The verdict is what the judge says of the merged counts directly.
+    merged = {"v1": m["app_id_counts"]["1"], "v2": m["app_id_counts"]["2"]}
+    direct = SequentialJudge(SplitSpec.parse("50/50")).update(merged, errors=sum(m["errors"].values()))
+    assert direct.state is VerdictState.FAIL and m["verdict"] == direct.state.value
+
+
+def test_split_tab_in_a_real_browser():
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if sync_playwright is None or not os.access(chromium, os.X_OK):
+        msg = "needs Debian's chromium and the playwright package (scripts/bootstrap.sh installs both)"
+        if os.environ.get("LOADGEN_REQUIRE_ALL"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    ui = subprocess.Popen([*LOCUST, "--web-host", "127.0.0.1", "--web-port", "18089", "--expect", "85/15"],
+                          cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get("http://127.0.0.1:18089/", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert ui.poll() is None and time.monotonic() < deadline, "Locust's web UI did not start"
+                time.sleep(0.2)
+        errors: list[str] = []
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto("http://127.0.0.1:18089/")
+            page.fill("input[name='userCount']", "5")
+            page.fill("input[name='spawnRate']", "5")
+            page.get_by_role("button", name="Start").click()
+            page.get_by_role("tab", name="Split").click()
+            # Both subsets have answered once the v2 row shows a non-zero count.
+            page.wait_for_function(
+                """() => [...document.querySelectorAll('tr')].some(r => r.innerText.startsWith('v2')
+                      && /\\t[1-9][0-9]*\\t/.test(r.innerText))""", timeout=30_000)
+            rows = {r.split("\t")[0]: r.split("\t") for r in page.locator("tr").all_inner_texts()}
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT), full_page=True)
+            browser.close()
+        assert not errors, errors
+        assert int(rows["v1"][3]) > 0 and int(rows["v2"][3]) > 0, rows
+        assert "VERDICT" in rows
+    finally:
+        ui.terminate()
+        ui.wait(timeout=30)
