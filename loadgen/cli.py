@@ -17,6 +17,7 @@ from rich.table import Table
 
 from loadgen import __version__
 from loadgen.commands.canary import canary
+from loadgen.commands.probes import intentions, propagation
 from loadgen.commands.report import report
 from loadgen.commands.run import run
 from loadgen.errors import ExitCode, LoadgenError, UnreachableError
@@ -319,6 +320,8 @@ def split(requests: int, url: str, as_json: bool) -> int:
 cli.add_command(canary)
 cli.add_command(run)
 cli.add_command(report)
+cli.add_command(intentions)
+cli.add_command(propagation)
 
 
 def main() -> None:

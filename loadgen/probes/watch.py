@@ -1,0 +1,139 @@
+"""Watching the data plane and the control plane at once, on one clock.
+
+:class:`ProbeTraffic` runs several load streams (e.g. fresh connections and pooled ones) in a
+background thread's event loop and keeps every sample with the absolute ``perf_counter``
+instant its request was sent, so it can be compared with the instant a config write returned.
+:class:`EnvoyWatcher` polls sidecars' admin APIs in another thread and records when each one's
+config first satisfied a predicate (e.g. "has an RBAC rule for service-a").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from loadgen.load.engine import LoadPlan, run_load
+from loadgen.load.sample import Sample
+from loadgen.mesh import envoy_admin
+
+
+@dataclass(frozen=True)
+class Observation:
+    stream: str
+    sent: float  # perf_counter instant the request was sent
+    sample: Sample
+
+
+@dataclass
+class ProbeTraffic:
+    """Background load streams; every completed request becomes an :class:`Observation`."""
+
+    plans: dict[str, LoadPlan]
+    observations: list[Observation] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    error: BaseException | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="probe-traffic", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # surfaced to the caller by stop()
+            self.error = exc
+
+    async def _main(self) -> None:
+        start = time.perf_counter() + 0.05
+
+        def sink(name: str) -> Callable[[Sample], None]:
+            def on_sample(s: Sample) -> None:
+                sent = start + s.t + s.sent_late_ms / 1000
+                with self._lock:
+                    self.observations.append(Observation(name, sent, s))
+
+            return on_sample
+
+        await asyncio.gather(*(
+            run_load(_with_start(plan, start), sink(name), self._stop.is_set) for name, plan in self.plans.items()
+        ))
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+        if self.error is not None:
+            raise self.error
+
+    def since(self, t0: float) -> list[Observation]:
+        with self._lock:
+            return [o for o in self.observations if o.sent >= t0]
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+
+def _with_start(plan: LoadPlan, start: float) -> LoadPlan:
+    from dataclasses import replace
+
+    return replace(plan, start_at=start)
+
+
+@dataclass
+class EnvoyWatcher:
+    """Polls each sidecar's /config_dump and notes when ``predicate`` first held (after arm())."""
+
+    admin_ports: dict[str, int]
+    predicate: Callable[[dict[str, Any]], bool]
+    interval: float = 0.02
+    changed_at: dict[str, float] = field(default_factory=dict)
+    _armed_at: float | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def arm(self, predicate: Callable[[dict[str, Any]], bool]) -> None:
+        """Start looking for ``predicate`` from now on (forgetting earlier changes)."""
+        self.predicate = predicate
+        self.changed_at = {}
+        self._armed_at = time.perf_counter()
+
+    def start(self) -> None:
+        for name, port in self.admin_ports.items():
+            t = threading.Thread(target=self._poll, args=(name, port), daemon=True, name=f"watch-{name}")
+            t.start()
+            self._threads.append(t)
+
+    def _poll(self, name: str, port: int) -> None:
+        with httpx.Client(timeout=2.0) as client:
+            while not self._stop.is_set():
+                if self._armed_at is not None and name not in self.changed_at:
+                    with contextlib.suppress(httpx.HTTPError, ValueError):
+                        dump = client.get(f"http://127.0.0.1:{port}/config_dump").json()
+                        if self.predicate(dump):
+                            # An upper bound: the change landed since the previous poll (interval
+                            # plus one dump earlier at most) and before this dump came back.
+                            self.changed_at[name] = time.perf_counter()
+                time.sleep(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=5)
+
+
+def rbac_for(source: str, present: bool) -> Callable[[dict[str, Any]], bool]:
+    return lambda dump: envoy_admin.rbac_mentions(dump, source) == present
+
+
+def split_is(service: str, weights: dict[str, int] | None) -> Callable[[dict[str, Any]], bool]:
+    return lambda dump: envoy_admin.weighted_split(dump, service) == weights
