@@ -52,6 +52,7 @@ class PhaseResult:
     envoy_ms: dict[str, float | None]  # per sidecar: when its config showed the change
     pooled_after_ms: float | None  # pooled stream: how long old-outcome requests kept coming after envoy
     violations: int  # new-connection successes after every sidecar showed the deny
+    violation_window_ms: float | None  # how long after that the last of them was sent
     pooled_violations: int
     requests: dict[str, int]
     timeline: list[tuple[float, str, str]] = field(default_factory=list)  # (ms since write, stream, outcome)
@@ -81,9 +82,11 @@ def analyse(action: str, t0: float, index: int, obs: list[Observation], envoy: d
             all_from[stream] = None
     applied = max(envoy.values()) if envoy and len(envoy) == len(sidecars) else None
     violations = pooled_violations = 0
-    pooled_after = None
+    pooled_after = window = None
     if action == "deny" and applied is not None:
-        violations = sum(1 for o in obs if o.stream == "new" and o.sent > applied and outcome(o) == "ok")
+        leaked = [o.sent for o in obs if o.stream == "new" and o.sent > applied and outcome(o) == "ok"]
+        violations = len(leaked)
+        window = _ms(max(leaked), applied) if leaked else None
         pooled_ok = [o.sent for o in obs if o.stream == "pooled" and o.sent > applied and outcome(o) == "ok"]
         pooled_violations = len(pooled_ok)
         pooled_after = _ms(max(pooled_ok), applied) if pooled_ok else 0.0
@@ -92,7 +95,8 @@ def analyse(action: str, t0: float, index: int, obs: list[Observation], envoy: d
         action=action, write_index=index, first_ms={k: _ms(v, t0) for k, v in first.items()},
         all_ms={k: _ms(v, t0) for k, v in all_from.items()},
         envoy_ms={k: _ms(envoy.get(k), t0) for k in sidecars}, pooled_after_ms=pooled_after,
-        violations=violations, pooled_violations=pooled_violations, requests=counts, timeline=timeline,
+        violations=violations, violation_window_ms=window, pooled_violations=pooled_violations, requests=counts,
+        timeline=timeline,
     )
 
 

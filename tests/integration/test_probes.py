@@ -10,6 +10,7 @@ CONSUL = "http://127.0.0.1:8500"
 
 
 def test_intentions_one_cycle(loadgen):
+    loadgen("up", "--stage", "basic")  # kept up by the test, so Consul can be asked afterwards
     proc = loadgen("intentions", "--repeat", "1", "--json", "-", timeout=240)
     report = json.loads(proc.stdout)
     assert report["violations"] == 0
