@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from loadgen.mesh import toolchain
+from tests.integration.parts import missing as missing_part
 
 pytestmark = pytest.mark.integration
 
@@ -47,13 +48,10 @@ class Loadgen:
 
 
 def _require_parts() -> None:
-    """In CI (LOADGEN_REQUIRE_ALL=1) a missing part fails the run instead of skipping it."""
+    """In CI a missing part fails the run instead of skipping it (tests/integration/parts.py)."""
     missing = [n for n in ("consul", "envoy") if not toolchain.find(n).ok]
     if missing:
-        msg = f"missing real parts: {', '.join(missing)} (run scripts/bootstrap.sh)"
-        if os.environ.get("LOADGEN_REQUIRE_ALL"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+        missing_part(f"missing real parts: {', '.join(missing)} (run scripts/bootstrap.sh)")
 
 
 @pytest.fixture(scope="session")

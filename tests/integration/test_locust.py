@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from loadgen.stats import SequentialJudge, SplitSpec, VerdictState
+from tests.integration.parts import missing
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUST = [str(Path(sys.executable).with_name("locust")), "-f", str(ROOT / "locustfiles" / "mesh.py")]
@@ -80,10 +81,7 @@ def test_split_tab_in_a_real_browser():
     except ImportError:
         sync_playwright = None
     if sync_playwright is None or not os.access(chromium, os.X_OK):
-        msg = "needs Debian's chromium and the playwright package (scripts/bootstrap.sh installs both)"
-        if os.environ.get("LOADGEN_REQUIRE_ALL"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+        missing("needs Debian's chromium and the playwright package (scripts/bootstrap.sh installs both)")
     ui = subprocess.Popen([*LOCUST, "--web-host", "127.0.0.1", "--web-port", "18089", "--expect", "85/15"],
                           cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:

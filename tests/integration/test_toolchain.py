@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 
@@ -11,6 +10,7 @@ import httpx
 import pytest
 
 from loadgen.mesh import toolchain
+from tests.integration.parts import missing, required
 
 
 def test_doctor_finds_every_part(loadgen):
@@ -19,7 +19,7 @@ def test_doctor_finds_every_part(loadgen):
     assert report["ok"]
     assert parts["consul"]["compatible"] and parts["consul"]["version"].startswith("1.14.")
     assert parts["envoy"]["compatible"] and parts["envoy"]["version"].startswith("1.36.")
-    if os.environ.get("LOADGEN_REQUIRE_ALL"):
+    if required():
         assert parts["nomad"]["compatible"], parts["nomad"]
 
 
@@ -27,9 +27,7 @@ def test_doctor_finds_every_part(loadgen):
 def nomad_bin():
     found = toolchain.find("nomad")
     if not found.ok:
-        if os.environ.get("LOADGEN_REQUIRE_ALL"):
-            pytest.fail(f"nomad missing: {found.problems}")
-        pytest.skip("nomad not built (loadgen toolchain install)")
+        missing(f"nomad not built (loadgen toolchain install): {found.problems}")
     return found.path
 
 
