@@ -15,9 +15,12 @@ from loadgen.errors import ExitCode, UsageError
 from loadgen.mesh.consul_api import ConsulClient
 from loadgen.mesh.local import borrowed_stage
 from loadgen.mesh.subsets import live_splitter, subset_map
+from loadgen.paths import project_root
 from loadgen.probes.intentions import IntentionProbe, PhaseResult, distribution
 from loadgen.probes.propagation import PropagationProbe
 from loadgen.report.files import write_json
+from loadgen.report.probe_plots import intentions_timeline, propagation_timeline
+from loadgen.runner import new_run_id
 from loadgen.stats import SplitSpec
 
 out = Console()
@@ -39,11 +42,13 @@ def _fmt(v: Any) -> str:
 @click.option("--protocol", type=click.Choice(["tcp", "http", "both"]), default="tcp", show_default=True,
               help="service-b's protocol: tcp (stage basic: L4 RBAC) or http (stage l7-router: L7 RBAC).")
 @click.option("--strict", is_flag=True, help="Count pooled-connection successes after the deny as violations too.")
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to write a PNG timeline per repeat.  [default: reports/<time>-intentions/]")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write every measurement as JSON ('-' for stdout).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
-def intentions(repeat: int, rate: float, pooled_rate: float, protocol: str, strict: bool, json_path: Path | None,
-               quiet: bool) -> int:
+def intentions(repeat: int, rate: float, pooled_rate: float, protocol: str, strict: bool, plots_dir: Path | None,
+               json_path: Path | None, quiet: bool) -> int:
     """Time how long a deny intention (service-a -> service-b) takes to bite, and its removal to heal.
 
     On the local mesh (stage basic for --protocol tcp, l7-router for http; put back afterwards).
@@ -66,6 +71,8 @@ def intentions(repeat: int, rate: float, pooled_rate: float, protocol: str, stri
                 probe = IntentionProbe(consul, sidecars, rate_new=rate, rate_pooled=pooled_rate, say=say)
                 results = probe.run(repeat)
         report["protocols"][proto] = _summarise(results)
+        plots = plots_dir or project_root() / "reports" / f"{new_run_id()}-intentions"
+        report["protocols"][proto]["plots"] = [str(p) for p in _intention_plots(plots, proto, results)]
         violations += sum(d.violations + (d.pooled_violations if strict else 0) for d, _ in results)
         if json_path != Path("-"):
             _print(proto, results, report["protocols"][proto], rate)
@@ -78,6 +85,17 @@ def intentions(repeat: int, rate: float, pooled_rate: float, protocol: str, stri
         err.print(f"loadgen: {violations} request(s) reached service-b after the deny was in force", highlight=False)
         return ExitCode.FAIL
     return ExitCode.OK
+
+
+def _intention_plots(directory: Path, proto: str, results: list[tuple[PhaseResult, PhaseResult]]) -> list[Path]:
+    paths = []
+    for i, phases in enumerate(results, start=1):
+        for p in phases:
+            marks = {"write": 0.0, "all sidecars show it": _max(p.envoy_ms), "first changed": p.first_ms.get("new"),
+                     "all fresh changed": p.all_ms.get("new")}
+            paths.append(intentions_timeline(directory / f"{proto}-{i:02d}-{p.action}.png",
+                                             f"{p.action} ({proto}), repeat {i}", p.timeline, marks))
+    return paths
 
 
 def _phase_json(p: PhaseResult) -> dict[str, Any]:
@@ -136,10 +154,13 @@ def _max(d: dict[str, float | None]) -> float | None:
 @click.option("--rate", type=click.FloatRange(10, 5000), default=500.0, show_default=True,
               help="Probe requests per second (keep-alive).")
 @click.option("--keep", is_flag=True, help="Leave the new weights in place (default: restore and time that too).")
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to write a PNG timeline per change.  [default: reports/<time>-propagation/]")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the measurements as JSON ('-' for stdout).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
-def propagation(weights: str, rate: float, keep: bool, json_path: Path | None, quiet: bool) -> int:
+def propagation(weights: str, rate: float, keep: bool, plots_dir: Path | None, json_path: Path | None,
+                quiet: bool) -> int:
     """Time how long a service-splitter weight change takes to move real traffic.
 
     On the local mesh at stage splitter (brought up if needed, put back afterwards). From steady
@@ -157,7 +178,14 @@ def propagation(weights: str, rate: float, keep: bool, json_path: Path | None, q
             raise UsageError(f"service-b is already split {new.as_percent()}; give different weights")
         probe = PropagationProbe(consul, target.sidecar_admin["service-a"], mapping, rate=rate, say=say)
         results = probe.run(original, new, keep)
-    data = {"resolution_ms": round(1000 / rate, 2), "changes": [r.__dict__ for r in results]}
+    directory = plots_dir or project_root() / "reports" / f"{new_run_id()}-propagation"
+    plots = [propagation_timeline(directory / f"{i:02d}-to-{r.to.replace(',', '_').replace('=', '')}.png",
+                                  f"service-b weights -> {r.to}", r.timeline, new.names[0],
+                                  {"write": 0.0, "envoy shows it": r.envoy_ms, "traffic changed": r.change_ms,
+                                   "detected": r.detected_ms})
+             for i, r in enumerate(results, start=1)]
+    data = {"resolution_ms": round(1000 / rate, 2), "plots": [str(p) for p in plots],
+            "changes": [{k: v for k, v in r.__dict__.items() if k != "timeline"} for r in results]}
     if json_path == Path("-"):
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return ExitCode.OK

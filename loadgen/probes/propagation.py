@@ -70,6 +70,7 @@ class ChangeResult:
     share_before: dict[str, float]
     share_after: dict[str, float]
     requests: int
+    timeline: list[tuple[float, str]]  # (ms since the write, subset) of every answer in the window
 
 
 @dataclass
@@ -138,6 +139,7 @@ class PropagationProbe:
             detected_ms=ms(alarm_at), detection_delay_ms=None if alarm_at is None or change_at is None
             else round((alarm_at - change_at) * 1000, 1),
             share_before=_shares(pre), share_after=_shares(post), requests=len(window),
+            timeline=[(round((t - t0) * 1000, 2), x) for t, x in window],
         )
 
     def _labelled(self, obs: list[Observation]) -> list[tuple[float, str]]:

@@ -89,13 +89,16 @@ def _with_start(plan: LoadPlan, start: float) -> LoadPlan:
     return replace(plan, start_at=start)
 
 
+XDS_COUNTERS = r"(lds|cds|rds\.[^ ]*)\.update_success$"  # listeners, clusters, route configs
+
+
 @dataclass
 class EnvoyWatcher:
     """Polls each sidecar's /config_dump and notes when ``predicate`` first held (after arm())."""
 
     admin_ports: dict[str, int]
     predicate: Callable[[dict[str, Any]], bool]
-    interval: float = 0.02
+    interval: float = 0.01
     changed_at: dict[str, float] = field(default_factory=dict)
     _armed_at: float | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -114,15 +117,24 @@ class EnvoyWatcher:
             self._threads.append(t)
 
     def _poll(self, name: str, port: int) -> None:
+        # A /config_dump is ~100 KB of JSON; parsing it every 20 ms would hold the GIL long
+        # enough to stall the probe traffic in the same process. So poll Envoy's tiny xDS
+        # update counters, and fetch the dump only when one of them moved.
+        seen: str | None = None
+        checked_for: float | None = None
         with httpx.Client(timeout=2.0) as client:
             while not self._stop.is_set():
-                if self._armed_at is not None and name not in self.changed_at:
+                armed = self._armed_at
+                if armed is not None and name not in self.changed_at:
                     with contextlib.suppress(httpx.HTTPError, ValueError):
-                        dump = client.get(f"http://127.0.0.1:{port}/config_dump").json()
-                        if self.predicate(dump):
-                            # An upper bound: the change landed since the previous poll (interval
-                            # plus one dump earlier at most) and before this dump came back.
-                            self.changed_at[name] = time.perf_counter()
+                        counters = client.get(f"http://127.0.0.1:{port}/stats", params={"filter": XDS_COUNTERS}).text
+                        if counters != seen or checked_for != armed:
+                            seen, checked_for = counters, armed
+                            dump = client.get(f"http://127.0.0.1:{port}/config_dump").json()
+                            if self.predicate(dump):
+                                # An upper bound: the change landed since the previous poll and
+                                # before this dump came back.
+                                self.changed_at[name] = time.perf_counter()
                 time.sleep(self.interval)
 
     def stop(self) -> None:

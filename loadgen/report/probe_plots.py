@@ -1,0 +1,69 @@
+"""PNG timelines of the time-to-apply probes: every request over time, and the instants that matter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+COLOURS = {"ok": "#2a9d4b", "denied": "#d62728", "error": "#ff9f1c"}
+
+
+def _plt():  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def intentions_timeline(path: Path, title: str, timeline: list[tuple[float, str, str]],
+                        marks: dict[str, float | None]) -> Path:
+    """One dot per request (x: ms since the write, y: stream), coloured by outcome."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(9, 3.2), dpi=110)
+    streams = sorted({s for _, s, _ in timeline})
+    for y, stream in enumerate(streams):
+        for outcome, colour in COLOURS.items():
+            xs = [t for t, s, o in timeline if s == stream and o == outcome]
+            if xs:
+                ax.scatter(xs, [y] * len(xs), s=6, c=colour, label=f"{outcome}" if y == 0 else None, marker="|")
+    styles = ["--", ":", "-.", "-"]
+    for i, (label, t) in enumerate(marks.items()):
+        if t is not None:
+            ax.axvline(t, color="black", linestyle=styles[i % len(styles)], linewidth=1, label=f"{label} ({t:.0f} ms)")
+    ax.set_yticks(range(len(streams)), [f"{s} connections" for s in streams])
+    ax.set_ylim(-0.8, len(streams) - 0.2)
+    ax.set_xlabel("ms after Consul committed the write")
+    ax.set_title(title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def propagation_timeline(path: Path, title: str, labelled: list[tuple[float, str]], subset: str,
+                         marks: dict[str, float | None], window: int = 25) -> Path:
+    """The share of ``subset`` over a sliding window of requests, with the measured instants."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(9, 3.2), dpi=110)
+    xs, ys = [], []
+    hits = [1.0 if s == subset else 0.0 for _, s in labelled]
+    for i in range(window, len(labelled) + 1):
+        xs.append(labelled[i - 1][0])
+        ys.append(100 * sum(hits[i - window:i]) / window)
+    ax.plot(xs, ys, linewidth=1, label=f"share of {subset}, last {window} requests (%)")
+    styles = ["--", ":", "-."]
+    for i, (label, t) in enumerate(marks.items()):
+        if t is not None:
+            ax.axvline(t, color="black", linestyle=styles[i % len(styles)], linewidth=1, label=f"{label} ({t:.0f} ms)")
+    ax.set_xlabel("ms after Consul committed the write")
+    ax.set_ylabel("%")
+    ax.set_title(title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
