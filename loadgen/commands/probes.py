@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from loadgen.mesh.subsets import live_splitter, subset_map
 from loadgen.paths import project_root
 from loadgen.probes.intentions import IntentionProbe, PhaseResult, distribution
 from loadgen.probes.propagation import PropagationProbe
+from loadgen.probes.watch import LOCAL_UPSTREAM
 from loadgen.report.files import write_json
 from loadgen.report.probe_plots import intentions_timeline, propagation_timeline
 from loadgen.runner import new_run_id
@@ -26,6 +29,30 @@ from loadgen.stats import SplitSpec
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
 STAGE_FOR_PROTOCOL = {"tcp": "basic", "http": "l7-router"}
+
+
+@contextlib.contextmanager
+def _mesh(stage: str, target: str | None, consul: str | None, admins: tuple[str, ...], wanted: str,
+          say: Any) -> Iterator[tuple[str, str, dict[str, str]]]:
+    """(probe URL, Consul address, {sidecar: admin host:port}) -- of the local mesh (a borrowed stage)
+    or of any deployment given by --target, --consul and --envoy-admin."""
+    if target is None:
+        if consul or admins:
+            raise UsageError("--consul and --envoy-admin go with --target (the local mesh knows its own)")
+        with borrowed_stage(stage, say) as t:
+            yield LOCAL_UPSTREAM, t.consul_address, {k: f"127.0.0.1:{v}" for k, v in t.sidecar_admin.items()
+                                                     if k.startswith(wanted)}
+        return
+    if not consul or not admins:
+        raise UsageError(f"--target needs --consul ADDR and --envoy-admin NAME=HOST:PORT for each {wanted} sidecar")
+    parsed = {}
+    for i, item in enumerate(admins):
+        name, sep, address = item.rpartition("=")
+        address = address.strip()
+        if ":" not in address:
+            raise UsageError(f"--envoy-admin {item!r} is not [NAME=]HOST:PORT")
+        parsed[name.strip() if sep else f"{wanted}-{i + 1}"] = address
+    yield target, consul, parsed
 
 
 def _fmt(v: Any) -> str:
@@ -41,13 +68,19 @@ def _fmt(v: Any) -> str:
               help="Requests per second on the pooled keep-alive connections.")
 @click.option("--protocol", type=click.Choice(["tcp", "http", "both"]), default="tcp", show_default=True,
               help="service-b's protocol: tcp (stage basic: L4 RBAC) or http (stage l7-router: L7 RBAC).")
+@click.option("--target", metavar="URL", help="Any mesh: service-a's sidecar upstream listener URL, like "
+              "http://HOST:9000/hello_b (default: the local mesh).")
+@click.option("--consul", "consul_addr", metavar="ADDR", help="With --target: the Consul agent to write config to.")
+@click.option("--envoy-admin", "admins", multiple=True, metavar="[NAME=]HOST:PORT",
+              help="With --target: a sidecar's Envoy admin address (repeat for each).")
 @click.option("--strict", is_flag=True, help="Count pooled-connection successes after the deny as violations too.")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to write a PNG timeline per repeat.  [default: reports/<time>-intentions/]")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write every measurement as JSON ('-' for stdout).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
-def intentions(repeat: int, rate: float, pooled_rate: float, protocol: str, strict: bool, plots_dir: Path | None,
+def intentions(repeat: int, rate: float, pooled_rate: float, protocol: str, target: str | None,
+               consul_addr: str | None, admins: tuple[str, ...], strict: bool, plots_dir: Path | None,
                json_path: Path | None, quiet: bool) -> int:
     """Time how long a deny intention (service-a -> service-b) takes to bite, and its removal to heal.
 
@@ -62,14 +95,16 @@ def intentions(repeat: int, rate: float, pooled_rate: float, protocol: str, stri
     """
     say = (lambda m: None) if quiet or json_path == Path("-") else (lambda m: err.print(m, highlight=False))
     protocols = ["tcp", "http"] if protocol == "both" else [protocol]
+    if target is not None:
+        protocols = ["target"]  # whatever protocol the deployment has
     report: dict[str, Any] = {"resolution_ms": round(1000 / rate, 2), "protocols": {}}
     violations = 0
     for proto in protocols:
-        with borrowed_stage(STAGE_FOR_PROTOCOL[proto], say) as target:
-            sidecars = {k: v for k, v in target.sidecar_admin.items() if k.startswith("service-b")}
-            with ConsulClient(target.consul_address) as consul:
-                probe = IntentionProbe(consul, sidecars, rate_new=rate, rate_pooled=pooled_rate, say=say)
-                results = probe.run(repeat)
+        stage = STAGE_FOR_PROTOCOL.get(proto, "basic")
+        with _mesh(stage, target, consul_addr, admins, "service-b", say) as (url, consul_at, sidecars), \
+                ConsulClient(consul_at) as consul:
+            probe = IntentionProbe(consul, sidecars, rate_new=rate, rate_pooled=pooled_rate, say=say, upstream=url)
+            results = probe.run(repeat)
         report["protocols"][proto] = _summarise(results)
         plots = plots_dir or project_root() / "reports" / f"{new_run_id()}-intentions"
         report["protocols"][proto]["plots"] = [str(p) for p in _intention_plots(plots, proto, results)]
@@ -153,14 +188,19 @@ def _max(d: dict[str, float | None]) -> float | None:
               help="The new service-b weights to write, like 50/50 or v1=50,v2=50.")
 @click.option("--rate", type=click.FloatRange(10, 5000), default=500.0, show_default=True,
               help="Probe requests per second (keep-alive).")
+@click.option("--target", metavar="URL", help="Any mesh: service-a's sidecar upstream listener URL, like "
+              "http://HOST:9000/hello_b (default: the local mesh).")
+@click.option("--consul", "consul_addr", metavar="ADDR", help="With --target: the Consul agent to write config to.")
+@click.option("--envoy-admin", "admins", multiple=True, metavar="[NAME=]HOST:PORT",
+              help="With --target: a sidecar's Envoy admin address (repeat for service-a's sidecar).")
 @click.option("--keep", is_flag=True, help="Leave the new weights in place (default: restore and time that too).")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to write a PNG timeline per change.  [default: reports/<time>-propagation/]")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the measurements as JSON ('-' for stdout).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
-def propagation(weights: str, rate: float, keep: bool, plots_dir: Path | None, json_path: Path | None,
-                quiet: bool) -> int:
+def propagation(weights: str, rate: float, target: str | None, consul_addr: str | None, admins: tuple[str, ...],
+                keep: bool, plots_dir: Path | None, json_path: Path | None, quiet: bool) -> int:
     """Time how long a service-splitter weight change takes to move real traffic.
 
     On the local mesh at stage splitter (brought up if needed, put back afterwards). From steady
@@ -170,13 +210,14 @@ def propagation(weights: str, rate: float, keep: bool, plots_dir: Path | None, j
     Then restores the original weights and times that too, unless --keep.
     """
     say = (lambda m: None) if quiet or json_path == Path("-") else (lambda m: err.print(m, highlight=False))
-    with borrowed_stage("splitter", say) as target, ConsulClient(target.consul_address) as consul:
+    with _mesh("splitter", target, consul_addr, admins, "service-a", say) as (url, consul_at, sidecars), \
+            ConsulClient(consul_at) as consul:
         mapping = subset_map(consul)
         original = live_splitter(consul)
         new = SplitSpec.parse(weights, names=list(mapping.subsets) if "=" not in weights else None)
         if new.as_dict() == SplitSpec.from_splitter(original).as_dict():
             raise UsageError(f"service-b is already split {new.as_percent()}; give different weights")
-        probe = PropagationProbe(consul, target.sidecar_admin["service-a"], mapping, rate=rate, say=say)
+        probe = PropagationProbe(consul, next(iter(sidecars.values())), mapping, rate=rate, say=say, upstream=url)
         results = probe.run(original, new, keep)
     directory = plots_dir or project_root() / "reports" / f"{new_run_id()}-propagation"
     plots = [propagation_timeline(directory / f"{i:02d}-to-{r.to.replace(',', '_').replace('=', '')}.png",

@@ -1,6 +1,6 @@
 """IntentionProbe: how long a deny of service-a -> service-b takes to bite, and an allow to heal.
 
-Probe traffic goes straight to service-a's sidecar upstream listener (127.0.0.1:9000/hello_b),
+Probe traffic goes straight to service-a's sidecar upstream listener (local mesh: 127.0.0.1:9000/hello_b),
 so service-a's own connection handling does not blur what Envoy does. Two streams at once:
 
 * ``new``: a fresh TCP connection per request (Envoy checks intentions when a connection is
@@ -26,9 +26,8 @@ import numpy as np
 
 from loadgen.load.engine import LoadPlan
 from loadgen.mesh.consul_api import ConsulClient
-from loadgen.probes.watch import EnvoyWatcher, Observation, ProbeTraffic, rbac_for
+from loadgen.probes.watch import LOCAL_UPSTREAM, EnvoyWatcher, Observation, ProbeTraffic, rbac_for
 
-UPSTREAM = "http://127.0.0.1:9000/hello_b"
 SETTLE_S = 1.0  # quiet time required before a phase starts
 PHASE_MAX_S = 20.0  # give up on a phase after this long
 TAIL_S = 1.5  # keep watching after the change looked complete, to catch stragglers
@@ -103,7 +102,8 @@ def analyse(action: str, t0: float, index: int, obs: list[Observation], envoy: d
 @dataclass
 class IntentionProbe:
     consul: ConsulClient
-    sidecar_admin: dict[str, int]  # service-b sidecars: name -> admin port
+    sidecar_admin: dict[str, str]  # service-b sidecars: name -> Envoy admin host:port
+    upstream: str = LOCAL_UPSTREAM
     rate_new: float = 500.0
     rate_pooled: float = 200.0
     pooled_connections: int = 4
@@ -113,9 +113,9 @@ class IntentionProbe:
 
     def run(self, repeats: int) -> list[tuple[PhaseResult, PhaseResult]]:
         plans = {
-            "new": LoadPlan(url=UPSTREAM, rate=self.rate_new, max_time=3600, timeout=2.0, new_connection=True,
+            "new": LoadPlan(url=self.upstream, rate=self.rate_new, max_time=3600, timeout=2.0, new_connection=True,
                             max_in_flight=256),
-            "pooled": LoadPlan(url=UPSTREAM, rate=self.rate_pooled, max_time=3600, timeout=2.0,
+            "pooled": LoadPlan(url=self.upstream, rate=self.rate_pooled, max_time=3600, timeout=2.0,
                                max_in_flight=self.pooled_connections),
         }
         traffic = ProbeTraffic(plans)

@@ -26,10 +26,9 @@ from typing import Any
 from loadgen.load.engine import LoadPlan
 from loadgen.mesh.consul_api import ConsulClient
 from loadgen.mesh.subsets import SubsetMap
-from loadgen.probes.watch import EnvoyWatcher, Observation, ProbeTraffic, split_is
+from loadgen.probes.watch import LOCAL_UPSTREAM, EnvoyWatcher, Observation, ProbeTraffic, split_is
 from loadgen.stats import SplitSpec
 
-UPSTREAM = "http://127.0.0.1:9000/hello_b"
 CUSUM_H = math.log(10_000)
 FLOOR = 1e-4  # a subset expected at 0 may still answer rarely; keep log-likelihoods finite
 WINDOW_BEFORE_S = 1.0
@@ -76,15 +75,16 @@ class ChangeResult:
 @dataclass
 class PropagationProbe:
     consul: ConsulClient
-    service_a_admin: int
+    service_a_admin: str  # host:port of service-a's sidecar's Envoy admin
     mapping: SubsetMap
+    upstream: str = LOCAL_UPSTREAM
     rate: float = 500.0
     connections: int = 8
     say: Callable[[str], None] = print
 
     def run(self, original: dict[str, Any], new: SplitSpec, keep: bool) -> list[ChangeResult]:
         old = SplitSpec.from_splitter(original)
-        traffic = ProbeTraffic({"pooled": LoadPlan(url=UPSTREAM, rate=self.rate, max_time=3600, timeout=2.0,
+        traffic = ProbeTraffic({"pooled": LoadPlan(url=self.upstream, rate=self.rate, max_time=3600, timeout=2.0,
                                                    max_in_flight=self.connections)})
         watcher = EnvoyWatcher({"service-a": self.service_a_admin}, split_is("service-b", None))
         results = []

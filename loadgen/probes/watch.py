@@ -89,14 +89,18 @@ def _with_start(plan: LoadPlan, start: float) -> LoadPlan:
     return replace(plan, start_at=start)
 
 
+# Where probe traffic enters the data plane on the local mesh: service-a's sidecar upstream
+# listener, so service-a's own connection handling does not blur what Envoy does.
+LOCAL_UPSTREAM = "http://127.0.0.1:9000/hello_b"
+
 XDS_COUNTERS = r"(lds|cds|rds\.[^ ]*)\.update_success$"  # listeners, clusters, route configs
 
 
 @dataclass
 class EnvoyWatcher:
-    """Polls each sidecar's /config_dump and notes when ``predicate`` first held (after arm())."""
+    """Watches each sidecar's Envoy admin API and notes when ``predicate`` first held (after arm())."""
 
-    admin_ports: dict[str, int]
+    admins: dict[str, str]  # sidecar name -> its Envoy admin address, host:port
     predicate: Callable[[dict[str, Any]], bool]
     interval: float = 0.01
     changed_at: dict[str, float] = field(default_factory=dict)
@@ -111,12 +115,12 @@ class EnvoyWatcher:
         self._armed_at = time.perf_counter()
 
     def start(self) -> None:
-        for name, port in self.admin_ports.items():
-            t = threading.Thread(target=self._poll, args=(name, port), daemon=True, name=f"watch-{name}")
+        for name, address in self.admins.items():
+            t = threading.Thread(target=self._poll, args=(name, address), daemon=True, name=f"watch-{name}")
             t.start()
             self._threads.append(t)
 
-    def _poll(self, name: str, port: int) -> None:
+    def _poll(self, name: str, address: str) -> None:
         # A /config_dump is ~100 KB of JSON; parsing it every 20 ms would hold the GIL long
         # enough to stall the probe traffic in the same process. So poll Envoy's tiny xDS
         # update counters, and fetch the dump only when one of them moved.
@@ -127,10 +131,10 @@ class EnvoyWatcher:
                 armed = self._armed_at
                 if armed is not None and name not in self.changed_at:
                     with contextlib.suppress(httpx.HTTPError, ValueError):
-                        counters = client.get(f"http://127.0.0.1:{port}/stats", params={"filter": XDS_COUNTERS}).text
+                        counters = client.get(f"http://{address}/stats", params={"filter": XDS_COUNTERS}).text
                         if counters != seen or checked_for != armed:
                             seen, checked_for = counters, armed
-                            dump = client.get(f"http://127.0.0.1:{port}/config_dump").json()
+                            dump = client.get(f"http://{address}/config_dump").json()
                             if self.predicate(dump):
                                 # An upper bound: the change landed since the previous poll and
                                 # before this dump came back.

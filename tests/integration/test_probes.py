@@ -38,3 +38,17 @@ def test_splitter_change_is_detected_and_restored(loadgen):
     assert abs(changes[0]["share_after"]["v1"] - 0.5) < 0.1
     entry = httpx.get(f"{CONSUL}/v1/config/service-splitter/service-b", timeout=5).json()
     assert {s["ServiceSubset"]: s["Weight"] for s in entry["Splits"]} == {"v1": 85, "v2": 15}
+
+
+def test_probes_against_a_given_deployment(loadgen):
+    # Any mesh: the local one, addressed explicitly as a remote one would be.
+    loadgen("up", "--stage", "basic")
+    proc = loadgen("intentions", "--repeat", "1", "--target", "http://127.0.0.1:9000/hello_b", "--consul",
+                   "127.0.0.1:8500", "--envoy-admin", "b1=127.0.0.1:19001", "--envoy-admin", "b2=127.0.0.1:19002",
+                   "--json", "-", timeout=240)
+    report = json.loads(proc.stdout)
+    deny = report["protocols"]["target"]["repeats"][0]["deny"]
+    assert set(deny["envoy_ms"]) == {"b1", "b2"} and report["violations"] == 0
+    assert 0 < deny["all_ms"]["new"] < 30_000
+    bad = loadgen("intentions", "--target", "http://127.0.0.1:9000/hello_b", check=False)
+    assert bad.returncode == 2 and "--target needs --consul" in bad.stderr
