@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loadgen.canary import CanaryOptions, CanaryResult, Snapshot, replay, run_live
+from loadgen.commands.options import Duration, parse_headers
 from loadgen.errors import ExitCode, UsageError
 from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
 from loadgen.mesh.local import borrowed_stage
@@ -42,29 +42,6 @@ requests fail), each wrong at most 1 - confidence of the time however often it l
 Clopper-Pearson TOST)."""
 
 
-def _duration(text: str) -> float:
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", text)
-    if not m:
-        raise click.BadParameter(f"{text!r} is not a duration like 30s, 2m or 90")
-    value, unit = float(m.group(1)), m.group(2) or "s"
-    return value * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
-
-
-class Duration(click.ParamType):
-    name = "DURATION"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> float:
-        if isinstance(value, int | float):
-            return float(value)
-        try:
-            seconds = _duration(str(value))
-        except click.BadParameter as exc:
-            self.fail(str(exc.message), param, ctx)
-        if seconds <= 0:
-            self.fail("must be more than 0", param, ctx)
-        return seconds
-
-
 class PlanningHelp(click.Command):
     """Appends a sample-size table (computed, not hard-coded) to --help."""
 
@@ -84,16 +61,6 @@ class PlanningHelp(click.Command):
         with formatter.indentation():
             for text, fixed_n, seq_n in rows:
                 formatter.write_text(f"{text:<9} fixed {fixed_n:>6}   sequential ~{seq_n:>6}")
-
-
-def _headers(values: tuple[str, ...]) -> dict[str, str]:
-    headers = {}
-    for value in values:
-        name, sep, content = value.partition(":")
-        if not sep or not name.strip():
-            raise UsageError(f"--header {value!r} is not 'Name: value'")
-        headers[name.strip()] = content.strip()
-    return headers
 
 
 @click.command(cls=PlanningHelp, epilog=HELP_EPILOG)
@@ -152,7 +119,7 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
     config = JudgeConfig(tolerance=tolerance / 100, alpha=1 - confidence / 100, max_unknown=max_unknown / 100,
                          max_errors=max_errors / 100)
     options = CanaryOptions(
-        expect=expect, target=target, consul=consul_addr, mapping=mapping, headers=_headers(headers), rate=rate,
+        expect=expect, target=target, consul=consul_addr, mapping=mapping, headers=parse_headers(headers), rate=rate,
         max_requests=max_requests, max_time=max_time, timeout=timeout, method=method, config=config,
         record=record, replay=replay_path,
     )

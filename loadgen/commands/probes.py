@@ -59,6 +59,19 @@ def _fmt(v: Any) -> str:
     return "-" if v is None else f"{v:.0f}"
 
 
+def _remote_options(which: str) -> Any:
+    """--target, --consul and --envoy-admin: probing any deployment instead of the local mesh."""
+    def decorate(f: Any) -> Any:
+        f = click.option("--envoy-admin", "admins", multiple=True, metavar="[NAME=]HOST:PORT",
+                         help=f"With --target: the Envoy admin address of {which} (repeatable).")(f)
+        f = click.option("--consul", "consul_addr", metavar="ADDR",
+                         help="With --target: the Consul agent to write config to.")(f)
+        return click.option("--target", metavar="URL", help="Any mesh: service-a's sidecar upstream listener "
+                            "URL, like http://HOST:9000/hello_b (default: the local mesh).")(f)
+
+    return decorate
+
+
 @click.command("intentions")
 @click.option("--repeat", type=click.IntRange(1, 100), default=5, show_default=True,
               help="Deny/allow cycles to measure.")
@@ -68,11 +81,7 @@ def _fmt(v: Any) -> str:
               help="Requests per second on the pooled keep-alive connections.")
 @click.option("--protocol", type=click.Choice(["tcp", "http", "both"]), default="tcp", show_default=True,
               help="service-b's protocol: tcp (stage basic: L4 RBAC) or http (stage l7-router: L7 RBAC).")
-@click.option("--target", metavar="URL", help="Any mesh: service-a's sidecar upstream listener URL, like "
-              "http://HOST:9000/hello_b (default: the local mesh).")
-@click.option("--consul", "consul_addr", metavar="ADDR", help="With --target: the Consul agent to write config to.")
-@click.option("--envoy-admin", "admins", multiple=True, metavar="[NAME=]HOST:PORT",
-              help="With --target: a sidecar's Envoy admin address (repeat for each).")
+@_remote_options("each service-b sidecar")
 @click.option("--strict", is_flag=True, help="Count pooled-connection successes after the deny as violations too.")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to write a PNG timeline per repeat.  [default: reports/<time>-intentions/]")
@@ -188,11 +197,7 @@ def _max(d: dict[str, float | None]) -> float | None:
               help="The new service-b weights to write, like 50/50 or v1=50,v2=50.")
 @click.option("--rate", type=click.FloatRange(10, 5000), default=500.0, show_default=True,
               help="Probe requests per second (keep-alive).")
-@click.option("--target", metavar="URL", help="Any mesh: service-a's sidecar upstream listener URL, like "
-              "http://HOST:9000/hello_b (default: the local mesh).")
-@click.option("--consul", "consul_addr", metavar="ADDR", help="With --target: the Consul agent to write config to.")
-@click.option("--envoy-admin", "admins", multiple=True, metavar="[NAME=]HOST:PORT",
-              help="With --target: a sidecar's Envoy admin address (repeat for service-a's sidecar).")
+@_remote_options("service-a's sidecar")
 @click.option("--keep", is_flag=True, help="Leave the new weights in place (default: restore and time that too).")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to write a PNG timeline per change.  [default: reports/<time>-propagation/]")

@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from loadgen.commands.options import parse_headers
 from loadgen.errors import ExitCode, UnreachableError, UsageError
 from loadgen.load.client import Client, RequestError
 from loadgen.load.engine import LoadPlan, run_blocking
@@ -56,16 +57,6 @@ def _live_line(p: Progress) -> str:
     ok = sum(p.split.values())
     split = "  ".join(f"APP_ID {a}: {100 * n / ok:.1f}%" for a, n in sorted(p.split.items())) if ok else ""
     return f"{p.sent} requests  {rate:.0f}/s  {p.elapsed:.1f}s  {lat_txt}  errors {p.errors}  {split}"
-
-
-def _headers(values: tuple[str, ...]) -> dict[str, str]:
-    headers = {}
-    for value in values:
-        name, sep, content = value.partition(":")
-        if not sep or not name.strip():
-            raise UsageError(f"--header {value!r} is not 'Name: value'")
-        headers[name.strip()] = content.strip()
-    return headers
 
 
 @click.command("run")
@@ -126,7 +117,7 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
     schedule = None if concurrency else RateSchedule.parse(rate)
     seconds = parse_duration(duration) if duration else (schedule.total_seconds if schedule else None) or 30.0
     timeout_s = parse_duration(timeout)
-    hdrs = _headers(headers)
+    hdrs = parse_headers(headers)
     run_id = run_id or new_run_id()
     root = (out_root or project_root() / "reports") / run_id
     say = (lambda m: None) if quiet or as_json else (lambda m: err.print(m, highlight=False, markup=False))

@@ -190,32 +190,19 @@ class Client:
             if not candidate.closed:
                 conn = candidate
                 break
-        opened = conn is None
         if conn is None:
-            conn = await self._connect(loop)
-        done = conn.send(self._request)
-        timer = loop.call_later(self.timeout, _expire, done)
+            return await self._exchange(await self._connect(loop), opened=True, loop=loop)
         try:
-            response = await done
+            return await self._exchange(conn, opened=False, loop=loop)
         except RequestError as exc:
-            conn.close()
-            if exc.kind == "reset" and not opened and not conn.got_bytes:
+            if exc.kind == "reset" and not conn.got_bytes:
                 # A kept-alive connection the server had already closed: not the server's
                 # answer to this request. Retry once on a fresh connection.
-                timer.cancel()
-                return await self._retry_fresh(loop)
+                return await self._exchange(await self._connect(loop), opened=True, loop=loop)
             raise
-        finally:
-            timer.cancel()
-        response.new_connection = opened
-        if self.new_connection or not conn.keep_alive or conn.closed:
-            conn.close()
-        else:
-            self._idle.append(conn)
-        return response
 
-    async def _retry_fresh(self, loop: asyncio.AbstractEventLoop) -> Response:
-        conn = await self._connect(loop)
+    async def _exchange(self, conn: _Connection, opened: bool, loop: asyncio.AbstractEventLoop) -> Response:
+        """One request on ``conn``; the connection goes back to the pool only if it can be reused."""
         done = conn.send(self._request)
         timer = loop.call_later(self.timeout, _expire, done)
         try:
@@ -225,7 +212,7 @@ class Client:
             raise
         finally:
             timer.cancel()
-        response.new_connection = True
+        response.new_connection = opened
         if self.new_connection or not conn.keep_alive or conn.closed:
             conn.close()
         else:

@@ -22,6 +22,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import psutil
 
@@ -101,31 +102,30 @@ class RunStats:
                 "cpu_share": round(self.cpu_share, 3)}
 
 
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object, or None (cheaply, without parsing what cannot be one)."""
+    if not body or body[:1] != b"{":
+        return None
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
 def app_id_of(headers: Mapping[str, str], body: bytes) -> str | None:
     """service-b's APP_ID: the X-App-Id header, else the JSON body's ``app_id``."""
     value = headers.get("X-App-Id")
     if value:
         return value
-    if not body or body[:1] != b"{":
-        return None
-    try:
-        obj = json.loads(body)
-    except ValueError:
-        return None
-    if isinstance(obj, dict) and obj.get("app_id") is not None:
-        return str(obj["app_id"])
-    return None
+    obj = _json_object(body)
+    return str(obj["app_id"]) if obj is not None and obj.get("app_id") is not None else None
 
 
 def _reason(body: bytes) -> str | None:
     """service-a's JSON reason for a failure (connection_reset, ...), kept short."""
-    if not body or body[:1] != b"{":
-        return None
-    try:
-        obj = json.loads(body)
-    except ValueError:
-        return None
-    reason = obj.get("error") if isinstance(obj, dict) else None
+    obj = _json_object(body)
+    reason = obj.get("error") if obj is not None else None
     return str(reason)[:40] if reason else None
 
 

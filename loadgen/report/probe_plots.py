@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 COLOURS = {"ok": "#2a9d4b", "denied": "#d62728", "error": "#ff9f1c"}
 
@@ -27,20 +28,9 @@ def intentions_timeline(path: Path, title: str, timeline: list[tuple[float, str,
             xs = [t for t, s, o in timeline if s == stream and o == outcome]
             if xs:
                 ax.scatter(xs, [y] * len(xs), s=6, c=colour, label=f"{outcome}" if y == 0 else None, marker="|")
-    styles = ["--", ":", "-.", "-"]
-    for i, (label, t) in enumerate(marks.items()):
-        if t is not None:
-            ax.axvline(t, color="black", linestyle=styles[i % len(styles)], linewidth=1, label=f"{label} ({t:.0f} ms)")
     ax.set_yticks(range(len(streams)), [f"{s} connections" for s in streams])
     ax.set_ylim(-0.8, len(streams) - 0.2)
-    ax.set_xlabel("ms after Consul committed the write")
-    ax.set_title(title)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _finish(plt, fig, ax, path, title, marks)
 
 
 def propagation_timeline(path: Path, title: str, labelled: list[tuple[float, str]], subset: str,
@@ -54,12 +44,17 @@ def propagation_timeline(path: Path, title: str, labelled: list[tuple[float, str
         xs.append(labelled[i - 1][0])
         ys.append(100 * sum(hits[i - window:i]) / window)
     ax.plot(xs, ys, linewidth=1, label=f"share of {subset}, last {window} requests (%)")
-    styles = ["--", ":", "-."]
+    ax.set_ylabel("%")
+    return _finish(plt, fig, ax, path, title, marks)
+
+
+def _finish(plt: Any, fig: Any, ax: Any, path: Path, title: str, marks: dict[str, float | None]) -> Path:
+    """Vertical lines at the measured instants, labels, legend, and the PNG."""
+    styles = ["--", ":", "-.", "-"]
     for i, (label, t) in enumerate(marks.items()):
         if t is not None:
             ax.axvline(t, color="black", linestyle=styles[i % len(styles)], linewidth=1, label=f"{label} ({t:.0f} ms)")
     ax.set_xlabel("ms after Consul committed the write")
-    ax.set_ylabel("%")
     ax.set_title(title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()

@@ -1,0 +1,35 @@
+"""Parsing shared by the commands: durations and extra request headers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from loadgen.errors import UsageError
+from loadgen.load.schedule import parse_duration
+
+
+class Duration(click.ParamType):
+    """30s, 2m, 250ms or a plain number of seconds."""
+
+    name = "DURATION"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        try:
+            return parse_duration(str(value))
+        except UsageError as exc:
+            self.fail(exc.message, param, ctx)
+
+
+def parse_headers(values: tuple[str, ...]) -> dict[str, str]:
+    """--header 'Name: value' options as a dict."""
+    headers = {}
+    for value in values:
+        name, sep, content = value.partition(":")
+        if not sep or not name.strip():
+            raise UsageError(f"--header {value!r} is not 'Name: value'")
+        headers[name.strip()] = content.strip()
+    return headers
