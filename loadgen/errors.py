@@ -9,6 +9,8 @@ Every command and the Locust plugin use these codes, so CI can gate on them:
 3   INCONCLUSIVE (the budget ran out before the verdict was clear)
 4   target or mesh unreachable, or a mesh component failed to come up
 5   environment: a required binary is missing or a port is already taken
+70  internal error (a bug; LOADGEN_DEBUG=1 shows the traceback)
+130 interrupted (Ctrl-C); what was collected is still reported
 ==  =====================================================================
 """
 
@@ -24,6 +26,8 @@ class ExitCode(IntEnum):
     INCONCLUSIVE = 3
     UNREACHABLE = 4
     ENVIRONMENT = 5
+    INTERNAL = 70  # EX_SOFTWARE
+    INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 class LoadgenError(Exception):

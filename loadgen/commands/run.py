@@ -24,7 +24,6 @@ from loadgen.runner import Progress, StageRun, new_run_id, run_stage
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
-INTERRUPTED = 130
 
 
 def _probe(url: str, headers: dict[str, str], timeout: float) -> None:
@@ -136,7 +135,7 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
         out.print(f"reports: {root}", highlight=False)
     if any(r.interrupted for r in results):
         err.print("loadgen: interrupted; the report holds what was collected", highlight=False)
-        return INTERRUPTED
+        return ExitCode.INTERRUPTED
     return ExitCode.OK
 
 

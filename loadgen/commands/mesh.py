@@ -1,0 +1,261 @@
+"""The mesh commands: up, down, status, logs, stages, doctor, toolchain, split."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from loadgen.errors import ExitCode, LoadgenError, UnreachableError
+from loadgen.mesh import procs, toolchain
+from loadgen.mesh.liveness import get_hello_a
+from loadgen.mesh.runtime.process import SERVICE_A_URL, ProcessRuntime
+from loadgen.mesh.stages import load_stages
+from loadgen.mesh.state import RunDir
+from loadgen.paths import run_dir
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+
+def _runtime() -> ProcessRuntime:
+    return ProcessRuntime(RunDir(run_dir()))
+
+
+def _progress(quiet: bool) -> Callable[[str], None]:
+    start = time.monotonic()
+
+    def say(msg: str) -> None:
+        if not quiet:
+            err.print(f"[dim]{time.monotonic() - start:6.1f}s[/dim] {msg}", highlight=False)
+
+    return say
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def _home(path: object) -> str:
+    text, home = str(path), str(Path.home())
+    return "~" + text[len(home):] if text.startswith(home + "/") else text
+
+
+@click.command()
+@click.option("--stage", "stage_name", required=True, metavar="STAGE",
+              help="basic | intentions | l7-router | splitter (see `loadgen stages`).")
+@click.option("--runtime", type=click.Choice(["process"]), default="process", show_default=True,
+              help="Where the services and sidecars run.")
+@click.option("--consul", "consul_addr", metavar="ADDR",
+              help="Use an existing Consul agent (e.g. 127.0.0.1:8500) instead of starting a dev agent.")
+@click.option("--timeout", "live_timeout", type=float, default=90.0, show_default=True,
+              help="Seconds to wait for the stage to be live in Envoy and on /hello_a.")
+@click.option("--keep-on-failure", is_flag=True,
+              help="When a first `up` fails, leave what it started running for inspection.")
+@click.option("--json", "as_json", is_flag=True, help="Print the target as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+def up(stage_name: str, runtime: str, consul_addr: str | None, live_timeout: float, keep_on_failure: bool,
+       as_json: bool, quiet: bool) -> int:
+    """Bring the local mesh to STAGE (starting or reusing what runs) and wait until it is live.
+
+    Live means: every sidecar's Envoy admin API shows the stage's routes, splits and
+    intentions, and GET 127.0.0.1:3000/hello_a answers as the stage expects. Running it
+    again with another stage switches in place.
+    """
+    stage = load_stages().get(stage_name)
+    started = time.monotonic()
+    runtime_ = ProcessRuntime(RunDir(run_dir()), consul_address=consul_addr, live_timeout=live_timeout,
+                              keep_on_failure=keep_on_failure)
+    target = runtime_.up(stage, _progress(quiet or as_json))
+    if as_json:
+        _print_json({"stage": target.stage, "service_a_url": target.service_a_url,
+                     "consul": target.consul_address, "sidecar_admin": target.sidecar_admin,
+                     "seconds": round(time.monotonic() - started, 2)})
+    else:
+        out.print(f"[green]stage {stage.name} is live[/green] in {time.monotonic() - started:.1f}s: "
+                  f"{stage.summary}\n  try: curl {target.service_a_url}", highlight=False)
+    return ExitCode.OK
+
+
+@click.command()
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+def down(quiet: bool) -> int:
+    """Stop every process `up` started and remove what it registered and wrote in Consul."""
+    warnings = _runtime().down(_progress(quiet))
+    for w in warnings:
+        err.print(f"loadgen: warning: {w}", highlight=False)
+    if not quiet:
+        out.print("mesh is down")
+    return ExitCode.OK
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(as_json: bool) -> int:
+    """Show every component (pid, port, health) and the config entries in force.
+
+    Exits 0 when every component runs, 4 when something has stopped or nothing is up.
+    """
+    st = _runtime().status()
+    if as_json:
+        _print_json({
+            "stage": st.stage, "runtime": st.runtime, "consul": st.consul_address,
+            "consul_reachable": st.consul_reachable, "up": st.up,
+            "components": [c.__dict__ for c in st.components], "config_entries": st.config_entries,
+        })
+        return ExitCode.OK if st.up else ExitCode.UNREACHABLE
+    if not st.components:
+        out.print("no local mesh is running (start one with `loadgen up --stage basic`)")
+        return ExitCode.UNREACHABLE
+    out.print(f"stage [bold]{st.stage}[/bold] on runtime {st.runtime}; Consul {st.consul_address} "
+              f"({'reachable' if st.consul_reachable else 'UNREACHABLE'})", highlight=False)
+    table = Table("component", "kind", "pid", "port", "running", "health")
+    colour = {"passing": "green", "warning": "yellow", "critical": "red", "stopped": "red"}
+    for c in st.components:
+        h = f"[{colour.get(c.health, 'white')}]{c.health}[/]"
+        table.add_row(c.name, c.kind, str(c.pid or ""), str(c.port or ""), "yes" if c.running else "[red]no[/]", h)
+    out.print(table)
+    logs = {str(Path(c.log).parent) for c in st.components if c.log}
+    if logs:
+        out.print(f"logs in {', '.join(sorted(logs))} (`loadgen logs COMPONENT`)", highlight=False)
+    if st.config_entries:
+        t2 = Table("config entry", "name", "in Consul", "modify index")
+        for e in st.config_entries:
+            t2.add_row(str(e["kind"]), str(e["name"]), "yes" if e["present"] else "[red]no[/]",
+                       str(e.get("modify_index") or ""))
+        out.print(t2)
+    return ExitCode.OK if st.up else ExitCode.UNREACHABLE
+
+
+@click.command()
+@click.argument("component")
+@click.option("-n", "--lines", default=40, show_default=True, help="How many lines from the end.")
+def logs(component: str, lines: int) -> int:
+    """Print the last lines of COMPONENT's log (names as in `loadgen status`)."""
+    state = RunDir(run_dir()).load()
+    rec = state.processes.get(component)
+    if rec is None:
+        known = ", ".join(state.processes) or "none (nothing is up)"
+        raise LoadgenError(f"no component {component!r}; components: {known}")
+    click.echo(procs.tail(rec.log, lines))
+    return ExitCode.OK
+
+
+@click.command()
+def stages() -> int:
+    """List the stages defined in consul/stages.toml."""
+    table = Table("stage", "what it deploys", "config entries")
+    for st in load_stages().stages.values():
+        table.add_row(st.name, st.summary, "\n".join(e.path.name for e in st.config_entries) or "-")
+    out.print(table)
+    return ExitCode.OK
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def doctor(as_json: bool) -> int:
+    """Check the real parts: Consul, Envoy, Nomad (and Go, to build them).
+
+    Exits 5 when a required part is missing or incompatible.
+    """
+    rows = []
+    for name in toolchain.PARTS:
+        f = toolchain.find(name)
+        rows.append({
+            "part": name, "required": f.part.required, "found": str(f.path) if f.path else None,
+            "source": f.source or None, "version": f.version, "wanted": f.part.series,
+            "compatible": f.ok, "fix": None if f.ok else f.part.fix, "problems": f.problems,
+        })
+    go = toolchain.go_version()
+    rows.append({"part": "go", "required": False, "found": go[0], "source": "PATH" if go[0] else None,
+                 "version": go[1], "wanted": "any", "compatible": go[0] is not None,
+                 "fix": None if go[0] else "apt-get install golang-go (only needed to build consul and nomad)",
+                 "problems": []})
+    bad = [r for r in rows if r["required"] and not r["compatible"]]
+    if as_json:
+        _print_json({"ok": not bad, "parts": rows})
+    else:
+        table = Table("part", "version", "wanted", "usable")
+        table.add_column("found at", overflow="fold")
+        for r in rows:
+            ok = "[green]yes[/]" if r["compatible"] else ("[red]NO[/]" if r["required"] else "[yellow]no[/]")
+            where = f"{_home(r['found'])} ({r['source']})" if r["found"] else "[red]missing[/]"
+            table.add_row(str(r["part"]), str(r["version"] or "-"), str(r["wanted"]), ok, where)
+        out.print(table)
+        for r in rows:
+            for p in r["problems"]:
+                out.print(f"  [dim]{r['part']}: {p}[/dim]", highlight=False)
+            if r["fix"]:
+                out.print(f"  {r['part']}: fix with: {r['fix']}", highlight=False)
+    return ExitCode.ENVIRONMENT if bad else ExitCode.OK
+
+
+@click.group()
+def toolchain_group() -> None:
+    """Build and cache the pinned Consul and Nomad binaries."""
+
+
+@toolchain_group.command("install")
+@click.option("--nomad/--no-nomad", default=True, show_default=True, help="Also build Nomad.")
+def toolchain_install(nomad: bool) -> int:
+    """Build Consul (and Nomad) from tools/ into ~/.cache/loadgen/bin once; reuse on a warm machine.
+
+    A compatible binary already on PATH (or in LOADGEN_CONSUL / LOADGEN_NOMAD) is used as is.
+    """
+    for name in ("consul", "nomad") if nomad else ("consul",):
+        found = toolchain.find(name)
+        if found.ok:
+            err.print(f"{name} {found.version}: using {found.path} ({found.source})", highlight=False)
+            continue
+        toolchain.build(name, log=lambda m: err.print(m, highlight=False))
+    toolchain.require("envoy")
+    return ExitCode.OK
+
+
+
+
+@click.command()
+@click.option("-n", "--requests", default=300, show_default=True, type=click.IntRange(1, 100_000),
+              help="How many sequential requests to send.")
+@click.option("--url", default=SERVICE_A_URL, show_default=True, help="service-a's /hello_a.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def split(requests: int, url: str, as_json: bool) -> int:
+    """Send N requests through service-a and show how service-b's APP_IDs shared them.
+
+    A quick look only; `loadgen canary` (coming) judges the split statistically.
+    """
+    counts: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    deadline = time.monotonic() + max(30.0, requests * 0.5)
+    for _ in range(requests):
+        if time.monotonic() > deadline:
+            break
+        obs = get_hello_a(url)
+        if obs.status == 200 and obs.app_id:
+            counts[obs.app_id] += 1
+        else:
+            errors[obs.error.split(":")[0] if obs.error else f"HTTP {obs.status}"] += 1
+    total = sum(counts.values())
+    if total == 0 and errors and all(k.startswith("Connect") for k in errors):
+        raise UnreachableError(f"{url} is unreachable (is the mesh up? `loadgen up --stage splitter`)")
+    if as_json:
+        _print_json({"url": url, "requests": requests, "app_ids": dict(counts), "errors": dict(errors)})
+        return ExitCode.OK
+    table = Table("APP_ID", "responses", "share")
+    for app_id, n in sorted(counts.items()):
+        table.add_row(app_id, str(n), f"{100 * n / total:.1f} %")
+    for kind, n in errors.items():
+        table.add_row(f"[red]error: {kind}[/]", str(n), "")
+    out.print(table)
+    return ExitCode.OK
+
+
+COMMANDS = [up, down, status, logs, stages, doctor, split]
+GROUPS = {"toolchain": toolchain_group}
