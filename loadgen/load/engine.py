@@ -129,8 +129,11 @@ def _reason(body: bytes) -> str | None:
     return str(reason)[:40] if reason else None
 
 
-async def _one(client: Client, start: float, intended: float, clock: Callable[[], float]) -> Sample:
+async def _one(client: Client, start: float, intended: float | None, clock: Callable[[], float]) -> Sample:
+    """One request. ``intended`` None (closed loop): it was meant to start when it was sent."""
     sent = clock()
+    if intended is None:
+        intended = sent
     try:
         resp = await client.get()
     except RequestError as exc:
@@ -246,7 +249,7 @@ async def _closed_loop(plan: LoadPlan, client: Client, start: float, clock: Call
             if now >= deadline:
                 return
             stats.sent += 1
-            sample = await _one(c, start, now, clock)
+            sample = await _one(c, start, None, clock)
             stats.completed += 1
             on_sample(sample)
 
