@@ -17,10 +17,13 @@ if ! command -v go >/dev/null 2>&1 && [ -z "${LOADGEN_CONSUL:-}" ] && ! command 
 fi
 
 # Debian packages the tests and benches use: Chromium for the HTML report's browser test
-# (never a browser a tool downloads), wrk as the benches' peer. Installed when root.
+# (never a browser a tool downloads), wrk as the benches' peer, docker.io and debootstrap for
+# the docker runtime's locally built images. Installed when root.
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "bootstrap: installing ${missing[*]} (apt)"
@@ -37,6 +40,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 echo "bootstrap: installing loadgen and its dependencies into .venv"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+
+if [ "$(id -u)" = 0 ]; then
+  scripts/dockerd.sh || echo "bootstrap: warning: the Docker engine could not be started (docker runtime only)" >&2
+fi
 
 echo "bootstrap: building/locating Consul, Envoy, Nomad"
 .venv/bin/loadgen toolchain install

@@ -178,6 +178,7 @@ def doctor(as_json: bool) -> int:
                  "version": go[1], "wanted": "any", "compatible": go[0] is not None,
                  "fix": None if go[0] else "apt-get install golang-go (only needed to build consul and nomad)",
                  "problems": []})
+    rows.append(_docker_row())
     bad = [r for r in rows if r["required"] and not r["compatible"]]
     if as_json:
         _print_json({"ok": not bad, "parts": rows})
@@ -257,5 +258,45 @@ def split(requests: int, url: str, as_json: bool) -> int:
     return ExitCode.OK
 
 
+def _docker_row() -> dict[str, Any]:
+    """The Docker engine: needed by the docker runtime only, so not required."""
+    from loadgen.mesh.images import DOCKERD_HINT, docker_client
+
+    try:
+        version = docker_client().version().get("Version")
+        return {"part": "docker engine", "required": False, "found": "unix:///var/run/docker.sock",
+                "source": "socket", "version": version, "wanted": "any", "compatible": True, "fix": None,
+                "problems": []}
+    except LoadgenError as exc:
+        return {"part": "docker engine", "required": False, "found": None, "source": None, "version": None,
+                "wanted": "any", "compatible": False, "fix": DOCKERD_HINT, "problems": [exc.message]}
+
+
 COMMANDS = [up, down, status, logs, stages, doctor, split]
 GROUPS = {"toolchain": toolchain_group}
+
+
+@click.group("images")
+def images_group() -> None:
+    """Container images for the docker runtime (built locally, no registry)."""
+
+
+@images_group.command("build")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def images_build(as_json: bool) -> int:
+    """Build the base, service-a, service-b and consul-envoy images; images whose inputs did not
+    change are reused (tags are hashes of the inputs)."""
+    from loadgen.mesh.images import build_all
+
+    results = build_all(lambda m: None if as_json else err.print(m, highlight=False))
+    if as_json:
+        click.echo(json.dumps([r.__dict__ for r in results], indent=2))
+        return ExitCode.OK
+    table = Table("image", "tag", "built now", "seconds")
+    for r in results:
+        table.add_row(r.name, r.tag, "yes" if r.built else "no (inputs unchanged)", f"{r.seconds:.1f}")
+    out.print(table)
+    return ExitCode.OK
+
+
+GROUPS["images"] = images_group

@@ -1,0 +1,59 @@
+"""The docker runtime's images: built locally with no registry, rebuilt only when inputs change."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from tests.integration.parts import missing
+
+
+@pytest.fixture(scope="module")
+def client():
+    from loadgen.errors import LoadgenError
+    from loadgen.mesh.images import docker_client
+
+    try:
+        return docker_client()
+    except LoadgenError as exc:
+        missing(exc.message)
+
+
+def test_build_then_nothing_to_rebuild(client):
+    from loadgen.mesh.images import build_all
+
+    first = {b.name: b for b in build_all()}
+    assert set(first) == {"base", "service-a", "service-b", "consul-envoy"}
+    second = build_all()
+    assert [b.built for b in second] == [False] * 4  # unchanged inputs: nothing is built
+    assert [b.tag for b in second] == [first[b.name].tag for b in second]
+
+
+def test_images_run_on_the_host_network(client):
+    from loadgen.mesh import toolchain
+    from loadgen.mesh.images import build_all
+
+    tags = {b.name: b.tag for b in build_all()}
+    box = client.containers.run(tags["service-b"], detach=True, network_mode="host", remove=True,
+                                environment={"PORT": "39011", "APP_ID": "7", "VERSION": "v2"},
+                                labels={"loadgen.test": "images"})
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                body = httpx.get("http://127.0.0.1:39011/hello_b", timeout=1).json()
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, box.logs().decode()[-1000:]
+                time.sleep(0.2)
+        assert body["app_id"] == "7" and body["version"] == "v2"
+    finally:
+        box.remove(force=True)
+    envoy = client.containers.run(tags["consul-envoy"], entrypoint=["/usr/local/bin/envoy"], command=["--version"],
+                                  remove=True).decode()
+    consul = client.containers.run(tags["consul-envoy"], entrypoint=["/usr/local/bin/consul"], command=["version"],
+                                   remove=True).decode()
+    assert f"/{toolchain.find('envoy').version}/" in envoy
+    assert consul.startswith(f"Consul v{toolchain.find('consul').version}")
