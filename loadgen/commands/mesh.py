@@ -17,6 +17,7 @@ from loadgen.errors import ExitCode, LoadgenError, UnreachableError
 from loadgen.mesh import procs, toolchain
 from loadgen.mesh.liveness import get_hello_a
 from loadgen.mesh.runtime.process import SERVICE_A_URL, ProcessRuntime
+from loadgen.mesh.runtime.select import RUNTIMES, runtime_for
 from loadgen.mesh.stages import load_stages
 from loadgen.mesh.state import RunDir
 from loadgen.paths import run_dir
@@ -26,7 +27,7 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 def _runtime() -> ProcessRuntime:
-    return ProcessRuntime(RunDir(run_dir()))
+    return runtime_for()
 
 
 def _progress(quiet: bool) -> Callable[[str], None]:
@@ -51,8 +52,9 @@ def _home(path: object) -> str:
 @click.command()
 @click.option("--stage", "stage_name", required=True, metavar="STAGE",
               help="basic | intentions | l7-router | splitter (see `loadgen stages`).")
-@click.option("--runtime", type=click.Choice(["process"]), default="process", show_default=True,
-              help="Where the services and sidecars run.")
+@click.option("--runtime", type=click.Choice(list(RUNTIMES)), default=None,
+              help="Where the services and sidecars run: process (default) or docker (containers on the host "
+                   "network; images from `loadgen images build`). Default: what already runs.")
 @click.option("--consul", "consul_addr", metavar="ADDR",
               help="Use an existing Consul agent (e.g. 127.0.0.1:8500) instead of starting a dev agent.")
 @click.option("--timeout", "live_timeout", type=float, default=90.0, show_default=True,
@@ -71,8 +73,8 @@ def up(stage_name: str, runtime: str, consul_addr: str | None, live_timeout: flo
     """
     stage = load_stages().get(stage_name)
     started = time.monotonic()
-    runtime_ = ProcessRuntime(RunDir(run_dir()), consul_address=consul_addr, live_timeout=live_timeout,
-                              keep_on_failure=keep_on_failure)
+    runtime_ = runtime_for(runtime, consul_address=consul_addr, live_timeout=live_timeout,
+                           keep_on_failure=keep_on_failure)
     target = runtime_.up(stage, _progress(quiet or as_json))
     if as_json:
         _print_json({"stage": target.stage, "service_a_url": target.service_a_url,
@@ -144,7 +146,7 @@ def logs(component: str, lines: int) -> int:
     if rec is None:
         known = ", ".join(state.processes) or "none (nothing is up)"
         raise LoadgenError(f"no component {component!r}; components: {known}")
-    click.echo(procs.tail(rec.log, lines))
+    click.echo(runtime_for()._tail(rec, lines) if component != "consul" else procs.tail(rec.log, lines))
     return ExitCode.OK
 
 

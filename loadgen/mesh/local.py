@@ -12,16 +12,15 @@ from collections.abc import Iterator
 
 from loadgen.mesh.runtime.base import Progress, Target
 from loadgen.mesh.runtime.process import ProcessRuntime
+from loadgen.mesh.runtime.select import runtime_for
 from loadgen.mesh.stages import load_stages
-from loadgen.mesh.state import RunDir
-from loadgen.paths import run_dir
 
 
 @contextlib.contextmanager
 def borrowed_stage(stage_name: str, say: Progress, runtime: ProcessRuntime | None = None) -> Iterator[Target]:
     book = load_stages()
     stage = book.get(stage_name)
-    rt = runtime or ProcessRuntime(RunDir(run_dir()), book=book)
+    rt = runtime or runtime_for(book=book)
     before = rt.run.load()
     previous = before.stage if not before.empty else None
     if previous == stage_name:

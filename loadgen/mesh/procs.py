@@ -30,6 +30,7 @@ class ProcRecord:
     argv: list[str]
     log: str
     port: int | None = None
+    container: str | None = None  # docker runtime: the container's id (pid is its init process)
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)

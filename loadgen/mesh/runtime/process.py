@@ -60,6 +60,7 @@ class ProcessRuntime:
             self._check_ports(stage, state)
 
             fresh = state.empty
+            state.runtime = self.name
             try:
                 consul = self._ensure_consul(state, consul_bin, say)
                 try:
@@ -69,6 +70,7 @@ class ProcessRuntime:
                     self._start_sidecars(stage, state, consul, grpc, consul_bin, envoy_bin, say)
                     self._apply_entries(stage, state, consul, say)
                     state.stage = stage.name
+                    state.runtime = self.name
                     self.run.save(state)
                     self._wait_live(stage, previous, state, consul, say)
                 finally:
@@ -183,12 +185,11 @@ class ProcessRuntime:
             rec = state.processes.get(inst.id)
             if rec and procs.alive(rec):
                 continue
-            argv = [sys.executable, "-m", f"services.{inst.app}.app"]
-            rec = procs.spawn(inst.id, argv, self.run.log(inst.id), inst.app_env(), project_root(), inst.port)
+            rec = self._launch_app(inst)
             state.processes[inst.id] = rec
             self.run.save(state)
             started.append(inst)
-            say(f"started {inst.id} on :{inst.port} (pid {rec.pid})")
+            say(f"started {inst.id} on :{inst.port} ({self._describe(rec)})")
         for inst in started:
             self._wait_http(inst.id, f"http://127.0.0.1:{inst.port}/healthz", state)
 
@@ -197,14 +198,14 @@ class ProcessRuntime:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not procs.alive(rec):
-                raise UnreachableError(f"{name} exited during start-up", procs.tail(rec.log))
+                raise UnreachableError(f"{name} exited during start-up", self._tail(rec))
             try:
                 if httpx.get(url, timeout=1.0).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise UnreachableError(f"{name} did not answer {url} within {timeout:.0f}s", procs.tail(rec.log))
+        raise UnreachableError(f"{name} did not answer {url} within {timeout:.0f}s", self._tail(rec))
 
     def _register(self, stage: Stage, state: MeshState, consul: ConsulClient, say: Progress) -> None:
         for inst in stage.instances:
@@ -224,32 +225,50 @@ class ProcessRuntime:
             rec = state.processes.get(name)
             if rec and procs.alive(rec):
                 continue
-            argv = [
-                str(consul_bin), "connect", "envoy",
+            args = [
                 "-sidecar-for", inst.id,
                 "-admin-bind", f"127.0.0.1:{inst.envoy_admin_port}",
                 "-http-addr", consul.address,
                 "-grpc-addr", grpc,
-                "-envoy-binary", str(envoy_bin),
             ]
-            rec = procs.spawn(name, argv, self.run.log(name), port=inst.envoy_admin_port)
+            rec = self._launch_sidecar(inst, args, consul_bin, envoy_bin)
             state.processes[name] = rec
             self.run.save(state)
             started.append(inst)
-            say(f"started Envoy sidecar for {inst.id} (admin :{inst.envoy_admin_port}, pid {rec.pid})")
+            say(f"started Envoy sidecar for {inst.id} (admin :{inst.envoy_admin_port}, {self._describe(rec)})")
         deadline = time.monotonic() + 30
         for inst in started:
             rec = state.processes[f"{inst.id}-sidecar"]
             while not envoy_admin.ready(inst.envoy_admin_port):
                 if not procs.alive(rec):
-                    raise UnreachableError(f"the Envoy sidecar of {inst.id} exited", procs.tail(rec.log))
+                    raise UnreachableError(f"the Envoy sidecar of {inst.id} exited", self._tail(rec))
                 if time.monotonic() > deadline:
                     raise UnreachableError(
                         f"the Envoy sidecar of {inst.id} is not LIVE after 30s: it got no config from Consul's "
                         f"xDS at {grpc} (log: {rec.log})",
-                        procs.tail(rec.log),
+                        self._tail(rec),
                     )
                 time.sleep(0.1)
+
+    # -- how a part is started, stopped and read: the one place runtimes differ ------------
+    def _launch_app(self, inst: Instance) -> procs.ProcRecord:
+        argv = [sys.executable, "-m", f"services.{inst.app}.app"]
+        return procs.spawn(inst.id, argv, self.run.log(inst.id), inst.app_env(), project_root(), inst.port)
+
+    def _launch_sidecar(self, inst: Instance, args: list[str], consul_bin: object, envoy_bin: object
+                        ) -> procs.ProcRecord:
+        name = f"{inst.id}-sidecar"
+        argv = [str(consul_bin), "connect", "envoy", *args, "-envoy-binary", str(envoy_bin)]
+        return procs.spawn(name, argv, self.run.log(name), port=inst.envoy_admin_port)
+
+    def _stop(self, rec: procs.ProcRecord) -> None:
+        procs.stop(rec)
+
+    def _tail(self, rec: procs.ProcRecord, lines: int = 15) -> str:
+        return procs.tail(rec.log, lines)
+
+    def _describe(self, rec: procs.ProcRecord) -> str:
+        return f"pid {rec.pid}"
 
     def _apply_entries(self, stage: Stage, state: MeshState, consul: ConsulClient, say: Progress) -> None:
         wanted = {e.key for e in stage.config_entries}
@@ -359,8 +378,11 @@ class ProcessRuntime:
         # Sidecars first (they depend on Consul), then apps, then the agent we started.
         order = sorted(state.processes.items(), key=lambda kv: (kv[0] == "consul", not kv[0].endswith("-sidecar")))
         for name, rec in order:
-            procs.stop(rec)
-            say(f"stopped {name} (pid {rec.pid})")
+            if name == "consul":
+                procs.stop(rec)  # the dev agent is a process in every runtime
+            else:
+                self._stop(rec)
+            say(f"stopped {name} ({self._describe(rec)})")
         state.processes.clear()
         self.run.state_file.unlink(missing_ok=True)
         return warnings

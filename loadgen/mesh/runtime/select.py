@@ -1,0 +1,28 @@
+"""Which runtime runs (or should run) the local mesh."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loadgen.errors import EnvironmentProblem
+from loadgen.mesh.runtime.process import ProcessRuntime
+from loadgen.mesh.state import RunDir
+from loadgen.paths import run_dir
+
+RUNTIMES = ("process", "docker")
+
+
+def runtime_for(name: str | None = None, run: RunDir | None = None, **kwargs: Any) -> ProcessRuntime:
+    """The runtime ``name``; without one, the runtime the running mesh was brought up with."""
+    run = run or RunDir(run_dir())
+    state = run.load()
+    current = None if state.empty else state.runtime
+    if name is not None and current is not None and name != current:
+        raise EnvironmentProblem(f"the local mesh runs on the {current} runtime; `loadgen down` before "
+                                 f"bringing it up on {name}")
+    chosen = name or current or "process"
+    if chosen == "docker":
+        from loadgen.mesh.runtime.docker import DockerRuntime
+
+        return DockerRuntime(run, **kwargs)
+    return ProcessRuntime(run, **kwargs)
