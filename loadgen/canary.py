@@ -126,12 +126,15 @@ class Tally:
         self.unknown = 0
         self.errors: Counter[str] = Counter()
         self.latencies: list[float] = []
+        self.last_seen: dict[str, float] = {}  # subset -> intended start of its latest answer
+        self.last_error_t = 0.0
 
     def add(self, sample: Sample, recorded_subset: str | None = None) -> str | None:
         if sample.latency_ms is not None:
             self.latencies.append(sample.latency_ms)
         if not sample.ok:
             self.errors[sample.error or f"http_{sample.status}"] += 1
+            self.last_error_t = max(self.last_error_t, sample.t)
             return None
         assert sample.app_id is not None
         self.app_ids[sample.app_id] += 1
@@ -140,7 +143,21 @@ class Tally:
             self.unknown += 1
             return subset
         self.subsets[subset] += 1
+        self.last_seen[subset] = max(self.last_seen.get(subset, 0.0), sample.t)
         return subset
+
+    def went_silent(self, end: float, min_gap: float = 1.0) -> list[str]:
+        """Subsets that answered earlier but not during the last ``min_gap``+ seconds of a run in
+        which requests kept failing: the ones that became unreachable mid-run."""
+        if not self.errors or self.last_error_t < end - min_gap:
+            return []
+        out = []
+        for name in self.spec.names:
+            seen = self.last_seen.get(name)
+            if seen is not None and self.spec.weight(name) > 0 and end - seen >= min_gap:
+                out.append(f"{name} stopped answering {end - seen:.1f}s before the end (last answer at "
+                           f"{seen:.1f}s) while requests kept failing")
+        return out
 
     @property
     def error_count(self) -> int:
@@ -333,7 +350,8 @@ def run_live(
         verdict=verdict, spec=spec, mapping=mapping, plan=the_plan, target=target_url, requests=stats.sent,
         duration_s=stats.elapsed, rate_asked=options.rate, rate_achieved=stats.achieved_rate,
         app_id_counts=dict(tally.app_ids), errors=dict(tally.errors), latency_ms=tally.latency_summary(),
-        stopped_by=stopped_by, late_starts=stats.late, notes=notes or [],
+        stopped_by=stopped_by, late_starts=stats.late,
+        notes=[*(notes or []), *tally.went_silent(stats.elapsed)],
         recorded_to=str(options.record) if options.record else None,
     )
 

@@ -199,6 +199,9 @@ def _print_result(result: CanaryResult) -> None:
     unknown = {a: n for a, n in result.app_id_counts.items() if a not in result.mapping.app_ids}
     if unknown:
         out.print(f"APP_IDs no subset claims: {unknown}", style="yellow", highlight=False)
+    for note in result.notes:
+        style = "yellow" if "stopped answering" in note else "dim"
+        out.print(note, style=style, highlight=False)
     out.print(f"APP_ID map: {result.mapping.app_ids} ({result.mapping.source})", style="dim", highlight=False)
 
 
