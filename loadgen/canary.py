@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 
 from loadgen.errors import UnreachableError, UsageError
 from loadgen.load.engine import LoadPlan, RunStats, run_blocking, run_load
+from loadgen.load.histograms import LatencyBook
 from loadgen.load.sample import Sample, SampleWriter, read_samples
 from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
 from loadgen.mesh.subsets import SubsetMap, live_splitter, subset_map
@@ -125,13 +125,12 @@ class Tally:
         self.app_ids: Counter[str] = Counter()
         self.unknown = 0
         self.errors: Counter[str] = Counter()
-        self.latencies: list[float] = []
+        self.book = LatencyBook()  # bounded memory however long the run, unlike a list of latencies
         self.last_seen: dict[str, float] = {}  # subset -> intended start of its latest answer
         self.last_error_t = 0.0
 
     def add(self, sample: Sample, recorded_subset: str | None = None) -> str | None:
-        if sample.latency_ms is not None:
-            self.latencies.append(sample.latency_ms)
+        self.book.record(sample)
         if not sample.ok:
             self.errors[sample.error or f"http_{sample.status}"] += 1
             self.last_error_t = max(self.last_error_t, sample.t)
@@ -163,13 +162,9 @@ class Tally:
     def error_count(self) -> int:
         return sum(self.errors.values())
 
-    def latency_summary(self) -> dict[str, float]:
-        if not self.latencies:
-            return {}
-        arr = np.asarray(self.latencies)
-        return {f"p{q:g}": round(float(np.percentile(arr, q)), 3) for q in (50, 90, 99)} | {
-            "max": round(float(arr.max()), 3)
-        }
+    def latency_summary(self) -> dict[str, float | int]:
+        summary = self.book.summary()
+        return summary if summary.get("count") else {}
 
 
 def resolve_spec(expect: str, mapping: SubsetMap, consul: ConsulClient | None, service: str) -> SplitSpec:
