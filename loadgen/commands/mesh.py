@@ -53,8 +53,9 @@ def _home(path: object) -> str:
 @click.option("--stage", "stage_name", required=True, metavar="STAGE",
               help="basic | intentions | l7-router | splitter (see `loadgen stages`).")
 @click.option("--runtime", type=click.Choice(list(RUNTIMES)), default=None,
-              help="Where the services and sidecars run: process (default) or docker (containers on the host "
-                   "network; images from `loadgen images build`). Default: what already runs.")
+              help="Where the services and sidecars run: process (default), docker (containers on the host "
+                   "network; images from `loadgen images build`) or nomad (Nomad jobs with Connect sidecars in "
+                   "bridge networking; needs root). Default: what already runs.")
 @click.option("--consul", "consul_addr", metavar="ADDR",
               help="Use an existing Consul agent (e.g. 127.0.0.1:8500) instead of starting a dev agent.")
 @click.option("--timeout", "live_timeout", type=float, default=90.0, show_default=True,

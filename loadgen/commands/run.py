@@ -158,7 +158,7 @@ def _one_stage(stage: str, target: str | None, schedule: RateSchedule | None, co
     if target:
         return go(target, {"runtime": "external"})
     with borrowed_stage(stage, say) as mesh_target:
-        return go(mesh_target.service_a_url, {"runtime": "process"})
+        return go(mesh_target.service_a_url, {"runtime": mesh_target.runtime})
 
 
 def _print_table(results: list[StageRun]) -> None:

@@ -23,6 +23,8 @@ class MeshState:
     processes: dict[str, ProcRecord] = field(default_factory=dict)
     services: list[str] = field(default_factory=list)  # service ids we registered
     config_entries: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) we wrote
+    jobs: list[str] = field(default_factory=list)  # Nomad jobs we submitted (nomad runtime)
+    bridge: str | None = None  # the Linux bridge we created (nomad runtime)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -33,6 +35,8 @@ class MeshState:
             "processes": {k: v.to_json() for k, v in self.processes.items()},
             "services": self.services,
             "config_entries": [list(e) for e in self.config_entries],
+            "jobs": self.jobs,
+            "bridge": self.bridge,
         }
 
     @classmethod
@@ -46,11 +50,14 @@ class MeshState:
             processes={k: ProcRecord.from_json(v) for k, v in procs.items()},  # type: ignore[union-attr]
             services=list(data.get("services") or []),  # type: ignore[call-overload]
             config_entries=[(str(k), str(n)) for k, n in data.get("config_entries") or []],  # type: ignore[attr-defined]
+            jobs=[str(j) for j in data.get("jobs") or []],  # type: ignore[attr-defined]
+            bridge=str(data["bridge"]) if data.get("bridge") else None,
         )
 
     @property
     def empty(self) -> bool:
-        return not (self.processes or self.services or self.config_entries or self.consul_managed)
+        return not (self.processes or self.services or self.config_entries or self.consul_managed or self.jobs
+                    or self.bridge)
 
 
 class RunDir:

@@ -19,6 +19,7 @@ class Target:
     consul_address: str
     sidecar_admin: dict[str, int] = field(default_factory=dict)  # instance id -> Envoy admin port
     stage: str | None = None
+    runtime: str = "process"
 
 
 @dataclass(frozen=True)

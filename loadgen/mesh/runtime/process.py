@@ -56,7 +56,7 @@ class ProcessRuntime:
                 # The running mesh was brought up with --consul: keep using that agent.
                 self.explicit_consul = state.consul_address
             consul_bin = toolchain.require("consul")
-            envoy_bin = toolchain.require("envoy")
+            self._check_parts()
             self._check_ports(stage, state)
 
             fresh = state.empty
@@ -65,9 +65,7 @@ class ProcessRuntime:
                 consul = self._ensure_consul(state, consul_bin, say)
                 try:
                     grpc = self._check_connect(consul)
-                    self._start_apps(stage, state, say)
-                    self._register(stage, state, consul, say)
-                    self._start_sidecars(stage, state, consul, grpc, consul_bin, envoy_bin, say)
+                    self._start_workloads(stage, state, consul, grpc, consul_bin, say)
                     self._apply_entries(stage, state, consul, say)
                     state.stage = stage.name
                     state.runtime = self.name
@@ -84,6 +82,18 @@ class ProcessRuntime:
                     self._down_locked(_noop if self.run.load().empty else say)
                 raise
             return self._target(stage, state)
+
+    def _check_parts(self) -> None:
+        """What this runtime needs besides Consul (raises with the fix when it is missing)."""
+        toolchain.require("envoy")
+
+    def _start_workloads(
+        self, stage: Stage, state: MeshState, consul: ConsulClient, grpc: str, consul_bin: object, say: Progress
+    ) -> None:
+        """Start the stage's apps and sidecars and register them: the step runtimes do differently."""
+        self._start_apps(stage, state, say)
+        self._register(stage, state, consul, say)
+        self._start_sidecars(stage, state, consul, grpc, consul_bin, toolchain.require("envoy"), say)
 
     def _check_connect(self, consul: ConsulClient) -> str:
         """The agent must have Connect and its gRPC (xDS) port on; returns the gRPC address."""
@@ -108,12 +118,20 @@ class ProcessRuntime:
         )
         if self.explicit_consul is None and not consul_running and not self._default_consul_answers():
             wanted += [(p, "the Consul dev agent") for p in CONSUL_DEV_PORTS]
+        self._ensure_free(wanted + self._host_ports(stage), state)
+
+    def _host_ports(self, stage: Stage) -> list[tuple[int, str]]:
+        """The host ports the stage's parts listen on, and what for."""
+        wanted: list[tuple[int, str]] = []
         for inst in stage.instances:
             wanted.append((inst.port, inst.id))
             wanted.append((inst.envoy_admin_port, f"{inst.id}'s Envoy admin"))
             wanted += [(p, f"{inst.id}'s upstream listener") for p in inst.upstream_ports()]
             if inst.sidecar_port:
                 wanted.append((inst.sidecar_port, f"{inst.id}'s sidecar listener"))
+        return wanted
+
+    def _ensure_free(self, wanted: list[tuple[int, str]], state: MeshState) -> None:
         ours: set[int] | None = None
         for port, what in wanted:
             if not procs.port_in_use(port):
@@ -337,6 +355,7 @@ class ProcessRuntime:
             consul_address=state.consul_address or DEFAULT_CONSUL,
             sidecar_admin={i.id: i.envoy_admin_port for i in stage.instances},
             stage=stage.name,
+            runtime=self.name,
         )
 
     # -- down ---------------------------------------------------------------------------

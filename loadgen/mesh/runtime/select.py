@@ -9,7 +9,7 @@ from loadgen.mesh.runtime.process import ProcessRuntime
 from loadgen.mesh.state import RunDir
 from loadgen.paths import run_dir
 
-RUNTIMES = ("process", "docker")
+RUNTIMES = ("process", "docker", "nomad")
 
 
 def runtime_for(name: str | None = None, run: RunDir | None = None, **kwargs: Any) -> ProcessRuntime:
@@ -25,4 +25,8 @@ def runtime_for(name: str | None = None, run: RunDir | None = None, **kwargs: An
         from loadgen.mesh.runtime.docker import DockerRuntime
 
         return DockerRuntime(run, **kwargs)
+    if chosen == "nomad":
+        from loadgen.mesh.runtime.nomad import NomadRuntime
+
+        return NomadRuntime(run, **kwargs)
     return ProcessRuntime(run, **kwargs)

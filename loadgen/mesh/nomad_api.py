@@ -1,0 +1,93 @@
+"""A small, typed client for the parts of Nomad's HTTP API the nomad runtime uses."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import httpx
+
+from loadgen.errors import ExitCode, LoadgenError, UnreachableError
+
+DEFAULT_NOMAD = "http://127.0.0.1:4646"
+
+
+class NomadClient:
+    """Synchronous Nomad HTTP API client: agent, node, jobs, allocations."""
+
+    def __init__(self, address: str = DEFAULT_NOMAD, timeout: float = 10.0) -> None:
+        if "://" not in address:
+            address = "http://" + address
+        self.address = address.rstrip("/")
+        token = os.environ.get("NOMAD_TOKEN")  # what the nomad CLI reads, for agents with ACLs
+        self._http = httpx.Client(base_url=self.address, timeout=timeout,
+                                  headers={"X-Nomad-Token": token} if token else {})
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> NomadClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            resp = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise UnreachableError(f"Nomad at {self.address} is unreachable ({type(exc).__name__}: {exc})") from exc
+        if resp.status_code == 404:
+            return None
+        if resp.status_code >= 400:
+            raise LoadgenError(f"Nomad refused {method} {path}: HTTP {resp.status_code}: {resp.text.strip()[:300]}",
+                               ExitCode.UNREACHABLE)
+        return resp.json() if resp.content else None
+
+    def reachable(self) -> bool:
+        try:
+            return self._http.get("/v1/status/leader", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def leader(self) -> str:
+        return self._request("GET", "/v1/status/leader") or ""
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/v1/nodes") or []
+
+    def node(self, node_id: str) -> dict[str, Any] | None:
+        return self._request("GET", f"/v1/node/{node_id}")
+
+    # -- jobs ---------------------------------------------------------------------
+    def parse(self, hcl: str, variables: dict[str, str]) -> dict[str, Any]:
+        """HCL2 job text -> the API's job JSON, with ``variables`` set (Nomad parses, not us)."""
+        var_text = "\n".join(f"{name} = {json.dumps(value)}" for name, value in variables.items())
+        return self._request("POST", "/v1/jobs/parse",
+                             json={"JobHCL": hcl, "Variables": var_text, "Canonicalize": True})
+
+    def register(self, job: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", "/v1/jobs", json={"Job": job})
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        return self._request("GET", f"/v1/job/{job_id}")
+
+    def jobs(self, prefix: str = "") -> list[dict[str, Any]]:
+        return self._request("GET", "/v1/jobs", params={"prefix": prefix} if prefix else None) or []
+
+    def allocations(self, job_id: str) -> list[dict[str, Any]]:
+        return self._request("GET", f"/v1/job/{job_id}/allocations") or []
+
+    def allocation(self, alloc_id: str) -> dict[str, Any] | None:
+        return self._request("GET", f"/v1/allocation/{alloc_id}")
+
+    def stop(self, job_id: str, purge: bool = True) -> None:
+        self._request("DELETE", f"/v1/job/{job_id}", params={"purge": "true" if purge else "false"})
+
+    def scale(self, job_id: str, group: str, count: int, message: str = "") -> None:
+        self._request("POST", f"/v1/job/{job_id}/scale",
+                      json={"Count": count, "Target": {"Group": group}, "Message": message or "loadgen"})
+
+    def gc(self) -> None:
+        self._request("PUT", "/v1/system/gc")

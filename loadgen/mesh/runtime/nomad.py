@@ -1,0 +1,385 @@
+"""The nomad runtime: service-a and service-b as Nomad jobs whose Connect sidecars Nomad launches.
+
+Like the seed's last stage: a single-node Nomad agent (nomad/conf/agent.hcl, started here,
+bound to 127.0.0.1) uses the harness's Consul; the jobs in nomad/ run each instance in its own
+network namespace on a bridge we create (CNI bridge networking, which Connect requires), with
+an Envoy sidecar started by Nomad from the bootstrap config Nomad asks Consul for. The
+services and Envoy run under ``raw_exec``, so no image is needed.
+
+Registration is Nomad's job here, not ours; everything after it -- config entries, the
+Envoy and /hello_a liveness checks, canary, run -- is shared with the other runtimes, because
+the jobs publish service-a on 127.0.0.1:3000 and each sidecar's Envoy admin on the same
+127.0.0.1:1900x ports as the process runtime.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from loadgen.errors import EnvironmentProblem, LoadgenError, UnreachableError
+from loadgen.mesh import bridge, envoy_admin, procs, toolchain
+from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
+from loadgen.mesh.nomad_api import DEFAULT_NOMAD, NomadClient
+from loadgen.mesh.runtime.base import ComponentStatus, MeshStatus, Progress
+from loadgen.mesh.runtime.process import ProcessRuntime
+from loadgen.mesh.stages import Instance, Stage
+from loadgen.mesh.state import MeshState
+from loadgen.paths import project_root
+
+NOMAD_PORTS = (4646, 4647, 4648)
+CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap", "firewall")
+SIDECAR_TASK_PREFIX = "connect-proxy-"
+DRIVERS = ("raw_exec",)
+
+
+def nomad_dir() -> Path:
+    return project_root() / "nomad"
+
+
+def _noop(_msg: str) -> None:
+    pass
+
+
+def job_and_group(inst: Instance) -> tuple[str, str]:
+    """Where an instance of the stage file runs: (job, group) in nomad/*.nomad.hcl.
+
+    service-b's groups are named after the version in the instance's registration meta
+    (the resolver's subsets select on it), service-a's after the service.
+    """
+    version = (inst.registration.get("Meta") or {}).get("version")
+    name = str(inst.registration.get("Name") or inst.id)
+    return name, str(version) if version else name
+
+
+def upstream_of(inst: Instance) -> str | None:
+    proxy = ((inst.registration.get("Connect") or {}).get("SidecarService") or {}).get("Proxy") or {}
+    ups = proxy.get("Upstreams") or []
+    return str(ups[0]["DestinationName"]) if ups else None
+
+
+class NomadRuntime(ProcessRuntime):
+    name = "nomad"
+
+    def __init__(self, *args: Any, driver: str = "raw_exec", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if driver not in DRIVERS:
+            raise EnvironmentProblem(f"the nomad runtime runs the services with {', '.join(DRIVERS)}, not {driver}")
+        self.driver = driver
+        self.agent_hcl = nomad_dir() / "conf" / "agent.hcl"
+        self.bridge = bridge.read_spec(self.agent_hcl)
+        self.data_dir = self.run.path / "nomad"
+
+    # -- preconditions --------------------------------------------------------------------
+    def _check_parts(self) -> None:
+        toolchain.require("envoy")
+        toolchain.require("nomad")
+        if os.geteuid() != 0:
+            raise EnvironmentProblem(
+                "the nomad runtime needs root: Connect needs Nomad's bridge networking, whose CNI plugins "
+                "create network namespaces, veth pairs and iptables rules (run as root, or use --runtime process)"
+            )
+        cni = Path("/usr/lib/cni")
+        missing = [p for p in CNI_PLUGINS if not (cni / p).exists()]
+        if missing:
+            raise EnvironmentProblem(f"CNI plugins missing from {cni}: {', '.join(missing)} "
+                                     "(apt-get install containernetworking-plugins)")
+
+    def _host_ports(self, stage: Stage) -> list[tuple[int, str]]:
+        # Published ports are iptables DNAT rules, not sockets: a process already listening on
+        # one would silently lose its traffic to the mesh, so they must be free.
+        wanted = [(p, "the Nomad agent") for p in NOMAD_PORTS]
+        for inst in stage.instances:
+            wanted.append((inst.envoy_admin_port, f"{inst.id}'s Envoy admin"))
+            if inst.app == "service_a":
+                wanted.append((inst.port, inst.id))
+        return wanted
+
+    # -- up -------------------------------------------------------------------------------
+    def _start_workloads(
+        self, stage: Stage, state: MeshState, consul: ConsulClient, grpc: str, consul_bin: object, say: Progress
+    ) -> None:
+        if bridge.ensure(self.bridge):
+            state.bridge = self.bridge.name
+            self.run.save(state)
+            say(f"created bridge {self.bridge.name} ({self.bridge.gateway}/{self.bridge.subnet.prefixlen})")
+        with self._ensure_agent(state, consul, grpc, consul_bin, say) as nomad:
+            self._submit_jobs(stage, state, nomad, say)
+            self._wait_allocations(stage, state, nomad, consul, say)
+
+    @contextlib.contextmanager
+    def _ensure_agent(self, state: MeshState, consul: ConsulClient, grpc: str, consul_bin: object, say: Progress
+                      ) -> Any:
+        client = NomadClient(DEFAULT_NOMAD)
+        try:
+            rec = state.processes.get("nomad")
+            if rec and procs.alive(rec) and client.reachable():
+                say(f"reusing the Nomad agent (pid {rec.pid})")
+            else:
+                if client.reachable():
+                    raise EnvironmentProblem(f"a Nomad agent that loadgen did not start answers at {client.address}; "
+                                             "stop it first (the nomad runtime runs its own, bound to 127.0.0.1)")
+                self._start_agent(state, consul, grpc, consul_bin, client, say)
+            yield client
+        finally:
+            client.close()
+
+    def _start_agent(self, state: MeshState, consul: ConsulClient, grpc: str, consul_bin: object,
+                     client: NomadClient, say: Progress) -> None:
+        # A fresh data dir: an old one would bring back jobs and allocations of a lost run.
+        bridge.remove_leftover_rules(self.bridge, self._known_allocs())
+        bridge.remove_namespaces(self._known_allocs())
+        self._clean_data_dir()
+        (self.data_dir / "data").mkdir(parents=True, exist_ok=True)
+        # Nomad runs `consul connect envoy -bootstrap` itself, so consul must be on its PATH.
+        bin_dir = self.data_dir / "bin"
+        bin_dir.mkdir(exist_ok=True)
+        (bin_dir / "consul").symlink_to(Path(str(consul_bin)).resolve())
+        local = self.data_dir / "local.json"
+        http = consul.address.split("://", 1)[-1]
+        local.write_text(json.dumps({"data_dir": str(self.data_dir / "data"),
+                                     "consul": {"address": http, "grpc_address": grpc}}))
+        argv = [str(toolchain.require("nomad")), "agent", "-config", str(self.agent_hcl), "-config", str(local)]
+        say("starting the Nomad agent (server + client)")
+        rec = procs.spawn("nomad", argv, self.run.log("nomad"), {"PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"},
+                          cwd=self.data_dir, port=NOMAD_PORTS[0])
+        state.processes["nomad"] = rec
+        self.run.save(state)
+        deadline = time.monotonic() + 60
+        problem = "no answer"
+        while time.monotonic() < deadline:
+            if not procs.alive(rec):
+                raise UnreachableError("the Nomad agent exited during start-up", procs.tail(rec.log))
+            with contextlib.suppress(LoadgenError):
+                problem = self._node_problem(client)
+                if problem is None:
+                    say(f"Nomad agent up (pid {rec.pid}); its client is ready with raw_exec and bridge networking")
+                    return
+            time.sleep(0.3)
+        raise UnreachableError(f"the Nomad agent is not ready after 60s: {problem}", procs.tail(rec.log))
+
+    def _node_problem(self, client: NomadClient) -> str | None:
+        """Why the agent's client node cannot run the jobs yet (None when it can)."""
+        if not client.leader():
+            return "no leader elected"
+        nodes = client.nodes()
+        if not nodes:
+            return "its client has not registered"
+        node = client.node(nodes[0]["ID"]) or {}
+        if node.get("Status") != "ready":
+            return f"its client node is {node.get('Status')}"
+        driver = (node.get("Drivers") or {}).get("raw_exec") or {}
+        if not driver.get("Healthy"):
+            return f"the raw_exec driver is not healthy ({driver.get('HealthDescription') or 'not detected'})"
+        if not any(n.get("Mode") == "bridge" for n in (node.get("NodeResources") or {}).get("Networks") or []):
+            return "bridge networking is not available (bridge kernel module?)"
+        if "mesh" not in (node.get("HostNetworks") or {}):
+            return f"host network 'mesh' (bridge {self.bridge.name}) was not fingerprinted"
+        return None
+
+    def _submit_jobs(self, stage: Stage, state: MeshState, nomad: NomadClient, say: Progress) -> None:
+        common = {"python": sys.executable, "project": str(project_root()),
+                  "envoy": str(toolchain.require("envoy")), "driver": self.driver}
+        jobs: dict[str, dict[str, str]] = {}
+        for inst in stage.instances:
+            job, _group = job_and_group(inst)
+            variables = jobs.setdefault(job, dict(common))
+            upstream = upstream_of(inst)
+            if upstream:
+                variables["upstream"] = upstream
+        # service-b first, so service-a's upstream has endpoints when its sidecar starts.
+        for job in sorted(jobs, reverse=True):
+            spec = nomad.parse((nomad_dir() / f"{job}.nomad.hcl").read_text(), jobs[job])
+            nomad.register(spec)
+            if job not in state.jobs:
+                state.jobs.append(job)
+            self.run.save(state)
+            say(f"submitted job {job} (nomad/{job}.nomad.hcl"
+                + (f", upstream {jobs[job]['upstream']}" if "upstream" in jobs[job] else "") + ")")
+
+    def _wait_allocations(self, stage: Stage, state: MeshState, nomad: NomadClient, consul: ConsulClient,
+                          say: Progress) -> None:
+        """Every instance has a running allocation of the job's current version, its Envoy is
+        LIVE and its sidecar passes in Consul."""
+        deadline = time.monotonic() + self.live_timeout
+        say("waiting for the allocations, their Envoy sidecars and their health in Consul")
+        waiting = "no allocations yet"
+        while time.monotonic() < deadline:
+            self._check_alive(state)
+            waiting = self._allocation_problem(stage, nomad, consul)
+            if waiting is None:
+                allocs = {inst.id: self._current_alloc(nomad, inst) for inst in stage.instances}
+                say("allocations running: " + ", ".join(f"{i} ({a['ID'][:8]})" for i, a in allocs.items() if a))
+                return
+            time.sleep(0.3)
+        raise UnreachableError(f"the Nomad allocations are not ready after {self.live_timeout:.0f}s: {waiting}",
+                               procs.tail(state.processes["nomad"].log))
+
+    def _current_alloc(self, nomad: NomadClient, inst: Instance) -> dict[str, Any] | None:
+        job, group = job_and_group(inst)
+        spec = nomad.job(job) or {}
+        allocs = [a for a in nomad.allocations(job) if a["TaskGroup"] == group and a["DesiredStatus"] == "run"
+                  and a.get("JobVersion") == spec.get("Version")]
+        return max(allocs, key=lambda a: a.get("CreateIndex", 0), default=None)
+
+    def _allocation_problem(self, stage: Stage, nomad: NomadClient, consul: ConsulClient) -> str | None:
+        checks = consul.agent_checks()
+        for inst in stage.instances:
+            alloc = self._current_alloc(nomad, inst)
+            if alloc is None:
+                return f"no allocation for {inst.id} yet"
+            if alloc["ClientStatus"] == "failed":
+                raise UnreachableError(f"the allocation of {inst.id} failed: {_last_events(alloc)}")
+            tasks = alloc.get("TaskStates") or {}
+            if alloc["ClientStatus"] != "running" or not tasks or any(t["State"] != "running" for t in tasks.values()):
+                return f"{inst.id} is {alloc['ClientStatus']} ({_last_events(alloc)})"
+            if not envoy_admin.ready(inst.envoy_admin_port):
+                return f"{inst.id}'s Envoy is not LIVE yet"
+            statuses = [str(c.get("Status")) for c in checks.values()
+                        if str(c.get("ServiceID", "")).startswith(f"_nomad-task-{alloc['ID']}")
+                        and str(c.get("ServiceName", "")).endswith("-sidecar-proxy")]
+            if not statuses or any(s != "passing" for s in statuses):
+                return f"{inst.id}'s sidecar is not passing in Consul ({', '.join(statuses) or 'not registered'})"
+        return None
+
+    # -- how a part is read (status, logs) --------------------------------------------------
+    def status(self) -> MeshStatus:
+        state = self.run.load()
+        base = super().status()
+        components = [c for c in base.components if c.name in ("consul", "nomad")]
+        components = [ComponentStatus(c.name, c.name if c.name == "nomad" else c.kind, c.pid, c.port, c.running,
+                                      c.health if c.name == "consul" else ("passing" if c.running else "stopped"),
+                                      c.log) for c in components]
+        stage = self.book.stages.get(state.stage) if state.stage else None
+        if stage is not None and state.jobs:
+            with NomadClient(DEFAULT_NOMAD, timeout=3.0) as nomad, ConsulClient(
+                state.consul_address or DEFAULT_CONSUL, timeout=2.0
+            ) as consul:
+                checks = consul.agent_checks() if consul.reachable() else {}
+                for inst in stage.instances:
+                    alloc = self._current_alloc(nomad, inst) if nomad.reachable() else None
+                    components += self._alloc_components(inst, alloc, checks)
+        return MeshStatus(stage=base.stage, runtime=self.name, consul_address=base.consul_address,
+                          consul_reachable=base.consul_reachable, components=components,
+                          config_entries=base.config_entries)
+
+    def _alloc_components(self, inst: Instance, alloc: dict[str, Any] | None, checks: dict[str, dict[str, Any]]
+                          ) -> list[ComponentStatus]:
+        out = []
+        tasks = (alloc or {}).get("TaskStates") or {}
+        for kind, name in (("app", inst.id), ("sidecar", f"{inst.id}-sidecar")):
+            task = next((t for t in tasks if t.startswith(SIDECAR_TASK_PREFIX) == (kind == "sidecar")), None)
+            running = alloc is not None and task is not None and tasks[task]["State"] == "running"
+            health = "stopped"
+            if running and alloc is not None:
+                mine = [str(c.get("Status")) for c in checks.values()
+                        if str(c.get("ServiceID", "")).startswith(f"_nomad-task-{alloc['ID']}")
+                        and str(c.get("ServiceName", "")).endswith("-sidecar-proxy") == (kind == "sidecar")]
+                health = next((lvl for lvl in ("critical", "warning") if lvl in mine), "passing" if mine else "unknown")
+            log = None
+            if alloc is not None and task is not None:
+                log = str(self.data_dir / "data" / "alloc" / alloc["ID"] / "alloc" / "logs" / f"{task}.stderr.0")
+            port = inst.envoy_admin_port if kind == "sidecar" else (inst.port if inst.app == "service_a" else None)
+            out.append(ComponentStatus(name=name, kind=kind, pid=None, port=port, running=running, health=health,
+                                       log=log))
+        return out
+
+    # -- down ---------------------------------------------------------------------------------
+    def _down_locked(self, say: Progress) -> list[str]:
+        state = self.run.load()
+        warnings: list[str] = []
+        if state.jobs:
+            nomad_rec = state.processes.get("nomad")
+            with NomadClient(DEFAULT_NOMAD, timeout=5.0) as nomad:
+                if nomad_rec and procs.alive(nomad_rec) and nomad.reachable():
+                    self._stop_jobs(state.jobs, nomad, say, warnings)
+                else:
+                    warnings.append("the Nomad agent is not running: its tasks are stopped directly")
+            state.jobs.clear()
+            self.run.save(state)
+        warnings += super()._down_locked(say)  # config entries, then the Nomad and Consul agents
+        self._reap_orphans(say)
+        known = self._known_allocs()
+        removed = bridge.remove_leftover_rules(self.bridge, known)
+        netns = bridge.remove_namespaces(known)
+        if netns:
+            say(f"removed {netns} network namespace(s) left from allocations")
+        self._clean_data_dir()
+        if removed:
+            say(f"removed {removed} iptables rule(s)/chain(s) left from allocations")
+        if state.bridge:
+            with contextlib.suppress(LoadgenError):
+                if bridge.remove(self.bridge):
+                    say(f"removed bridge {self.bridge.name}")
+        return warnings
+
+    def _stop_jobs(self, jobs: list[str], nomad: NomadClient, say: Progress, warnings: list[str]) -> None:
+        allocs = [a["ID"] for job in jobs for a in nomad.allocations(job)
+                  if a["ClientStatus"] in ("pending", "running")]
+        namespaces = list(allocs)
+        for job in jobs:
+            try:
+                nomad.stop(job, purge=False)
+            except LoadgenError as exc:
+                warnings.append(f"could not stop job {job}: {exc.message}")
+        # Wait until the tasks have exited and Nomad has torn the allocations' networks down
+        # (CNI deletes their namespaces and iptables rules); purging first would skip that wait.
+        deadline = time.monotonic() + 30
+        while allocs and time.monotonic() < deadline:
+            allocs = [a for a in allocs if ((nomad.allocation(a) or {}).get("ClientStatus") in ("pending", "running"))]
+            time.sleep(0.2)
+        if allocs:
+            warnings.append(f"{len(allocs)} allocation(s) still running 30s after their jobs were stopped")
+        # The network teardown follows the task exits; give it a moment before the agent stops.
+        while bridge.alloc_namespaces(namespaces) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for job in jobs:
+            with contextlib.suppress(LoadgenError):
+                nomad.stop(job, purge=True)
+                say(f"stopped and purged job {job}")
+        with contextlib.suppress(LoadgenError):
+            nomad.gc()
+
+    def _reap_orphans(self, say: Progress) -> None:
+        """Tasks outlive a Nomad agent that died; stop any still running from our data dir."""
+        root = str(self.data_dir / "data")
+        for p in psutil.process_iter(["pid", "cwd", "cmdline"]):
+            with contextlib.suppress(psutil.Error):
+                if (p.info["cwd"] or "").startswith(root) or any(root in a for a in p.info["cmdline"] or []):
+                    p.kill()
+                    say(f"stopped leftover task process {p.info['pid']}")
+
+    def _known_allocs(self) -> list[str]:
+        """Every allocation our agent ran (its data dir keeps a directory per allocation)."""
+        alloc_dir = self.data_dir / "data" / "alloc"
+        return [p.name for p in alloc_dir.iterdir()] if alloc_dir.is_dir() else []
+
+    def _clean_data_dir(self) -> None:
+        if not self.data_dir.exists():
+            return
+        # Nomad mounts each task's secrets dir (tmpfs); unmount what an unclean stop left.
+        with open("/proc/mounts") as fh:
+            mounts = [line.split()[1] for line in fh if line.split()[1].startswith(str(self.data_dir))]
+        for mount in sorted(mounts, key=len, reverse=True):
+            subprocess.run(["umount", "-l", mount], capture_output=True)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _last_events(alloc: dict[str, Any]) -> str:
+    """The newest task event of each task, as Nomad's UI shows them."""
+    out = []
+    for task, st in sorted((alloc.get("TaskStates") or {}).items()):
+        events = st.get("Events") or []
+        if events:
+            ev = events[-1]
+            out.append(f"{task}: {ev.get('Type')}{': ' + ev['DisplayMessage'] if ev.get('DisplayMessage') else ''}")
+    return "; ".join(out) or alloc.get("ClientStatus", "")
