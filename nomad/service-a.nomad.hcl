@@ -48,6 +48,12 @@ job "service-a" {
         static = 19000
         to     = 19100
       }
+      # The sidecar's upstream listener, published like the other runtimes' 127.0.0.1:9000, so
+      # the time-to-apply probes can send traffic through service-a's sidecar from the host.
+      port "upstream" {
+        static = 9000
+        to     = 9000
+      }
       # The sidecar's mTLS listener, on the bridge gateway (see nomad/conf/agent.hcl).
       port "mesh" {
         to           = -1
@@ -78,6 +84,8 @@ job "service-a" {
             upstreams {
               destination_name = var.upstream
               local_bind_port  = 9000
+              # On the namespace's interface too, so the published port reaches it.
+              local_bind_address = "0.0.0.0"
             }
           }
         }
@@ -110,6 +118,7 @@ job "service-a" {
       }
       env {
         PYTHONPATH  = var.project
+        PYTHONUNBUFFERED = "1"
         PORT        = "3000"
         # Inside the allocation's own namespace; published on the host's 127.0.0.1:3000.
         BIND_ADDR   = "0.0.0.0"

@@ -118,6 +118,7 @@ job "service-b" {
         }
         env {
           PYTHONPATH  = var.project
+          PYTHONUNBUFFERED = "1"
           PORT        = "3001"
           # Inside the allocation's own namespace: reachable from its sidecar and through
           # the published port, not from outside this machine.

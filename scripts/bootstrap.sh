@@ -18,12 +18,15 @@ fi
 
 # Debian packages the tests and benches use: Chromium for the HTML report's browser test
 # (never a browser a tool downloads), wrk as the benches' peer, docker.io and debootstrap for
-# the docker runtime's locally built images. Installed when root.
+# the docker runtime's locally built images, CNI plugins and iptables for the nomad runtime's
+# bridge networking. Installed when root.
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+[ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+command -v iptables >/dev/null 2>&1 || missing+=(iptables)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "bootstrap: installing ${missing[*]} (apt)"

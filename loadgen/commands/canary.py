@@ -13,10 +13,11 @@ from rich.console import Console
 from rich.table import Table
 
 from loadgen.canary import CanaryOptions, CanaryResult, Snapshot, replay, run_live
-from loadgen.commands.options import Duration, parse_headers
+from loadgen.commands.options import Duration, parse_headers, runtime_option
 from loadgen.errors import ExitCode, UsageError
 from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
 from loadgen.mesh.local import borrowed_stage
+from loadgen.mesh.runtime.select import runtime_for
 from loadgen.report.files import write_json, write_junit
 from loadgen.report.statusline import StatusLine
 from loadgen.report.terminal import live_line, verdict_table
@@ -98,12 +99,13 @@ class PlanningHelp(click.Command):
               help="Write the result as JSON ('-' for stdout).")
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML for CI.")
 @click.option("--plan", "plan_only", is_flag=True, help="Only print how many requests a verdict needs, then exit.")
+@runtime_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 def canary(expect: str, target: str | None, consul_addr: str | None, mapping: str | None, headers: tuple[str, ...],
            rate: float, max_requests: int | None, max_time: float, timeout: float, tolerance: float,
            confidence: float, method: str, max_unknown: float, max_errors: float, record: Path | None,
            replay_path: Path | None, json_path: Path | None, junit: Path | None, plan_only: bool,
-           quiet: bool) -> int:
+           runtime: str | None, quiet: bool) -> int:
     """Send traffic through service-a and decide whether service-b's split matches SPLIT.
 
     Reads service-b's APP_ID from every response, maps it to a subset (v1, v2, ...)
@@ -131,7 +133,7 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
         if not quiet:
             err.print(msg, highlight=False, markup=False)
 
-    result = _run(options, say, quiet)
+    result = _run(options, say, quiet, runtime)
     if json_path == Path("-"):
         sys.stdout.write(json.dumps(result.to_json(), indent=2, default=str) + "\n")
     elif json_path:
@@ -144,7 +146,7 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
     return EXIT[result.verdict.state]
 
 
-def _run(options: CanaryOptions, say: Any, quiet: bool) -> CanaryResult:
+def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = None) -> CanaryResult:
     # A plain status line: rich's rendering would delay requests and distort the run.
     line = StatusLine(enabled=not quiet)
 
@@ -164,7 +166,7 @@ def _run(options: CanaryOptions, say: Any, quiet: bool) -> CanaryResult:
         finally:
             if consul:
                 consul.close()
-    with borrowed_stage("splitter", say) as mesh_target:
+    with borrowed_stage("splitter", say, runtime_for(runtime) if runtime else None) as mesh_target:
         consul = ConsulClient(options.consul or mesh_target.consul_address)
         try:
             with line:

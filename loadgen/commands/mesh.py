@@ -144,11 +144,16 @@ def logs(component: str, lines: int) -> int:
     """Print the last lines of COMPONENT's log (names as in `loadgen status`)."""
     state = RunDir(run_dir()).load()
     rec = state.processes.get(component)
-    if rec is None:
-        known = ", ".join(state.processes) or "none (nothing is up)"
-        raise LoadgenError(f"no component {component!r}; components: {known}")
-    click.echo(runtime_for()._tail(rec, lines) if component != "consul" else procs.tail(rec.log, lines))
-    return ExitCode.OK
+    if rec is not None:
+        click.echo(runtime_for()._tail(rec, lines) if component != "consul" else procs.tail(rec.log, lines))
+        return ExitCode.OK
+    # Parts a scheduler runs (the nomad runtime's tasks) are found through status.
+    found = {c.name: c for c in runtime_for().status().components} if not state.empty else {}
+    if component in found and found[component].log:
+        click.echo(procs.tail(str(found[component].log), lines))
+        return ExitCode.OK
+    known = ", ".join(found or state.processes) or "none (nothing is up)"
+    raise LoadgenError(f"no component {component!r} with a log; components: {known}")
 
 
 @click.command()
@@ -182,6 +187,7 @@ def doctor(as_json: bool) -> int:
                  "fix": None if go[0] else "apt-get install golang-go (only needed to build consul and nomad)",
                  "problems": []})
     rows.append(_docker_row())
+    rows.append(_bridge_networking_row())
     bad = [r for r in rows if r["required"] and not r["compatible"]]
     if as_json:
         _print_json({"ok": not bad, "parts": rows})
@@ -273,6 +279,16 @@ def _docker_row() -> dict[str, Any]:
     except LoadgenError as exc:
         return {"part": "docker engine", "required": False, "found": None, "source": None, "version": None,
                 "wanted": "any", "compatible": False, "fix": DOCKERD_HINT, "problems": [exc.message]}
+
+
+def _bridge_networking_row() -> dict[str, Any]:
+    """Root, CNI plugins and iptables: needed by the nomad runtime only, so not required."""
+    from loadgen.mesh.runtime.nomad import networking_problems
+
+    problems = networking_problems()
+    return {"part": "bridge networking", "required": False, "found": "/usr/lib/cni" if not problems else None,
+            "source": "CNI", "version": None, "wanted": "root + CNI", "compatible": not problems,
+            "fix": problems[0] if problems else None, "problems": problems[1:]}
 
 
 COMMANDS = [up, down, status, logs, stages, doctor, split]

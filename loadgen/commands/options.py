@@ -1,13 +1,15 @@
-"""Parsing shared by the commands: durations and extra request headers."""
+"""Parsing shared by the commands: durations, extra request headers, the runtime option."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from loadgen.errors import UsageError
 from loadgen.load.schedule import parse_duration
+from loadgen.mesh.runtime.select import RUNTIMES
 
 
 class Duration(click.ParamType):
@@ -33,3 +35,12 @@ def parse_headers(values: tuple[str, ...]) -> dict[str, str]:
             raise UsageError(f"--header {value!r} is not 'Name: value'")
         headers[name.strip()] = content.strip()
     return headers
+
+
+def runtime_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--runtime for commands that borrow the local mesh (it is brought up there when needed)."""
+    return click.option(
+        "--runtime", type=click.Choice(list(RUNTIMES)), default=None,
+        help="Runtime to bring the local mesh up on when it is not running: process, docker or nomad. "
+             "Default: what already runs, else $LOADGEN_RUNTIME, else process.",
+    )(func)

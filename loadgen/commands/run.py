@@ -11,12 +11,13 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from loadgen.commands.options import parse_headers
+from loadgen.commands.options import parse_headers, runtime_option
 from loadgen.errors import ExitCode, UnreachableError, UsageError
 from loadgen.load.client import Client, RequestError
 from loadgen.load.engine import LoadPlan, run_blocking
 from loadgen.load.schedule import RateSchedule, parse_duration
 from loadgen.mesh.local import borrowed_stage
+from loadgen.mesh.runtime.select import runtime_for
 from loadgen.mesh.stages import load_stages
 from loadgen.paths import project_root
 from loadgen.report.statusline import StatusLine
@@ -81,11 +82,12 @@ def _live_line(p: Progress) -> str:
 @click.option("--run-id", default=None, help="Name of the report directory.  [default: a UTC timestamp]")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summaries as JSON instead of a table.")
+@runtime_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str, concurrency: int | None,
         duration: str | None, max_requests: int, timeout: str, headers: tuple[str, ...], new_connections: bool,
         workers: int, record: Path | None, out_root: Path | None, run_id: str | None, no_plots: bool, as_json: bool,
-        quiet: bool) -> int:
+        runtime: str | None, quiet: bool) -> int:
     """Drive load through service-a and write latency reports per stage.
 
     Open loop by default: each request has an intended start from --rate, and latency is
@@ -123,7 +125,8 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
     results: list[StageRun] = []
     for s in stages:
         result = _one_stage(str(s), target, schedule, concurrency, seconds, max_requests, timeout_s, hdrs,
-                            new_connections, record, root / str(s), not no_plots, say, quiet or as_json, workers)
+                            new_connections, record, root / str(s), not no_plots, say, quiet or as_json, workers,
+                            runtime)
         results.append(result)
         if result.interrupted:
             break
@@ -141,7 +144,8 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
 
 def _one_stage(stage: str, target: str | None, schedule: RateSchedule | None, concurrency: int | None,
                seconds: float, max_requests: int, timeout: float, headers: dict[str, str], new_connections: bool,
-               record: Path | None, out_dir: Path, plots: bool, say: Any, quiet: bool, workers: int) -> StageRun:
+               record: Path | None, out_dir: Path, plots: bool, say: Any, quiet: bool, workers: int,
+               runtime: str | None = None) -> StageRun:
     def go(url: str, meta: dict[str, Any]) -> StageRun:
         _probe(url, headers, timeout)
         plan = LoadPlan(url=url, schedule=schedule, max_requests=max_requests, max_time=seconds, timeout=timeout,
@@ -157,7 +161,7 @@ def _one_stage(stage: str, target: str | None, schedule: RateSchedule | None, co
 
     if target:
         return go(target, {"runtime": "external"})
-    with borrowed_stage(stage, say) as mesh_target:
+    with borrowed_stage(stage, say, runtime_for(runtime) if runtime else None) as mesh_target:
         return go(mesh_target.service_a_url, {"runtime": mesh_target.runtime})
 
 

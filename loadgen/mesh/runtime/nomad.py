@@ -67,6 +67,25 @@ def upstream_of(inst: Instance) -> str | None:
     return str(ups[0]["DestinationName"]) if ups else None
 
 
+def networking_problems() -> list[str]:
+    """What keeps Nomad's bridge networking (and so Connect) from working here, each with its fix."""
+    problems = []
+    if os.geteuid() != 0:
+        problems.append(
+            "the nomad runtime needs root: Connect needs Nomad's bridge networking, whose CNI plugins create "
+            "network namespaces, veth pairs and iptables rules (run as root, or use --runtime process)"
+        )
+    cni = Path("/usr/lib/cni")
+    missing = [p for p in CNI_PLUGINS if not (cni / p).exists()]
+    if missing:
+        problems.append(f"CNI plugins missing from {cni}: {', '.join(missing)} "
+                        "(apt-get install containernetworking-plugins)")
+    for tool, package in (("iptables", "iptables"), ("ip", "iproute2")):
+        if shutil.which(tool) is None:
+            problems.append(f"`{tool}` is missing (apt-get install {package})")
+    return problems
+
+
 class NomadRuntime(ProcessRuntime):
     name = "nomad"
 
@@ -83,16 +102,9 @@ class NomadRuntime(ProcessRuntime):
     def _check_parts(self) -> None:
         toolchain.require("envoy")
         toolchain.require("nomad")
-        if os.geteuid() != 0:
-            raise EnvironmentProblem(
-                "the nomad runtime needs root: Connect needs Nomad's bridge networking, whose CNI plugins "
-                "create network namespaces, veth pairs and iptables rules (run as root, or use --runtime process)"
-            )
-        cni = Path("/usr/lib/cni")
-        missing = [p for p in CNI_PLUGINS if not (cni / p).exists()]
-        if missing:
-            raise EnvironmentProblem(f"CNI plugins missing from {cni}: {', '.join(missing)} "
-                                     "(apt-get install containernetworking-plugins)")
+        problems = networking_problems()
+        if problems:
+            raise EnvironmentProblem(problems[0])
 
     def _host_ports(self, stage: Stage) -> list[tuple[int, str]]:
         # Published ports are iptables DNAT rules, not sockets: a process already listening on
@@ -102,6 +114,7 @@ class NomadRuntime(ProcessRuntime):
             wanted.append((inst.envoy_admin_port, f"{inst.id}'s Envoy admin"))
             if inst.app == "service_a":
                 wanted.append((inst.port, inst.id))
+                wanted += [(p, f"{inst.id}'s upstream listener") for p in inst.upstream_ports()]
         return wanted
 
     # -- up -------------------------------------------------------------------------------

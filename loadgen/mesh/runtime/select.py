@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from loadgen.errors import EnvironmentProblem
@@ -13,14 +14,18 @@ RUNTIMES = ("process", "docker", "nomad")
 
 
 def runtime_for(name: str | None = None, run: RunDir | None = None, **kwargs: Any) -> ProcessRuntime:
-    """The runtime ``name``; without one, the runtime the running mesh was brought up with."""
+    """The runtime ``name``; without one, the runtime the running mesh was brought up with, or
+    when nothing runs, $LOADGEN_RUNTIME (default: process)."""
     run = run or RunDir(run_dir())
     state = run.load()
     current = None if state.empty else state.runtime
     if name is not None and current is not None and name != current:
         raise EnvironmentProblem(f"the local mesh runs on the {current} runtime; `loadgen down` before "
                                  f"bringing it up on {name}")
-    chosen = name or current or "process"
+    default = os.environ.get("LOADGEN_RUNTIME") or "process"
+    if default not in RUNTIMES:
+        raise EnvironmentProblem(f"LOADGEN_RUNTIME={default} is not one of {', '.join(RUNTIMES)}")
+    chosen = name or current or default
     if chosen == "docker":
         from loadgen.mesh.runtime.docker import DockerRuntime
 
