@@ -37,6 +37,14 @@ job "service-a" {
   group "service-a" {
     count = 1
 
+    # A task that dies is restarted after 1 s (Nomad's default waits 15 s).
+    restart {
+      attempts = 3
+      interval = "1m"
+      delay    = "1s"
+      mode     = "fail"
+    }
+
     network {
       mode = "bridge"
       # GET 127.0.0.1:3000/hello_a on the host, as in the other runtimes.

@@ -42,6 +42,14 @@ job "service-b" {
     content {
       count = 1
 
+      # A task that dies is restarted after 1 s (Nomad's default waits 15 s).
+      restart {
+        attempts = 3
+        interval = "1m"
+        delay    = "1s"
+        mode     = "fail"
+      }
+
       network {
         mode = "bridge"
         # Published on 127.0.0.1 so Consul's HTTP check can reach the app.

@@ -105,7 +105,8 @@ def remove_leftover_rules(spec: BridgeSpec, alloc_ids: list[str] = ()) -> int:  
     CNI removes them when Nomad tears an allocation down; an agent that stopped first leaves
     them, and a stale DNAT on 127.0.0.1:3000 would silently take every later mesh's traffic.
     A rule is ours when its comment names one of ``alloc_ids`` or it reaches into our subnet.
-    The shared CNI chains (CNI-HOSTPORT-*, CNI-FORWARD) stay: other CNI users need them.
+    Nomad's forwarding rule for our bridge goes too. The shared chains (CNI-HOSTPORT-*,
+    CNI-FORWARD, NOMAD-ADMIN) stay: other CNI users and Nomads need them.
     """
     if shutil.which("iptables") is None:
         return 0
@@ -123,7 +124,10 @@ def remove_leftover_rules(spec: BridgeSpec, alloc_ids: list[str] = ()) -> int:  
         for r in rules:
             jumps_to_ours = "-j" in r and r[r.index("-j") + 1] in ours and r[1] not in ours
             pins_an_alloc = r[1] == "CNI-FORWARD" and any(_in_subnet(tok, spec, host_only=True) for tok in r)
-            if (jumps_to_ours or pins_an_alloc) and _iptables("-t", table, "-D", *r[1:]).returncode == 0:
+            admits_our_bridge = r[1] == "NOMAD-ADMIN" and "-o" in r and r[r.index("-o") + 1] == spec.name
+            if not (jumps_to_ours or pins_an_alloc or admits_our_bridge):
+                continue
+            if _iptables("-t", table, "-D", *r[1:]).returncode == 0:
                 removed += 1
         for chain in ours:
             _iptables("-t", table, "-F", chain)

@@ -72,3 +72,22 @@ def hello():
         return out
 
     return get
+
+
+# The runtimes the stage, canary and run tests are repeated on. The process runtime always
+# runs; docker and nomad need their engine/agent prerequisites (a failure in CI, a skip elsewhere).
+MESH_RUNTIMES = ("process", "docker", "nomad")
+
+
+@pytest.fixture(scope="module", params=MESH_RUNTIMES)
+def mesh_runtime(request, loadgen):
+    """Runs the module's tests on one runtime: nothing runs before, `up` defaults to it, `down` after."""
+    from tests.integration.runtimes import PARTS
+
+    parts = PARTS[request.param]()
+    parts.require()
+    loadgen("down", "-q")
+    loadgen.extra_env["LOADGEN_RUNTIME"] = request.param
+    yield parts
+    loadgen("down", "-q", check=False)
+    loadgen.extra_env.pop("LOADGEN_RUNTIME", None)

@@ -1,4 +1,5 @@
-"""`loadgen canary` on the real mesh: PASS, FAIL, a changed splitter, a missing subset, Ctrl-C."""
+"""`loadgen canary` on the real mesh: PASS, FAIL, a changed splitter, a missing subset, Ctrl-C --
+on every runtime (the `mesh_runtime` fixture repeats the module)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import sys
 import time
 
 import httpx
-import psutil
+import pytest
+
+pytestmark = pytest.mark.usefixtures("mesh_runtime")
 
 CONSUL = "http://127.0.0.1:8500"
 
@@ -73,11 +76,13 @@ def test_changed_splitter_fails_the_old_expectation_and_passes_consul(loadgen):
         _wait_envoy_split({"v1": 8500, "v2": 1500})
 
 
-def test_stopped_v2_instance_fails_naming_the_subset(loadgen):
-    pid = loadgen.state()["processes"]["service-b-2"]["pid"]
-    psutil.Process(pid).terminate()
-    psutil.Process(pid).wait(10)
+def test_stopped_v2_instance_fails_naming_the_subset(loadgen, mesh_runtime):
+    # process: the instance is terminated; docker: its container stopped; nomad: its group scaled to 0.
+    mesh_runtime.stop_instance(loadgen, "service-b-2")
     try:
+        status = loadgen("status", "--json", check=False)
+        assert status.returncode == 4
+        assert {c["name"] for c in json.loads(status.stdout)["components"] if not c["running"]} >= {"service-b-2"}
         proc = canary(loadgen, "--expect", "85/15", "--json", "-")
         assert proc.returncode == 1
         result = json.loads(proc.stdout)

@@ -1,4 +1,5 @@
-"""`loadgen run` on the real mesh: per-stage reports, all stages, closed loop, Ctrl-C."""
+"""`loadgen run` on the real mesh: per-stage reports, all stages, closed loop, Ctrl-C -- on every
+runtime (the `mesh_runtime` fixture repeats the module)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.usefixtures("mesh_runtime")
 
 @pytest.fixture
 def reports(tmp_path):
@@ -20,7 +22,7 @@ def _summary(reports, run_id, stage):
     return json.loads((reports / run_id / stage / "summary.json").read_text())
 
 
-def test_one_stage_writes_every_file(loadgen, reports):
+def test_one_stage_writes_every_file(loadgen, reports, mesh_runtime):
     proc = loadgen("run", "--stage", "splitter", "--rate", "200", "--duration", "3s", "--out", str(reports),
                    "--run-id", "one", "-q")
     assert "splitter" in proc.stdout
@@ -35,6 +37,7 @@ def test_one_stage_writes_every_file(loadgen, reports):
     assert 0 < c["p50"] <= c["p99"] <= c["max"] and sv["p99"] <= c["max"]
     assert s["generator"]["valid"], s["generator"]
     assert set(s["by_app_id"]) == {"1", "2"} and s["mode"] == "open" and s["schedule"] == "200"
+    assert s["runtime"] == mesh_runtime.name
     rows = (reports / "one" / "splitter" / "timeseries.csv").read_text().splitlines()
     assert rows[0] == "second,sent,ok,errors,p50_ms,p99_ms,max_ms" and len(rows) == 4
 

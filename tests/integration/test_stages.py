@@ -1,4 +1,5 @@
-"""Each stage of the reference setup comes up on real Consul + Envoy and behaves as the seed says.
+"""Each stage of the reference setup comes up on real Consul + Envoy and behaves as the seed says,
+on every runtime (process, docker, nomad: the `mesh_runtime` fixture repeats the module).
 
 The tests run in file order on one mesh: basic -> intentions -> basic (deny removed) ->
 l7-router -> splitter -> faults -> down, exercising `up` switching stages in place.
@@ -6,18 +7,20 @@ l7-router -> splitter -> faults -> down, exercising `up` switching stages in pla
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections import Counter
 
 import httpx
 import psutil
+import pytest
 
 from loadgen.mesh import envoy_admin
 
+pytestmark = pytest.mark.usefixtures("mesh_runtime")
+
 SERVICE_A_ADMIN = 19000
 SERVICE_B_ADMINS = (19001, 19002)
+INSTANCES = {"service-a", "service-b-1", "service-b-2"}
 
 
 def _app_ids(responses: list[httpx.Response]) -> Counter[str]:
@@ -28,9 +31,15 @@ def _pids(loadgen) -> dict[str, int]:
     return {name: rec["pid"] for name, rec in loadgen.state().get("processes", {}).items()}
 
 
-def test_basic_answers_from_both_instances(loadgen, hello):
+def _identities(loadgen) -> dict[str, tuple]:
+    """What tells a restarted part from the same one: its pid, or (nomad) its allocation's log path."""
+    return {c["name"]: (c["pid"], c["log"]) for c in loadgen.json("status")["components"]}
+
+
+def test_basic_answers_from_both_instances(loadgen, hello, mesh_runtime):
     target = loadgen.json("up", "--stage", "basic")
     assert target["stage"] == "basic"
+    assert loadgen.json("status")["runtime"] == mesh_runtime.name
     assert target["service_a_url"] == "http://127.0.0.1:3000/hello_a"
     responses = hello(60)
     assert [r.status_code for r in responses] == [200] * 60
@@ -43,12 +52,12 @@ def test_basic_answers_from_both_instances(loadgen, hello):
 
 
 def test_up_twice_is_idempotent(loadgen):
-    before = _pids(loadgen)
-    assert set(before) == {"consul", "service-a", "service-b-1", "service-b-2", "service-a-sidecar",
-                           "service-b-1-sidecar", "service-b-2-sidecar"}
+    before = _identities(loadgen)
+    wanted = INSTANCES | {f"{i}-sidecar" for i in INSTANCES} | {"consul"}
+    assert set(before) >= wanted and set(before) - wanted <= {"nomad"}
     proc = loadgen("up", "--stage", "basic")
-    assert _pids(loadgen) == before
-    assert "started" not in proc.stderr  # nothing new was started
+    assert _identities(loadgen) == before  # nothing was restarted or replaced
+    assert "started" not in proc.stderr
     status = loadgen.json("status")
     assert status["up"] and status["stage"] == "basic"
     assert all(c["running"] for c in status["components"])
@@ -104,25 +113,37 @@ def test_status_lists_components_and_entries(loadgen):
     assert all(e["present"] and e["modify_index"] for e in entries.values())
 
 
-def test_dead_sidecar_is_reported_and_up_restarts_it(loadgen, hello):
-    pid = _pids(loadgen)["service-b-2-sidecar"]
-    os.killpg(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    proc = loadgen("status", "--json", check=False)
-    assert proc.returncode == 4
-    assert "service-b-2-sidecar" in proc.stdout
-    loadgen("up", "--stage", "splitter")
-    assert _pids(loadgen)["service-b-2-sidecar"] != pid
-    assert set(_app_ids(hello(100))) == {"1", "2"}
+def test_dead_sidecar_is_reported_and_up_restarts_it(loadgen, hello, mesh_runtime):
+    before = _identities(loadgen)["service-b-2-sidecar"]
+    old_pid = mesh_runtime.kill_sidecar(loadgen, "service-b-2")
+    if mesh_runtime.heals_itself:
+        # Nomad restarts the dead task in place (restart block in nomad/service-b.nomad.hcl).
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if mesh_runtime.sidecar_pid("service-b-2") != old_pid:
+                    break
+            except AssertionError:
+                pass
+            assert time.monotonic() < deadline, "Nomad did not restart the sidecar"
+            time.sleep(0.2)
+    else:
+        proc = loadgen("status", "--json", check=False)
+        assert proc.returncode == 4
+        assert "service-b-2-sidecar" in proc.stdout
+        loadgen("up", "--stage", "splitter")
+        assert _identities(loadgen)["service-b-2-sidecar"] != before
+    deadline = time.monotonic() + 30
+    while set(_app_ids(hello(100))) != {"1", "2"}:
+        assert time.monotonic() < deadline, "traffic did not reach both instances again"
+    assert loadgen.json("status")["up"]
 
 
-def test_down_leaves_nothing(loadgen):
+def test_down_leaves_nothing(loadgen, mesh_runtime):
     pids = _pids(loadgen)
     assert pids
     loadgen("down")
+    assert mesh_runtime.leftovers(loadgen) == []
     for name, pid in pids.items():
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, name
     assert loadgen.state() == {}

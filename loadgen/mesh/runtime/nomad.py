@@ -15,6 +15,7 @@ the jobs publish service-a on 127.0.0.1:3000 and each sidecar's Envoy admin on t
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -37,6 +38,7 @@ from loadgen.mesh.state import MeshState
 from loadgen.paths import project_root
 
 NOMAD_PORTS = (4646, 4647, 4648)
+NOMAD_STATE_ROOT = Path("/run/loadgen-nomad")
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap", "firewall")
 SIDECAR_TASK_PREFIX = "connect-proxy-"
 DRIVERS = ("raw_exec",)
@@ -97,6 +99,7 @@ class NomadRuntime(ProcessRuntime):
         self.agent_hcl = nomad_dir() / "conf" / "agent.hcl"
         self.bridge = bridge.read_spec(self.agent_hcl)
         self.data_dir = self.run.path / "nomad"
+        self.state_dir = nomad_state_dir(self.run.path)
 
     # -- preconditions --------------------------------------------------------------------
     def _check_parts(self) -> None:
@@ -152,14 +155,14 @@ class NomadRuntime(ProcessRuntime):
         bridge.remove_leftover_rules(self.bridge, self._known_allocs())
         bridge.remove_namespaces(self._known_allocs())
         self._clean_data_dir()
-        (self.data_dir / "data").mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
         # Nomad runs `consul connect envoy -bootstrap` itself, so consul must be on its PATH.
         bin_dir = self.data_dir / "bin"
-        bin_dir.mkdir(exist_ok=True)
+        bin_dir.mkdir(parents=True, exist_ok=True)
         (bin_dir / "consul").symlink_to(Path(str(consul_bin)).resolve())
         local = self.data_dir / "local.json"
         http = consul.address.split("://", 1)[-1]
-        local.write_text(json.dumps({"data_dir": str(self.data_dir / "data"),
+        local.write_text(json.dumps({"data_dir": str(self.state_dir),
                                      "consul": {"address": http, "grpc_address": grpc}}))
         argv = [str(toolchain.require("nomad")), "agent", "-config", str(self.agent_hcl), "-config", str(local)]
         say("starting the Nomad agent (server + client)")
@@ -300,7 +303,7 @@ class NomadRuntime(ProcessRuntime):
                 health = next((lvl for lvl in ("critical", "warning") if lvl in mine), "passing" if mine else "unknown")
             log = None
             if alloc is not None and task is not None:
-                log = str(self.data_dir / "data" / "alloc" / alloc["ID"] / "alloc" / "logs" / f"{task}.stderr.0")
+                log = str(self.state_dir / "alloc" / alloc["ID"] / "alloc" / "logs" / f"{task}.stderr.0")
             port = inst.envoy_admin_port if kind == "sidecar" else (inst.port if inst.app == "service_a" else None)
             out.append(ComponentStatus(name=name, kind=kind, pid=None, port=port, running=running, health=health,
                                        log=log))
@@ -364,7 +367,7 @@ class NomadRuntime(ProcessRuntime):
 
     def _reap_orphans(self, say: Progress) -> None:
         """Tasks outlive a Nomad agent that died; stop any still running from our data dir."""
-        root = str(self.data_dir / "data")
+        root = str(self.state_dir)
         for p in psutil.process_iter(["pid", "cwd", "cmdline"]):
             with contextlib.suppress(psutil.Error):
                 if (p.info["cwd"] or "").startswith(root) or any(root in a for a in p.info["cmdline"] or []):
@@ -373,26 +376,36 @@ class NomadRuntime(ProcessRuntime):
 
     def _known_allocs(self) -> list[str]:
         """Every allocation our agent ran (its data dir keeps a directory per allocation)."""
-        alloc_dir = self.data_dir / "data" / "alloc"
+        alloc_dir = self.state_dir / "alloc"
         return [p.name for p in alloc_dir.iterdir()] if alloc_dir.is_dir() else []
 
     def _clean_data_dir(self) -> None:
-        if not self.data_dir.exists():
-            return
-        # Nomad mounts each task's secrets dir (tmpfs); unmount what an unclean stop left.
-        with open("/proc/mounts") as fh:
-            mounts = [line.split()[1] for line in fh if line.split()[1].startswith(str(self.data_dir))]
-        for mount in sorted(mounts, key=len, reverse=True):
-            subprocess.run(["umount", "-l", mount], capture_output=True)
-        shutil.rmtree(self.data_dir, ignore_errors=True)
+        for path in (self.state_dir, self.data_dir):
+            if not path.exists():
+                continue
+            # Nomad mounts each task's secrets dir (tmpfs); unmount what an unclean stop left.
+            with open("/proc/mounts") as fh:
+                mounts = [line.split()[1] for line in fh if line.split()[1].startswith(str(path) + "/")]
+            for mount in sorted(mounts, key=len, reverse=True):
+                subprocess.run(["umount", "-l", mount], capture_output=True)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def nomad_state_dir(run_path: Path) -> Path:
+    """Nomad's data_dir for a run directory: short, because each allocation gets unix sockets
+    (alloc/tmp/consul_grpc.sock) and Linux limits their paths to 107 bytes -- a run directory
+    under a long home or pytest's tmp would not fit."""
+    digest = hashlib.sha256(str(run_path.resolve()).encode()).hexdigest()[:10]
+    return NOMAD_STATE_ROOT / digest
 
 
 def _last_events(alloc: dict[str, Any]) -> str:
-    """The newest task event of each task, as Nomad's UI shows them."""
+    """Per task, the event that failed it, else its newest one (what Nomad's UI shows first)."""
     out = []
     for task, st in sorted((alloc.get("TaskStates") or {}).items()):
         events = st.get("Events") or []
+        failing = [e for e in events if e.get("FailsTask") or "Fail" in str(e.get("Type"))]
         if events:
-            ev = events[-1]
+            ev = (failing or events)[-1]
             out.append(f"{task}: {ev.get('Type')}{': ' + ev['DisplayMessage'] if ev.get('DisplayMessage') else ''}")
     return "; ".join(out) or alloc.get("ClientStatus", "")
