@@ -1,4 +1,6 @@
-"""The docker runtime on a real Docker engine: the same stages, canary and faults as the process runtime."""
+"""What only the docker runtime has, on a real Docker engine: labelled host-network containers,
+and a sidecar container killed mid-run. The stage, canary and run tests run on it too
+(they are parametrized over every runtime)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ from collections import Counter
 import httpx
 import pytest
 
-from loadgen.mesh import envoy_admin
 from tests.integration.parts import missing
 
 
@@ -52,34 +53,6 @@ def test_basic_on_containers(docker, loadgen):
 def test_cannot_mix_runtimes(docker, loadgen):
     proc = loadgen("up", "--stage", "basic", "--runtime", "process", check=False)
     assert proc.returncode == 5 and "runs on the docker runtime" in proc.stderr
-
-
-def test_intentions_l7_router_and_splitter_stages(docker, loadgen, tmp_path):
-    loadgen("up", "--stage", "intentions")  # stays on the docker runtime
-    assert {r.status_code for r in _hello(10)} <= {502, 503}
-    loadgen("up", "--stage", "l7-router")
-    routes = [r for r in envoy_admin.routes(envoy_admin.config_dump(19000)) if r.prefix == "/hello_b"]
-    assert routes and envoy_admin.cluster_service(routes[0].cluster)[1] == "service-b"
-    assert set(Counter(r.headers.get("X-App-Id") for r in _hello(40))) == {"1", "2"}
-    loadgen("up", "--stage", "splitter")
-    assert envoy_admin.weighted_split(envoy_admin.config_dump(19000), "service-b") == {"v1": 8500, "v2": 1500}
-    proc = loadgen("canary", "--expect", "85/15", "--json", "-", "-q")
-    assert json.loads(proc.stdout)["verdict"] == "PASS"
-    assert loadgen.json("status")["runtime"] == "docker"
-    run = json.loads(loadgen("run", "--stage", "splitter", "--rate", "200", "--duration", "3s", "--out",
-                             str(tmp_path), "--no-plots", "--json").stdout)["stages"][0]
-    assert run["requests"]["errors"] == 0 and set(run["split"]) == {"1", "2"} and run["generator"]["valid"]
-
-
-def test_dead_sidecar_container_fails_the_canary_naming_the_subset(docker, loadgen):
-    box = next(c for c in _ours(docker, loadgen) if c.labels["loadgen.mesh.component"] == "service-b-2-sidecar")
-    box.kill()
-    proc = loadgen("canary", "--expect", "85/15", "--json", "-", "-q", check=False)
-    assert proc.returncode == 1, proc.stderr
-    result = json.loads(proc.stdout)
-    assert "v2" in result["reason"] and sum(result["errors"].values()) > 0
-    loadgen("up", "--stage", "splitter")  # restarts the killed sidecar
-    assert set(Counter(r.headers.get("X-App-Id") for r in _hello(60))) >= {"1", "2"}
 
 
 def test_sidecar_container_killed_mid_run(docker, loadgen, tmp_path):

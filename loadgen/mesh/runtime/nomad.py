@@ -103,11 +103,11 @@ class NomadRuntime(ProcessRuntime):
 
     # -- preconditions --------------------------------------------------------------------
     def _check_parts(self) -> None:
-        toolchain.require("envoy")
-        toolchain.require("nomad")
-        problems = networking_problems()
+        problems = networking_problems()  # first: without root nothing else matters
         if problems:
             raise EnvironmentProblem(problems[0])
+        toolchain.require("envoy")
+        toolchain.require("nomad")
 
     def _host_ports(self, stage: Stage) -> list[tuple[int, str]]:
         # Published ports are iptables DNAT rules, not sockets: a process already listening on

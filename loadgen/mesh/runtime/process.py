@@ -55,8 +55,8 @@ class ProcessRuntime:
             if self.explicit_consul is None and state.consul_address and not state.consul_managed and not state.empty:
                 # The running mesh was brought up with --consul: keep using that agent.
                 self.explicit_consul = state.consul_address
-            consul_bin = toolchain.require("consul")
             self._check_parts()
+            consul_bin = toolchain.require("consul")
             self._check_ports(stage, state)
 
             fresh = state.empty
