@@ -1,55 +1,88 @@
-"""Per-stage latency, process runtime vs docker runtime, in one run (`loadgen run --all-stages` on each).
+"""Time to live and per-stage latency of each runtime (process, docker, nomad), in one run.
+
+For each runtime: `loadgen up --stage splitter` from nothing, --repeat times (time to live as
+`up` reports it: until Envoy shows the stage and /hello_a answers from both APP_IDs); then
+`loadgen run` at a fixed open-loop rate on stages basic, l7-router and splitter.
 
 Usage: LOADGEN_RUN_DIR=/tmp/lgbench python bench/runtime_latency.py [--rate 300] [--duration 10s]
-Prints a Markdown table: corrected p50/p99 per stage and runtime, and docker/process ratios.
+       [--repeat 3] [--runtimes process,docker,nomad]
+Prints Markdown tables with ratios to the process runtime (the peer).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
 
+STAGES = ("basic", "l7-router", "splitter")
 
-def run_all(runtime: str, rate: str, duration: str, out: str) -> dict[str, dict]:
-    # Bring the mesh up on the wanted runtime first; `run --all-stages` keeps using it.
-    subprocess.run([sys.executable, "-m", "loadgen.cli", "down", "-q"], check=True)
-    subprocess.run([sys.executable, "-m", "loadgen.cli", "up", "--stage", "basic", "--runtime", runtime, "-q",
-                    "--json"], check=True, stdout=subprocess.DEVNULL)
-    try:
-        proc = subprocess.run([sys.executable, "-m", "loadgen.cli", "run", "--rate", rate, "--duration", duration,
-                               "--out", out, "--run-id", runtime, "--no-plots", "--json", "--stage", "basic"],
-                              check=True, capture_output=True, text=True)
-        stages = {s["stage"]: s for s in json.loads(proc.stdout)["stages"]}
-        for stage in ("l7-router", "splitter"):
-            subprocess.run([sys.executable, "-m", "loadgen.cli", "up", "--stage", stage, "-q", "--json"],
-                           check=True, stdout=subprocess.DEVNULL)
-            proc = subprocess.run([sys.executable, "-m", "loadgen.cli", "run", "--rate", rate, "--duration",
-                                   duration, "--out", out, "--run-id", runtime, "--no-plots", "--json", "--stage",
-                                   stage], check=True, capture_output=True, text=True)
-            stages[stage] = json.loads(proc.stdout)["stages"][0]
-        return stages
-    finally:
-        subprocess.run([sys.executable, "-m", "loadgen.cli", "down", "-q"], check=True)
+
+def loadgen(*args: str) -> str:
+    return subprocess.run([sys.executable, "-m", "loadgen.cli", *args], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def time_to_live(runtime: str, repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        loadgen("down", "-q")
+        out.append(json.loads(loadgen("up", "--stage", "splitter", "--runtime", runtime, "-q", "--json"))["seconds"])
+    return out
+
+
+def stage_latency(runtime: str, rate: str, duration: str, out: str) -> dict[str, dict]:
+    stages = {}
+    for stage in STAGES:
+        loadgen("up", "--stage", stage, "--runtime", runtime, "-q", "--json")
+        proc = loadgen("run", "--rate", rate, "--duration", duration, "--out", out, "--run-id", runtime,
+                       "--no-plots", "--json", "--stage", stage)
+        stages[stage] = json.loads(proc)["stages"][0]
+    return stages
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rate", default="300")
     ap.add_argument("--duration", default="10s")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--runtimes", default="process,docker,nomad")
     args = ap.parse_args()
+    runtimes = args.runtimes.split(",")
+    live: dict[str, list[float]] = {}
+    latency: dict[str, dict[str, dict]] = {}
     with tempfile.TemporaryDirectory() as out:
-        results = {rt: run_all(rt, args.rate, args.duration, out) for rt in ("process", "docker")}
-    print(f"open loop {args.rate}/s for {args.duration} per stage; corrected latency in ms\n")
-    print("| stage | process p50 | docker p50 | process p99 | docker p99 | p99 docker/process | errors (p/d) |")
-    print("|---|---|---|---|---|---|---|")
-    for stage in ("basic", "l7-router", "splitter"):
-        p, d = results["process"][stage], results["docker"][stage]
-        pc, dc = p["latency_ms"]["corrected"], d["latency_ms"]["corrected"]
-        print(f"| {stage} | {pc['p50']:.2f} | {dc['p50']:.2f} | {pc['p99']:.2f} | {dc['p99']:.2f} | "
-              f"{dc['p99'] / pc['p99']:.2f} | {p['requests']['errors']}/{d['requests']['errors']} |")
+        for rt in runtimes:
+            try:
+                live[rt] = time_to_live(rt, args.repeat)
+                latency[rt] = stage_latency(rt, args.rate, args.duration, out)
+            finally:
+                loadgen("down", "-q")
+    base = runtimes[0]
+    print(f"time to live: `loadgen up --stage splitter --runtime RT` from nothing, {args.repeat} times\n")
+    print("| runtime | median s | min s | max s | median / " + base + " |")
+    print("|---|---|---|---|---|")
+    for rt in runtimes:
+        m = statistics.median(live[rt])
+        print(f"| {rt} | {m:.1f} | {min(live[rt]):.1f} | {max(live[rt]):.1f} | "
+              f"{m / statistics.median(live[base]):.2f} |")
+    print(f"\nopen loop {args.rate}/s for {args.duration} per stage; corrected latency in ms\n")
+    print("| stage | " + " | ".join(f"{rt} p50 | {rt} p99" for rt in runtimes) + " | "
+          + " | ".join(f"p99 {rt}/{base}" for rt in runtimes[1:]) + " | errors |")
+    print("|---|" + "---|---|" * len(runtimes) + "---|" * (len(runtimes) - 1) + "---|")
+    for stage in STAGES:
+        cells, ratios = [], []
+        for rt in runtimes:
+            c = latency[rt][stage]["latency_ms"]["corrected"]
+            cells.append(f"{c['p50']:.2f} | {c['p99']:.2f}")
+        b99 = latency[base][stage]["latency_ms"]["corrected"]["p99"]
+        for rt in runtimes[1:]:
+            ratios.append(f"{latency[rt][stage]['latency_ms']['corrected']['p99'] / b99:.2f}")
+        errors = "/".join(str(latency[rt][stage]["requests"]["errors"]) for rt in runtimes)
+        print(f"| {stage} | " + " | ".join(cells) + " | " + " | ".join(ratios) + f" | {errors} |")
     return 0
 
 
