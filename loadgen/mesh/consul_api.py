@@ -2,36 +2,24 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import httpx
 
 from loadgen.errors import ExitCode, LoadgenError, UnreachableError
+from loadgen.mesh.http_api import HashiCorpApi
 
 DEFAULT_CONSUL = "http://127.0.0.1:8500"
 
 
-class ConsulClient:
+class ConsulClient(HashiCorpApi):
     """Synchronous Consul HTTP API client (agent, catalog, config entries)."""
 
+    token_env = "CONSUL_HTTP_TOKEN"  # the same variable the consul CLI reads
+    token_header = "X-Consul-Token"
+
     def __init__(self, address: str = DEFAULT_CONSUL, timeout: float = 5.0) -> None:
-        if "://" not in address:
-            address = "http://" + address
-        self.address = address.rstrip("/")
-        # The same variable the consul CLI reads, for agents with ACLs enabled.
-        token = os.environ.get("CONSUL_HTTP_TOKEN")
-        headers = {"X-Consul-Token": token} if token else {}
-        self._http = httpx.Client(base_url=self.address, timeout=timeout, headers=headers)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> ConsulClient:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
+        super().__init__(address, timeout)
 
     # -- plumbing -----------------------------------------------------------------
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -46,12 +34,6 @@ class ConsulClient:
                 ExitCode.UNREACHABLE,
             )
         return resp
-
-    def reachable(self) -> bool:
-        try:
-            return self._http.get("/v1/status/leader", timeout=1.0).status_code == 200
-        except httpx.HTTPError:
-            return False
 
     def leader(self) -> str:
         return self._request("GET", "/v1/status/leader").json()

@@ -3,35 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import httpx
 
 from loadgen.errors import ExitCode, LoadgenError, UnreachableError
+from loadgen.mesh.http_api import HashiCorpApi
 
 DEFAULT_NOMAD = "http://127.0.0.1:4646"
 
 
-class NomadClient:
+class NomadClient(HashiCorpApi):
     """Synchronous Nomad HTTP API client: agent, node, jobs, allocations."""
 
+    token_env = "NOMAD_TOKEN"  # the same variable the nomad CLI reads
+    token_header = "X-Nomad-Token"
+
     def __init__(self, address: str = DEFAULT_NOMAD, timeout: float = 10.0) -> None:
-        if "://" not in address:
-            address = "http://" + address
-        self.address = address.rstrip("/")
-        token = os.environ.get("NOMAD_TOKEN")  # what the nomad CLI reads, for agents with ACLs
-        self._http = httpx.Client(base_url=self.address, timeout=timeout,
-                                  headers={"X-Nomad-Token": token} if token else {})
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> NomadClient:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
+        super().__init__(address, timeout)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
@@ -44,12 +33,6 @@ class NomadClient:
             raise LoadgenError(f"Nomad refused {method} {path}: HTTP {resp.status_code}: {resp.text.strip()[:300]}",
                                ExitCode.UNREACHABLE)
         return resp.json() if resp.content else None
-
-    def reachable(self) -> bool:
-        try:
-            return self._http.get("/v1/status/leader", timeout=1.0).status_code == 200
-        except httpx.HTTPError:
-            return False
 
     def leader(self) -> str:
         return self._request("GET", "/v1/status/leader") or ""
