@@ -23,8 +23,32 @@ variable "upstream" {
 }
 
 variable "driver" {
-  type    = string
-  default = "raw_exec"
+  type        = string
+  default     = "raw_exec"
+  description = "raw_exec: the services and Envoy as local processes; docker: as containers of the images below"
+}
+
+variable "app_image" {
+  type        = string
+  default     = ""
+  description = "With the docker driver: the locally built loadgen/service-a image"
+}
+
+variable "envoy_image" {
+  type        = string
+  default     = ""
+  description = "With the docker driver: the locally built loadgen/consul-envoy image (its envoy binary)"
+}
+
+locals {
+  # Envoy from the bootstrap config Nomad wrote, with its admin API on the namespace's
+  # interface, so the published envoy_admin port reaches it.
+  envoy_args = [
+    "-c", "${NOMAD_SECRETS_DIR}/envoy_bootstrap.json",
+    "-l", "warning",
+    "--disable-hot-restart",
+    "--config-yaml", "{admin: {address: {socket_address: {address: 0.0.0.0, port_value: 19100}}}}",
+  ]
 }
 
 job "service-a" {
@@ -98,21 +122,28 @@ job "service-a" {
           }
         }
         sidecar_task {
-          driver = "raw_exec"
+          driver = var.driver
           # Nomad's bootstrap points Envoy at Consul's gRPC through a socket path relative to
-          # the allocation root (right for its docker sidecar); raw_exec runs in the task
-          # directory, so give the socket's absolute path.
+          # the working directory (right in its docker sidecar, where it is /); raw_exec runs in
+          # the task directory, so name the socket by the allocation directory, right in both.
           env {
             CONSUL_GRPC_ADDR = "unix://${NOMAD_ALLOC_DIR}/tmp/consul_grpc.sock"
           }
-          config {
-            command = var.envoy
-            args = [
-              "-c", "${NOMAD_SECRETS_DIR}/envoy_bootstrap.json",
-              "-l", "warning",
-              "--disable-hot-restart",
-              "--config-yaml", "{admin: {address: {socket_address: {address: 0.0.0.0, port_value: 19100}}}}",
-            ]
+          # The same Envoy either way: the pinned binary (raw_exec) or the consul-envoy image's.
+          dynamic "config" {
+            for_each = var.driver == "docker" ? [] : [1]
+            content {
+              command = var.envoy
+              args = local.envoy_args
+            }
+          }
+          dynamic "config" {
+            for_each = var.driver == "docker" ? [1] : []
+            content {
+              image      = var.envoy_image
+              entrypoint = ["/usr/local/bin/envoy"]
+              args = local.envoy_args
+            }
           }
         }
       }
@@ -120,9 +151,18 @@ job "service-a" {
 
     task "app" {
       driver = var.driver
-      config {
-        command = var.python
-        args    = ["-m", "services.service_a.app"]
+      dynamic "config" {
+        for_each = var.driver == "docker" ? [] : [1]
+        content {
+          command = var.python
+          args    = ["-m", "services.service_a.app"]
+        }
+      }
+      dynamic "config" {
+        for_each = var.driver == "docker" ? [1] : []
+        content {
+          image = var.app_image  # its entrypoint runs the app
+        }
       }
       env {
         PYTHONPATH  = var.project

@@ -56,6 +56,9 @@ def _home(path: object) -> str:
               help="Where the services and sidecars run: process (default), docker (containers on the host "
                    "network; images from `loadgen images build`) or nomad (Nomad jobs with Connect sidecars in "
                    "bridge networking; needs root). Default: what already runs.")
+@click.option("--driver", type=click.Choice(["raw_exec", "docker"]), default=None,
+              help="nomad runtime only: the task driver of the services and their Envoy sidecars: raw_exec "
+                   "(local processes, no image; default) or docker (the images of `loadgen images build`).")
 @click.option("--consul", "consul_addr", metavar="ADDR",
               help="Use an existing Consul agent (e.g. 127.0.0.1:8500) instead of starting a dev agent.")
 @click.option("--timeout", "live_timeout", type=float, default=90.0, show_default=True,
@@ -64,8 +67,8 @@ def _home(path: object) -> str:
               help="When a first `up` fails, leave what it started running for inspection.")
 @click.option("--json", "as_json", is_flag=True, help="Print the target as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
-def up(stage_name: str, runtime: str, consul_addr: str | None, live_timeout: float, keep_on_failure: bool,
-       as_json: bool, quiet: bool) -> int:
+def up(stage_name: str, runtime: str, driver: str | None, consul_addr: str | None, live_timeout: float,
+       keep_on_failure: bool, as_json: bool, quiet: bool) -> int:
     """Bring the local mesh to STAGE (starting or reusing what runs) and wait until it is live.
 
     Live means: every sidecar's Envoy admin API shows the stage's routes, splits and
@@ -74,7 +77,7 @@ def up(stage_name: str, runtime: str, consul_addr: str | None, live_timeout: flo
     """
     stage = load_stages().get(stage_name)
     started = time.monotonic()
-    runtime_ = runtime_for(runtime, consul_address=consul_addr, live_timeout=live_timeout,
+    runtime_ = runtime_for(runtime, driver=driver, consul_address=consul_addr, live_timeout=live_timeout,
                            keep_on_failure=keep_on_failure)
     target = runtime_.up(stage, _progress(quiet or as_json))
     if as_json:
@@ -303,7 +306,7 @@ def images_group() -> None:
 @images_group.command("build")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def images_build(as_json: bool) -> int:
-    """Build the base, service-a, service-b and consul-envoy images; images whose inputs did not
+    """Build the base, service-a, service-b, consul-envoy and pause images; images whose inputs did not
     change are reused (tags are hashes of the inputs)."""
     from loadgen.mesh.images import build_all
 

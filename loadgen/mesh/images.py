@@ -6,6 +6,8 @@
   next to them in services/).
 * ``loadgen/consul-envoy`` -- the seed's sidecar image: the pinned consul and envoy binaries,
   FROM the base (consul/sidecar.Dockerfile).
+* ``loadgen/pause`` -- the nomad runtime's ``--driver docker`` infra container, which holds each
+  allocation's network namespace (nomad/pause.Dockerfile).
 
 Every tag is a hash of the image's inputs (packages, Dockerfile, files, binaries, base tag), so
 an image is rebuilt exactly when something it is made of changed, and never otherwise.
@@ -131,7 +133,7 @@ def _build(client: Any, name: str, dockerfile: Path, files: dict[str, Path], bas
 
 
 def build_all(say: Callable[[str], None] = lambda _m: None) -> list[Built]:
-    """Build (or find) every image the docker runtime needs."""
+    """Build (or find) every image the docker runtime and the nomad runtime's docker driver need."""
     client = docker_client()
     root = project_root()
     base = build_base(client, say)
@@ -143,4 +145,5 @@ def build_all(say: Callable[[str], None] = lambda _m: None) -> list[Built]:
     consul, envoy = toolchain.require("consul"), toolchain.require("envoy")
     out.append(_build(client, "consul-envoy", root / "consul" / "sidecar.Dockerfile",
                       {"consul": consul, "envoy": envoy}, base.tag, [], say))
+    out.append(_build(client, "pause", root / "nomad" / "pause.Dockerfile", {}, base.tag, [], say))
     return out

@@ -25,6 +25,7 @@ class MeshState:
     config_entries: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) we wrote
     jobs: list[str] = field(default_factory=list)  # Nomad jobs we submitted (nomad runtime)
     bridge: str | None = None  # the Linux bridge we created (nomad runtime)
+    driver: str | None = None  # the Nomad task driver the jobs run with (nomad runtime)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -37,6 +38,7 @@ class MeshState:
             "config_entries": [list(e) for e in self.config_entries],
             "jobs": self.jobs,
             "bridge": self.bridge,
+            "driver": self.driver,
         }
 
     @classmethod
@@ -52,6 +54,7 @@ class MeshState:
             config_entries=[(str(k), str(n)) for k, n in data.get("config_entries") or []],  # type: ignore[attr-defined]
             jobs=[str(j) for j in data.get("jobs") or []],  # type: ignore[attr-defined]
             bridge=str(data["bridge"]) if data.get("bridge") else None,
+            driver=str(data["driver"]) if data.get("driver") else None,
         )
 
     @property

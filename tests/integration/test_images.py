@@ -25,9 +25,9 @@ def test_build_then_nothing_to_rebuild(client):
     from loadgen.mesh.images import build_all
 
     first = {b.name: b for b in build_all()}
-    assert set(first) == {"base", "service-a", "service-b", "consul-envoy"}
+    assert set(first) == {"base", "service-a", "service-b", "consul-envoy", "pause"}
     second = build_all()
-    assert [b.built for b in second] == [False] * 4  # unchanged inputs: nothing is built
+    assert [b.built for b in second] == [False] * 5  # unchanged inputs: nothing is built
     assert [b.tag for b in second] == [first[b.name].tag for b in second]
 
 

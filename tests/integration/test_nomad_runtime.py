@@ -106,3 +106,29 @@ def test_down_stops_and_purges_the_jobs(nomad, loadgen):
     assert loadgen.state() == {}
     assert json.loads(subprocess.run(["ip", "-j", "link", "show", "type", "veth"], capture_output=True,
                                      text=True).stdout or "[]") == []
+
+
+def test_docker_driver_runs_the_same_jobs_as_containers_of_the_local_images(nomad, loadgen):
+    from loadgen.errors import LoadgenError
+    from loadgen.mesh.images import docker_client
+
+    try:
+        client = docker_client()
+    except LoadgenError as exc:
+        from tests.integration.parts import missing
+
+        missing(exc.message)
+    loadgen("up", "--stage", "splitter", "--runtime", "nomad", "--driver", "docker")
+    boxes = client.containers.list(filters={"label": "com.hashicorp.nomad.alloc_id"})
+    # Per allocation: the pause container holding its namespace, the app and its Envoy sidecar.
+    kinds = Counter(next(p for p in ("nomad_init_", "app-", "connect-proxy-") if b.name.startswith(p)) for b in boxes)
+    assert kinds == {"nomad_init_": 3, "app-": 3, "connect-proxy-": 3}, [b.name for b in boxes]
+    images = {b.image.tags[0].split(":")[0] for b in boxes}
+    assert images == {"loadgen/pause", "loadgen/service-a", "loadgen/service-b", "loadgen/consul-envoy"}
+    result = json.loads(loadgen("canary", "--expect", "85/15", "--json", "-", "-q").stdout)
+    assert result["verdict"] == "PASS" and result["errors"] == {}
+    proc = loadgen("up", "--stage", "splitter", "--driver", "raw_exec", check=False)
+    assert proc.returncode == 5 and "docker driver" in proc.stderr
+    loadgen("down")
+    assert client.containers.list(all=True, filters={"label": "com.hashicorp.nomad.alloc_id"}) == []
+    assert {i.tags[0].split(":")[0] for i in client.images.list() if i.tags} >= images  # kept for the next run

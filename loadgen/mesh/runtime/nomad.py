@@ -4,7 +4,8 @@ Like the seed's last stage: a single-node Nomad agent (nomad/conf/agent.hcl, sta
 bound to 127.0.0.1) uses the harness's Consul; the jobs in nomad/ run each instance in its own
 network namespace on a bridge we create (CNI bridge networking, which Connect requires), with
 an Envoy sidecar started by Nomad from the bootstrap config Nomad asks Consul for. The
-services and Envoy run under ``raw_exec``, so no image is needed.
+services and Envoy run under ``raw_exec`` (no image needed), or with ``--driver docker`` as
+containers of the locally built images (loadgen/mesh/images.py).
 
 Registration is Nomad's job here, not ours; everything after it -- config entries, the
 Envoy and /hello_a liveness checks, canary, run -- is shared with the other runtimes, because
@@ -41,7 +42,7 @@ NOMAD_PORTS = (4646, 4647, 4648)
 NOMAD_STATE_ROOT = Path("/run/loadgen-nomad")
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap", "firewall")
 SIDECAR_TASK_PREFIX = "connect-proxy-"
-DRIVERS = ("raw_exec",)
+DRIVERS = ("raw_exec", "docker")
 
 
 def nomad_dir() -> Path:
@@ -96,6 +97,7 @@ class NomadRuntime(ProcessRuntime):
         if driver not in DRIVERS:
             raise EnvironmentProblem(f"the nomad runtime runs the services with {', '.join(DRIVERS)}, not {driver}")
         self.driver = driver
+        self.images: dict[str, str] = {}
         self.agent_hcl = nomad_dir() / "conf" / "agent.hcl"
         self.bridge = bridge.read_spec(self.agent_hcl)
         self.data_dir = self.run.path / "nomad"
@@ -108,6 +110,10 @@ class NomadRuntime(ProcessRuntime):
             raise EnvironmentProblem(problems[0])
         toolchain.require("envoy")
         toolchain.require("nomad")
+        if self.driver == "docker":
+            from loadgen.mesh.images import docker_client
+
+            docker_client()  # raises with how to start the engine
 
     def _host_ports(self, stage: Stage) -> list[tuple[int, str]]:
         # Published ports are iptables DNAT rules, not sockets: a process already listening on
@@ -128,6 +134,12 @@ class NomadRuntime(ProcessRuntime):
             state.bridge = self.bridge.name
             self.run.save(state)
             say(f"created bridge {self.bridge.name} ({self.bridge.gateway}/{self.bridge.subnet.prefixlen})")
+        state.driver = self.driver
+        self.run.save(state)
+        if self.driver == "docker":
+            from loadgen.mesh.images import build_all
+
+            self.images = {b.name: b.tag for b in build_all(say)}  # instant when nothing changed
         with self._ensure_agent(state, consul, grpc, consul_bin, say) as nomad:
             self._submit_jobs(stage, state, nomad, say)
             self._wait_allocations(stage, state, nomad, consul, say)
@@ -162,8 +174,12 @@ class NomadRuntime(ProcessRuntime):
         (bin_dir / "consul").symlink_to(Path(str(consul_bin)).resolve())
         local = self.data_dir / "local.json"
         http = consul.address.split("://", 1)[-1]
-        local.write_text(json.dumps({"data_dir": str(self.state_dir),
-                                     "consul": {"address": http, "grpc_address": grpc}}))
+        config: dict[str, Any] = {"data_dir": str(self.state_dir), "consul": {"address": http, "grpc_address": grpc}}
+        if self.driver == "docker":
+            # The infra container holding each allocation's namespace is our own pause image (no
+            # registry to pull one from), and Nomad must not garbage-collect the local images.
+            config["plugin"] = {"docker": {"config": {"infra_image": self.images["pause"], "gc": {"image": False}}}}
+        local.write_text(json.dumps(config))
         argv = [str(toolchain.require("nomad")), "agent", "-config", str(self.agent_hcl), "-config", str(local)]
         say("starting the Nomad agent (server + client)")
         rec = procs.spawn("nomad", argv, self.run.log("nomad"), {"PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"},
@@ -178,7 +194,7 @@ class NomadRuntime(ProcessRuntime):
             with contextlib.suppress(LoadgenError):
                 problem = self._node_problem(client)
                 if problem is None:
-                    say(f"Nomad agent up (pid {rec.pid}); its client is ready with raw_exec and bridge networking")
+                    say(f"Nomad agent up (pid {rec.pid}); its client is ready with {self.driver} and bridge networking")
                     return
             time.sleep(0.3)
         raise UnreachableError(f"the Nomad agent is not ready after 60s: {problem}", procs.tail(rec.log))
@@ -193,9 +209,9 @@ class NomadRuntime(ProcessRuntime):
         node = client.node(nodes[0]["ID"]) or {}
         if node.get("Status") != "ready":
             return f"its client node is {node.get('Status')}"
-        driver = (node.get("Drivers") or {}).get("raw_exec") or {}
+        driver = (node.get("Drivers") or {}).get(self.driver) or {}
         if not driver.get("Healthy"):
-            return f"the raw_exec driver is not healthy ({driver.get('HealthDescription') or 'not detected'})"
+            return f"the {self.driver} driver is not healthy ({driver.get('HealthDescription') or 'not detected'})"
         if not any(n.get("Mode") == "bridge" for n in (node.get("NodeResources") or {}).get("Networks") or []):
             return "bridge networking is not available (bridge kernel module?)"
         if "mesh" not in (node.get("HostNetworks") or {}):
@@ -205,10 +221,14 @@ class NomadRuntime(ProcessRuntime):
     def _submit_jobs(self, stage: Stage, state: MeshState, nomad: NomadClient, say: Progress) -> None:
         common = {"python": sys.executable, "project": str(project_root()),
                   "envoy": str(toolchain.require("envoy")), "driver": self.driver}
+        if self.driver == "docker":
+            common["envoy_image"] = self.images["consul-envoy"]
         jobs: dict[str, dict[str, str]] = {}
         for inst in stage.instances:
             job, _group = job_and_group(inst)
             variables = jobs.setdefault(job, dict(common))
+            if self.driver == "docker":
+                variables["app_image"] = self.images[inst.app.replace("_", "-")]
             upstream = upstream_of(inst)
             if upstream:
                 variables["upstream"] = upstream
@@ -219,7 +239,7 @@ class NomadRuntime(ProcessRuntime):
             if job not in state.jobs:
                 state.jobs.append(job)
             self.run.save(state)
-            say(f"submitted job {job} (nomad/{job}.nomad.hcl"
+            say(f"submitted job {job} (nomad/{job}.nomad.hcl, {self.driver}"
                 + (f", upstream {jobs[job]['upstream']}" if "upstream" in jobs[job] else "") + ")")
 
     def _wait_allocations(self, stage: Stage, state: MeshState, nomad: NomadClient, consul: ConsulClient,
@@ -325,6 +345,8 @@ class NomadRuntime(ProcessRuntime):
         warnings += super()._down_locked(say)  # config entries, then the Nomad and Consul agents
         self._reap_orphans(say)
         known = self._known_allocs()
+        if state.driver == "docker":
+            self._remove_containers(known, say)
         removed = bridge.remove_leftover_rules(self.bridge, known)
         netns = bridge.remove_namespaces(known)
         if netns:
@@ -373,6 +395,17 @@ class NomadRuntime(ProcessRuntime):
                 if (p.info["cwd"] or "").startswith(root) or any(root in a for a in p.info["cmdline"] or []):
                     p.kill()
                     say(f"stopped leftover task process {p.info['pid']}")
+
+    def _remove_containers(self, alloc_ids: list[str], say: Progress) -> None:
+        """Containers (tasks and pause) of our allocations that an unclean stop left."""
+        from loadgen.mesh.images import docker_client
+
+        with contextlib.suppress(LoadgenError):
+            client = docker_client()
+            for box in client.containers.list(all=True, filters={"label": "com.hashicorp.nomad.alloc_id"}):
+                if box.labels.get("com.hashicorp.nomad.alloc_id") in alloc_ids:
+                    box.remove(force=True)
+                    say(f"removed leftover container {box.name}")
 
     def _known_allocs(self) -> list[str]:
         """Every allocation our agent ran (its data dir keeps a directory per allocation)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from loadgen.errors import EnvironmentProblem
+from loadgen.errors import EnvironmentProblem, UsageError
 from loadgen.mesh.runtime.process import ProcessRuntime
 from loadgen.mesh.state import RunDir
 from loadgen.paths import run_dir
@@ -26,6 +26,9 @@ def runtime_for(name: str | None = None, run: RunDir | None = None, **kwargs: An
     if default not in RUNTIMES:
         raise EnvironmentProblem(f"LOADGEN_RUNTIME={default} is not one of {', '.join(RUNTIMES)}")
     chosen = name or current or default
+    driver = kwargs.pop("driver", None)
+    if driver and chosen != "nomad":
+        raise UsageError(f"--driver is for the nomad runtime (Nomad task drivers), not the {chosen} runtime")
     if chosen == "docker":
         from loadgen.mesh.runtime.docker import DockerRuntime
 
@@ -33,5 +36,9 @@ def runtime_for(name: str | None = None, run: RunDir | None = None, **kwargs: An
     if chosen == "nomad":
         from loadgen.mesh.runtime.nomad import NomadRuntime
 
-        return NomadRuntime(run, **kwargs)
+        running = None if state.empty else state.driver
+        if driver and running and driver != running:
+            raise EnvironmentProblem(f"the local mesh's Nomad jobs run with the {running} driver; `loadgen down` "
+                                     f"before bringing them up with {driver}")
+        return NomadRuntime(run, driver=driver or running or "raw_exec", **kwargs)
     return ProcessRuntime(run, **kwargs)
