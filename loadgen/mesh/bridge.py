@@ -14,6 +14,7 @@ import re
 import shlex
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def _iptables(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["iptables", "-w", *args], capture_output=True, text=True)
 
 
-def remove_leftover_rules(spec: BridgeSpec, alloc_ids: list[str] = ()) -> int:  # type: ignore[assignment]
+def remove_leftover_rules(spec: BridgeSpec, alloc_ids: Sequence[str] = ()) -> int:
     """Delete per-allocation CNI rules of our allocations that are still there; returns how many.
 
     CNI removes them when Nomad tears an allocation down; an agent that stopped first leaves

@@ -164,6 +164,7 @@ class NomadRuntime(ProcessRuntime):
     def _start_agent(self, state: MeshState, consul: ConsulClient, grpc: str, consul_bin: object,
                      client: NomadClient, say: Progress) -> None:
         # A fresh data dir: an old one would bring back jobs and allocations of a lost run.
+        self._reap_orphans(say)
         bridge.remove_leftover_rules(self.bridge, self._known_allocs())
         bridge.remove_namespaces(self._known_allocs())
         self._clean_data_dir()
@@ -291,18 +292,21 @@ class NomadRuntime(ProcessRuntime):
     def status(self) -> MeshStatus:
         state = self.run.load()
         base = super().status()
-        components = [c for c in base.components if c.name in ("consul", "nomad")]
-        components = [ComponentStatus(c.name, c.name if c.name == "nomad" else c.kind, c.pid, c.port, c.running,
-                                      c.health if c.name == "consul" else ("passing" if c.running else "stopped"),
-                                      c.log) for c in components]
         stage = self.book.stages.get(state.stage) if state.stage else None
-        if stage is not None and state.jobs:
-            with NomadClient(DEFAULT_NOMAD, timeout=3.0) as nomad, ConsulClient(
-                state.consul_address or DEFAULT_CONSUL, timeout=2.0
-            ) as consul:
+        with NomadClient(DEFAULT_NOMAD, timeout=3.0) as nomad, ConsulClient(
+            state.consul_address or DEFAULT_CONSUL, timeout=2.0
+        ) as consul:
+            nomad_up = nomad.reachable()
+            components = [
+                c if c.name != "nomad" else ComponentStatus(
+                    c.name, "nomad", c.pid, c.port, c.running,
+                    "stopped" if not c.running else "passing" if nomad_up else "critical", c.log)
+                for c in base.components if c.name in ("consul", "nomad")
+            ]
+            if stage is not None and state.jobs:
                 checks = consul.agent_checks() if consul.reachable() else {}
                 for inst in stage.instances:
-                    alloc = self._current_alloc(nomad, inst) if nomad.reachable() else None
+                    alloc = self._current_alloc(nomad, inst) if nomad_up else None
                     components += self._alloc_components(inst, alloc, checks)
         return MeshStatus(stage=base.stage, runtime=self.name, consul_address=base.consul_address,
                           consul_reachable=base.consul_reachable, components=components,
@@ -389,12 +393,17 @@ class NomadRuntime(ProcessRuntime):
 
     def _reap_orphans(self, say: Progress) -> None:
         """Tasks outlive a Nomad agent that died; stop any still running from our data dir."""
-        root = str(self.state_dir)
-        for p in psutil.process_iter(["pid", "cwd", "cmdline"]):
+        root = str(self.state_dir) + "/"
+        for p in psutil.process_iter(["pid", "name", "cwd", "cmdline"]):
             with contextlib.suppress(psutil.Error):
-                if (p.info["cwd"] or "").startswith(root) or any(root in a for a in p.info["cmdline"] or []):
+                # Tasks run in their task directory; Nomad's executors and loggers name it in
+                # their arguments. Anything else (a user's `tail -f` on a log) is left alone.
+                in_task_dir = (p.info["cwd"] or "").startswith(root)
+                helper = (p.info["name"] or "").startswith(("nomad", "envoy", "python")) and any(
+                    root in a for a in p.info["cmdline"] or [])
+                if in_task_dir or helper:
                     p.kill()
-                    say(f"stopped leftover task process {p.info['pid']}")
+                    say(f"stopped leftover task process {p.info['pid']} ({p.info['name']})")
 
     def _remove_containers(self, alloc_ids: list[str], say: Progress) -> None:
         """Containers (tasks and pause) of our allocations that an unclean stop left."""
