@@ -122,11 +122,13 @@ def status(as_json: bool) -> int:
         return ExitCode.UNREACHABLE
     out.print(f"stage [bold]{st.stage}[/bold] on runtime {st.runtime}; Consul {st.consul_address} "
               f"({'reachable' if st.consul_reachable else 'UNREACHABLE'})", highlight=False)
-    table = Table("component", "kind", "pid", "port", "running", "health")
+    refs = any(c.ref for c in st.components)
+    table = Table("component", "kind", "pid", *(["runs as"] if refs else []), "port", "running", "health")
     colour = {"passing": "green", "warning": "yellow", "critical": "red", "stopped": "red"}
     for c in st.components:
         h = f"[{colour.get(c.health, 'white')}]{c.health}[/]"
-        table.add_row(c.name, c.kind, str(c.pid or ""), str(c.port or ""), "yes" if c.running else "[red]no[/]", h)
+        table.add_row(c.name, c.kind, str(c.pid or ""), *([c.ref or ""] if refs else []), str(c.port or ""),
+                      "yes" if c.running else "[red]no[/]", h)
     out.print(table)
     logs = {str(Path(c.log).parent) for c in st.components if c.log}
     if logs:

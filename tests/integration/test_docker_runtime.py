@@ -41,6 +41,7 @@ def test_basic_on_containers(docker, loadgen):
     assert target["stage"] == "basic"
     status = loadgen.json("status")
     assert status["runtime"] == "docker" and status["up"]
+    assert all(c["ref"].startswith("container ") for c in status["components"] if c["name"] != "consul")
     names = {c.labels["loadgen.mesh.component"] for c in _ours(docker, loadgen)}
     assert names == {"service-a", "service-b-1", "service-b-2", "service-a-sidecar", "service-b-1-sidecar",
                      "service-b-2-sidecar"}

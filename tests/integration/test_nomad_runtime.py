@@ -73,6 +73,8 @@ def test_status_shows_allocations_and_their_health(nomad, loadgen):
     assert by_name["nomad"]["kind"] == "nomad" and by_name["nomad"]["health"] == "passing"
     for inst in ("service-a", "service-b-1", "service-b-2"):
         assert by_name[inst]["health"] == "passing" and by_name[f"{inst}-sidecar"]["health"] == "passing"
+        app_ref, sidecar_ref = by_name[inst]["ref"], by_name[f"{inst}-sidecar"]["ref"]
+        assert app_ref.startswith("alloc ") and app_ref[:14] == sidecar_ref[:14]  # one allocation, two tasks
         assert by_name[f"{inst}-sidecar"]["log"].endswith("connect-proxy-service-" + inst.split("-")[1] + ".stderr.0")
     proc = loadgen("logs", "service-b-1-sidecar")
     assert proc.returncode == 0

@@ -31,6 +31,7 @@ class ComponentStatus:
     running: bool
     health: str  # passing / warning / critical / unknown / stopped
     log: str | None = None
+    ref: str | None = None  # what the runtime calls it besides a pid: "container 3f2a…", "alloc 1e07a5c5"
 
 
 @dataclass(frozen=True)

@@ -330,7 +330,7 @@ class NomadRuntime(ProcessRuntime):
                 log = str(self.state_dir / "alloc" / alloc["ID"] / "alloc" / "logs" / f"{task}.stderr.0")
             port = inst.envoy_admin_port if kind == "sidecar" else (inst.port if inst.app == "service_a" else None)
             out.append(ComponentStatus(name=name, kind=kind, pid=None, port=port, running=running, health=health,
-                                       log=log))
+                                       log=log, ref=f"alloc {alloc['ID'][:8]} ({task})" if alloc and task else None))
         return out
 
     # -- down ---------------------------------------------------------------------------------

@@ -422,6 +422,7 @@ class ProcessRuntime:
                     ComponentStatus(
                         name=name, kind=kind, pid=rec.pid, port=rec.port, running=running,
                         health=_health(name, kind, running, reachable, checks), log=rec.log,
+                        ref=self._describe(rec) if rec.container else None,
                     )
                 )
             if reachable:
