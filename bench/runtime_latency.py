@@ -2,10 +2,11 @@
 
 For each runtime: `loadgen up --stage splitter` from nothing, --repeat times (time to live as
 `up` reports it: until Envoy shows the stage and /hello_a answers from both APP_IDs); then
-`loadgen run` at a fixed open-loop rate on stages basic, l7-router and splitter.
+`loadgen run` at a fixed open-loop rate on stages basic, l7-router and splitter, each after an
+unmeasured warm-up run.
 
 Usage: LOADGEN_RUN_DIR=/tmp/lgbench python bench/runtime_latency.py [--rate 300] [--duration 10s]
-       [--repeat 3] [--runtimes process,docker,nomad]
+       [--repeat 3] [--runtimes process,docker,nomad,nomad:docker]   (RUNTIME[:NOMAD_DRIVER])
 Prints Markdown tables with ratios to the process runtime (the peer).
 """
 
@@ -26,20 +27,28 @@ def loadgen(*args: str) -> str:
                           text=True).stdout
 
 
+def up_args(runtime: str) -> list[str]:
+    name, _, driver = runtime.partition(":")
+    return ["--runtime", name, *(["--driver", driver] if driver else [])]
+
+
 def time_to_live(runtime: str, repeat: int) -> list[float]:
     out = []
     for _ in range(repeat):
         loadgen("down", "-q")
-        out.append(json.loads(loadgen("up", "--stage", "splitter", "--runtime", runtime, "-q", "--json"))["seconds"])
+        out.append(json.loads(loadgen("up", "--stage", "splitter", *up_args(runtime), "-q", "--json"))["seconds"])
     return out
 
 
-def stage_latency(runtime: str, rate: str, duration: str, out: str) -> dict[str, dict]:
+def stage_latency(runtime: str, rate: str, duration: str, warmup: str, out: str) -> dict[str, dict]:
     stages = {}
     for stage in STAGES:
-        loadgen("up", "--stage", stage, "--runtime", runtime, "-q", "--json")
-        proc = loadgen("run", "--rate", rate, "--duration", duration, "--out", out, "--run-id", runtime,
-                       "--no-plots", "--json", "--stage", stage)
+        loadgen("up", "--stage", stage, *up_args(runtime), "-q", "--json")
+        # Not measured: the first seconds after a switch warm connection pools and the apps.
+        loadgen("run", "--rate", rate, "--duration", warmup, "--out", out, "--run-id", "warmup", "--no-plots",
+                "--json", "--stage", stage)
+        proc = loadgen("run", "--rate", rate, "--duration", duration, "--out", out,
+                       "--run-id", runtime.replace(":", "-"), "--no-plots", "--json", "--stage", stage)
         stages[stage] = json.loads(proc)["stages"][0]
     return stages
 
@@ -49,7 +58,8 @@ def main() -> int:
     ap.add_argument("--rate", default="300")
     ap.add_argument("--duration", default="10s")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--runtimes", default="process,docker,nomad")
+    ap.add_argument("--warmup", default="3s", help="unmeasured load before each stage's measurement")
+    ap.add_argument("--runtimes", default="process,docker,nomad,nomad:docker")
     args = ap.parse_args()
     runtimes = args.runtimes.split(",")
     live: dict[str, list[float]] = {}
@@ -58,7 +68,7 @@ def main() -> int:
         for rt in runtimes:
             try:
                 live[rt] = time_to_live(rt, args.repeat)
-                latency[rt] = stage_latency(rt, args.rate, args.duration, out)
+                latency[rt] = stage_latency(rt, args.rate, args.duration, args.warmup, out)
             finally:
                 loadgen("down", "-q")
     base = runtimes[0]
@@ -69,7 +79,8 @@ def main() -> int:
         m = statistics.median(live[rt])
         print(f"| {rt} | {m:.1f} | {min(live[rt]):.1f} | {max(live[rt]):.1f} | "
               f"{m / statistics.median(live[base]):.2f} |")
-    print(f"\nopen loop {args.rate}/s for {args.duration} per stage; corrected latency in ms\n")
+    print(f"\nopen loop {args.rate}/s for {args.duration} per stage (after {args.warmup} unmeasured); "
+          "corrected latency in ms\n")
     print("| stage | " + " | ".join(f"{rt} p50 | {rt} p99" for rt in runtimes) + " | "
           + " | ".join(f"p99 {rt}/{base}" for rt in runtimes[1:]) + " | errors |")
     print("|---|" + "---|---|" * len(runtimes) + "---|" * (len(runtimes) - 1) + "---|")
