@@ -6,6 +6,7 @@ entries (not hand-written per stage), so a new entry file is checked automatical
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -143,26 +144,32 @@ def hello_a_matches(obs: HelloObservation, expect: str) -> bool:
     raise ValueError(f"unknown expectation {expect!r}")
 
 
+def seen_app_ids(answers: Counter[str]) -> set[str]:
+    """The APP_IDs among ``wait_hello_a``'s counted answers."""
+    return {k.removeprefix("APP_ID ") for k in answers if k.startswith("APP_ID ")}
+
+
 def wait_hello_a(
     url: str, expect: str, app_ids: tuple[str, ...], timeout: float, consecutive: int = 5
-) -> tuple[bool, HelloObservation | None, set[str]]:
+) -> tuple[bool, HelloObservation | None, Counter[str]]:
     """Poll until ``consecutive`` answers in a row match and every APP_ID in ``app_ids`` was seen.
 
-    Bounded by ``timeout`` seconds; returns (live, last observation, APP_IDs seen).
+    Bounded by ``timeout`` seconds; returns (live, last observation, what the answers were:
+    "APP_ID 1" for each matching answer, else its status or error, counted).
     """
     deadline = time.monotonic() + timeout
-    streak, seen, last = 0, set(), None
+    streak, answers, last = 0, Counter[str](), None
     while time.monotonic() < deadline:
         last = get_hello_a(url)
         if hello_a_matches(last, expect):
             streak += 1
-            if last.app_id is not None:
-                seen.add(last.app_id)
-            if streak >= consecutive and set(app_ids) <= seen:
-                return True, last, seen
+            answers[f"APP_ID {last.app_id}" if last.app_id is not None else f"HTTP {last.status}"] += 1
+            if streak >= consecutive and set(app_ids) <= seen_app_ids(answers):
+                return True, last, answers
             # Not every APP_ID seen yet: keep sampling (a splitter is random), gently.
             time.sleep(0.02)
             continue
+        answers[last.error.split(":")[0] if last.error else f"HTTP {last.status}"] += 1
         streak = 0
         time.sleep(0.1)
-    return False, last, seen
+    return False, last, answers

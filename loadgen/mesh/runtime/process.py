@@ -12,7 +12,7 @@ import httpx
 from loadgen.errors import EnvironmentProblem, LoadgenError, UnreachableError
 from loadgen.mesh import envoy_admin, procs, toolchain
 from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
-from loadgen.mesh.liveness import envoy_expectations, wait_hello_a
+from loadgen.mesh.liveness import envoy_expectations, seen_app_ids, wait_hello_a
 from loadgen.mesh.runtime.base import ComponentStatus, MeshStatus, Progress, Target
 from loadgen.mesh.stages import Instance, Stage, StageBook, load_stages
 from loadgen.mesh.state import MeshState, RunDir
@@ -178,7 +178,9 @@ class ProcessRuntime:
         rec = procs.spawn(
             "consul",
             [str(consul_bin), "agent", "-dev", "-config-file", str(consul_dir() / "agent.hcl")],
-            self.run.log("consul"), port=8500,
+            # In the run directory: a dev agent reads ./services as persisted services, and the
+            # project root's services/ holds the apps' Python.
+            self.run.log("consul"), cwd=self.run.path, port=8500,
         )
         state.processes["consul"] = rec
         state.consul_managed = True
@@ -329,14 +331,21 @@ class ProcessRuntime:
         remaining = max(5.0, deadline - time.monotonic())
         ids = f" from APP_IDs {', '.join(stage.expect.app_ids)}" if stage.expect.app_ids else ""
         say(f"waiting for GET /hello_a to answer {stage.expect.hello_a}{ids}")
-        live, last, seen = wait_hello_a(SERVICE_A_URL, stage.expect.hello_a, stage.expect.app_ids, remaining)
+        live, last, answers = wait_hello_a(SERVICE_A_URL, stage.expect.hello_a, stage.expect.app_ids, remaining)
         if not live:
             self._check_alive(state)
             what = last.describe() if last else "no answer"
+            seen = seen_app_ids(answers)
+            missing = [i for i in stage.instances if i.app_env().get("APP_ID") in set(stage.expect.app_ids) - seen]
+            # The silent instances' sidecar logs say why (e.g. a listener that failed to bind).
+            detail = "\n".join(f"--- {i.id}-sidecar:\n{self._tail(state.processes[f'{i.id}-sidecar'])}"
+                                for i in missing if f"{i.id}-sidecar" in state.processes) or None
             raise UnreachableError(
                 f"stage {stage.name} not live: GET /hello_a should be {stage.expect.hello_a}"
                 f"{' from APP_IDs ' + ','.join(stage.expect.app_ids) if stage.expect.app_ids else ''}"
-                f", last answer {what} (APP_IDs seen: {','.join(sorted(seen)) or 'none'})"
+                f", last answer {what}; answers: "
+                + (", ".join(f"{n}x {k}" for k, n in answers.most_common()) or "none"),
+                detail,
             )
         say(f"GET /hello_a answers as stage {stage.name} expects ({last.describe() if last else ''})")
 
