@@ -1,6 +1,6 @@
 """A sidecar that dies in the middle of a canary run, on every runtime: the run completes, no
 sample is lost, and the result says what happened. Where the runtime restarts the sidecar
-itself (nomad), v2 must answer again before the run ends."""
+itself (nomad), v2 must answer again."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import httpx
 import pytest
 
 pytestmark = pytest.mark.usefixtures("mesh_runtime")
@@ -17,9 +18,11 @@ pytestmark = pytest.mark.usefixtures("mesh_runtime")
 def test_sidecar_killed_mid_run(loadgen, mesh_runtime, tmp_path):
     loadgen("up", "--stage", "splitter")
     record, out = tmp_path / "rec.jsonl", tmp_path / "c.json"
-    # A tolerance too tight to decide in a few seconds, so the run is still going when the sidecar dies.
+    # A tolerance too tight to decide in a few seconds, and errors that do not end the run by
+    # themselves, so it runs its full 8 s around the sidecar's death.
     proc = subprocess.Popen([sys.executable, "-m", "loadgen.cli", "canary", "--expect", "85/15", "--tolerance", "0.5",
-                             "--max-time", "8s", "--record", str(record), "--json", str(out), "-q"],
+                             "--max-errors", "99", "--max-time", "8s", "--record", str(record), "--json", str(out),
+                             "-q"],
                             env=loadgen.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not record.exists() or len(record.read_text().splitlines()) < 500:
@@ -32,10 +35,17 @@ def test_sidecar_killed_mid_run(loadgen, mesh_runtime, tmp_path):
     assert proc.returncode in (1, 3), stderr  # the run completed and judged what it had
     assert len(samples) == result["requests"]  # no sample lost
     assert sum(result["errors"].values()) > 0 and result["app_id_counts"]["2"] > 0  # v2 answered before
-    first_error = min(s["t"] for s in samples if s["error"])
-    v2_after = [s for s in samples if s["app_id"] == "2" and s["t"] > first_error]
+    assert result["stopped_by"] != "verdict" or result["verdict"] == "FAIL"
     if mesh_runtime.heals_itself:
-        assert v2_after, "v2 never answered again after its sidecar was restarted"
+        # Nomad restarts the sidecar (after 1 s, nomad/service-b.nomad.hcl): v2 answers again.
+        deadline = time.monotonic() + 30
+        while "2" not in {r.headers.get("X-App-Id") for r in _hello(20)}:
+            assert time.monotonic() < deadline, "v2 never answered again after its sidecar was killed"
     else:
         assert any(n.startswith("v2 stopped answering") for n in result["notes"]), result["notes"]
     loadgen("up", "--stage", "splitter")  # restarts what is still down
+
+
+def _hello(n: int) -> list[httpx.Response]:
+    with httpx.Client(timeout=5) as c:
+        return [c.get("http://127.0.0.1:3000/hello_a", headers={"Connection": "close"}) for _ in range(n)]
