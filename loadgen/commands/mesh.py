@@ -16,6 +16,7 @@ from rich.table import Table
 from loadgen.errors import ExitCode, LoadgenError, UnreachableError
 from loadgen.mesh import procs, toolchain
 from loadgen.mesh.liveness import get_hello_a
+from loadgen.mesh.runtime.nomad import DRIVERS as NOMAD_DRIVERS
 from loadgen.mesh.runtime.process import SERVICE_A_URL, ProcessRuntime
 from loadgen.mesh.runtime.select import RUNTIMES, runtime_for
 from loadgen.mesh.stages import load_stages
@@ -56,7 +57,7 @@ def _home(path: object) -> str:
               help="Where the services and sidecars run: process (default), docker (containers on the host "
                    "network; images from `loadgen images build`) or nomad (Nomad jobs with Connect sidecars in "
                    "bridge networking; needs root). Default: what already runs.")
-@click.option("--driver", type=click.Choice(["raw_exec", "docker"]), default=None,
+@click.option("--driver", type=click.Choice(list(NOMAD_DRIVERS)), default=None,
               help="nomad runtime only: the task driver of the services and their Envoy sidecars: raw_exec "
                    "(local processes, no image; default) or docker (the images of `loadgen images build`).")
 @click.option("--consul", "consul_addr", metavar="ADDR",
