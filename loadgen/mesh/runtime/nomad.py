@@ -33,7 +33,7 @@ from loadgen.mesh import bridge, envoy_admin, procs, toolchain
 from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
 from loadgen.mesh.nomad_api import DEFAULT_NOMAD, NomadClient
 from loadgen.mesh.runtime.base import ComponentStatus, MeshStatus, Progress
-from loadgen.mesh.runtime.process import ProcessRuntime
+from loadgen.mesh.runtime.process import ProcessRuntime, worst_health
 from loadgen.mesh.stages import Instance, Stage
 from loadgen.mesh.state import MeshState
 from loadgen.paths import project_root
@@ -165,8 +165,9 @@ class NomadRuntime(ProcessRuntime):
                      client: NomadClient, say: Progress) -> None:
         # A fresh data dir: an old one would bring back jobs and allocations of a lost run.
         self._reap_orphans(say)
-        bridge.remove_leftover_rules(self.bridge, self._known_allocs())
-        bridge.remove_namespaces(self._known_allocs())
+        lost = self._known_allocs()
+        bridge.remove_leftover_rules(self.bridge, lost)
+        bridge.remove_namespaces(lost)
         self._clean_data_dir()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         # Nomad runs `consul connect envoy -bootstrap` itself, so consul must be on its PATH.
@@ -281,9 +282,7 @@ class NomadRuntime(ProcessRuntime):
                 return f"{inst.id} is {alloc['ClientStatus']} ({_last_events(alloc)})"
             if not envoy_admin.ready(inst.envoy_admin_port):
                 return f"{inst.id}'s Envoy is not LIVE yet"
-            statuses = [str(c.get("Status")) for c in checks.values()
-                        if str(c.get("ServiceID", "")).startswith(f"_nomad-task-{alloc['ID']}")
-                        and str(c.get("ServiceName", "")).endswith("-sidecar-proxy")]
+            statuses = _check_statuses(checks, alloc["ID"], sidecar=True)
             if not statuses or any(s != "passing" for s in statuses):
                 return f"{inst.id}'s sidecar is not passing in Consul ({', '.join(statuses) or 'not registered'})"
         return None
@@ -321,10 +320,7 @@ class NomadRuntime(ProcessRuntime):
             running = alloc is not None and task is not None and tasks[task]["State"] == "running"
             health = "stopped"
             if running and alloc is not None:
-                mine = [str(c.get("Status")) for c in checks.values()
-                        if str(c.get("ServiceID", "")).startswith(f"_nomad-task-{alloc['ID']}")
-                        and str(c.get("ServiceName", "")).endswith("-sidecar-proxy") == (kind == "sidecar")]
-                health = next((lvl for lvl in ("critical", "warning") if lvl in mine), "passing" if mine else "unknown")
+                health = worst_health(_check_statuses(checks, alloc["ID"], sidecar=kind == "sidecar"))
             log = None
             if alloc is not None and task is not None:
                 log = str(self.state_dir / "alloc" / alloc["ID"] / "alloc" / "logs" / f"{task}.stderr.0")
@@ -439,6 +435,13 @@ def nomad_state_dir(run_path: Path) -> Path:
     under a long home or pytest's tmp would not fit."""
     digest = hashlib.sha256(str(run_path.resolve()).encode()).hexdigest()[:10]
     return NOMAD_STATE_ROOT / digest
+
+
+def _check_statuses(checks: dict[str, dict[str, Any]], alloc_id: str, sidecar: bool) -> list[str]:
+    """Consul check statuses of an allocation's services: its sidecar's, or its app's."""
+    return [str(c.get("Status")) for c in checks.values()
+            if str(c.get("ServiceID", "")).startswith(f"_nomad-task-{alloc_id}")
+            and str(c.get("ServiceName", "")).endswith("-sidecar-proxy") == sidecar]
 
 
 def _last_events(alloc: dict[str, Any]) -> str:

@@ -451,7 +451,11 @@ def _health(name: str, kind: str, running: bool, reachable: bool, checks: dict[s
     if kind == "consul":
         return "passing" if reachable else "critical"
     service_id = f"{name.removesuffix('-sidecar')}-sidecar-proxy" if kind == "sidecar" else name
-    statuses = [str(c.get("Status")) for c in checks.values() if c.get("ServiceID") == service_id]
+    return worst_health([str(c.get("Status")) for c in checks.values() if c.get("ServiceID") == service_id])
+
+
+def worst_health(statuses: list[str]) -> str:
+    """One health from a part's Consul check statuses: the worst of them, "unknown" without any."""
     if not statuses:
         return "unknown"
     for level in ("critical", "warning"):
