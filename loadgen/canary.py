@@ -37,6 +37,8 @@ from loadgen.stats import (
     parse_app_id_map,
     plan,
 )
+from loadgen.stats.bands import band_of
+from loadgen.stats.plan import fixed_sample_size
 
 LOOK_EVERY_S = 0.1  # how often the live run asks the judge
 REPLAY_LOOK_EVERY = 50  # samples between looks when replaying a recording
@@ -89,6 +91,8 @@ class CanaryResult:
     notes: list[str] = field(default_factory=list)
     replayed_from: str | None = None
     recorded_to: str | None = None
+    max_requests: int | None = None  # the budget this run had (None: a replay judges what was recorded)
+    reachable: bool | None = None  # whether that budget could reach a verdict (said before sending)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -97,8 +101,9 @@ class CanaryResult:
             "expected": self.spec.as_dict(),
             "judge": self.verdict.to_json(),
             "mapping": {"app_ids": self.mapping.app_ids, "source": self.mapping.source},
-            "plan": {"fixed_n": self.plan.fixed_n, "sequential_n_at_expected": self.plan.sequential_n,
-                     "power": self.plan.power},
+            "plan": {"fixed_n": self.plan.fixed_n, "power": self.plan.power, "max_requests": self.max_requests,
+                     "reachable": self.reachable},
+            "bands": {s.name: list(s.band) for s in self.verdict.subsets},
             "target": self.target,
             "requests": self.requests,
             "duration_s": round(self.duration_s, 3),
@@ -192,14 +197,37 @@ def budget(options: CanaryOptions, the_plan: Plan) -> int:
     return max(5000, 4 * (the_plan.fixed_n or 25_000))
 
 
-def _judge_now(judge: SequentialJudge | FixedJudge, tally: Tally, final: bool) -> Verdict:
+def reachability(options: CanaryOptions, spec: SplitSpec, the_plan: Plan, n_max: int) -> tuple[bool, str]:
+    """Can this run's budget reach a verdict at these bands? Said before anything is sent."""
+    widths = options.config.half_widths(spec)
+    bands = ", ".join(f"{name} {_band_text(band_of(w, h))}"
+                      for name, w, h in zip(spec.names, spec.weights, widths, strict=True))
+    can_send = min(n_max, int(options.rate * options.max_time))
+    # The sequential judge's mean n to PASS at the expected split is below the fixed test's n at
+    # 90 % power in every simulated scenario (bench/README.md): fewer than that, and many runs end
+    # undecided.
+    needed = fixed_sample_size(spec, options.config, power=0.9)
+    if needed is None or can_send < needed:
+        limit = "--max-requests" if n_max <= options.rate * options.max_time else \
+            f"--max-time {options.max_time:g}s at --rate {options.rate:g}/s"
+        return False, (f"warning: bands {bands} need about {needed or '> 10 million':,} requests for a verdict (fixed "
+                       f"test at 90 % power; see --plan), but this run can send at most {can_send:,} "
+                       f"({limit}): expect INCONCLUSIVE. Raise the budget, or widen --tolerance")
+    return True, f"bands {bands}"
+
+
+def _band_text(band: tuple[float, float]) -> str:
+    return "-".join(f"{x * 100:.4g}" for x in band) + " %"
+
+
+def _judge_now(judge: SequentialJudge | FixedJudge, tally: Tally, final: bool, t: float | None = None) -> Verdict:
     counts, unknown, errors = dict(tally.subsets), tally.unknown, tally.error_count
     if isinstance(judge, FixedJudge):
         v = judge.judge(counts, unknown, errors)
         if not final and v.state is VerdictState.INCONCLUSIVE:
             return Verdict(**{**v.__dict__, "state": VerdictState.RUNNING})
         return v
-    return judge.finish(counts, unknown, errors) if final else judge.update(counts, unknown, errors)
+    return judge.finish(counts, unknown, errors, t) if final else judge.update(counts, unknown, errors, t)
 
 
 # -- replay -------------------------------------------------------------------------------
@@ -227,14 +255,14 @@ def replay(options: CanaryOptions, on_look: Callable[[Snapshot], None] | None = 
     for i, (sample, subset) in enumerate(rows, start=1):
         tally.add(sample, subset if use_recorded else None)
         if isinstance(judge, SequentialJudge) and i % REPLAY_LOOK_EVERY == 0:
-            verdict = _judge_now(judge, tally, final=False)
+            verdict = _judge_now(judge, tally, final=False, t=sample.t)
             if on_look:
                 on_look(Snapshot(verdict, i, sample.t, tally.error_count))
             if verdict.decided:
                 break
-    if verdict is None or not verdict.decided:
-        verdict = _judge_now(judge, tally, final=True)
     used = sum(tally.subsets.values()) + tally.unknown + tally.error_count
+    if verdict is None or not verdict.decided:
+        verdict = _judge_now(judge, tally, final=True, t=rows[used - 1][0].t if used else None)
     duration = rows[used - 1][0].t if used else 0.0
     return CanaryResult(
         verdict=verdict, spec=spec, mapping=mapping, plan=the_plan, target=f"replay of {path}",
@@ -281,11 +309,13 @@ def run_live(
     _probe(target_url, options)
     the_plan = plan(spec, options.config)
     n_max = budget(options, the_plan)
+    reachable, about = reachability(options, spec, the_plan, n_max)
     load = LoadPlan(url=target_url, rate=options.rate, max_requests=n_max, max_time=options.max_time,
                     timeout=options.timeout, headers=options.headers)
-    say(f"judging {spec.as_percent()} within +-{options.config.tolerance * 100:.4g} points at "
-        f"{(1 - options.config.alpha) * 100:.4g} % confidence ({options.method}); up to {n_max} requests "
+    say(f"judging {spec.as_percent()}, {options.config.band_tolerance.describe()}, at "
+        f"{(1 - options.config.alpha) * 100:.4g} % confidence ({options.method}); up to {n_max:,} requests "
         f"at {options.rate:g}/s, {options.max_time:g}s at most")
+    say(about)
     judge = make_judge(spec, options)
     tally = Tally(spec, mapping)
     writer = SampleWriter(options.record) if options.record else None
@@ -299,7 +329,7 @@ def run_live(
     async def monitor(started: float) -> None:
         while not state["stop"]:
             await asyncio.sleep(LOOK_EVERY_S)
-            verdict = _judge_now(judge, tally, final=False)
+            verdict = _judge_now(judge, tally, final=False, t=time.monotonic() - started)
             state["verdict"] = verdict
             if writer:
                 writer.flush()
@@ -336,7 +366,7 @@ def run_live(
             writer.close()
     # One last look that includes the responses still in flight when the run stopped. The
     # sequential judge's intervals only narrow, so a verdict reached at a look stands.
-    verdict = _judge_now(judge, tally, final=True)
+    verdict = _judge_now(judge, tally, final=True, t=stats.elapsed)
     stopped_by = "verdict" if verdict.decided and stats.stopped_by == "stop" and not state["interrupted"] \
         else ("interrupted" if state["interrupted"] else stats.stopped_by)
     if state["interrupted"] and verdict.state is VerdictState.INCONCLUSIVE:
@@ -345,7 +375,7 @@ def run_live(
         verdict=verdict, spec=spec, mapping=mapping, plan=the_plan, target=target_url, requests=stats.sent,
         duration_s=stats.elapsed, rate_asked=options.rate, rate_achieved=stats.achieved_rate,
         app_id_counts=dict(tally.app_ids), errors=dict(tally.errors), latency_ms=tally.latency_summary(),
-        stopped_by=stopped_by, late_starts=stats.late,
+        stopped_by=stopped_by, late_starts=stats.late, max_requests=n_max, reachable=reachable,
         notes=[*(notes or []), *tally.went_silent(stats.elapsed)],
         recorded_to=str(options.record) if options.record else None,
     )

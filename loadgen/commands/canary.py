@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from loadgen.canary import CanaryOptions, CanaryResult, Snapshot, replay, run_live
+from loadgen.canary import CanaryOptions, CanaryResult, Snapshot, budget, reachability, replay, run_live
 from loadgen.commands.options import Duration, parse_headers, runtime_option
 from loadgen.errors import ExitCode, UsageError
 from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
@@ -21,7 +22,10 @@ from loadgen.mesh.runtime.select import runtime_for
 from loadgen.report.files import write_json, write_junit
 from loadgen.report.statusline import StatusLine
 from loadgen.report.terminal import live_line, verdict_table
-from loadgen.stats import JudgeConfig, SplitSpec, VerdictState, plan
+from loadgen.stats import JudgeConfig, SplitSpec, Tolerance, VerdictState, plan
+from loadgen.stats.bands import band_of
+from loadgen.stats.figures import published
+from loadgen.stats.simulate import LOOK_EVERY, simulate
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -33,35 +37,41 @@ HELP_EPILOG = """\b
 Exit codes: 0 PASS, 1 FAIL, 2 usage or input error, 3 INCONCLUSIVE, 4 target or mesh unreachable.
 
 \b
-How it decides: it estimates each subset's true share with an anytime-valid
-confidence sequence (beta-binomial mixture; Lindon & Malek 2022) and looks after
-every batch. PASS when every share is proved within expected +- tolerance, FAIL when
-one is proved outside (or a subset expected at 0 gets any traffic, or more than
---max-unknown of responses come from unmapped APP_IDs, or more than --max-errors of
-requests fail), each wrong at most 1 - confidence of the time however often it looks.
---method fixed instead sends a planned number of requests and judges once (exact
-Clopper-Pearson TOST)."""
+How it decides: each subset has a band, its weight +- the tolerance (never more than
+half the weight, so 99/1 is judged within +-0.5 points and a canary that gets nothing
+cannot pass). It estimates each subset's true share with an anytime-valid confidence
+sequence (a mixture martingale) and looks after every batch. PASS when every share is
+proved inside its band, FAIL when one is proved outside (or a subset expected at 0 gets
+any traffic, or more than --max-unknown of responses come from unmapped APP_IDs, or more
+than --max-errors of requests fail, or the split is proved to have changed during the
+run), each wrong at most 1 - confidence of the time however often it looks. --method
+fixed instead sends a planned number of requests and judges once (exact Clopper-Pearson
+TOST; no change test)."""
 
 
 class PlanningHelp(click.Command):
-    """Appends a sample-size table (computed, not hard-coded) to --help."""
+    """Appends the judge's simulated figures (bench/judge_sim.py, stats/simulated.json) to --help."""
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         super().format_epilog(ctx, formatter)
-        cfg = JudgeConfig()
-        rows = []
-        for text in ("85/15", "50/50", "99/1", "70/20/10"):
-            p = plan(SplitSpec.parse(text), cfg)
-            rows.append((text, str(p.fixed_n), str(p.sequential_n)))
         formatter.write_paragraph()
+        figures = published()
+        if figures is None:
+            formatter.write_text("(No simulated figures for this version of the judge: run "
+                                 "bench/judge_sim.py --write-figures.)")
+            return
         formatter.write_text(
-            "Requests needed at the defaults (tolerance 2 points, confidence 99 %, power 80 %): fixed test n / "
-            "typical sequential n at the expected split (see --plan for your own settings; bench/README.md "
-            "for simulated averages):"
+            f"Requests to a verdict at the defaults (tolerance 2 points, confidence 99 %), simulated "
+            f"({figures['runs']:,} monitored runs each, bench/judge_sim.py): the fixed test's n at 90 % power, "
+            "the sequential judge's mean (p95) to PASS at the expected split, and to FAIL when the smallest "
+            "subset gets nothing. --plan simulates your own settings."
         )
         with formatter.indentation():
-            for text, fixed_n, seq_n in rows:
-                formatter.write_text(f"{text:<9} fixed {fixed_n:>6}   sequential ~{seq_n:>6}")
+            for text, row in figures["scenarios"].items():
+                passing = f"PASS {row['pass_mean_n']:>6,.0f} ({row['pass_p95_n']:,.0f})"
+                dead = f"dead FAIL {row['starved_mean_n']:>5,.0f} ({row['starved_p95_n']:,.0f})"
+                fixed = f"fixed {row['fixed_n_90']:>6,}"
+                formatter.write_text(f"{text:<9} bands {row['bands']:<17} {fixed}   {passing}   {dead}")
 
 
 @click.command(cls=PlanningHelp, epilog=HELP_EPILOG)
@@ -82,8 +92,11 @@ class PlanningHelp(click.Command):
                    "or that n (fixed).")
 @click.option("--max-time", type=Duration(), default="120s", show_default=True, help="Budget of time, like 90s or 2m.")
 @click.option("--timeout", type=Duration(), default="5s", show_default=True, help="Per-request timeout.")
-@click.option("--tolerance", type=float, default=2.0, show_default=True,
-              help="Allowed deviation of each share, in percentage points.")
+@click.option("--tolerance", default="2", show_default=True, metavar="POINTS|PCT%",
+              help="Allowed deviation of each share: percentage points (2: +-2 points, never more than half a "
+                   "subset's weight, so 99/1 gets +-0.5), or a share of each weight (20%: each subset +-20 % of "
+                   "its own weight; with two subsets both get the narrower band, so 85/15 is judged within +-3 "
+                   "points).")
 @click.option("--confidence", type=float, default=99.0, show_default=True,
               help="Confidence in percent (1 - the chance of a wrong PASS or FAIL).")
 @click.option("--method", type=click.Choice(["sequential", "fixed"]), default="sequential", show_default=True,
@@ -102,7 +115,7 @@ class PlanningHelp(click.Command):
 @runtime_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 def canary(expect: str, target: str | None, consul_addr: str | None, mapping: str | None, headers: tuple[str, ...],
-           rate: float, max_requests: int | None, max_time: float, timeout: float, tolerance: float,
+           rate: float, max_requests: int | None, max_time: float, timeout: float, tolerance: str,
            confidence: float, method: str, max_unknown: float, max_errors: float, record: Path | None,
            replay_path: Path | None, json_path: Path | None, junit: Path | None, plan_only: bool,
            runtime: str | None, quiet: bool) -> int:
@@ -118,19 +131,19 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
       loadgen canary --target http://10.0.0.5:3000/hello_a --consul 10.0.0.5:8500 --expect v1=90,v2=10
       loadgen canary --replay run.jsonl --expect 85/15
     """
-    config = JudgeConfig(tolerance=tolerance / 100, alpha=1 - confidence / 100, max_unknown=max_unknown / 100,
-                         max_errors=max_errors / 100)
+    config = JudgeConfig(tolerance=Tolerance.parse(tolerance), alpha=1 - confidence / 100,
+                         max_unknown=max_unknown / 100, max_errors=max_errors / 100)
     options = CanaryOptions(
         expect=expect, target=target, consul=consul_addr, mapping=mapping, headers=parse_headers(headers), rate=rate,
         max_requests=max_requests, max_time=max_time, timeout=timeout, method=method, config=config,
         record=record, replay=replay_path,
     )
     if plan_only:
-        return _print_plan(options)
+        return _print_plan(options, json_path)
     quiet = quiet or json_path == Path("-")
 
     def say(msg: str) -> None:
-        if not quiet:
+        if not quiet or msg.startswith("warning:"):
             err.print(msg, highlight=False, markup=False)
 
     result = _run(options, say, quiet, runtime)
@@ -207,20 +220,72 @@ def _print_result(result: CanaryResult) -> None:
     out.print(f"APP_ID map: {result.mapping.app_ids} ({result.mapping.source})", style="dim", highlight=False)
 
 
-def _print_plan(options: CanaryOptions) -> int:
+def _print_plan(options: CanaryOptions, json_path: Path | None) -> int:
     if options.expect.strip().lower() == "consul":
         raise UsageError("--plan needs the split itself, like --expect 85/15")
     spec = SplitSpec.parse(options.expect)
+    report = plan_report(spec, options, progress=None if json_path == Path("-") else err.print)
+    if json_path == Path("-"):
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return ExitCode.OK
+    if json_path:
+        write_json(json_path, report)
+    bands = ", ".join(f"{name} {lo * 100:.4g}-{hi * 100:.4g} %" for name, (lo, hi) in report["bands"].items())
+    out.print(f"{spec.as_percent()}, {options.config.band_tolerance.describe()}, confidence "
+              f"{(1 - options.config.alpha) * 100:g} %: bands {bands}", highlight=False)
     table = Table("power", "fixed test n")
-    for power in (0.8, 0.9, 0.95):
-        p = plan(spec, options.config, power)
-        table.add_row(f"{power:.0%}", str(p.fixed_n or "> 10M"))
-    out.print(f"{spec.as_percent()}, tolerance +-{options.config.tolerance * 100:g} points, confidence "
-              f"{(1 - options.config.alpha) * 100:g} %", highlight=False)
+    for power, n in report["fixed_n"].items():
+        table.add_row(power, f"{n:,}" if n else "> 10M")
     out.print(table)
-    seq = plan(spec, options.config).sequential_n
-    out.print(f"sequential: about {seq or '> 10M'} requests to a PASS when the split is exactly as expected "
-              "(fewer to a FAIL when it is far off; bench/README.md has simulated averages)", highlight=False)
-    seconds = (plan(spec, options.config).fixed_n or 0) / options.rate
-    out.print(f"at --rate {options.rate:g}/s the fixed test takes about {seconds:.0f}s", highlight=False)
+    sim = report["sequential"]
+    table = Table("sequential judge, true split", "PASS", "FAIL", "INCONCLUSIVE", "mean n", "p95 n",
+                  title=f"simulated: {sim['runs']:,} monitored runs, a look every {sim['look_every']} responses, "
+                        f"budget {sim['budget']:,}")
+    for label, row in sim["cells"].items():
+        table.add_row(label, f"{row['pass_rate']:.1%}", f"{row['fail_rate']:.1%}", f"{row['inconclusive_rate']:.1%}",
+                      f"{row['mean_n']:,.0f}", f"{row['p95_n']:,.0f}")
+    out.print(table)
+    budget_ = report["budget"]
+    undecided = sim["cells"]["expected split"]["inconclusive_rate"]
+    out.print(f"this run: up to {budget_['max_requests']:,} requests, and at --rate {options.rate:g}/s for at most "
+              f"{options.max_time:g}s it can send {budget_['can_send']:,}: at the expected split {undecided:.0%} of "
+              "simulated runs end INCONCLUSIVE" + ("" if undecided < 0.05 else " (raise --max-time, --rate or "
+                                                   "--max-requests, or widen --tolerance)"),
+              style=None if undecided < 0.05 else "yellow", highlight=False)
     return ExitCode.OK
+
+
+def plan_report(spec: SplitSpec, options: CanaryOptions, progress: Any = None) -> dict[str, Any]:
+    """What --plan prints: bands, the fixed test's n, and the sequential judge simulated at this budget."""
+    config = options.config
+    the_plan = plan(spec, config)
+    n_max = budget(options, the_plan)
+    reachable, _ = reachability(options, spec, the_plan, n_max)
+    widths = config.half_widths(spec)
+    report: dict[str, Any] = {
+        "expected": spec.as_dict(), "tolerance": {"value": config.band_tolerance.value,
+                                                  "relative": config.band_tolerance.relative},
+        "confidence": 1 - config.alpha,
+        "bands": {name: list(band_of(w, h)) for name, w, h in zip(spec.names, spec.weights, widths, strict=True)},
+        "fixed_n": {f"{p:.0%}": plan(spec, config, p).fixed_n for p in (0.8, 0.9, 0.95)},
+        "budget": {"max_requests": n_max, "can_send": min(n_max, int(options.rate * options.max_time)),
+                   "reachable": reachable},
+    }
+    can_send = report["budget"]["can_send"]
+    looks = max(can_send // LOOK_EVERY, 1)
+    runs = 1000 if looks <= 500 else max(100, 500_000 // looks)
+    if progress:
+        progress(f"simulating {runs:,} monitored runs of the sequential judge ...", highlight=False)
+    truths = {"expected split": np.asarray(spec.weights)}
+    positive = [i for i, w in enumerate(spec.weights) if w > 0]
+    smallest = min(positive, key=lambda i: spec.weights[i])
+    if len(positive) > 1:
+        dead = np.asarray(spec.weights, dtype=float)
+        dead[smallest] = 0
+        truths[f"{spec.names[smallest]} gets nothing"] = dead / dead.sum()
+    cells = {}
+    for label, truth in truths.items():
+        summary = simulate(spec, config, truth, budget=can_send, runs=runs)
+        cells[label] = {k: v for k, v in summary.__dict__.items() if k != "runs"}
+    report["sequential"] = {"runs": runs, "look_every": LOOK_EVERY, "budget": can_send, "cells": cells}
+    return report

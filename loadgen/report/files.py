@@ -26,7 +26,7 @@ def junit_xml(verdict: Verdict, suite: str = "loadgen canary", duration_s: float
     failures = skipped = 0
     for s in verdict.subsets:
         case = ET.SubElement(cases, "testcase", classname=suite, name=f"subset {s.name}")
-        text = (f"expected {s.expected * 100:.4g} % +- {verdict.tolerance * 100:.4g}; observed "
+        text = (f"expected {s.expected * 100:.4g} %, band {s.band[0] * 100:.4g}-{s.band[1] * 100:.4g} %; observed "
                 f"{s.share * 100:.2f} % of n={verdict.n}; true share {s.lower * 100:.2f}-{s.upper * 100:.2f} %")
         if s.status == "outside":
             ET.SubElement(case, "failure", message=f"{s.name} outside its band", type="SplitMismatch").text = text
@@ -38,7 +38,8 @@ def junit_xml(verdict: Verdict, suite: str = "loadgen canary", duration_s: float
             ET.SubElement(case, "system-out").text = text
     case = ET.SubElement(cases, "testcase", classname=suite, name="verdict")
     if verdict.state is VerdictState.FAIL:
-        ET.SubElement(case, "failure", message=verdict.reason, type="FAIL").text = verdict.reason
+        kind = "SplitChanged" if verdict.change is not None and verdict.change.detected else "FAIL"
+        ET.SubElement(case, "failure", message=verdict.reason, type=kind).text = verdict.reason
         failures += 1
     elif verdict.state is not VerdictState.PASS:
         ET.SubElement(case, "skipped", message=f"{verdict.state.value}: {verdict.reason}")

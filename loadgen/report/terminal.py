@@ -13,7 +13,7 @@ COLOURS = {VerdictState.PASS: "green", VerdictState.FAIL: "red", VerdictState.IN
 
 
 def _pct(x: float) -> str:
-    return f"{x * 100:.1f}"
+    return f"{x * 100:.1f}" if x >= 0.1 or x == 0 else f"{x * 100:.2f}"
 
 
 def live_line(verdict: Verdict, sent: int, elapsed: float, errors: int) -> str:
@@ -42,9 +42,22 @@ def verdict_table(verdict: Verdict) -> Group:
     for g in verdict.guards:
         if g.count:
             extra.append(f"{g.name}: {g.count} ({_pct(g.share)} %, limit {_pct(g.limit)} %)")
+    if verdict.change is not None and verdict.change.detected:
+        extra.append(_change_text(verdict))
     srm = f"SRM chi-square p = {verdict.srm_p:.3g}" if verdict.srm_p is not None else "SRM: no data"
     if verdict.srm_p_anytime is not None:
         srm += f"; anytime-valid p = {verdict.srm_p_anytime:.3g}"
     lines = [table, head, Text(srm, style="dim")]
     lines += [Text(e, style="yellow") for e in extra]
     return Group(*lines)
+
+
+def _change_text(verdict: Verdict) -> str:
+    change = verdict.change
+    assert change is not None and change.before is not None and change.after is not None
+    parts = []
+    for label, seg in (("before", change.before), ("after", change.after)):
+        shares = ", ".join(f"{name} {_pct(share)} %" for name, share in seg.shares.items())
+        span = f"{seg.t_start:.1f}-{seg.t_end:.1f}s, " if seg.t_start is not None and seg.t_end is not None else ""
+        parts.append(f"{label} ({span}{seg.n} responses): {shares}")
+    return "split changed: " + "; ".join(parts)

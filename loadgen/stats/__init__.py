@@ -1,17 +1,18 @@
 """The judge: is the observed split the expected one? Pure numpy/scipy -- no I/O, no clock.
 
 Public surface: :class:`SplitSpec`, :class:`JudgeConfig`, :class:`SequentialJudge`,
-:class:`FixedJudge`, :class:`Verdict`, :func:`plan`.
+:class:`FixedJudge`, :class:`Verdict`, :class:`Tolerance`, :func:`plan`.
 """
 
+from loadgen.stats.bands import Tolerance
 from loadgen.stats.decide import JudgeConfig
 from loadgen.stats.fixed import FixedJudge
 from loadgen.stats.plan import Plan, plan
 from loadgen.stats.sequential import SequentialJudge
 from loadgen.stats.spec import SpecError, SplitSpec, parse_app_id_map
-from loadgen.stats.verdict import SubsetResult, Verdict, VerdictState
+from loadgen.stats.verdict import ChangeResult, Segment, SubsetResult, Verdict, VerdictState
 
 __all__ = [
-    "FixedJudge", "JudgeConfig", "Plan", "SequentialJudge", "SpecError", "SplitSpec", "SubsetResult", "Verdict",
-    "VerdictState", "parse_app_id_map", "plan",
+    "ChangeResult", "FixedJudge", "JudgeConfig", "Plan", "Segment", "SequentialJudge", "SpecError", "SplitSpec",
+    "SubsetResult", "Tolerance", "Verdict", "VerdictState", "parse_app_id_map", "plan",
 ]

@@ -1,48 +1,61 @@
 """From per-subset intervals to a verdict: the rule both judges share.
 
-With intervals that cover every true share at once with probability >= 1 - alpha:
+Each subset has a band, expected +- its half-width (loadgen.stats.bands). With intervals
+that cover every true share at once with probability >= 1 - alpha:
 
-* PASS when every subset's interval lies inside expected +- tolerance: a true share
-  more than the tolerance away would have to lie outside its interval;
-* FAIL when some subset's interval lies wholly outside expected +- tolerance (or a
-  subset expected at 0 received anything at all, or a guard share is exceeded);
+* PASS when every subset's interval lies inside its band: a true share outside its band
+  would have to lie outside its interval;
+* FAIL when some subset's interval lies wholly outside its band (or a subset expected at 0
+  received anything at all, or a guard share is exceeded, or the split is proved to have
+  changed during the run);
 * otherwise not yet clear (RUNNING) or, with no budget left, INCONCLUSIVE.
 
-So each wrong verdict needs a miscovering interval: its probability is <= alpha.
+So each wrong verdict needs a miscovering interval or a false alarm: alpha is shared out
+between them (SPLIT_, GUARD_ and CHANGE_ALPHA_SHARE), so the chance of any false FAIL stays
+<= alpha in total.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from loadgen.stats.spec import SplitSpec
-from loadgen.stats.verdict import GuardResult, SubsetResult, Verdict, VerdictState
+from loadgen.stats.bands import Tolerance, band_of, half_widths
+from loadgen.stats.spec import SpecError, SplitSpec
+from loadgen.stats.verdict import ChangeResult, GuardResult, SubsetResult, Verdict, VerdictState
 
-# How alpha is shared out: most to the split, the rest to the two guards (unknown
-# APP_IDs, errors), so the chance of any false FAIL stays <= alpha in total.
-SPLIT_ALPHA_SHARE = 0.9
+# How alpha is shared out: most to the split, the rest to the two guards (unknown APP_IDs,
+# errors) and to the test of a split that changed during the run.
+SPLIT_ALPHA_SHARE = 0.85
 GUARD_ALPHA_SHARE = 0.05
+CHANGE_ALPHA_SHARE = 0.05
 
 
 @dataclass(frozen=True)
 class JudgeConfig:
-    """What the user asks of the judge (fractions, not percent)."""
+    """What the user asks of the judge (fractions, not percent). ``tolerance`` may be a plain
+    fraction (absolute points, 0.02 = 2 points) or a :class:`Tolerance`."""
 
-    tolerance: float = 0.02
+    tolerance: Tolerance | float = 0.02
     alpha: float = 0.01
     max_unknown: float = 0.01  # share of responses from APP_IDs no subset claims
     max_errors: float = 0.05  # share of requests without a usable answer
 
     def __post_init__(self) -> None:
-        from loadgen.stats.spec import SpecError
-
-        if not 0 < self.tolerance < 0.5:
-            raise SpecError(f"tolerance must be between 0 and 50 percentage points, got {self.tolerance * 100:g}")
+        if not isinstance(self.tolerance, Tolerance):
+            object.__setattr__(self, "tolerance", Tolerance(float(self.tolerance)))
         if not 0 < self.alpha < 0.5:
             raise SpecError(f"confidence must be between 50 and 100 %, got {(1 - self.alpha) * 100:g}")
         for name, value in (("max unknown share", self.max_unknown), ("max error share", self.max_errors)):
             if not 0 < value < 1:
                 raise SpecError(f"{name} must be between 0 and 100 %, got {value * 100:g}")
+
+    @property
+    def band_tolerance(self) -> Tolerance:
+        assert isinstance(self.tolerance, Tolerance)
+        return self.tolerance
+
+    def half_widths(self, spec: SplitSpec) -> tuple[float, ...]:
+        return half_widths(spec.weights, self.band_tolerance)
 
     def split_alpha_each(self, k: int) -> float:
         """alpha for each subset's interval: Bonferroni over k subsets (k = 2 is one share)."""
@@ -52,15 +65,15 @@ class JudgeConfig:
     def guard_alpha(self) -> float:
         return self.alpha * GUARD_ALPHA_SHARE
 
+    @property
+    def change_alpha(self) -> float:
+        return self.alpha * CHANGE_ALPHA_SHARE
 
-def band(expected: float, tolerance: float) -> tuple[float, float]:
-    return max(0.0, expected - tolerance), min(1.0, expected + tolerance)
 
-
-def subset_status(expected: float, count: int, lower: float, upper: float, tolerance: float) -> str:
+def subset_status(expected: float, count: int, lower: float, upper: float, band: tuple[float, float]) -> str:
     if expected == 0 and count > 0:
         return "outside"  # no tolerance for traffic to a subset that should get none
-    lo, hi = band(expected, tolerance)
+    lo, hi = band
     if upper < lo or lower > hi:
         return "outside"
     if lower >= lo and upper <= hi:
@@ -72,14 +85,45 @@ def _pct(x: float) -> str:
     return f"{x * 100:.1f} %"
 
 
-def _subset_sentence(s: SubsetResult, tolerance: float) -> str:
+def _pct_fine(x: float) -> str:
+    """Small shares need more digits: 0.31 %, not 0.3 %."""
+    return f"{x * 100:.2f} %" if x < 0.1 else _pct(x)
+
+
+def _band_text(s: SubsetResult) -> str:
+    return f"{_pct_fine(s.band[0])}-{_pct_fine(s.band[1])}"
+
+
+def _starved(s: SubsetResult) -> bool:
+    return s.expected > 0 and s.upper < s.band[0] and s.share < s.expected / 2
+
+
+def _subset_sentence(s: SubsetResult, n: int) -> str:
     if s.expected == 0 and s.count > 0:
         return f"{s.name} should get no traffic but answered {s.count} of the requests ({_pct(s.share)})"
-    seen = "no response at all" if s.count == 0 else f"{_pct(s.share)}"
+    seen = "no response at all" if s.count == 0 else f"{_pct_fine(s.share)}"
+    if _starved(s):
+        # Starved (a dead canary is the case this exists for): say it in counts.
+        return (f"{s.name} gets {seen}: it has answered {s.count:,} of {n:,} requests, expected {s.expected * 100:.4g} % "
+                f"(band {_band_text(s)}; true share at most {_pct_fine(s.upper)})")
+    half = (s.band[1] - s.band[0]) / 2 if s.expected > 0 else s.band[1]
     return (
-        f"{s.name} gets {seen} (true share {_pct(s.lower)}-{_pct(s.upper)}), "
-        f"expected {s.expected * 100:.4g} % +- {tolerance * 100:.4g}"
+        f"{s.name} gets {seen} (true share {_pct_fine(s.lower)}-{_pct_fine(s.upper)}), "
+        f"expected {s.expected * 100:.4g} % +- {half * 100:.4g}"
     )
+
+
+def _shares_text(shares: dict[str, float]) -> str:
+    return "/".join(f"{share * 100:.1f}" for share in shares.values())
+
+
+def change_sentence(change: ChangeResult, names: tuple[str, ...]) -> str:
+    assert change.before is not None and change.after is not None
+    where = f"t ≈ {change.at_t:.1f} s" if change.at_t is not None else f"response {change.at_n:,}"
+    label = "/".join(names)
+    return (f"the split changed during the run at {where}: before {_shares_text(change.before.shares)}, "
+            f"after {_shares_text(change.after.shares)} ({label}; {change.before.n:,} and {change.after.n:,} "
+            "responses)")
 
 
 def decide(
@@ -92,22 +136,30 @@ def decide(
     srm_p: float | None,
     srm_p_anytime: float | None,
     final: bool,
+    change: ChangeResult | None = None,
 ) -> Verdict:
     n = sum(counts)
     subsets = []
-    for name, w, c, (lo, hi) in zip(spec.names, spec.weights, counts, intervals, strict=True):
+    widths = config.half_widths(spec)
+    for name, w, h, c, (lo, hi) in zip(spec.names, spec.weights, widths, counts, intervals, strict=True):
+        band = band_of(w, h)
         subsets.append(
             SubsetResult(
                 name=name, expected=w, count=c, share=c / n if n else 0.0, lower=lo, upper=hi,
-                band=band(w, config.tolerance), status=subset_status(w, c, lo, hi, config.tolerance),
+                band=band, status=subset_status(w, c, lo, hi, band),
             )
         )
     conf = f"{(1 - config.alpha) * 100:.4g} % confidence"
     outside = [s for s in subsets if s.status == "outside"]
+    if spec.k == 2 and any(_starved(s) for s in outside):
+        outside = [s for s in outside if _starved(s)]  # its twin's sentence only mirrors it
     exceeded = [g for g in guards if g.exceeded]
-    if outside or exceeded:
+    changed = change is not None and change.detected
+    if changed or outside or exceeded:
         state = VerdictState.FAIL
-        parts = [_subset_sentence(s, config.tolerance) for s in outside]
+        # A proved change comes first: the per-subset intervals then describe no split that
+        # ever existed, so their sentences would mislead.
+        parts = [change_sentence(change, spec.names)] if changed else [_subset_sentence(s, n) for s in outside]
         parts += [
             f"{_pct(g.share)} of {'requests' if g.name == 'errors' else 'responses'} were {g.name} "
             f"(at least {_pct(g.lower)}; limit {_pct(g.limit)})"
@@ -122,23 +174,21 @@ def decide(
         reason = "; ".join(parts) + f" ({conf}, n={n})"
     elif all(s.status == "inside" for s in subsets):
         state = VerdictState.PASS
-        reason = (
-            f"every subset is within +-{config.tolerance * 100:.4g} points of {spec.as_percent()} "
-            f"({conf}, n={n})"
-        )
+        bands = ", ".join(f"{s.name} {_band_text(s)}" for s in subsets)
+        reason = f"every subset is within its band ({bands}) ({conf}, n={n})"
     else:
         state = VerdictState.INCONCLUSIVE if final else VerdictState.RUNNING
         open_ = [s for s in subsets if s.status == "undecided"]
         worst = max(open_, key=lambda s: s.upper - s.lower)
         lead = "budget ran out before the verdict was clear" if final else "not clear yet"
         reason = (
-            f"{lead}: {worst.name}'s true share is {_pct(worst.lower)}-{_pct(worst.upper)}, "
-            f"which overlaps the edge of {_pct(worst.band[0])}-{_pct(worst.band[1])} (n={n})"
+            f"{lead}: {worst.name}'s true share is {_pct_fine(worst.lower)}-{_pct_fine(worst.upper)}, "
+            f"which overlaps the edge of its band {_band_text(worst)} (n={n})"
         )
         if final:
             reason += "; send more requests (a longer run) or widen the tolerance"
     return Verdict(
         state=state, n=n, subsets=tuple(subsets), reason=reason, method=method,
-        tolerance=config.tolerance, alpha=config.alpha, srm_p=srm_p, srm_p_anytime=srm_p_anytime,
-        guards=tuple(guards),
+        tolerance=config.band_tolerance, alpha=config.alpha, srm_p=srm_p, srm_p_anytime=srm_p_anytime,
+        guards=tuple(guards), change=change,
     )

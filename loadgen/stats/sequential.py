@@ -7,7 +7,10 @@ out (RUNNING becomes INCONCLUSIVE). The intervals are confidence sequences
 does not inflate the error rates -- unlike re-running a fixed-n test after each batch.
 
 One judge follows one stream of responses: the intervals are intersected across looks
-(still valid, and never widening), so counts must only grow.
+(still valid, and never widening), so counts must only grow. Each look's new responses are
+also kept per look for the test of a split that changed during the run
+(:mod:`loadgen.stats.change`); pass ``t`` (seconds into the run) so a change is reported
+with its time.
 """
 
 from __future__ import annotations
@@ -16,11 +19,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from loadgen.stats import confseq
+from loadgen.stats import change, confseq
 from loadgen.stats.decide import JudgeConfig, decide
 from loadgen.stats.spec import SplitSpec
 from loadgen.stats.srm import chi_square_p, dirichlet_log_bf
-from loadgen.stats.verdict import GuardResult, Verdict
+from loadgen.stats.verdict import ChangeResult, GuardResult, Segment, Verdict
 
 GUARDS = ("unknown APP_IDs", "errors")
 
@@ -33,29 +36,35 @@ class SequentialJudge:
     def __init__(self, spec: SplitSpec, config: JudgeConfig | None = None) -> None:
         self.spec = spec
         self.config = config or JudgeConfig()
-        tol = self.config.tolerance
-        self._priors = [confseq.prior(w, tol) for w in spec.weights]
+        widths = self.config.half_widths(spec)
+        self._mixtures = [confseq.mixture_for(w, h) for w, h in zip(spec.weights, widths, strict=True)]
         self._alpha_each = self.config.split_alpha_each(spec.k)
         self._lower = np.zeros(spec.k)
         self._upper = np.ones(spec.k)
         limits = (self.config.max_unknown, self.config.max_errors)
-        self._guard_priors = [confseq.prior(limit, limit) for limit in limits]
+        self._guard_mixtures = [confseq.single_beta(limit, limit) for limit in limits]
         self._guard_lower = np.zeros(2)
         self._guard_upper = np.ones(2)
-        # Dirichlet-multinomial SRM test: concentration of the same order as the priors'.
-        self._srm_concentration = 0.25 / tol**2
+        # Dirichlet-multinomial SRM test: concentration of the same order as the bands'.
+        self._srm_concentration = 0.25 / min(widths) ** 2
         self._max_log_bf = 0.0
         self._last_total = 0
+        # Change test: cumulative counts and time at each look that brought new responses.
+        self._change_prior = change.before_prior(spec.weights, widths)
+        self._looks: list[list[int]] = []
+        self._look_times: list[float | None] = []
+        self._change: ChangeResult | None = None
 
-    def update(self, counts: Mapping[str, int], unknown: int = 0, errors: int = 0) -> Verdict:
-        """Judge the cumulative ``counts`` per subset (plus responses no subset claims and errors)."""
-        return self._judge(counts, unknown, errors, final=False)
+    def update(self, counts: Mapping[str, int], unknown: int = 0, errors: int = 0, t: float | None = None) -> Verdict:
+        """Judge the cumulative ``counts`` per subset (plus responses no subset claims and errors);
+        ``t`` is the time of this look in seconds into the run (for reporting a change)."""
+        return self._judge(counts, unknown, errors, t, final=False)
 
-    def finish(self, counts: Mapping[str, int], unknown: int = 0, errors: int = 0) -> Verdict:
+    def finish(self, counts: Mapping[str, int], unknown: int = 0, errors: int = 0, t: float | None = None) -> Verdict:
         """The last look: a verdict that is still RUNNING becomes INCONCLUSIVE."""
-        return self._judge(counts, unknown, errors, final=True)
+        return self._judge(counts, unknown, errors, t, final=True)
 
-    def _judge(self, counts: Mapping[str, int], unknown: int, errors: int, final: bool) -> Verdict:
+    def _judge(self, counts: Mapping[str, int], unknown: int, errors: int, t: float | None, final: bool) -> Verdict:
         c = [int(counts.get(name, 0)) for name in self.spec.names]
         if any(x < 0 for x in c) or unknown < 0 or errors < 0:
             raise ValueError("counts must not be negative")
@@ -72,8 +81,7 @@ class SequentialJudge:
         # unknown APP_IDs among all responses; errors among all requests.
         guard_counts = ((unknown, n + unknown), (errors, total))
         for i, (name, limit, (k, m)) in enumerate(zip(GUARDS, limits, guard_counts, strict=True)):
-            a, b = self._guard_priors[i]
-            lo, hi = confseq.interval_scalar(k, m, self.config.guard_alpha, a, b)
+            lo, hi = confseq.interval_scalar(k, m, self.config.guard_alpha, self._guard_mixtures[i])
             self._guard_lower[i], self._guard_upper[i] = _intersect1(
                 self._guard_lower[i], self._guard_upper[i], lo, hi
             )
@@ -88,17 +96,51 @@ class SequentialJudge:
         return decide(
             self.spec, c, list(zip(self._lower.tolist(), self._upper.tolist(), strict=True)), guards, self.config,
             self.method, chi_square_p(c, self.spec.weights), min(1.0, float(np.exp(-self._max_log_bf))), final,
+            change=self._test_change(c, t),
         )
+
+    def _test_change(self, c: list[int], t: float | None) -> ChangeResult:
+        """Add this look to the history and test one constant split throughout (once proved, it stays)."""
+        if self._change is not None and self._change.detected:
+            return self._change
+        threshold = float(np.log(1 / self.config.change_alpha))
+        if sum(c) > 0 and (not self._looks or c != self._looks[-1]):
+            self._looks.append(c)
+            self._look_times.append(t)
+        if not self._looks:
+            return ChangeResult(detected=False, log_evidence=0.0, log_threshold=round(threshold, 3))
+        history = np.asarray(self._looks, dtype=float)[:, None, :]
+        log_e, best = change.log_evidence(history, self._change_prior)
+        result = ChangeResult(detected=bool(log_e[0] >= threshold), log_evidence=round(float(log_e[0]), 3),
+                              log_threshold=round(threshold, 3))
+        if result.detected:
+            j = int(best[0])  # the change came after look j (1-based)
+            before = np.asarray(self._looks[j - 1])
+            after = np.asarray(self._looks[-1]) - before
+            result = ChangeResult(
+                detected=True, log_evidence=result.log_evidence, log_threshold=result.log_threshold,
+                at_t=self._look_times[j - 1], at_n=int(before.sum()),
+                before=self._segment(before, None, self._look_times[j - 1]),
+                after=self._segment(after, self._look_times[j - 1], self._look_times[-1]),
+            )
+        self._change = result
+        return result
+
+    def _segment(self, counts: np.ndarray, t_start: float | None, t_end: float | None) -> Segment:
+        n = int(counts.sum())
+        names = self.spec.names
+        return Segment(counts=dict(zip(names, counts.astype(int).tolist(), strict=True)),
+                       shares={name: float(x) / n if n else 0.0 for name, x in zip(names, counts, strict=True)},
+                       n=n, t_start=0.0 if t_start is None and t_end is not None else t_start, t_end=t_end)
 
     def _split_intervals(self, c: list[int], n: int) -> tuple[np.ndarray, np.ndarray]:
         if self.spec.k == 2:
             # One share decides both: the second subset's interval is the mirror image.
-            a, b = self._priors[0]
-            lo, hi = confseq.interval_scalar(c[0], n, self._alpha_each, a, b)
+            lo, hi = confseq.interval_scalar(c[0], n, self._alpha_each, self._mixtures[0])
             return np.array([lo, 1 - hi]), np.array([hi, 1 - lo])
         lower, upper = np.zeros(self.spec.k), np.ones(self.spec.k)
-        for i, (a, b) in enumerate(self._priors):
-            lower[i], upper[i] = confseq.interval_scalar(c[i], n, self._alpha_each, a, b)
+        for i, mixture in enumerate(self._mixtures):
+            lower[i], upper[i] = confseq.interval_scalar(c[i], n, self._alpha_each, mixture)
         return lower, upper
 
 

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from loadgen.stats.bands import Tolerance
+
 
 class VerdictState(StrEnum):
     PASS = "PASS"
@@ -27,7 +29,7 @@ class SubsetResult:
     share: float  # observed fraction of classified responses
     lower: float  # interval for the true share (anytime-valid or fixed, see Verdict.method)
     upper: float
-    band: tuple[float, float]  # expected +- tolerance, clipped to [0, 1]
+    band: tuple[float, float]  # expected +- this subset's half-width (loadgen.stats.bands), clipped to [0, 1]
     status: str  # "inside" (proved within band), "outside" (proved outside), "undecided"
 
 
@@ -45,17 +47,42 @@ class GuardResult:
 
 
 @dataclass(frozen=True)
+class Segment:
+    """Part of a run on one side of a detected change."""
+
+    counts: dict[str, int]
+    shares: dict[str, float]
+    n: int
+    t_start: float | None  # seconds into the run (None when the caller gave no times)
+    t_end: float | None
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    """The judge's test of one constant split throughout the run (loadgen.stats.change)."""
+
+    detected: bool
+    log_evidence: float  # log E; the change is proved when it reaches log_threshold
+    log_threshold: float
+    at_t: float | None = None  # where the most likely change point is
+    at_n: int | None = None
+    before: Segment | None = None
+    after: Segment | None = None
+
+
+@dataclass(frozen=True)
 class Verdict:
     state: VerdictState
     n: int  # classified responses (the samples the split is judged on)
     subsets: tuple[SubsetResult, ...]
     reason: str
     method: str  # "sequential" or "fixed"
-    tolerance: float
+    tolerance: Tolerance
     alpha: float
     srm_p: float | None  # classic chi-square p-value at this n (not valid under peeking)
     srm_p_anytime: float | None = None  # anytime-valid p-value (sequential method only)
     guards: tuple[GuardResult, ...] = field(default_factory=tuple)
+    change: ChangeResult | None = None  # sequential method only
 
     @property
     def decided(self) -> bool:

@@ -23,10 +23,10 @@ def test_confidence_sequence_covers_at_every_look():
     # conservative, so the observed rate of ever missing is well below alpha.
     rng = np.random.default_rng(7)
     p, n_runs, looks, batch = 0.85, 400, 100, 50
-    a, b = confseq.prior(0.85, 0.02)
+    mix = confseq.mixture_for(0.85, 0.02)
     steps = rng.binomial(batch, p, size=(n_runs, looks)).cumsum(axis=1)
     n = np.arange(1, looks + 1) * batch
-    lo, hi = confseq.interval(steps, np.broadcast_to(n, steps.shape), 0.05, a, b)
+    lo, hi = confseq.interval(steps, np.broadcast_to(n, steps.shape), 0.05, mix)
     missed = ((lo > p) | (hi < p)).any(axis=1).mean()
     assert missed <= 0.05
     # ... and the intervals shrink like 1/sqrt(n) (a too-wide sequence would never decide).
@@ -34,24 +34,24 @@ def test_confidence_sequence_covers_at_every_look():
 
 
 def test_interval_edges():
-    a, b = confseq.prior(0.5, 0.02)
-    lo, hi = confseq.interval(0, 0, 0.01, a, b)
+    mix = confseq.mixture_for(0.5, 0.02)
+    lo, hi = confseq.interval(0, 0, 0.01, mix)
     assert (lo[0], hi[0]) == (0.0, 1.0)
     # A prior centred on 50 % makes extreme data cost more, but it still rules 50 % out.
-    lo, hi = confseq.interval(0, 1000, 0.01, a, b)
+    lo, hi = confseq.interval(0, 1000, 0.01, mix)
     assert lo[0] == 0.0 and 0 < hi[0] < 0.48
-    lo, hi = confseq.interval(1000, 1000, 0.01, a, b)
+    lo, hi = confseq.interval(1000, 1000, 0.01, mix)
     assert hi[0] == 1.0 and 0.52 < lo[0] < 1
 
 
 def test_scalar_and_vector_intervals_agree():
     rng = np.random.default_rng(2)
-    a, b = confseq.prior(0.15, 0.02)
+    mix = confseq.mixture_for(0.15, 0.02)
     n = rng.integers(1, 20_000, size=50)
     s = rng.binomial(n, 0.15)
-    lo, hi = confseq.interval(s, n, 0.01, a, b)
+    lo, hi = confseq.interval(s, n, 0.01, mix)
     for i in range(50):
-        assert confseq.interval_scalar(int(s[i]), int(n[i]), 0.01, a, b) == pytest.approx((lo[i], hi[i]), abs=1e-12)
+        assert confseq.interval_scalar(int(s[i]), int(n[i]), 0.01, mix) == pytest.approx((lo[i], hi[i]), abs=1e-12)
 
 
 def test_pass_at_the_true_split_and_fail_far_from_it():
