@@ -38,7 +38,7 @@ from loadgen.stats import (
     plan,
 )
 from loadgen.stats.bands import band_of
-from loadgen.stats.plan import fixed_sample_size
+from loadgen.stats.plan import default_budget, fixed_sample_size
 
 LOOK_EVERY_S = 0.1  # how often the live run asks the judge
 REPLAY_LOOK_EVERY = 50  # samples between looks when replaying a recording
@@ -194,7 +194,7 @@ def budget(options: CanaryOptions, the_plan: Plan) -> int:
         if the_plan.fixed_n is None:
             raise UsageError("the fixed test needs more than 10 million requests here; give --max-requests")
         return the_plan.fixed_n
-    return max(5000, 4 * (the_plan.fixed_n or 25_000))
+    return default_budget(the_plan.fixed_n)
 
 
 def reachability(options: CanaryOptions, spec: SplitSpec, the_plan: Plan, n_max: int) -> tuple[bool, str]:

@@ -24,8 +24,8 @@ spread of its bands) and half Jeffreys; after it, Jeffreys. Centring the first s
 what the user expects makes the usual case -- right split, then a change -- cheaper to
 prove, without giving up the case of a split that was wrong from the start.
 
-Change points are look boundaries (a batch is never split), so one function serves the
-judge (one stream, called after every look) and the bench (thousands of streams at once).
+Change points are look boundaries (a batch is never split), so one class serves the judge
+(one stream, a look at a time) and the simulation (thousands of streams at once).
 """
 
 from __future__ import annotations
@@ -63,33 +63,58 @@ def before_prior(weights: Sequence[float], half_widths: Sequence[float]) -> NDAr
     return concentration * w + 0.5
 
 
-def log_evidence(cumulative: NDArray[np.float64], before: NDArray[np.float64]) -> tuple[NDArray[np.float64],
-                                                                                      NDArray[np.int64]]:
-    """log E_J at the last look, and the most probable change boundary, for each stream.
+class ChangeTest:
+    """E_J for one stream or many at once, one look at a time.
 
-    ``cumulative`` has shape (J, runs, k): the counts per subset after each look 1..J.
-    Returns (log E_J, j) with j the candidate look after which the change most likely came
-    (0 when J < 2).
+    Each candidate boundary's first segment is fixed once the run is past it, so its marginal
+    is computed once; a look costs one second-segment marginal per candidate (O(log J)).
+    Rows are streams; ``look`` may be given a subset of them (the bench drops streams that
+    reached a verdict), and a row left out of a look must not come back.
     """
-    looks, runs, k = cumulative.shape
-    jeffreys = np.full(k, 0.5)
-    last = cumulative[-1]
-    n = last.sum(axis=-1)
-    g = CANDIDATES[looks > CANDIDATES]  # boundaries a change may already be after
-    no_change_mass = 1.0 / (g[-1] + 1) if len(g) else 1.0
-    whole = np.logaddexp(_log_dirichlet_marginal(last, before), _log_dirichlet_marginal(last, jeffreys)) - np.log(2)
-    terms = [np.full(runs, np.log(no_change_mass)) + whole]
-    best = np.zeros(runs, dtype=np.int64)
-    if len(g):
-        head = cumulative[g - 1]  # (G, runs, k): counts up to each candidate boundary
-        prev = np.concatenate(([0], g[:-1])).astype(float)[:, None]
-        log_pi = np.log(1.0 / (prev + 1) - 1.0 / (g.astype(float)[:, None] + 1))
-        seg1 = np.logaddexp(_log_dirichlet_marginal(head, before), _log_dirichlet_marginal(head, jeffreys)) - np.log(2)
-        seg2 = _log_dirichlet_marginal(last[None] - head, jeffreys)
-        per_g = log_pi + seg1 + seg2
-        terms.append(logsumexp(per_g, axis=0))
-        best = g[per_g.argmax(axis=0)]
-    numerator = logsumexp(np.stack(terms), axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sup = np.where(last > 0, last * np.log(last / np.maximum(n, 1)[:, None]), 0.0).sum(axis=-1)
-    return numerator - sup, best
+
+    def __init__(self, before: NDArray[np.float64], runs: int = 1) -> None:
+        self._before = np.asarray(before, dtype=float)
+        self._jeffreys = np.full(len(self._before), 0.5)
+        self._runs = runs
+        self._last = np.zeros((runs, len(self._before)))  # counts at the latest look, every row
+        self.looks = 0
+        self._g: list[int] = []  # candidate boundaries passed so far
+        self._heads: list[NDArray[np.float64]] = []  # counts up to each, (runs, k)
+        self._seg1: list[NDArray[np.float64]] = []  # log marginal of the segment before it, (runs,)
+
+    def _first_segment(self, counts: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.logaddexp(_log_dirichlet_marginal(counts, self._before),
+                            _log_dirichlet_marginal(counts, self._jeffreys)) - np.log(2)
+
+    def look(self, cumulative: NDArray[np.float64], rows: NDArray[np.int64] | None = None
+             ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        """Add a look with cumulative counts (len(rows), k) and return (log E, most likely boundary g).
+
+        g is the look after which the change most likely came (0 while no boundary is passed).
+        """
+        cumulative = np.asarray(cumulative, dtype=float)
+        rows = np.arange(self._runs) if rows is None else rows
+        if self.looks and self.looks == int(CANDIDATES[len(self._g)]):
+            # The boundary after the previous look is now behind us: freeze its first segment.
+            self._g.append(self.looks)
+            self._heads.append(self._last.copy())
+            self._seg1.append(self._first_segment(self._last))
+        self.looks += 1
+        self._last[rows] = cumulative
+        n = cumulative.sum(axis=-1)
+        no_change_mass = 1.0 / (self._g[-1] + 1) if self._g else 1.0
+        terms = [np.log(no_change_mass) + self._first_segment(cumulative)]
+        best = np.zeros(len(rows), dtype=np.int64)
+        if self._g:
+            g = np.asarray(self._g)
+            heads = np.stack([h[rows] for h in self._heads])
+            seg1 = np.stack([s[rows] for s in self._seg1])
+            prev = np.concatenate(([0], g[:-1])).astype(float)[:, None]
+            log_pi = np.log(1.0 / (prev + 1) - 1.0 / (g.astype(float)[:, None] + 1))
+            per_g = log_pi + seg1 + _log_dirichlet_marginal(cumulative[None] - heads, self._jeffreys)
+            terms.append(logsumexp(per_g, axis=0))
+            best = g[per_g.argmax(axis=0)]
+        numerator = logsumexp(np.stack(terms), axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sup = np.where(cumulative > 0, cumulative * np.log(cumulative / np.maximum(n, 1)[:, None]), 0.0)
+        return numerator - sup.sum(axis=-1), best

@@ -17,6 +17,7 @@ between them (SPLIT_, GUARD_ and CHANGE_ALPHA_SHARE), so the chance of any false
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from loadgen.stats.bands import Tolerance, band_of, half_widths
@@ -28,6 +29,8 @@ from loadgen.stats.verdict import ChangeResult, GuardResult, SubsetResult, Verdi
 SPLIT_ALPHA_SHARE = 0.85
 GUARD_ALPHA_SHARE = 0.05
 CHANGE_ALPHA_SHARE = 0.05
+# A FAIL mentions change evidence from 20:1 on, short of proof: a hint where to look, not a claim.
+HINT_LOG_EVIDENCE = math.log(20)
 
 
 @dataclass(frozen=True)
@@ -104,8 +107,8 @@ def _subset_sentence(s: SubsetResult, n: int) -> str:
     seen = "no response at all" if s.count == 0 else f"{_pct_fine(s.share)}"
     if _starved(s):
         # Starved (a dead canary is the case this exists for): say it in counts.
-        return (f"{s.name} gets {seen}: it has answered {s.count:,} of {n:,} requests, expected {s.expected * 100:.4g} % "
-                f"(band {_band_text(s)}; true share at most {_pct_fine(s.upper)})")
+        return (f"{s.name} gets {seen}: it has answered {s.count:,} of {n:,} requests, "
+                f"expected {s.expected * 100:.4g} % (band {_band_text(s)}; true share at most {_pct_fine(s.upper)})")
     half = (s.band[1] - s.band[0]) / 2 if s.expected > 0 else s.band[1]
     return (
         f"{s.name} gets {seen} (true share {_pct_fine(s.lower)}-{_pct_fine(s.upper)}), "
@@ -171,6 +174,9 @@ def decide(
             f"{s.name} has not answered once (expected {s.expected * 100:.4g} %)"
             for s in subsets if s.count == 0 and s.expected > 0 and s not in outside
         ]
+        if not changed and change is not None and change.log_evidence >= HINT_LOG_EVIDENCE:
+            parts.append(f"the split also looks unsteady over time (evidence {math.exp(change.log_evidence):,.0f}:1 "
+                         f"against one constant split; {math.exp(change.log_threshold):,.0f}:1 would prove a change)")
         reason = "; ".join(parts) + f" ({conf}, n={n})"
     elif all(s.status == "inside" for s in subsets):
         state = VerdictState.PASS

@@ -50,7 +50,7 @@ class SequentialJudge:
         self._max_log_bf = 0.0
         self._last_total = 0
         # Change test: cumulative counts and time at each look that brought new responses.
-        self._change_prior = change.before_prior(spec.weights, widths)
+        self._change_test = change.ChangeTest(change.before_prior(spec.weights, widths))
         self._looks: list[list[int]] = []
         self._look_times: list[float | None] = []
         self._change: ChangeResult | None = None
@@ -104,13 +104,14 @@ class SequentialJudge:
         if self._change is not None and self._change.detected:
             return self._change
         threshold = float(np.log(1 / self.config.change_alpha))
-        if sum(c) > 0 and (not self._looks or c != self._looks[-1]):
-            self._looks.append(c)
-            self._look_times.append(t)
-        if not self._looks:
+        if sum(c) == 0 or (self._looks and c == self._looks[-1]):
+            # No new responses: not a look for the change test (a boundary would cost prior mass).
+            if self._change is not None:
+                return self._change
             return ChangeResult(detected=False, log_evidence=0.0, log_threshold=round(threshold, 3))
-        history = np.asarray(self._looks, dtype=float)[:, None, :]
-        log_e, best = change.log_evidence(history, self._change_prior)
+        self._looks.append(c)
+        self._look_times.append(t)
+        log_e, best = self._change_test.look(np.asarray([c], dtype=float))
         result = ChangeResult(detected=bool(log_e[0] >= threshold), log_evidence=round(float(log_e[0]), 3),
                               log_threshold=round(threshold, 3))
         if result.detected:

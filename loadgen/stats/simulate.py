@@ -9,7 +9,7 @@ The rule is the judge's, evaluated where it decides: a subset's running interval
 its band's lower edge exactly when, at some look, the confidence sequence's martingale at that
 edge reached 1/alpha with the observed share above it (and likewise for the other edge and for
 FAIL), so only the band edges need evaluating -- no bisection -- with the judge's own mixtures
-(confseq.mixture_for) and its own change test (change.log_evidence).
+(confseq.mixture_for) and its own change test (change.ChangeTest).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def judge_streams(spec: SplitSpec, config: JudgeConfig, steps: NDArray[np.int64]
     mixtures = [confseq.mixture_for(w, h) for w, h in zip(spec.weights, widths, strict=True)]
     bands = [band_of(w, h) for w, h in zip(spec.weights, widths, strict=True)]
     zero = np.array(spec.weights) == 0
-    before_prior = change.before_prior(spec.weights, widths)
+    change_test = change.ChangeTest(change.before_prior(spec.weights, widths), runs)
 
     low_ok = np.zeros((runs, k), dtype=bool)
     high_ok = np.zeros((runs, k), dtype=bool)
@@ -107,7 +107,7 @@ def judge_streams(spec: SplitSpec, config: JudgeConfig, steps: NDArray[np.int64]
                 proved = confseq.log_martingale(hi, c[:, i], n, mixtures[i]) >= threshold
                 high_ok[active, i] |= proved & (share < hi)
                 fail |= proved & (share > hi)
-        log_e, _ = change.log_evidence(cum[: t + 1, active], before_prior)
+        log_e, _ = change_test.look(c, active)
         changed = log_e >= change_threshold
         passed = low_ok[active].all(axis=1) & high_ok[active].all(axis=1)
         verdict = np.where(changed | fail, FAIL, np.where(passed, PASS, 0))
