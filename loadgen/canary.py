@@ -247,6 +247,10 @@ def replay(options: CanaryOptions, on_look: Callable[[Snapshot], None] | None = 
             raise UsageError(f"{path} records no subsets (it was not written by loadgen): give --map 1=v1,2=v2")
         mapping = SubsetMap(tuple(sorted(set(recorded.values()))), recorded, f"recorded in {path.name}")
         use_recorded = True
+    if use_recorded and "=" not in options.expect and len(options.expect.split("/")) != len(mapping.subsets):
+        # A recording only knows the subsets that answered: a dead canary's has none of its rows.
+        # Positional weights then name the subsets v1, v2, ... as usual.
+        mapping = SubsetMap((), mapping.app_ids, mapping.source)
     spec = resolve_spec(options.expect, mapping, None, options.service)
     the_plan = plan(spec, options.config)
     judge = make_judge(spec, options)
@@ -306,16 +310,19 @@ def run_live(
     missing = [s for s in spec.names if s not in mapping.app_ids.values() and spec.weight(s) > 0]
     if missing:
         say(f"warning: no APP_ID maps to subset {', '.join(missing)} ({mapping.source})")
-    _probe(target_url, options)
     the_plan = plan(spec, options.config)
     n_max = budget(options, the_plan)
     reachable, about = reachability(options, spec, the_plan, n_max)
-    load = LoadPlan(url=target_url, rate=options.rate, max_requests=n_max, max_time=options.max_time,
-                    timeout=options.timeout, headers=options.headers)
+    if not reachable:
+        say(about)  # before anything is sent
+    _probe(target_url, options)
     say(f"judging {spec.as_percent()}, {options.config.band_tolerance.describe()}, at "
         f"{(1 - options.config.alpha) * 100:.4g} % confidence ({options.method}); up to {n_max:,} requests "
         f"at {options.rate:g}/s, {options.max_time:g}s at most")
-    say(about)
+    if reachable:
+        say(about)
+    load = LoadPlan(url=target_url, rate=options.rate, max_requests=n_max, max_time=options.max_time,
+                    timeout=options.timeout, headers=options.headers)
     judge = make_judge(spec, options)
     tally = Tally(spec, mapping)
     writer = SampleWriter(options.record) if options.record else None

@@ -42,7 +42,15 @@ from loadgen.load.sample import Sample
 from loadgen.mesh.consul_api import ConsulClient
 from loadgen.mesh.subsets import SubsetMap, live_splitter, subset_map
 from loadgen.report.files import write_json, write_junit
-from loadgen.stats import JudgeConfig, SequentialJudge, SplitSpec, Verdict, VerdictState, parse_app_id_map
+from loadgen.stats import (
+    JudgeConfig,
+    SequentialJudge,
+    SplitSpec,
+    Tolerance,
+    Verdict,
+    VerdictState,
+    parse_app_id_map,
+)
 
 log = logging.getLogger("loadgen.locust")
 JUDGE_EVERY_S = 1.0
@@ -96,7 +104,12 @@ class Canary:
         opts = environment.parsed_options
         self.environment = environment
         self.expect: str | None = getattr(opts, "expect", None) or None
-        self.config = JudgeConfig(tolerance=opts.tolerance / 100, alpha=1 - opts.confidence / 100)
+        self.problem: str | None = None
+        try:
+            self.config = JudgeConfig(tolerance=Tolerance.parse(opts.tolerance), alpha=1 - opts.confidence / 100)
+        except LoadgenError as exc:
+            self.config = JudgeConfig()
+            self.problem = exc.message
         self.consul_address: str = opts.consul
         self.map_text: str | None = opts.map or None
         self.json_path = Path(opts.canary_json) if opts.canary_json else None
@@ -106,10 +119,12 @@ class Canary:
         self.spec: SplitSpec | None = None
         self.judge: SequentialJudge | None = None
         self.verdict: Verdict | None = None
-        self.problem: str | None = None
 
     def prepare(self) -> None:
         """Resolve the APP_ID map and the expected split (Consul is asked once, at start)."""
+        if self.problem:
+            log.error("loadgen: %s", self.problem)
+            return
         try:
             consul = ConsulClient(self.consul_address, timeout=3.0)
             try:
@@ -164,18 +179,20 @@ class Canary:
                 lat = _latency(book, ids.split(",")) if ids else {}
                 rows.append({"subset": s.name, "app_ids": ids, "expected": f"{s.expected * 100:.4g} %",
                              "count": s.count, "share": f"{s.share * 100:.2f} %",
-                             "interval": f"{s.lower * 100:.1f}-{s.upper * 100:.1f} %", "status": s.status,
-                             **lat})
+                             "interval": f"{s.lower * 100:.1f}-{s.upper * 100:.1f} %",
+                             "band": _band(s.band), "status": s.status, **lat})
         for app_id, n in sorted(app_ids.items()):
             if v is None or app_id not in mapping or mapping[app_id] not in {s.name for s in v.subsets}:
                 rows.append({"subset": mapping.get(app_id, "(unknown)"), "app_ids": app_id, "expected": "",
-                             "count": n, "share": "", "interval": "", "status": "", **_latency(book, [app_id])})
+                             "count": n, "share": "", "interval": "", "band": "", "status": "",
+                             **_latency(book, [app_id])})
         if errors:
             rows.append({"subset": "(errors)", "app_ids": "", "expected": "", "count": sum(errors.values()),
-                         "share": "", "interval": "", "status": ", ".join(f"{k} x{n}" for k, n in errors.items())})
+                         "share": "", "interval": "", "band": "",
+                         "status": ", ".join(f"{k} x{n}" for k, n in errors.items())})
         state = v.state.value if v else ("no --expect" if not self.expect else self.problem or "waiting")
         rows.append({"subset": "VERDICT", "app_ids": "", "expected": self.spec.as_percent() if self.spec else "",
-                     "count": v.n if v else 0, "share": "", "interval": "", "status": state,
+                     "count": v.n if v else 0, "share": "", "interval": "", "band": "", "status": state,
                      "p50_ms": "", "p99_ms": "", "max_ms": "", "reason": v.reason if v else ""})
         return rows
 
@@ -198,6 +215,11 @@ class Canary:
         if self.junit_path:
             write_junit(self.junit_path, v, suite="loadgen canary (locust)",
                         properties={"expected": self.spec.as_percent()})
+
+
+def _band(band: tuple[float, float]) -> str:
+    digits = 2 if band[0] < 0.1 else 1
+    return f"{band[0] * 100:.{digits}f}-{band[1] * 100:.{digits}f} %"
 
 
 def _latency(book: LatencyBook, app_ids: list[str]) -> dict[str, Any]:
@@ -239,7 +261,9 @@ class MeshUser(FastHttpUser):
 def _options(parser: Any) -> None:
     group = parser.add_argument_group("loadgen canary")
     group.add_argument("--expect", default="", help="Expected split: 85/15, v1=85,v2=15 or consul")
-    group.add_argument("--tolerance", type=float, default=2.0, help="Allowed deviation per subset, points")
+    group.add_argument("--tolerance", default="2",
+                       help="Allowed deviation per subset: points (2; at most half a weight) or a share of each "
+                            "weight (20%%)")
     group.add_argument("--confidence", type=float, default=99.0, help="Confidence, percent")
     group.add_argument("--map", default="", help="APP_ID to subset, like 1=v1,2=v2 (default: from Consul)")
     group.add_argument("--consul", default="127.0.0.1:8500", help="Consul for the APP_ID map / --expect consul")
@@ -268,7 +292,8 @@ def _install_tab(environment: Any, canary: Canary) -> None:
 
     conf = f"{(1 - canary.config.alpha) * 100:.4g} %"
     columns = [("subset", "Subset"), ("app_ids", "APP_ID"), ("expected", "Expected"), ("count", "Count"),
-               ("share", "Observed share"), ("interval", f"True share ({conf} interval)"), ("status", "Status"),
+               ("share", "Observed share"), ("interval", f"True share ({conf} interval)"),
+               ("band", "Band (PASS inside)"), ("status", "Status"),
                ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("max_ms", "max ms")]
     environment.web_ui.template_args["extended_tabs"] = [{"title": "Split", "key": TAB_KEY}]
     environment.web_ui.template_args["extended_tables"] = [

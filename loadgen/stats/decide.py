@@ -88,13 +88,17 @@ def _pct(x: float) -> str:
     return f"{x * 100:.1f} %"
 
 
+def _num_fine(x: float) -> str:
+    """Small shares need more digits: 0.31, not 0.3 (percent, without the sign)."""
+    return f"{x * 100:.2f}" if x < 0.1 else f"{x * 100:.1f}"
+
+
 def _pct_fine(x: float) -> str:
-    """Small shares need more digits: 0.31 %, not 0.3 %."""
-    return f"{x * 100:.2f} %" if x < 0.1 else _pct(x)
+    return f"{_num_fine(x)} %"
 
 
 def _band_text(s: SubsetResult) -> str:
-    return f"{_pct_fine(s.band[0])}-{_pct_fine(s.band[1])}"
+    return f"{_num_fine(s.band[0])}-{_num_fine(s.band[1])} %"
 
 
 def _starved(s: SubsetResult) -> bool:
@@ -111,7 +115,7 @@ def _subset_sentence(s: SubsetResult, n: int) -> str:
                 f"expected {s.expected * 100:.4g} % (band {_band_text(s)}; true share at most {_pct_fine(s.upper)})")
     half = (s.band[1] - s.band[0]) / 2 if s.expected > 0 else s.band[1]
     return (
-        f"{s.name} gets {seen} (true share {_pct_fine(s.lower)}-{_pct_fine(s.upper)}), "
+        f"{s.name} gets {seen} (true share {_num_fine(s.lower)}-{_pct_fine(s.upper)}), "
         f"expected {s.expected * 100:.4g} % +- {half * 100:.4g}"
     )
 
@@ -188,7 +192,7 @@ def decide(
         worst = max(open_, key=lambda s: s.upper - s.lower)
         lead = "budget ran out before the verdict was clear" if final else "not clear yet"
         reason = (
-            f"{lead}: {worst.name}'s true share is {_pct_fine(worst.lower)}-{_pct_fine(worst.upper)}, "
+            f"{lead}: {worst.name}'s true share is {_num_fine(worst.lower)}-{_pct_fine(worst.upper)}, "
             f"which overlaps the edge of its band {_band_text(worst)} (n={n})"
         )
         if final:
