@@ -94,6 +94,31 @@ def test_stopped_v2_instance_fails_naming_the_subset(loadgen, mesh_runtime):
         loadgen("up", "--stage", "splitter")  # restarts the stopped instance
 
 
+def test_one_percent_canary_passes_and_fails_when_v2_is_stopped(loadgen, mesh_runtime):
+    # A 99/1 splitter: the canary's band is 0.5-1.5 %, so a dead v2 can no longer hide in +-2 points.
+    loadgen("up", "--stage", "splitter")
+    _splitter((99, 1))
+    try:
+        _wait_envoy_split({"v1": 9900, "v2": 100})
+        proc = canary(loadgen, "--expect", "99/1", "--rate", "800", "--json", "-")
+        result = json.loads(proc.stdout)
+        assert proc.returncode == 0 and result["verdict"] == "PASS", result["reason"]
+        assert result["bands"]["v2"] == pytest.approx([0.005, 0.015])
+        assert result["app_id_counts"]["2"] > 0 and not result["judge"]["change"]["detected"]
+        mesh_runtime.stop_instance(loadgen, "service-b-2")
+        proc = canary(loadgen, "--expect", "99/1", "--rate", "800", "--json", "-")
+        result = json.loads(proc.stdout)
+        assert proc.returncode == 1 and result["verdict"] == "FAIL", result["reason"]
+        assert result["reason"].startswith("v2 gets no response at all: it has answered 0 of"), result["reason"]
+        assert "expected 1 %" in result["reason"] and result["app_id_counts"].get("2") is None
+        # The requests the splitter sent to the missing v2 failed (~1 %), below --max-errors: the FAIL is v2's.
+        assert not any(g["exceeded"] for g in result["judge"]["guards"])
+    finally:
+        loadgen("up", "--stage", "splitter")  # restarts the stopped instance
+        _splitter((85, 15))
+        _wait_envoy_split({"v1": 8500, "v2": 1500})
+
+
 def test_another_stage_is_put_back_after_the_run(loadgen):
     loadgen("up", "--stage", "basic")
     proc = canary(loadgen, "--expect", "85/15")
