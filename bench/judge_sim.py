@@ -39,47 +39,29 @@ from loadgen.stats.bands import band_of
 from loadgen.stats.figures import FIGURES, HELP_SCENARIOS, design_fingerprint
 from loadgen.stats.fixed import clopper_pearson
 from loadgen.stats.plan import default_budget, fixed_sample_size
-from loadgen.stats.simulate import FAIL, INCONCLUSIVE, LOOK_EVERY, PASS, Outcome, Summary, judge_streams
+from loadgen.stats.simulate import (
+    FAIL,
+    INCONCLUSIVE,
+    LOOK_EVERY,
+    PASS,
+    Outcome,
+    Rule,
+    Summary,
+    apply_rule,
+    judge_streams,
+)
 
 SCENARIOS = ["85/15", "50/50", "99/1", "98/2", "95/5", "90/10", "70/20/10"]
 OLD_SPLIT_ALPHA_SHARE = 0.9
 
 
 def old_judge_streams(spec: SplitSpec, cfg: JudgeConfig, steps: np.ndarray, tol: float) -> Outcome:
-    """The judge before this version: band +- tol for every subset, one Beta(w, tol) per subset."""
-    looks, runs, k = steps.shape
-    cum = steps.cumsum(axis=0).astype(float)
-    threshold = np.log(1 / (cfg.alpha * OLD_SPLIT_ALPHA_SHARE / (1 if k == 2 else k)))
-    tested = [0] if k == 2 else list(range(k))
-    mixtures = [confseq.single_beta(w, tol) for w in spec.weights]
-    bands = [(max(0.0, w - tol), min(1.0, w + tol)) for w in spec.weights]
-    zero = np.array(spec.weights) == 0
-    low_ok = np.array([[bands[i][0] <= 0 or i not in tested for i in range(k)]] * runs)
-    high_ok = np.array([[bands[i][1] >= 1 or i not in tested for i in range(k)]] * runs)
-    code = np.zeros(runs, dtype=np.int64)
-    stop_n = np.zeros(runs, dtype=np.int64)
-    for t in range(looks):
-        active = np.flatnonzero(code == 0)
-        if not len(active):
-            break
-        c = cum[t, active]
-        n = c.sum(axis=1)
-        fail = (zero & (c > 0)).any(axis=1)
-        for i in tested:
-            lo, hi = bands[i]
-            share = c[:, i] / np.maximum(n, 1)
-            for edge, ok, above in ((lo, low_ok, True), (hi, high_ok, False)):
-                if 0 < edge < 1:
-                    proved = confseq.log_martingale(edge, c[:, i], n, mixtures[i]) >= threshold
-                    ok[active, i] |= proved & ((share > edge) if above else (share < edge))
-                    fail |= proved & ((share < edge) if above else (share > edge))
-        verdict = np.where(fail, FAIL, np.where(low_ok[active].all(axis=1) & high_ok[active].all(axis=1), PASS, 0))
-        decided = verdict > 0
-        code[active[decided]] = verdict[decided]
-        stop_n[active[decided]] = n[decided]
-    code[code == 0] = INCONCLUSIVE
-    stop_n[code == INCONCLUSIVE] = cum[-1].sum(axis=1)[code == INCONCLUSIVE]
-    return Outcome(code, stop_n, np.zeros(runs, dtype=bool))
+    """The judge before this version: band +- tol for every subset, one Beta(w, tol) per subset,
+    90 % of alpha to the split, no change test."""
+    old = Rule(bands=[(max(0.0, w - tol), min(1.0, w + tol)) for w in spec.weights],
+               mixtures=[confseq.single_beta(w, tol) for w in spec.weights],
+               alpha_each=cfg.alpha * OLD_SPLIT_ALPHA_SHARE / (1 if spec.k == 2 else spec.k))
+    return apply_rule(old, spec, steps)
 
 
 def fixed_codes(spec: SplitSpec, cfg: JudgeConfig, c: np.ndarray) -> np.ndarray:

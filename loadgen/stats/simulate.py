@@ -67,25 +67,49 @@ def stationary_steps(p: NDArray[np.float64], runs: int, budget: int, rng: np.ran
     return rng.multinomial(batch, p, size=(max(budget // batch, 1), runs))
 
 
+@dataclass(frozen=True)
+class Rule:
+    """What a judge's verdict depends on, per subset: its band, the mixture its confidence
+    sequence bets with, the alpha of each interval; and whether it tests for a change."""
+
+    bands: list[tuple[float, float]]
+    mixtures: list[confseq.Mixture]
+    alpha_each: float
+    change_prior: NDArray[np.float64] | None = None  # None: no change test
+    change_alpha: float = 0.0
+
+    @classmethod
+    def of_judge(cls, spec: SplitSpec, config: JudgeConfig) -> Rule:
+        """The SequentialJudge's own rule."""
+        widths = config.half_widths(spec)
+        return cls(
+            bands=[band_of(w, h) for w, h in zip(spec.weights, widths, strict=True)],
+            mixtures=[confseq.mixture_for(w, h) for w, h in zip(spec.weights, widths, strict=True)],
+            alpha_each=config.split_alpha_each(spec.k), change_prior=change.before_prior(spec.weights, widths),
+            change_alpha=config.change_alpha,
+        )
+
+
 def judge_streams(spec: SplitSpec, config: JudgeConfig, steps: NDArray[np.int64]) -> Outcome:
     """The SequentialJudge's verdicts on streams given as per-look counts (looks, runs, k); each run
     stops at its first PASS or FAIL, else is INCONCLUSIVE at the last look."""
+    return apply_rule(Rule.of_judge(spec, config), spec, steps)
+
+
+def apply_rule(rule: Rule, spec: SplitSpec, steps: NDArray[np.int64]) -> Outcome:
+    """:func:`judge_streams` for any :class:`Rule` (the bench also runs the judge's predecessor)."""
     looks, runs, k = steps.shape
     cum = steps.cumsum(axis=0).astype(float)
-    threshold = np.log(1 / config.split_alpha_each(k))
-    change_threshold = np.log(1 / config.change_alpha)
-    widths = config.half_widths(spec)
+    threshold = np.log(1 / rule.alpha_each)
     tested = [0] if k == 2 else list(range(k))
-    mixtures = [confseq.mixture_for(w, h) for w, h in zip(spec.weights, widths, strict=True)]
-    bands = [band_of(w, h) for w, h in zip(spec.weights, widths, strict=True)]
     zero = np.array(spec.weights) == 0
-    change_test = change.ChangeTest(change.before_prior(spec.weights, widths), runs)
+    change_test = None if rule.change_prior is None else change.ChangeTest(rule.change_prior, runs)
 
     low_ok = np.zeros((runs, k), dtype=bool)
     high_ok = np.zeros((runs, k), dtype=bool)
-    for i in range(k):
-        low_ok[:, i] = bands[i][0] <= 0 or i not in tested
-        high_ok[:, i] = bands[i][1] >= 1 or i not in tested
+    for i, (lo, hi) in enumerate(rule.bands):
+        low_ok[:, i] = lo <= 0 or i not in tested
+        high_ok[:, i] = hi >= 1 or i not in tested
     code = np.zeros(runs, dtype=np.int64)
     stop_n = np.zeros(runs, dtype=np.int64)
     by_change = np.zeros(runs, dtype=bool)
@@ -97,18 +121,20 @@ def judge_streams(spec: SplitSpec, config: JudgeConfig, steps: NDArray[np.int64]
         n = c.sum(axis=1)
         fail = (zero & (c > 0)).any(axis=1)
         for i in tested:
-            lo, hi = bands[i]
+            lo, hi = rule.bands[i]
             share = c[:, i] / np.maximum(n, 1)
             if lo > 0:
-                proved = confseq.log_martingale(lo, c[:, i], n, mixtures[i]) >= threshold
+                proved = confseq.log_martingale(lo, c[:, i], n, rule.mixtures[i]) >= threshold
                 low_ok[active, i] |= proved & (share > lo)
                 fail |= proved & (share < lo)
             if hi < 1:
-                proved = confseq.log_martingale(hi, c[:, i], n, mixtures[i]) >= threshold
+                proved = confseq.log_martingale(hi, c[:, i], n, rule.mixtures[i]) >= threshold
                 high_ok[active, i] |= proved & (share < hi)
                 fail |= proved & (share > hi)
-        log_e, _ = change_test.look(c, active)
-        changed = log_e >= change_threshold
+        changed = np.zeros(len(active), dtype=bool)
+        if change_test is not None:
+            log_e, _ = change_test.look(c, active)
+            changed = log_e >= np.log(1 / rule.change_alpha)
         passed = low_ok[active].all(axis=1) & high_ok[active].all(axis=1)
         verdict = np.where(changed | fail, FAIL, np.where(passed, PASS, 0))
         decided = verdict > 0
