@@ -37,7 +37,7 @@ from loadgen.stats import (
     parse_app_id_map,
     plan,
 )
-from loadgen.stats.bands import band_of
+from loadgen.stats.bands import band_of, format_band
 from loadgen.stats.plan import default_budget, fixed_sample_size
 
 LOOK_EVERY_S = 0.1  # how often the live run asks the judge
@@ -200,7 +200,7 @@ def budget(options: CanaryOptions, the_plan: Plan) -> int:
 def reachability(options: CanaryOptions, spec: SplitSpec, the_plan: Plan, n_max: int) -> tuple[bool, str]:
     """Can this run's budget reach a verdict at these bands? Said before anything is sent."""
     widths = options.config.half_widths(spec)
-    bands = ", ".join(f"{name} {_band_text(band_of(w, h))}"
+    bands = ", ".join(f"{name} {format_band(band_of(w, h))}"
                       for name, w, h in zip(spec.names, spec.weights, widths, strict=True))
     can_send = min(n_max, int(options.rate * options.max_time))
     # The sequential judge's mean n to PASS at the expected split is below the fixed test's n at
@@ -214,10 +214,6 @@ def reachability(options: CanaryOptions, spec: SplitSpec, the_plan: Plan, n_max:
                        f"test at 90 % power; see --plan), but this run can send at most {can_send:,} "
                        f"({limit}): expect INCONCLUSIVE. Raise the budget, or widen --tolerance")
     return True, f"bands {bands}"
-
-
-def _band_text(band: tuple[float, float]) -> str:
-    return "-".join(f"{x * 100:.4g}" for x in band) + " %"
 
 
 def _judge_now(judge: SequentialJudge | FixedJudge, tally: Tally, final: bool, t: float | None = None) -> Verdict:

@@ -51,6 +51,7 @@ from loadgen.stats import (
     VerdictState,
     parse_app_id_map,
 )
+from loadgen.stats.bands import format_band
 
 log = logging.getLogger("loadgen.locust")
 JUDGE_EVERY_S = 1.0
@@ -180,7 +181,7 @@ class Canary:
                 rows.append({"subset": s.name, "app_ids": ids, "expected": f"{s.expected * 100:.4g} %",
                              "count": s.count, "share": f"{s.share * 100:.2f} %",
                              "interval": f"{s.lower * 100:.1f}-{s.upper * 100:.1f} %",
-                             "band": _band(s.band), "status": s.status, **lat})
+                             "band": format_band(s.band), "status": s.status, **lat})
         for app_id, n in sorted(app_ids.items()):
             if v is None or app_id not in mapping or mapping[app_id] not in {s.name for s in v.subsets}:
                 rows.append({"subset": mapping.get(app_id, "(unknown)"), "app_ids": app_id, "expected": "",
@@ -215,11 +216,6 @@ class Canary:
         if self.junit_path:
             write_junit(self.junit_path, v, suite="loadgen canary (locust)",
                         properties={"expected": self.spec.as_percent()})
-
-
-def _band(band: tuple[float, float]) -> str:
-    digits = 2 if band[0] < 0.1 else 1
-    return f"{band[0] * 100:.{digits}f}-{band[1] * 100:.{digits}f} %"
 
 
 def _latency(book: LatencyBook, app_ids: list[str]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from loadgen.report.files import write_json, write_junit
 from loadgen.report.statusline import StatusLine
 from loadgen.report.terminal import live_line, verdict_table
 from loadgen.stats import JudgeConfig, SplitSpec, Tolerance, VerdictState, plan
-from loadgen.stats.bands import band_of
+from loadgen.stats.bands import band_of, format_band
 from loadgen.stats.figures import published
 from loadgen.stats.simulate import LOOK_EVERY, simulate
 
@@ -230,7 +230,7 @@ def _print_plan(options: CanaryOptions, json_path: Path | None) -> int:
         return ExitCode.OK
     if json_path:
         write_json(json_path, report)
-    bands = ", ".join(f"{name} {lo * 100:.4g}-{hi * 100:.4g} %" for name, (lo, hi) in report["bands"].items())
+    bands = ", ".join(f"{name} {format_band(band)}" for name, band in report["bands"].items())
     out.print(f"{spec.as_percent()}, {options.config.band_tolerance.describe()}, confidence "
               f"{(1 - options.config.alpha) * 100:g} %: bands {bands}", highlight=False)
     table = Table("power", "fixed test n")

@@ -9,6 +9,7 @@ from typing import Any
 
 from loadgen.errors import UsageError
 from loadgen.stats import Verdict, VerdictState
+from loadgen.stats.bands import format_band
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -26,7 +27,7 @@ def junit_xml(verdict: Verdict, suite: str = "loadgen canary", duration_s: float
     failures = skipped = 0
     for s in verdict.subsets:
         case = ET.SubElement(cases, "testcase", classname=suite, name=f"subset {s.name}")
-        text = (f"expected {s.expected * 100:.4g} %, band {s.band[0] * 100:.4g}-{s.band[1] * 100:.4g} %; observed "
+        text = (f"expected {s.expected * 100:.4g} %, band {format_band(s.band)}; observed "
                 f"{s.share * 100:.2f} % of n={verdict.n}; true share {s.lower * 100:.2f}-{s.upper * 100:.2f} %")
         if s.status == "outside":
             ET.SubElement(case, "failure", message=f"{s.name} outside its band", type="SplitMismatch").text = text

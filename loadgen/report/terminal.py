@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from loadgen.stats import Verdict, VerdictState
+from loadgen.stats.bands import format_band
 
 COLOURS = {VerdictState.PASS: "green", VerdictState.FAIL: "red", VerdictState.INCONCLUSIVE: "yellow",
            VerdictState.RUNNING: "cyan"}
@@ -34,7 +35,7 @@ def verdict_table(verdict: Verdict) -> Group:
     table.add_column("")
     marks = {"inside": "[green]within[/]", "outside": "[red]OUTSIDE[/]", "undecided": "[yellow]undecided[/]"}
     for s in verdict.subsets:
-        table.add_row(s.name, f"{s.expected * 100:.4g} %", f"{_pct(s.band[0])}-{_pct(s.band[1])} %",
+        table.add_row(s.name, f"{s.expected * 100:.4g} %", format_band(s.band),
                       f"{_pct(s.share)} %", f"{_pct(s.lower)}-{_pct(s.upper)} %", str(s.count), marks[s.status])
     colour = COLOURS[verdict.state]
     head = Text.assemble(("verdict: ", "bold"), (verdict.state.value, f"bold {colour}"), f"  {verdict.reason}")

@@ -70,6 +70,11 @@ def half_widths(weights: Sequence[float], tolerance: Tolerance) -> tuple[float, 
     return tuple(tolerance.own_half_width(w) if w > 0 else narrowest for w in weights)
 
 
+def format_band(band: tuple[float, float]) -> str:
+    """``0.5-1.5 %``, ``83-87 %``, ``99.85-99.95 %``: as many digits as the band has, no more."""
+    return f"{band[0] * 100:.4g}-{band[1] * 100:.4g} %"
+
+
 def band_of(weight: float, half_width: float) -> tuple[float, float]:
     """The interval a subset's true share must be proved inside, clipped to [0, 1]."""
     if weight == 0:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from loadgen.stats.bands import Tolerance, band_of, half_widths
+from loadgen.stats.bands import Tolerance, band_of, format_band, half_widths
 from loadgen.stats.spec import SpecError, SplitSpec
 from loadgen.stats.verdict import ChangeResult, GuardResult, SubsetResult, Verdict, VerdictState
 
@@ -97,10 +97,6 @@ def _pct_fine(x: float) -> str:
     return f"{_num_fine(x)} %"
 
 
-def _band_text(s: SubsetResult) -> str:
-    return f"{_num_fine(s.band[0])}-{_num_fine(s.band[1])} %"
-
-
 def _starved(s: SubsetResult) -> bool:
     return s.expected > 0 and s.upper < s.band[0] and s.share < s.expected / 2
 
@@ -112,7 +108,8 @@ def _subset_sentence(s: SubsetResult, n: int) -> str:
     if _starved(s):
         # Starved (a dead canary is the case this exists for): say it in counts.
         return (f"{s.name} gets {seen}: it has answered {s.count:,} of {n:,} requests, "
-                f"expected {s.expected * 100:.4g} % (band {_band_text(s)}; true share at most {_pct_fine(s.upper)})")
+                f"expected {s.expected * 100:.4g} % (band {format_band(s.band)}; "
+                f"true share at most {_pct_fine(s.upper)})")
     half = (s.band[1] - s.band[0]) / 2 if s.expected > 0 else s.band[1]
     return (
         f"{s.name} gets {seen} (true share {_num_fine(s.lower)}-{_pct_fine(s.upper)}), "
@@ -184,7 +181,7 @@ def decide(
         reason = "; ".join(parts) + f" ({conf}, n={n})"
     elif all(s.status == "inside" for s in subsets):
         state = VerdictState.PASS
-        bands = ", ".join(f"{s.name} {_band_text(s)}" for s in subsets)
+        bands = ", ".join(f"{s.name} {format_band(s.band)}" for s in subsets)
         reason = f"every subset is within its band ({bands}) ({conf}, n={n})"
     else:
         state = VerdictState.INCONCLUSIVE if final else VerdictState.RUNNING
@@ -193,7 +190,7 @@ def decide(
         lead = "budget ran out before the verdict was clear" if final else "not clear yet"
         reason = (
             f"{lead}: {worst.name}'s true share is {_num_fine(worst.lower)}-{_pct_fine(worst.upper)}, "
-            f"which overlaps the edge of its band {_band_text(worst)} (n={n})"
+            f"which overlaps the edge of its band {format_band(worst.band)} (n={n})"
         )
         if final:
             reason += "; send more requests (a longer run) or widen the tolerance"

@@ -66,7 +66,7 @@ def test_every_output_shows_each_band(tmp_path):
     _record(rec, [(20_000, [0.99, 0.01])], seed=3)
     out_xml = tmp_path / "j.xml"
     proc = run("--replay", str(rec), "--expect", "99/1", "--junit", str(out_xml), tmp_path=tmp_path)
-    assert "0.50-1.50 %" in proc.stdout  # the terminal table
+    assert "0.5-1.5 %" in proc.stdout  # the terminal table
     assert "band 0.5-1.5 %" in out_xml.read_text()
     _code, result = _replay(tmp_path, rec, "--expect", "99/1")
     assert result["bands"] == {"v1": pytest.approx([0.985, 0.995]), "v2": pytest.approx([0.005, 0.015])}
@@ -84,7 +84,7 @@ def test_dead_one_percent_canary_fails_naming_v2(tmp_path):
     code, result = _replay(tmp_path, rec, "--expect", "99/1")
     assert code == 1 and result["verdict"] == "FAIL"
     assert result["reason"].startswith("v2 gets no response at all: it has answered 0 of")
-    assert "expected 1 %" in result["reason"] and "band 0.50-1.50 %" in result["reason"]
+    assert "expected 1 %" in result["reason"] and "band 0.5-1.5 %" in result["reason"]
     assert result["requests"] <= 3_000  # it stops as soon as the FAIL is proved
     code, result = _replay(tmp_path, rec, "--expect", "98/2")
     assert code == 1 and "v2 gets no response at all" in result["reason"] and result["requests"] <= 1_500
@@ -95,7 +95,7 @@ def test_one_percent_canary_at_one_percent_passes(tmp_path):
     _record(rec, [(20_000, [0.99, 0.01])], seed=2)
     code, result = _replay(tmp_path, rec, "--expect", "99/1")
     assert code == 0 and result["verdict"] == "PASS", result["reason"]
-    assert "v2 0.50-1.50 %" in result["reason"]
+    assert "v2 0.5-1.5 %" in result["reason"]
 
 
 def test_two_percent_canary_at_one_percent_does_not_pass_and_at_half_a_percent_fails(tmp_path):
