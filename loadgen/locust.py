@@ -120,6 +120,7 @@ class Canary:
         self.spec: SplitSpec | None = None
         self.judge: SequentialJudge | None = None
         self.verdict: Verdict | None = None
+        self.started = time.monotonic()  # reset at each test start
 
     def prepare(self) -> None:
         """Resolve the APP_ID map and the expected split (Consul is asked once, at start)."""
@@ -165,7 +166,9 @@ class Canary:
             else:
                 unknown += n
         err = sum(errors.values())
-        self.verdict = self.judge.finish(counts, unknown, err) if final else self.judge.update(counts, unknown, err)
+        t = time.monotonic() - self.started  # the look's time, for reporting a change in the split
+        self.verdict = (self.judge.finish(counts, unknown, err, t) if final
+                        else self.judge.update(counts, unknown, err, t))
         return self.verdict
 
     def rows(self) -> list[dict[str, Any]]:
@@ -315,6 +318,7 @@ def _start(environment: Any, **_kw: Any) -> None:
     canary: Canary | None = getattr(environment, "loadgen_canary", None)
     if canary is None or isinstance(environment.runner, WorkerRunner):
         return
+    canary.started = time.monotonic()
 
     def monitor() -> None:
         while True:
