@@ -132,6 +132,8 @@ class Tally:
         self.errors: Counter[str] = Counter()
         self.book = LatencyBook()  # bounded memory however long the run, unlike a list of latencies
         self.last_seen: dict[str, float] = {}  # subset -> intended start of its latest answer
+        self.classified = 0  # answers from a subset of the spec
+        self.classified_at_last: dict[str, int] = {}  # subset -> self.classified at its latest answer
         self.last_error_t = 0.0
 
     def add(self, sample: Sample, recorded_subset: str | None = None) -> str | None:
@@ -147,20 +149,27 @@ class Tally:
             self.unknown += 1
             return subset
         self.subsets[subset] += 1
-        self.last_seen[subset] = max(self.last_seen.get(subset, 0.0), sample.t)
+        self.classified += 1
+        if sample.t >= self.last_seen.get(subset, 0.0):
+            self.last_seen[subset] = sample.t
+            self.classified_at_last[subset] = self.classified
         return subset
 
-    def went_silent(self, end: float, min_gap: float = 1.0) -> list[str]:
-        """Subsets that answered earlier but not during the last ``min_gap``+ seconds of a run in
-        which requests kept failing: the ones that became unreachable mid-run."""
-        if not self.errors or self.last_error_t < end - min_gap:
-            return []
+    def went_silent(self, end: float, improbable: float = 1e-4) -> list[str]:
+        """Subsets that answered earlier, then stayed silent through so many answers of the others
+        that, at their expected weight, a silence that long has probability < ``improbable``, while
+        requests kept failing: the ones that became unreachable mid-run. Counted in answers, not
+        seconds, so it holds at any rate and for any weight (and as soon as the judge stops a run)."""
         out = []
         for name in self.spec.names:
             seen = self.last_seen.get(name)
-            if seen is not None and self.spec.weight(name) > 0 and end - seen >= min_gap:
-                out.append(f"{name} stopped answering {end - seen:.1f}s before the end (last answer at "
-                           f"{seen:.1f}s) while requests kept failing")
+            weight = self.spec.weight(name)
+            if seen is None or weight <= 0 or self.last_error_t <= seen:
+                continue
+            since = self.classified - self.classified_at_last[name]
+            if since > 0 and (1 - weight) ** since < improbable:
+                out.append(f"{name} stopped answering {end - seen:.1f}s before the end (last answer at {seen:.1f}s, "
+                           f"{since:,} answers of the others since) while requests kept failing")
         return out
 
     @property
