@@ -256,13 +256,9 @@ def write_figures(rows: list[Row], cfg: JudgeConfig, args: argparse.Namespace) -
     by = {(r.scenario, r.truth.split(" ")[-1] if "starved" not in r.truth else "starved"): r for r in rows}
     scenarios = {}
     for text in HELP_SCENARIOS:
-        spec = SplitSpec.parse(text)
         expected = by[(text, "expected")]
         starved = by[(text, "starved")]
-        widths = cfg.half_widths(spec)
         scenarios[text] = {
-            "bands": ", ".join(f"{lo * 100:.3g}-{hi * 100:.3g}" for lo, hi in
-                               (band_of(w, h) for w, h in zip(spec.weights, widths, strict=True))),
             "fixed_n_80": expected.fixed_n80, "fixed_n_90": expected.fixed_n90,
             "pass_mean_n": round(expected.new.mean_n), "pass_p95_n": round(expected.new.p95_n),
             "starved_mean_n": round(starved.new.mean_n), "starved_p95_n": round(starved.new.p95_n),

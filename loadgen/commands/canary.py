@@ -66,12 +66,17 @@ class PlanningHelp(click.Command):
             "the sequential judge's mean (p95) to PASS at the expected split, and to FAIL when the smallest "
             "subset gets nothing. --plan simulates your own settings."
         )
+        lines = [f"{'split':<9} {'bands (%)':<18} {'fixed n':>7}  {'PASS mean (p95)':<16}  dead FAIL mean (p95)"]
+        config = JudgeConfig()
+        for text, row in figures["scenarios"].items():
+            spec = SplitSpec.parse(text)
+            bands = "/".join(f"{lo * 100:.4g}-{hi * 100:.4g}" for lo, hi in
+                             (band_of(w, h) for w, h in zip(spec.weights, config.half_widths(spec), strict=True)))
+            passing = f"{row['pass_mean_n']:,} ({row['pass_p95_n']:,})"
+            dead = f"{row['starved_mean_n']:,} ({row['starved_p95_n']:,})"
+            lines.append(f"{text:<9} {bands:<18} {row['fixed_n_90']:>7,}  {passing:<16}  {dead}")
         with formatter.indentation():
-            for text, row in figures["scenarios"].items():
-                passing = f"PASS {row['pass_mean_n']:>6,.0f} ({row['pass_p95_n']:,.0f})"
-                dead = f"dead FAIL {row['starved_mean_n']:>5,.0f} ({row['starved_p95_n']:,.0f})"
-                fixed = f"fixed {row['fixed_n_90']:>6,}"
-                formatter.write_text(f"{text:<9} bands {row['bands']:<17} {fixed}   {passing}   {dead}")
+            formatter.write_text("\b\n" + "\n".join(lines))
 
 
 @click.command(cls=PlanningHelp, epilog=HELP_EPILOG)
