@@ -202,7 +202,8 @@ def main() -> int:
                     help=f"write the --help figures to {FIGURES} (default settings and all help scenarios only)")
     args = ap.parse_args()
     args.started = time.time()
-    cfg = JudgeConfig(tolerance=args.tolerance / 100, alpha=1 - args.confidence / 100)
+    # Rounded: 1 - 99/100 is 0.010000000000000009 in floating point, not the default 0.01.
+    cfg = JudgeConfig(tolerance=round(args.tolerance / 100, 12), alpha=round(1 - args.confidence / 100, 12))
     rng = np.random.default_rng(args.seed)
     print(f"runs per cell {args.runs}, a look every {LOOK_EVERY} responses, budget max(5000, 4 x fixed n at 80 % "
           f"power), tolerance {args.tolerance:g} points (at most half a weight), alpha {cfg.alpha:g}, "
