@@ -38,7 +38,7 @@ from loadgen.stats import (
     plan,
 )
 from loadgen.stats.bands import band_of, format_band
-from loadgen.stats.plan import default_budget, fixed_sample_size
+from loadgen.stats.plan import approximate_fixed_n, default_budget
 
 LOOK_EVERY_S = 0.1  # how often the live run asks the judge
 REPLAY_LOOK_EVERY = 50  # samples between looks when replaying a recording
@@ -215,11 +215,11 @@ def reachability(options: CanaryOptions, spec: SplitSpec, the_plan: Plan, n_max:
     # The sequential judge's mean n to PASS at the expected split is below the fixed test's n at
     # 90 % power in every simulated scenario (bench/README.md): fewer than that, and many runs end
     # undecided.
-    needed = fixed_sample_size(spec, options.config, power=0.9)
-    if needed is None or can_send < needed:
+    needed = approximate_fixed_n(spec, options.config, power=0.9)
+    if can_send < needed:
         limit = "--max-requests" if n_max <= options.rate * options.max_time else \
             f"--max-time {options.max_time:g}s at --rate {options.rate:g}/s"
-        return False, (f"warning: bands {bands} need about {needed or '> 10 million':,} requests for a verdict (fixed "
+        return False, (f"warning: bands {bands} need about {needed:,} requests for a verdict (fixed "
                        f"test at 90 % power; see --plan), but this run can send at most {can_send:,} "
                        f"({limit}): expect INCONCLUSIVE. Raise the budget, or widen --tolerance")
     return True, f"bands {bands}"

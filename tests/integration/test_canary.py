@@ -119,6 +119,36 @@ def test_one_percent_canary_passes_and_fails_when_v2_is_stopped(loadgen, mesh_ru
         _wait_envoy_split({"v1": 8500, "v2": 1500})
 
 
+def test_splitter_changed_mid_run_fails_with_the_change_reason(loadgen, tmp_path):
+    # Another operator's write during the run: 85/15 becomes 50/50 after ~2 s.
+    loadgen("up", "--stage", "splitter")
+    out, record = tmp_path / "c.json", tmp_path / "rec.jsonl"
+    # A tolerance that cannot be decided in a few seconds, so the run is still going at the write.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loadgen.cli", "canary", "--expect", "85/15", "--tolerance", "0.3", "--rate", "500",
+         "--max-time", "30s", "--record", str(record), "--json", str(out), "-q"],
+        env=loadgen.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not record.exists() or len(record.read_text().splitlines()) < 1000:  # ~2 s of answers at 85/15
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.1)
+        _splitter((50, 50))
+        _, stderr = proc.communicate(timeout=60)
+        result = json.loads(out.read_text())
+        assert proc.returncode == 1 and result["verdict"] == "FAIL", stderr
+        assert result["reason"].startswith("the split changed during the run at t ≈ "), result["reason"]
+        change = result["judge"]["change"]
+        assert change["detected"] and 1.5 < change["at_t"] < 10.0
+        assert abs(change["before"]["shares"]["v1"] - 0.85) < 0.05 and abs(change["after"]["shares"]["v1"] - 0.5) < 0.2
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _splitter((85, 15))
+        _wait_envoy_split({"v1": 8500, "v2": 1500})
+
+
 def test_another_stage_is_put_back_after_the_run(loadgen):
     loadgen("up", "--stage", "basic")
     proc = canary(loadgen, "--expect", "85/15")
