@@ -118,11 +118,12 @@ class SequentialJudge:
             j = int(best[0])  # the change came after look j (1-based)
             before = np.asarray(self._looks[j - 1])
             after = np.asarray(self._looks[-1]) - before
+            at_t = self._look_times[j - 1]
             result = ChangeResult(
                 detected=True, log_evidence=result.log_evidence, log_threshold=result.log_threshold,
-                at_t=self._look_times[j - 1], at_n=int(before.sum()),
-                before=self._segment(before, None, self._look_times[j - 1]),
-                after=self._segment(after, self._look_times[j - 1], self._look_times[-1]),
+                at_t=at_t, at_n=int(before.sum()),
+                before=self._segment(before, None if at_t is None else 0.0, at_t),
+                after=self._segment(after, at_t, self._look_times[-1]),
             )
         self._change = result
         return result
@@ -132,7 +133,7 @@ class SequentialJudge:
         names = self.spec.names
         return Segment(counts=dict(zip(names, counts.astype(int).tolist(), strict=True)),
                        shares={name: float(x) / n if n else 0.0 for name, x in zip(names, counts, strict=True)},
-                       n=n, t_start=0.0 if t_start is None and t_end is not None else t_start, t_end=t_end)
+                       n=n, t_start=t_start, t_end=t_end)
 
     def _split_intervals(self, c: list[int], n: int) -> tuple[np.ndarray, np.ndarray]:
         if self.spec.k == 2:
