@@ -70,8 +70,8 @@ class PlanningHelp(click.Command):
         config = JudgeConfig()
         for text, row in figures["scenarios"].items():
             spec = SplitSpec.parse(text)
-            bands = "/".join(f"{lo * 100:.4g}-{hi * 100:.4g}" for lo, hi in
-                             (band_of(w, h) for w, h in zip(spec.weights, config.half_widths(spec), strict=True)))
+            bands = "/".join(format_band(band_of(w, h)).removesuffix(" %")
+                             for w, h in zip(spec.weights, config.half_widths(spec), strict=True))
             passing = f"{row['pass_mean_n']:,} ({row['pass_p95_n']:,})"
             dead = f"{row['starved_mean_n']:,} ({row['starved_p95_n']:,})"
             lines.append(f"{text:<9} {bands:<18} {row['fixed_n_90']:>7,}  {passing:<16}  {dead}")

@@ -110,10 +110,10 @@ def _subset_sentence(s: SubsetResult, n: int) -> str:
         return (f"{s.name} gets {seen}: it has answered {s.count:,} of {n:,} requests, "
                 f"expected {s.expected * 100:.4g} % (band {format_band(s.band)}; "
                 f"true share at most {_pct_fine(s.upper)})")
-    half = (s.band[1] - s.band[0]) / 2 if s.expected > 0 else s.band[1]
+    # The band itself, not weight +- a half-width: a band clipped at 0 or 1 has no single half-width.
     return (
         f"{s.name} gets {seen} (true share {_num_fine(s.lower)}-{_pct_fine(s.upper)}), "
-        f"expected {s.expected * 100:.4g} % +- {half * 100:.4g}"
+        f"expected {s.expected * 100:.4g} % (band {format_band(s.band)})"
     )
 
 
