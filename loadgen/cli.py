@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Any
 
 import click
 from rich.console import Console
 
-from loadgen import __version__
+from loadgen import __version__, interrupts
 from loadgen.commands import mesh
 from loadgen.commands.canary import canary
 from loadgen.commands.probes import intentions, propagation
@@ -22,8 +23,15 @@ err = Console(stderr=True, soft_wrap=True)
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok/PASS, 1 FAIL or violation, 2 usage or input error, 3 INCONCLUSIVE, "
     "4 target or mesh unreachable (or a component failed to come up), 5 environment "
-    "(a required binary missing or a port taken), 70 internal error (a bug), 130 interrupted."
+    "(a required binary missing or a port taken), 70 internal error (a bug), 130 interrupted (Ctrl-C), "
+    "143 terminated (SIGTERM); interrupted or terminated, what was collected is still reported."
 )
+
+
+def _interrupted(exc: BaseException | None) -> None:
+    signum = getattr(exc, "signum", signal.SIGINT)
+    err.print(f"loadgen: {'terminated' if signum == signal.SIGTERM else 'interrupted'}", highlight=False)
+    sys.exit(interrupts.exit_code(signum))
 
 
 class LoadgenGroup(click.Group):
@@ -31,6 +39,7 @@ class LoadgenGroup(click.Group):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs["standalone_mode"] = False
+        interrupts.install()
         try:
             rv = super().main(*args, **kwargs)
         except click.exceptions.NoArgsIsHelpError as exc:  # `loadgen` alone
@@ -40,17 +49,15 @@ class LoadgenGroup(click.Group):
             cmd = exc.ctx.command_path if exc.ctx else "loadgen"
             err.print(f"loadgen: error: {exc.format_message()} (see `{cmd} --help`)", highlight=False)
             sys.exit(ExitCode.USAGE)
-        except click.exceptions.Abort:
-            err.print("loadgen: interrupted", highlight=False)
-            sys.exit(ExitCode.INTERRUPTED)
+        except click.exceptions.Abort as exc:  # click's wrapper of a KeyboardInterrupt
+            _interrupted(exc.__cause__)
         except LoadgenError as exc:
             err.print(f"loadgen: error: {exc.message}", highlight=False, markup=False)
             if exc.detail:
                 err.print(exc.detail, style="dim", highlight=False, markup=False)
             sys.exit(exc.code)
-        except KeyboardInterrupt:
-            err.print("loadgen: interrupted", highlight=False)
-            sys.exit(ExitCode.INTERRUPTED)
+        except KeyboardInterrupt as exc:
+            _interrupted(exc)
         except Exception as exc:  # a bug: still one line, and a distinct code
             if os.environ.get("LOADGEN_DEBUG"):
                 raise

@@ -11,6 +11,7 @@ Every command and the Locust plugin use these codes, so CI can gate on them:
 5   environment: a required binary is missing or a port is already taken
 70  internal error (a bug; LOADGEN_DEBUG=1 shows the traceback)
 130 interrupted (Ctrl-C); what was collected is still reported
+143 terminated (SIGTERM, e.g. from timeout, CI cancellation or docker stop): as 130
 ==  =====================================================================
 """
 
@@ -28,6 +29,7 @@ class ExitCode(IntEnum):
     ENVIRONMENT = 5
     INTERNAL = 70  # EX_SOFTWARE
     INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+    TERMINATED = 143  # 128 + SIGTERM
 
 
 class LoadgenError(Exception):

@@ -1,0 +1,105 @@
+"""Ctrl-C and SIGTERM, treated alike: stop sending, keep and report what was collected, exit.
+
+``timeout``, CI cancellation, ``docker stop`` and systemd send SIGTERM; people press Ctrl-C
+(SIGINT). loadgen handles both the same way and only the exit code tells them apart
+(130 = 128 + SIGINT, 143 = 128 + SIGTERM, as shells report them).
+
+Two places see a stop signal:
+
+- **Inside a load loop** (:func:`stop_on_signals`): the first signal only asks the loop to
+  stop, so in-flight requests finish and the judge and the reports still run; a second one
+  stops hard (raises :class:`Interrupted`).
+- **Anywhere else** (bringing the mesh up, probing, writing): :func:`install` makes SIGTERM
+  raise :class:`Terminated`, a ``KeyboardInterrupt`` like the one Ctrl-C raises, so every
+  ``finally`` (taking down what the command brought up, closing files) runs for both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Iterator
+from types import FrameType
+
+from loadgen.errors import ExitCode
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal outside a load loop (or a second one inside it)."""
+
+    signum: int = signal.SIGINT
+
+
+class Terminated(Interrupted):
+    """SIGTERM."""
+
+    signum = signal.SIGTERM
+
+
+def exit_code(signum: int) -> ExitCode:
+    return ExitCode.TERMINATED if signum == signal.SIGTERM else ExitCode.INTERRUPTED
+
+
+def signal_name(signum: int) -> str:
+    return "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+
+
+def _raise_terminated(_signum: int, _frame: FrameType | None) -> None:
+    raise Terminated()
+
+
+def install() -> None:
+    """Make SIGTERM raise :class:`Terminated` in the main thread (Ctrl-C already raises)."""
+    signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+@contextlib.contextmanager
+def stop_on_signals(loop: asyncio.AbstractEventLoop, on_stop: Callable[[int], None]) -> Iterator[None]:
+    """While inside, the first SIGINT or SIGTERM calls ``on_stop(signum)`` (the loop then stops
+    by itself); a second one of either kind raises :class:`Interrupted` / :class:`Terminated`."""
+    fired: list[int] = []
+
+    def handler(signum: int) -> None:
+        if fired:
+            raise Terminated() if signum == signal.SIGTERM else Interrupted()
+        fired.append(signum)
+        on_stop(signum)
+
+    installed = []
+    for signum in STOP_SIGNALS:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, handler, signum)
+            installed.append(signum)
+    try:
+        yield
+    finally:
+        for signum in installed:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signum)
+        if signal.SIGTERM in installed:
+            # remove_signal_handler restores SIG_DFL; keep SIGTERM raising outside the loop.
+            with contextlib.suppress(ValueError):
+                install()
+
+
+@contextlib.contextmanager
+def flag_on_signals(on_stop: Callable[[int], None]) -> Iterator[None]:
+    """The same without an event loop (a parent waiting on worker processes): the first signal
+    calls ``on_stop(signum)``, a second raises."""
+    fired: list[int] = []
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if fired:
+            raise Terminated() if signum == signal.SIGTERM else Interrupted()
+        fired.append(signum)
+        on_stop(signum)
+
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
