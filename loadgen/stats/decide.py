@@ -33,6 +33,23 @@ CHANGE_ALPHA_SHARE = 0.05
 HINT_LOG_EVIDENCE = math.log(20)
 
 
+ZERO_LIMIT_CENTER = 0.001  # where a guard with limit 0 centres its interval's mixture (display only)
+
+
+def guard_exceeded(count: int, lower: float, limit: float) -> bool:
+    """A guard is broken when its share is proved above the limit; a limit of 0 means none at
+    all, and one occurrence proves that broken without any statistics."""
+    return count > 0 if limit == 0 else lower > limit
+
+
+def _guard_sentence(g: GuardResult) -> str:
+    of = "requests" if g.name == "errors" else "responses"
+    if g.limit == 0:
+        one = g.count == 1
+        return f"{g.count:,} {of[:-1] if one else of} {'was' if one else 'were'} {g.name} (none allowed)"
+    return f"{_pct(g.share)} of {of} were {g.name} (at least {_pct(g.lower)}; limit {_pct(g.limit)})"
+
+
 @dataclass(frozen=True)
 class JudgeConfig:
     """What the user asks of the judge (fractions, not percent). ``tolerance`` may be a plain
@@ -49,8 +66,9 @@ class JudgeConfig:
         if not 0 < self.alpha < 0.5:
             raise SpecError(f"confidence must be between 50 and 100 %, got {(1 - self.alpha) * 100:g}")
         for name, value in (("max unknown share", self.max_unknown), ("max error share", self.max_errors)):
-            if not 0 < value < 1:
-                raise SpecError(f"{name} must be between 0 and 100 %, got {value * 100:g}")
+            # 0 is allowed and means none at all: one occurrence then proves the limit broken.
+            if not 0 <= value < 1:
+                raise SpecError(f"{name} must be at least 0 and below 100 %, got {value * 100:g}")
 
     @property
     def band_tolerance(self) -> Tolerance:
@@ -164,11 +182,7 @@ def decide(
         # A proved change comes first: the per-subset intervals then describe no split that
         # ever existed, so their sentences would mislead.
         parts = [change_sentence(change, spec.names)] if changed else [_subset_sentence(s, n) for s in outside]
-        parts += [
-            f"{_pct(g.share)} of {'requests' if g.name == 'errors' else 'responses'} were {g.name} "
-            f"(at least {_pct(g.lower)}; limit {_pct(g.limit)})"
-            for g in exceeded
-        ]
+        parts += [_guard_sentence(g) for g in exceeded]
         # Name subsets that never answered even when the proof came from elsewhere (often
         # the errors): a missing subset is what the person needs to hear first.
         parts += [

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from scipy.stats import beta
 
-from loadgen.stats.decide import JudgeConfig, decide
+from loadgen.stats.decide import JudgeConfig, decide, guard_exceeded
 from loadgen.stats.spec import SplitSpec
 from loadgen.stats.srm import chi_square_p
 from loadgen.stats.verdict import GuardResult, Verdict
@@ -46,6 +46,6 @@ class FixedJudge:
                                   ("errors", errors, total, self.config.max_errors)):
             lo, hi = clopper_pearson(k, m, self.config.guard_alpha)
             guards.append(GuardResult(name=name, count=k, share=k / m if m else 0.0, lower=lo, upper=hi,
-                                      limit=limit, exceeded=lo > limit))
+                                      limit=limit, exceeded=guard_exceeded(k, lo, limit)))
         return decide(self.spec, c, intervals, guards, self.config, self.method,
                       chi_square_p(c, self.spec.weights), None, final=True)

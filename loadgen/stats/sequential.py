@@ -20,7 +20,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from loadgen.stats import change, confseq
-from loadgen.stats.decide import JudgeConfig, decide
+from loadgen.stats.decide import ZERO_LIMIT_CENTER, JudgeConfig, decide, guard_exceeded
 from loadgen.stats.spec import SplitSpec
 from loadgen.stats.srm import chi_square_p, dirichlet_log_bf
 from loadgen.stats.verdict import ChangeResult, GuardResult, Segment, Verdict
@@ -42,7 +42,10 @@ class SequentialJudge:
         self._lower = np.zeros(spec.k)
         self._upper = np.ones(spec.k)
         limits = (self.config.max_unknown, self.config.max_errors)
-        self._guard_mixtures = [confseq.single_beta(limit, limit) for limit in limits]
+        # A limit of 0 is decided by the count alone (see guard_exceeded); the mixture then only
+        # shapes the interval shown, so it is centred on a small share instead of a degenerate 0.
+        self._guard_mixtures = [confseq.single_beta(max(limit, ZERO_LIMIT_CENTER), max(limit, ZERO_LIMIT_CENTER))
+                                for limit in limits]
         self._guard_lower = np.zeros(2)
         self._guard_upper = np.ones(2)
         # Dirichlet-multinomial SRM test: concentration of the same order as the bands'.
@@ -88,7 +91,8 @@ class SequentialJudge:
             guards.append(
                 GuardResult(
                     name=name, count=k, share=k / m if m else 0.0, lower=float(self._guard_lower[i]),
-                    upper=float(self._guard_upper[i]), limit=limit, exceeded=bool(self._guard_lower[i] > limit),
+                    upper=float(self._guard_upper[i]), limit=limit,
+                    exceeded=guard_exceeded(k, float(self._guard_lower[i]), limit),
                 )
             )
 

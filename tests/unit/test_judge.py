@@ -147,6 +147,20 @@ def test_fixed_judge_power_at_the_planned_n():
 
 
 def test_config_validation():
-    for kwargs in ({"tolerance": 0}, {"tolerance": 0.6}, {"alpha": 0}, {"alpha": 0.7}, {"max_unknown": 0}):
+    # A limit of 0 is valid (none allowed: test_a_zero_limit_allows_none_at_all); below 0 or 100 % is not.
+    for kwargs in ({"tolerance": 0}, {"tolerance": 0.6}, {"alpha": 0}, {"alpha": 0.7}, {"max_unknown": -0.01},
+                   {"max_errors": 1.0}):
         with pytest.raises(SpecError):
             JudgeConfig(**kwargs)
+
+
+def test_a_zero_limit_allows_none_at_all():
+    # --max-errors 0 / --max-unknown 0: one occurrence is proof, for both judges.
+    config = JudgeConfig(max_errors=0, max_unknown=0)
+    spec = SplitSpec.parse("85/15")
+    seq = SequentialJudge(spec, config)
+    assert seq.update({"v1": 850, "v2": 150}).state is not VerdictState.FAIL
+    failed = seq.update({"v1": 850, "v2": 150}, errors=1)
+    assert failed.state is VerdictState.FAIL and "1 request was errors (none allowed)" in failed.reason
+    fixed = FixedJudge(spec, config).judge({"v1": 850, "v2": 150}, unknown=2)
+    assert fixed.state is VerdictState.FAIL and "2 responses were unknown APP_IDs" in fixed.reason
