@@ -11,7 +11,11 @@ Closed loop: ``concurrency`` workers each send the next request as soon as the p
 answered -- the maximum throughput, with no intended times (corrected == service).
 
 Every run is bounded: at most ``max_requests`` requests and ``max_time`` seconds, and it
-stops early when ``should_stop()`` says so (a verdict, or Ctrl-C).
+stops early when ``should_stop()`` says so (a verdict, Ctrl-C or SIGTERM). ``max_time`` is a
+wall-clock deadline, not the schedule's length: a generator that cannot keep the rate stops
+sending at the deadline (it does not work through its backlog afterwards), and the requests
+that were due by then but never sent are counted as ``dropped`` (k6's dropped_iterations).
+Requests in flight at the deadline still finish, each bounded by the per-request timeout.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,9 +33,10 @@ import psutil
 
 from loadgen.load.client import Client, RequestError
 from loadgen.load.sample import Sample
-from loadgen.load.schedule import RateSchedule
+from loadgen.load.schedule import RateSchedule, Segment
 
 LATE_MS = 10.0  # a request starting this much after its intended time is late
+LATE_S = LATE_MS / 1000
 MAX_LATE_SHARE = 0.05
 MAX_CPU_SHARE = 0.90
 
@@ -82,6 +88,9 @@ class RunStats:
     elapsed: float = 0.0
     cpu_share: float = 0.0  # generator process CPU seconds / wall seconds (1.0 = one core)
     stopped_by: str = ""  # "max_requests", "max_time", "stop"
+    # Open loop: due (intended start before the deadline, or more than LATE_MS before a stop)
+    # but never sent, because the generator was behind when it had to stop.
+    dropped: int = 0
 
     @property
     def achieved_rate(self) -> float:
@@ -91,14 +100,32 @@ class RunStats:
     def late_share(self) -> float:
         return self.late / self.sent if self.sent else 0.0
 
+    @property
+    def due(self) -> int:
+        """Requests the schedule asked for by the time the run stopped: sent or dropped."""
+        return self.sent + self.dropped
+
+    @property
+    def dropped_share(self) -> float:
+        return self.dropped / self.due if self.due else 0.0
+
     def health(self, closed_loop: bool = False) -> dict[str, object]:
         problems = []
         if not closed_loop and self.late_share > MAX_LATE_SHARE:
             problems.append(f"{self.late_share:.1%} of requests started late (limit {MAX_LATE_SHARE:.0%})")
+        # Any drop invalidates, unlike late starts: a late request is still measured from its
+        # intended start, so its lateness is in the corrected latency; a dropped one is not
+        # measured at all, and the dropped ones are the latest of the run -- exactly the tail
+        # that correcting for coordinated omission exists to show. (A run stopped while on
+        # time drops nothing: requests due in the last LATE_MS before a stop are not counted.)
+        if not closed_loop and self.dropped:
+            problems.append(f"{self.dropped:,} requests due by the deadline were never sent "
+                            f"({self.dropped_share:.1%} of {self.due:,}; generator too slow for the rate)")
         if self.cpu_share > MAX_CPU_SHARE:
             problems.append(f"generator CPU at {self.cpu_share:.0%} of a core (limit {MAX_CPU_SHARE:.0%})")
         return {"valid": not problems, "problems": problems, "late": self.late,
                 "late_share": round(self.late_share, 4), "max_late_ms": round(self.max_late_ms, 3),
+                "dropped": self.dropped, "dropped_share": round(self.dropped_share, 4),
                 "cpu_share": round(self.cpu_share, 3)}
 
 
@@ -195,23 +222,35 @@ async def _open_loop(plan: LoadPlan, client: Client, start: float, clock: Callab
         finally:
             slots.release()
 
+    schedule = plan.rate_schedule()
+    deadline = start + plan.max_time
     stats.stopped_by = "max_time"
     k, n = plan.shard or (0, 1)
     cap = -(-plan.max_requests // n)  # this worker's share of the budget
-    for i, offset in enumerate(plan.rate_schedule().offsets(plan.max_time)):
+    # Where the schedule was cut short (seconds from start): requests due before it and not
+    # sent are dropped. None: the schedule ran out, or the request budget did.
+    cut: float | None = None
+    for i, offset in enumerate(schedule.offsets(plan.max_time)):
         if i % n != k:
             continue
         if stats.sent >= cap:
             stats.stopped_by = "max_requests"
             break
         if should_stop():
-            stats.stopped_by = "stop"
+            stats.stopped_by, cut = "stop", clock() - start - LATE_S
             break
         intended = start + offset
         delay = intended - clock()
         if delay > 0.0005:
             await asyncio.sleep(delay)
-        await slots.acquire()
+            if should_stop():  # asked to stop while waiting: do not send one more
+                stats.stopped_by, cut = "stop", clock() - start - LATE_S
+                break
+        # The last instant this request may start: before the deadline, or after it only while
+        # on time (a timer firing a hair past the deadline for a request due just before it).
+        if not await _acquire_by(slots, max(deadline, intended + LATE_S), clock):
+            cut = plan.max_time  # every request of the schedule was due by the deadline
+            break
         late_ms = (clock() - intended) * 1000
         if late_ms > LATE_MS:
             stats.late += 1
@@ -221,9 +260,66 @@ async def _open_loop(plan: LoadPlan, client: Client, start: float, clock: Callab
         task = loop_create_task(one(intended))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
+    if cut is not None:
+        # Counted from the schedule's formula, never by walking it: at --rate 1e9 the offsets
+        # left after the deadline number in billions.
+        due = min(cap, shard_count(scheduled_before(schedule, plan.max_time, cut), k, n))
+        stats.dropped = max(0, due - stats.sent)
     if tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*list(tasks), return_exceptions=True)
+
+
+async def _acquire_by(slots: asyncio.Semaphore, cutoff: float, clock: Callable[[], float]) -> bool:
+    """Take a connection slot by ``cutoff`` (a perf_counter instant); False once it is past."""
+    remaining = cutoff - clock()
+    if remaining < 0:
+        return False
+    if not slots.locked():
+        return await slots.acquire()  # free: returns at once, without yielding to the loop
+    try:
+        return await asyncio.wait_for(slots.acquire(), remaining)
+    except TimeoutError:
+        return False
+
+
+def shard_count(total: int, k: int, n: int) -> int:
+    """How many of the requests 0 .. total-1 are worker k's (of n): k, k+n, k+2n, ..."""
+    return max(0, (total - k + n - 1) // n)
+
+
+def scheduled_before(schedule: RateSchedule, duration: float, until: float) -> int:
+    """How many of ``schedule.offsets(duration)`` are below ``until``, from each segment's
+    count formula (checked against its time formula at the edge, so it agrees with offsets()
+    exactly despite rounding) instead of walking them."""
+    limit = min(until, duration)
+    total, base = 0, 0.0
+    for seg in schedule.segments:
+        if base >= limit:
+            break
+        length = duration - base if seg.seconds is None else seg.seconds
+        if length <= 0:
+            break
+        ramp = Segment(seg.start_rate, seg.end_rate, length) if seg.seconds is None else seg
+        total += _segment_count(ramp, base, length, duration, limit)
+        base += length
+    return total
+
+
+def _segment_count(ramp: Segment, base: float, length: float, duration: float, limit: float) -> int:
+    def inside(j: int) -> bool:  # offsets() yields the j-th request of this segment
+        try:
+            t = ramp.time_of(j, length)
+        except ValueError:  # a falling ramp's formula has no time for requests past its end
+            return False
+        return t < length and base + t < duration and base + t < limit
+
+    j = max(0, math.ceil(ramp.count_until(max(0.0, min(length, limit - base)))))
+    while j > 0 and not inside(j - 1):
+        j -= 1
+    while inside(j):
+        j += 1
+    return j
 
 
 async def _closed_loop(plan: LoadPlan, client: Client, start: float, clock: Callable[[], float],

@@ -3,6 +3,7 @@
 import pytest
 
 from loadgen.errors import UsageError
+from loadgen.load.engine import RunStats, scheduled_before, shard_count
 from loadgen.load.histograms import LatencyBook
 from loadgen.load.sample import Sample
 from loadgen.load.schedule import RateSchedule, parse_duration
@@ -78,3 +79,41 @@ def test_time_series_stays_small_on_long_runs():
     assert len(live) <= 72  # older seconds are compacted to encoded blobs
     rows = book.timeseries()
     assert len(rows) == 300 and rows[0]["p50_ms"] == pytest.approx(2.0, rel=0.01)
+
+
+@pytest.mark.parametrize(
+    ("text", "duration"),
+    [("100", 2.0), ("7", 1.0), ("333.3", 1.7), ("100..300", 10.0), ("500..100", 4.0), ("500..50", 3.0),
+     ("100:1s,300:2s", 3.0), ("100:1s,300:2s", 2.5), ("100:1s,300:2s", 5.0), ("1e4", 0.3)],
+)
+def test_scheduled_before_agrees_with_walking_the_schedule(text, duration):
+    """The engine counts dropped requests from the formula; it must agree with offsets() exactly."""
+    sched = RateSchedule.parse(text)
+    offsets = list(sched.offsets(duration))
+    for until in (0.0, 0.001, duration / 3, duration / 2, duration - 0.01, duration, duration + 1):
+        assert scheduled_before(sched, duration, until) == sum(1 for t in offsets if t < until), until
+
+
+def test_scheduled_before_does_not_walk_a_huge_schedule():
+    assert scheduled_before(RateSchedule.parse("1e9"), 2.0, 2.0) == 2_000_000_000
+    assert scheduled_before(RateSchedule.parse("1e9"), 2.0, 0.5) == 500_000_000
+
+
+@pytest.mark.parametrize("total", [0, 1, 2, 7, 10, 1_000_000_001])
+@pytest.mark.parametrize("n", [1, 2, 3, 8])
+def test_shards_share_out_every_request_once(total, n):
+    counts = [shard_count(total, k, n) for k in range(n)]
+    assert sum(counts) == total
+    if total < 100:
+        assert counts == [len(range(k, total, n)) for k in range(n)]
+
+
+def test_dropped_requests_make_the_run_invalid():
+    ok = RunStats(sent=1000, completed=1000, late=3, elapsed=2.0)
+    assert ok.health()["valid"] and ok.health()["dropped"] == 0
+    behind = RunStats(sent=1000, completed=1000, late=3, elapsed=2.0, dropped=1, stopped_by="max_time")
+    health = behind.health()
+    assert not health["valid"] and health["dropped"] == 1 and behind.due == 1001
+    assert health["problems"] == ["1 requests due by the deadline were never sent (0.1% of 1,001; generator too "
+                                  "slow for the rate)"]
+    assert behind.health(closed_loop=True)["valid"]  # a closed loop has no schedule to fall behind
