@@ -157,7 +157,7 @@ def _run_stage_workers(stage: str, plan: LoadPlan, meta: dict[str, Any], out_dir
     finally:
         signal.signal(signal.SIGINT, previous)
     health = merged.stats.health(plan.closed_loop) | {"workers": workers, "per_worker": [
-        {k: w[k] for k in ("sent", "late", "cpu_share", "elapsed")} for w in merged.per_worker]}
+        {k: w[k] for k in ("sent", "late", "dropped", "cpu_share", "elapsed")} for w in merged.per_worker]}
     return _finish(stage, plan, meta, out_dir, plots, merged.stats, started_at, flag["interrupted"], health,
                    merged.book, dict(merged.app_ids), dict(merged.errors))
 

@@ -92,8 +92,10 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
 
     Open loop by default: each request has an intended start from --rate, and latency is
     measured from it (corrected for coordinated omission) as well as from the actual send.
-    Reports go to reports/<run-id>/<stage>/: summary.json, histogram.hgrm, timeseries.csv,
-    latency_over_time.png and percentile_spectrum.png.
+    --duration is a wall-clock limit: a generator too slow for --rate stops sending at it, and
+    the requests that were due but never sent are reported as dropped (the run is then marked
+    invalid). Reports go to reports/<run-id>/<stage>/: summary.json, histogram.hgrm,
+    timeseries.csv, latency_over_time.png and percentile_spectrum.png.
 
     \b
     Examples:
@@ -180,6 +182,9 @@ def _print_table(results: list[StageRun]) -> None:
 
     rows.append(("requests", [str(r.summary["requests"]["sent"]) for r in results]))
     rows.append(("rate achieved /s", [f"{r.summary['rate_achieved']:.0f}" for r in results]))
+    # Due by the deadline but never sent (the generator fell behind): in no figure below.
+    rows.append(("dropped", ["-" if r.summary["mode"] == "closed" else f"{r.summary['requests']['dropped']}"
+                             for r in results]))
     rows.append(("errors", [str(r.summary["requests"]["errors"]) for r in results]))
     for key in ("p50", "p90", "p99", "p99.9", "max"):
         rows.append((f"{key} ms", ms("corrected", key)))

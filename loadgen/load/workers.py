@@ -138,6 +138,7 @@ def run_workers(
         elapsed=max(w["elapsed"] for w in per_worker),
         cpu_share=max(w["cpu_share"] for w in per_worker),  # the busiest worker decides validity
         stopped_by="stop" if stop.is_set() else per_worker[0]["stopped_by"],
+        dropped=sum(w["dropped"] for w in per_worker),  # each counted its own shard's
     )
     if record:
         _merge_records(parts, record)

@@ -126,6 +126,7 @@ def _check_summary(data: Any) -> None:
     generator = _field(data, "generator", "", "object") or {}
     _field(generator, "valid", "generator.", "flag")
     _field(generator, "cpu_share", "generator.", "number")
+    _field(generator, "dropped", "generator.", "count")
     _field(generator, "workers", "generator.", "count")
     for i, problem in enumerate(_field(generator, "problems", "generator.", "list") or []):
         _check(problem, f"generator.problems[{i}]", "text", required=True)
@@ -340,6 +341,8 @@ def _generator_cell(s: dict[str, Any]) -> str:
         load.append(f"CPU {gen['cpu_share'] * 100:.0f} %")
     if gen.get("workers"):
         load.append(f"{gen['workers']} worker{'' if gen['workers'] == 1 else 's'}")
+    if gen.get("dropped"):  # due by the deadline, never sent: in no other figure of the page
+        load.append(f"{gen['dropped']:,} dropped")
     detail = f'<div class="muted">{", ".join(load)}</div>' if load else ""
     if gen["valid"]:
         return f'<td><span class="ok">valid</span>{detail}</td>'

@@ -3,12 +3,15 @@
 summary.json is the contract the HTML report and other tools read:
 
 * ``stage``, ``target``, ``mode`` (open/closed), ``rate_asked``, ``schedule``, ``rate_achieved``,
-  ``duration_s``, ``started_at``, ``interrupted``;
-* ``requests``: sent / ok / errors; ``errors``: count per kind; ``split``: count and share per APP_ID;
+  ``duration_s``, ``started_at``, ``interrupted`` (and ``interrupted_by``: SIGINT, SIGTERM or null),
+  ``stopped_by`` (max_time, max_requests, interrupted);
+* ``requests``: sent / ok / errors, and dropped: due by the deadline (open loop) but never sent
+  because the generator was behind -- not in any other figure; ``errors``: count per kind;
+  ``split``: count and share per APP_ID;
 * ``latency_ms``: ``corrected`` and ``service`` summaries (count, min, mean, p50, p90, p99, p99.9, max);
 * ``by_app_id`` and ``by_status``: the same summaries per backend instance and per status class;
 * ``spectrum``: [[percentile, corrected_ms, service_ms], ...] for plotting percentile spectra;
-* ``generator``: valid, problems, late starts, CPU share, workers.
+* ``generator``: valid, problems, late starts, dropped requests, CPU share, workers.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def build_summary(book: LatencyBook, meta: dict[str, Any], app_ids: dict[str, in
     groups = book.group_names()
     summary = {
         **meta,
-        "requests": {"sent": ok + total_err, "ok": ok, "errors": total_err},
+        "requests": {"sent": ok + total_err, "ok": ok, "errors": total_err, "dropped": health.get("dropped", 0)},
         "errors": dict(sorted(errors.items(), key=lambda kv: -kv[1])),
         "split": {a: {"count": n, "share": round(n / ok, 5) if ok else 0.0} for a, n in sorted(app_ids.items())},
         "latency_ms": {"corrected": book.summary("corrected"), "service": book.summary("service")},
