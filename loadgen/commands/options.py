@@ -1,7 +1,13 @@
-"""Parsing shared by the commands: durations, extra request headers, the runtime option."""
+"""Parsing shared by the commands: durations, rates, run ids, extra request headers, the runtime option.
+
+Everything here is checked before a run starts and fails with one line (UsageError, or
+click's "Invalid value for '--option'" for the ParamTypes), never deep in the HTTP stack.
+"""
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -11,29 +17,166 @@ from loadgen.errors import UsageError
 from loadgen.load.schedule import parse_duration
 from loadgen.mesh.runtime.select import RUNTIMES
 
+_ZERO_DURATION = re.compile(r"^\s*0+(?:\.0+)?\s*(?:ms|s|m|h)?\s*$")
+
 
 class Duration(click.ParamType):
-    """30s, 2m, 250ms or a plain number of seconds."""
+    """30s, 2m, 250ms or a plain number of seconds: finite and more than 0 (or 0 itself with
+    ``allow_zero``, for options like --warmup where 0 means "none")."""
 
     name = "DURATION"
 
+    def __init__(self, allow_zero: bool = False) -> None:
+        self.allow_zero = allow_zero
+
     def convert(self, value: Any, param: Any, ctx: Any) -> float:
-        if isinstance(value, int | float):
-            return float(value)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            # A default given as a number never went through parse_duration: check it the same way.
+            seconds = float(value)
+            if math.isfinite(seconds) and (seconds > 0 or (seconds == 0 and self.allow_zero)):
+                return seconds
+            self.fail(f"duration {value!r} must be a finite number of seconds, more than 0"
+                      + (" (or 0)" if self.allow_zero else ""), param, ctx)
+        text = str(value)
+        if self.allow_zero and _ZERO_DURATION.match(text):
+            return 0.0
         try:
-            return parse_duration(str(value))
+            return parse_duration(text)
         except UsageError as exc:
             self.fail(exc.message, param, ctx)
 
 
-def parse_headers(values: tuple[str, ...]) -> dict[str, str]:
-    """--header 'Name: value' options as a dict."""
-    headers = {}
+def parse_rate(value: str | float, option: str = "--rate") -> float:
+    """A request rate in requests/s: a finite number more than 0.
+
+    Raises UsageError naming ``option`` otherwise: click's FloatRange lets ``nan`` through
+    (every comparison with nan is false), and a nan or infinite rate would schedule nothing
+    or everything at once."""
+    problem = _rate_problem(value)
+    if problem:
+        raise UsageError(f"{option}: {problem}")
+    return float(value)
+
+
+def _rate_problem(value: object) -> str | None:
+    """Why ``value`` is not a request rate, or None when it is one."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        rate = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return f"{value!r} is not a number of requests per second"
+    if not math.isfinite(rate):
+        return f"{value!r} is not a finite number of requests per second"
+    if rate <= 0:
+        return f"rates must be more than 0, got {value}"
+    return None
+
+
+class Rate(click.ParamType):
+    """A request rate for ``type=``: what :func:`parse_rate` accepts, within [min, max] when given.
+
+    Use instead of ``click.FloatRange(min, max)``: the same bounds, but nan, inf and rates
+    of 0 or less are refused with one line."""
+
+    name = "RATE"
+
+    def __init__(self, min: float | None = None, max: float | None = None) -> None:
+        self.min = min
+        self.max = max
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        problem = _rate_problem(value)
+        if problem:
+            self.fail(problem, param, ctx)
+        rate = float(value)
+        if (self.min is not None and rate < self.min) or (self.max is not None and rate > self.max):
+            self.fail(f"{value} is not in the range {self._range()} requests per second", param, ctx)
+        return rate
+
+    def _range(self) -> str:
+        if self.min is not None and self.max is not None:
+            return f"{self.min:g} to {self.max:g}"
+        return f">= {self.min:g}" if self.min is not None else f"<= {self.max:g}"
+
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+
+
+def parse_run_id(value: str) -> str:
+    """--run-id: the name of one directory under --out, so a single safe path component.
+
+    Letters, digits, '.', '_' and '-' only, 1 to 100 characters, not '.' or '..' -- a
+    '../../x' would otherwise write reports outside --out. Raises UsageError."""
+    if not _RUN_ID.match(value) or value in (".", ".."):
+        raise UsageError(f"--run-id {_RUN_ID_RULE.format(value=value)}")
+    return value
+
+
+_RUN_ID_RULE = ("{value!r} must be one directory name: 1-100 letters, digits, '.', '_' or '-' (not '.' or '..'), "
+                "like nightly-42")
+
+
+class RunId(click.ParamType):
+    """--run-id for ``type=``: :func:`parse_run_id` as a click type (a None default stays None)."""
+
+    name = "RUN_ID"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str:
+        try:
+            return parse_run_id(str(value))
+        except UsageError:
+            self.fail(_RUN_ID_RULE.format(value=str(value)), param, ctx)
+
+
+# RFC 9110 section 5.6.2: a field name is a token.
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# The client writes these itself (a GET has no body; connections are its own to manage):
+# one from --header would contradict its framing, or break the keep-alive pool.
+MANAGED_HEADERS = frozenset({
+    "content-length", "transfer-encoding", "connection", "upgrade", "keep-alive", "te", "trailer",
+    "proxy-connection",
+})
+
+
+def parse_headers(values: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """--header 'Name: value' options as a dict, each checked so the request stays well formed.
+
+    * the name must be an RFC 9110 token (no spaces, colons or control characters); spaces
+      and tabs around it and around the value are dropped;
+    * the value must be ASCII without control characters (a tab is allowed): a CR or LF
+      would inject header lines of its own, and a NUL or non-ASCII text is not sent as
+      the user meant; an empty value is allowed;
+    * the headers the client manages itself -- Content-Length, Transfer-Encoding,
+      Connection, Upgrade, Keep-Alive, TE, Trailer, Proxy-Connection -- are refused;
+      Host is allowed (it can route a request through a proxy or gateway);
+    * a name given twice (in any letter case) is refused rather than one silently winning:
+      give one header with the values joined by ', ' when a list is meant.
+
+    Raises UsageError with one line naming --header and the offending option.
+    """
+    headers: dict[str, str] = {}
+    seen: dict[str, str] = {}
     for value in values:
+        shown = f"--header {value!r}"
         name, sep, content = value.partition(":")
-        if not sep or not name.strip():
-            raise UsageError(f"--header {value!r} is not 'Name: value'")
-        headers[name.strip()] = content.strip()
+        name, content = name.strip(" \t"), content.strip(" \t")
+        if not sep or not name:
+            raise UsageError(f"{shown} is not 'Name: value'")
+        if not _TOKEN.match(name):
+            raise UsageError(f"{shown}: {name!r} is not a header name (letters, digits and !#$%&'*+-.^_`|~ only, "
+                             "no spaces)")
+        if name.lower() in MANAGED_HEADERS:
+            raise UsageError(f"{shown}: loadgen sends GET requests and manages {name} itself; leave it out")
+        bad = next((c for c in content if (ord(c) < 0x20 and c != "\t") or ord(c) >= 0x7F), None)
+        if bad is not None:
+            what = "non-ASCII text" if ord(bad) > 0x7F else "a control character (CR, LF, NUL, ...)"
+            raise UsageError(f"{shown}: the value contains {what} {bad!r}; header values are printable ASCII")
+        if name.lower() in seen:
+            raise UsageError(f"{shown}: {seen[name.lower()]} is given twice; give it once (join several values "
+                             "with ', ')")
+        seen[name.lower()] = name
+        headers[name] = content
     return headers
 
 
