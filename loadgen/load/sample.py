@@ -10,14 +10,17 @@ which lets a replay judge without asking Consul.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from loadgen.errors import UsageError
+from loadgen.errors import EnvironmentProblem, UsageError
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,46 +50,156 @@ class Sample:
         return data
 
 
-class SampleWriter:
-    """Appends samples as JSON Lines; flushed per batch so an interrupted run keeps them."""
+# A recorded line is about 150 bytes; a "line" far longer is not a recording (a binary file
+# without newlines), and reading it whole would hold the file in memory.
+MAX_LINE_BYTES = 1 << 20
+WRITE_BATCH_BYTES = 64 * 1024  # written out when this much is pending, besides every flush()
+_ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO})
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[str] = path.open("w", encoding="utf-8")
+
+class SampleWriter:
+    """Appends samples as JSON Lines, written out per batch so an interrupted run keeps them.
+
+    An unusable path fails at construction (before the run): UsageError "cannot record to
+    PATH: reason" (EnvironmentProblem for a full disk); "-" is refused, a recording needs a
+    file. Missing parent directories are created. Once the run is going, a failing write
+    (a full disk, an I/O error) never raises: recording stops, :attr:`failed` says why and
+    how many samples the file holds, the file is cut back to its last whole line, and later
+    write/flush/close calls do nothing. :attr:`recorded` counts the samples safely written.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        if str(path) == "-":
+            raise UsageError("--record needs a file: recording to stdout (-) is not supported")
+        self.path = Path(path)
+        self.failed: str | None = None
+        self.recorded = 0
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._offset = 0  # the file's length up to the last whole batch written
+        try:
+            _make_parent(self.path)
+            self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            message = f"cannot record to {path}: {exc.strerror or exc}"
+            raise (EnvironmentProblem(message) if exc.errno in _ENVIRONMENT_ERRNOS else UsageError(message)) from None
 
     def write(self, sample: Sample, subset: str | None = None) -> None:
-        self._fh.write(json.dumps(sample.to_json(subset), separators=(",", ":")) + "\n")
+        if self._fd is None:
+            return
+        line = (json.dumps(sample.to_json(subset), separators=(",", ":")) + "\n").encode("utf-8")
+        self._pending.append(line)
+        self._pending_bytes += len(line)
+        if self._pending_bytes >= WRITE_BATCH_BYTES:
+            self._write_pending()
 
     def flush(self) -> None:
-        self._fh.flush()
+        if self._fd is not None:
+            self._write_pending()
 
     def close(self) -> None:
-        self._fh.close()
+        if self._fd is None:
+            return
+        self._write_pending()
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                os.close(fd)
+            except OSError as exc:  # e.g. NFS reports a failed write at close
+                self.failed = self.failed or f"recording to {self.path} may be incomplete: {exc.strerror or exc}"
+
+    def _write_pending(self) -> None:
+        if not self._pending or self._fd is None:
+            return
+        data = b"".join(self._pending)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError as exc:
+            self._stop(exc)
+            return
+        self.recorded += len(self._pending)
+        self._offset += len(data)
+        self._pending.clear()
+        self._pending_bytes = 0
+
+    def _stop(self, exc: OSError) -> None:
+        self.failed = f"recording to {self.path} stopped after {self.recorded:,} samples: {exc.strerror or exc}"
+        self._pending.clear()
+        self._pending_bytes = 0
+        fd, self._fd = self._fd, None
+        assert fd is not None
+        with contextlib.suppress(OSError):  # a device or FIFO has no length to cut back
+            os.ftruncate(fd, self._offset)  # no half line left for a replay to trip on
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
-def read_samples(path: Path) -> Iterator[tuple[Sample, str | None]]:
-    """Samples of a recorded file with the subset each was recorded under (or None).
-
-    A malformed line raises UsageError naming the file and line number.
-    """
+def _make_parent(path: Path) -> None:
+    parent = path.parent
     try:
-        fh = path.open(encoding="utf-8")
+        parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where a directory is needed
+        raise OSError(errno.ENOTDIR, f"{parent} is not a directory") from None
+
+
+def read_samples(path: Path | str) -> Iterator[tuple[Sample, str | None]]:
+    """Samples of a recorded file, streaming, with the subset each was recorded under (or None).
+
+    A generator: one line is held at a time, however long the recording (iterate it; do
+    not ``list()`` it). Nothing is read until the first ``next()``. Blank lines are skipped.
+    Raises UsageError naming the file -- and the line number where there is one -- for a
+    missing, unreadable or directory path, a line that is not UTF-8 (a binary file), a line
+    over MAX_LINE_BYTES, or a malformed sample.
+    """
+    path = Path(path)
+    try:
+        fh = path.open("rb")
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
     with fh:
-        for number, line in enumerate(fh, start=1):
+        number = 0
+        while True:
+            number += 1
+            try:
+                raw = fh.readline(MAX_LINE_BYTES + 1)
+            except OSError as exc:
+                raise UsageError(f"cannot read {path} (line {number}): {exc.strerror or exc}") from None
+            if not raw:
+                return
+            if len(raw) > MAX_LINE_BYTES:
+                raise UsageError(f"{path}:{number}: line longer than {MAX_LINE_BYTES:,} bytes: not a loadgen "
+                                 "recording (JSON Lines)")
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise UsageError(f"{path}:{number}: not UTF-8 text (byte {exc.start + 1}): a binary file, not a "
+                                 "loadgen recording") from None
             if not line.strip():
                 continue
             yield _parse_line(line, path, number)
+
+
+def validate_samples(path: Path | str) -> int:
+    """Check every line of a recording, streaming, and return how many samples it holds.
+
+    For a first pass before judging anything: the file is never held in memory. Raises
+    UsageError at the first bad line, as :func:`read_samples` does."""
+    count = 0
+    for _ in read_samples(path):
+        count += 1
+    return count
 
 
 def _parse_line(line: str, path: Path, number: int) -> tuple[Sample, str | None]:
     where = f"{path}:{number}"
     try:
         obj = json.loads(line)
+    except RecursionError:
+        raise UsageError(f"{where}: not a JSON object (nested too deeply)") from None
     except ValueError as exc:
-        raise UsageError(f"{where}: not a JSON object ({exc.msg})") from None
+        raise UsageError(f"{where}: not a JSON object ({getattr(exc, 'msg', exc)})") from None
     if not isinstance(obj, dict):
         raise UsageError(f"{where}: expected a JSON object, got {type(obj).__name__}")
     missing = [k for k in ("t", "status", "app_id", "latency_ms", "error") if k not in obj]
