@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from loadgen import interrupts
 from loadgen.commands.options import parse_headers, runtime_option
 from loadgen.errors import ExitCode, UnreachableError, UsageError
 from loadgen.load.client import Client, RequestError
@@ -95,7 +97,8 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
     --duration is a wall-clock limit: a generator too slow for --rate stops sending at it, and
     the requests that were due but never sent are reported as dropped (the run is then marked
     invalid). Reports go to reports/<run-id>/<stage>/: summary.json, histogram.hgrm,
-    timeseries.csv, latency_over_time.png and percentile_spectrum.png.
+    timeseries.csv, latency_over_time.png and percentile_spectrum.png. Ctrl-C or SIGTERM stops
+    sending, writes what was collected and exits 130 or 143.
 
     \b
     Examples:
@@ -138,9 +141,11 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
     else:
         _print_table(results)
         out.print(f"reports: {root}", highlight=False)
-    if any(r.interrupted for r in results):
-        err.print("loadgen: interrupted; the report holds what was collected", highlight=False)
-        return ExitCode.INTERRUPTED
+    signum = next((r.signum for r in results if r.signum is not None), None)
+    if signum is not None:
+        word = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+        err.print(f"loadgen: {word}; the report holds what was collected", highlight=False)
+        return interrupts.exit_code(signum)
     return ExitCode.OK
 
 

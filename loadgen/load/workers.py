@@ -4,14 +4,23 @@ Each of N worker processes sends every N-th request of the shared schedule (work
 requests k, k+N, k+2N, ...), all against the same start instant (CLOCK_MONOTONIC is
 system-wide), so together they follow the schedule as one generator would, with N cores.
 Workers keep their own HDR histograms and send them back encoded; the parent adds them,
-which is exact (no averaging of percentiles). Ctrl-C goes to the parent only: it sets a
-shared stop flag, and every worker finishes its in-flight requests and reports.
+which is exact (no averaging of percentiles).
+
+Stopping: the parent decides. Ctrl-C reaches the whole foreground process group, so workers
+ignore SIGINT; the parent sets a shared stop flag, every worker finishes its in-flight
+requests and reports, and the parent reaps them. SIGTERM to a worker (terminate(), or a
+supervisor signalling the whole group) stops that worker the same way. A worker whose parent
+is gone (killed with SIGKILL) stops sending and exits without reporting: nobody would read
+it, and load nobody measures is only harm. Workers that do not report or exit within
+:data:`REAP_GRACE_S` (after their requests' timeout) are killed, so none outlives the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing as mp
+import os
 import queue
 import signal
 import time
@@ -26,6 +35,8 @@ from loadgen.load.sample import SampleWriter
 
 PROGRESS_EVERY_S = 0.25
 START_LEAD_S = 0.05  # from "every worker is ready" to the shared start instant
+REAP_GRACE_S = 5.0  # past the run's end and its requests' timeout, before a silent worker is killed
+PARENT_CHECK_S = 0.1  # how often a worker looks whether its parent is still there
 
 
 @dataclasses.dataclass
@@ -44,12 +55,49 @@ class MergedRun:
     errors: Counter[str]
     stats: RunStats
     per_worker: list[dict[str, Any]]
+    missing: list[int] = dataclasses.field(default_factory=list)  # workers killed without a final report
 
 
-def _worker(k: int, n: int, plan: LoadPlan, start: Any, go: Any, stop: Any, out: Any, record: str | None) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+class _StopWatch:
+    """A worker's should_stop: the parent's stop flag, a SIGTERM to this worker, or the parent
+    gone (its pid is no longer our parent's: we were re-parented after it died)."""
+
+    def __init__(self, stop: Any, parent_pid: int) -> None:
+        self.stop, self.parent_pid = stop, parent_pid
+        self.terminated = False
+        self.orphaned = False
+        self._next_check = 0.0
+
+    def on_sigterm(self, _signum: int, _frame: object) -> None:
+        self.terminated = True
+
+    def parent_gone(self) -> bool:
+        if not self.orphaned and os.getppid() != self.parent_pid:
+            self.orphaned = True
+        return self.orphaned
+
+    def __call__(self) -> bool:
+        if self.terminated or self.orphaned:
+            return True
+        now = time.monotonic()
+        if now >= self._next_check:  # os.getppid() is a syscall: not once per request
+            self._next_check = now + PARENT_CHECK_S
+            if self.parent_gone():
+                return True
+        return bool(self.stop.is_set())
+
+
+def _worker(k: int, n: int, plan: LoadPlan, start: Any, go: Any, stop: Any, out: Any, record: str | None,
+            parent_pid: int) -> None:
+    watch = _StopWatch(stop, parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    signal.signal(signal.SIGTERM, watch.on_sigterm)  # stop like the parent's flag: finish, report, exit
     out.put(("ready", k))
-    go.wait()  # every worker has imported everything: the schedule can start for all at once
+    # Every worker has imported everything: the schedule can start for all at once.
+    while not go.wait(PARENT_CHECK_S):
+        if watch.parent_gone() or watch.terminated:
+            out.cancel_join_thread()  # nobody may read the queue: exit without waiting on it
+            return
     start_at = start.value
     book = LatencyBook()
     app_ids: Counter[str] = Counter()
@@ -76,10 +124,13 @@ def _worker(k: int, n: int, plan: LoadPlan, start: Any, go: Any, stop: Any, out:
     if plan.concurrency is not None:  # closed loop: the connections are shared out instead
         shard = dataclasses.replace(shard, concurrency=max(1, plan.concurrency // n + (k < plan.concurrency % n)))
     try:
-        stats = run_blocking(lambda: run_load(shard, on_sample, stop.is_set))
+        stats = run_blocking(lambda: run_load(shard, on_sample, watch))
     finally:
         if writer:
             writer.close()
+    if watch.parent_gone():
+        out.cancel_join_thread()
+        return
     out.put(("done", k, book.encode(), dataclasses.asdict(stats), dict(app_ids), dict(errors)))
 
 
@@ -87,62 +138,107 @@ def run_workers(
     plan: LoadPlan, workers: int, on_progress: Callable[[WorkerProgress], None] | None = None,
     record: Path | None = None, interrupted: Callable[[], bool] = lambda: False,
 ) -> MergedRun:
+    """Run ``plan`` on ``workers`` processes and merge their results. Whatever happens (a stop,
+    a second Ctrl-C raising, an error), every worker is stopped and reaped before this returns."""
     ctx = mp.get_context("spawn")
     stop, go = ctx.Event(), ctx.Event()
     start = ctx.Value("d", 0.0)
     out = ctx.Queue()
     parts = [record.with_name(f"{record.name}.part{k}") for k in range(workers)] if record else [None] * workers
     procs = [
-        ctx.Process(target=_worker, args=(k, workers, plan, start, go, stop, out, str(parts[k]) if parts[k] else None),
-                    daemon=True)
+        ctx.Process(target=_worker, args=(k, workers, plan, start, go, stop, out,
+                                          str(parts[k]) if parts[k] else None, os.getpid()), daemon=True)
         for k in range(workers)
     ]
-    for p in procs:
-        p.start()
-    progress: dict[int, tuple[int, int, dict[str, int], float | None, float | None]] = {}
-    finals: dict[int, tuple[Any, ...]] = {}
-    ready: set[int] = set()
-    while len(finals) < workers:
-        if interrupted():
-            stop.set()
-        try:
-            msg = out.get(timeout=0.1)
-        except queue.Empty:
-            dead = [k for k, p in enumerate(procs) if not p.is_alive() and k not in finals]
-            if dead and all(not p.is_alive() for p in procs) and out.empty():
-                raise RuntimeError(f"load worker(s) {dead} exited without a report") from None
-            continue
-        if msg[0] == "ready":
-            ready.add(msg[1])
-            if len(ready) == workers:
-                start.value = time.perf_counter() + START_LEAD_S
-                go.set()
-        elif msg[0] == "progress":
-            progress[msg[1]] = msg[2:]
-            if on_progress:
-                on_progress(_aggregate(progress))
-        else:
-            finals[msg[1]] = msg[2:]
-    for p in procs:
-        p.join(timeout=10)
+    try:
+        for p in procs:
+            p.start()
+        finals = _collect(plan, procs, stop, go, start, out, on_progress, interrupted)
+    finally:
+        stop.set()
+        _reap(procs)
+    if not finals:
+        raise RuntimeError("no load worker sent a report")
+    missing = sorted(set(range(workers)) - set(finals))
     book = LatencyBook.merged(f[0] for f in finals.values())
     app_ids: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     for f in finals.values():
         app_ids.update(f[2])
         errors.update(f[3])
-    per_worker = [f[1] for f in finals.values()]
+    per_worker = [finals[k][1] for k in sorted(finals)]
     stats = RunStats(
         sent=sum(w["sent"] for w in per_worker), completed=sum(w["completed"] for w in per_worker),
         late=sum(w["late"] for w in per_worker), max_late_ms=max(w["max_late_ms"] for w in per_worker),
         elapsed=max(w["elapsed"] for w in per_worker),
         cpu_share=max(w["cpu_share"] for w in per_worker),  # the busiest worker decides validity
-        stopped_by="stop" if stop.is_set() else per_worker[0]["stopped_by"],
+        stopped_by="stop" if interrupted() else per_worker[0]["stopped_by"],
         dropped=sum(w["dropped"] for w in per_worker),  # each counted its own shard's
     )
     if record:
         _merge_records(parts, record)
-    return MergedRun(book, app_ids, errors, stats, per_worker)
+    return MergedRun(book, app_ids, errors, stats, per_worker, missing)
+
+
+def _collect(plan: LoadPlan, procs: list[Any], stop: Any, go: Any, start: Any, out: Any,
+             on_progress: Callable[[WorkerProgress], None] | None,
+             interrupted: Callable[[], bool]) -> dict[int, tuple[Any, ...]]:
+    """The workers' final reports, keyed by worker; stops waiting for a worker that has died,
+    or that is still silent well after the run's deadline (or after a stop) plus its timeout."""
+    workers = len(procs)
+    progress: dict[int, tuple[int, int, dict[str, int], float | None, float | None]] = {}
+    finals: dict[int, tuple[Any, ...]] = {}
+    ready: set[int] = set()
+    give_up_at: float | None = None  # a perf_counter instant, once the run has started or stopped
+    while len(finals) < workers:
+        if interrupted() and not stop.is_set():
+            stop.set()
+            give_up_at = min(give_up_at or float("inf"), time.perf_counter() + plan.timeout + REAP_GRACE_S)
+        if give_up_at is not None and time.perf_counter() > give_up_at:
+            break
+        try:
+            msg = out.get(timeout=0.1)
+        except queue.Empty:
+            if all(not p.is_alive() for k, p in enumerate(procs) if k not in finals):
+                # A worker flushes its queue before it exits: read what arrived since, then stop.
+                with contextlib.suppress(queue.Empty):
+                    while True:
+                        msg = out.get(timeout=0.5)
+                        if msg[0] == "done":
+                            finals[msg[1]] = msg[2:]
+                break
+            continue
+        if msg[0] == "ready":
+            ready.add(msg[1])
+            if len(ready) == workers:
+                start.value = time.perf_counter() + START_LEAD_S
+                go.set()
+                give_up_at = start.value + plan.max_time + plan.timeout + REAP_GRACE_S
+        elif msg[0] == "progress":
+            progress[msg[1]] = msg[2:]
+            if on_progress:
+                on_progress(_aggregate(progress))
+        else:
+            finals[msg[1]] = msg[2:]
+    return finals
+
+
+def _reap(procs: list[Any]) -> None:
+    """Join every worker: they have been told to stop; SIGTERM (which also stops a worker
+    gracefully) for any still running after a grace, then SIGKILL."""
+    deadline = time.monotonic() + REAP_GRACE_S
+    for p in procs:
+        if p.pid is not None:
+            p.join(timeout=max(0.0, deadline - time.monotonic()))
+    for signal_them in ("terminate", "kill"):
+        alive = [p for p in procs if p.pid is not None and p.is_alive()]
+        if not alive:
+            return
+        for p in alive:
+            with contextlib.suppress(OSError):
+                getattr(p, signal_them)()
+        for p in alive:
+            p.join(timeout=2.0)
 
 
 def _aggregate(progress: dict[int, tuple[int, int, dict[str, int], float | None, float | None]]) -> WorkerProgress:

@@ -36,6 +36,7 @@ def test_one_stage_writes_every_file(loadgen, reports, mesh_runtime):
     assert c["count"] == sv["count"] == s["requests"]["sent"]
     assert 0 < c["p50"] <= c["p99"] <= c["max"] and sv["p99"] <= c["max"]
     assert s["generator"]["valid"], s["generator"]
+    assert s["requests"]["dropped"] == 0 and s["stopped_by"] == "max_time"
     assert set(s["by_app_id"]) == {"1", "2"} and s["mode"] == "open" and s["schedule"] == "200"
     assert s["runtime"] == mesh_runtime.name
     rows = (reports / "one" / "splitter" / "timeseries.csv").read_text().splitlines()
@@ -81,9 +82,31 @@ def test_ctrl_c_writes_what_was_collected(loadgen, reports):
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     s = _summary(reports, "int", "basic")
-    assert s["interrupted"] is True and s["stopped_by"] == "interrupted"
+    assert s["interrupted"] is True and s["stopped_by"] == "interrupted" and s["interrupted_by"] == "SIGINT"
     assert s["requests"]["sent"] == len(record.read_text().splitlines()) >= 200
     assert s["duration_s"] < 30
+
+
+def test_sigterm_writes_the_report_and_takes_down_what_it_brought_up(loadgen, reports):
+    loadgen("down", "-q")
+    record = reports / "term.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loadgen.cli", "run", "--stage", "basic", "--rate", "200", "--duration", "120s",
+         "--out", str(reports), "--run-id", "term", "--record", str(record), "--no-plots", "-q"],
+        env=loadgen.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 240  # bringing the stage up comes first
+    while not record.exists() or len(record.read_text().splitlines()) < 200:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert "terminated" in stderr and "Traceback" not in stderr
+    s = _summary(reports, "term", "basic")
+    assert s["interrupted"] is True and s["interrupted_by"] == "SIGTERM"
+    assert s["requests"]["sent"] == len(record.read_text().splitlines()) >= 200
+    assert loadgen.state() == {}  # nothing was running before, so nothing is after
 
 
 def test_workers_merge_exactly(loadgen, reports):
