@@ -20,7 +20,9 @@ from typing import Any
 
 import httpx
 
-from loadgen.errors import UnreachableError, UsageError
+from loadgen import interrupts
+from loadgen.errors import ExitCode, UnreachableError, UsageError
+from loadgen.load.client import Endpoint
 from loadgen.load.engine import LoadPlan, RunStats, run_blocking, run_load
 from loadgen.load.histograms import LatencyBook
 from loadgen.load.sample import Sample, SampleWriter, read_samples
@@ -40,6 +42,9 @@ from loadgen.stats import (
 from loadgen.stats.bands import band_of, format_band
 from loadgen.stats.plan import approximate_fixed_n, default_budget
 
+VERDICT_EXIT = {VerdictState.PASS: ExitCode.OK, VerdictState.FAIL: ExitCode.FAIL,
+                VerdictState.INCONCLUSIVE: ExitCode.INCONCLUSIVE, VerdictState.RUNNING: ExitCode.INCONCLUSIVE}
+DEFAULT_WARMUP_S = 1.0  # live runs: connections opening through the sidecars must not decide a verdict
 LOOK_EVERY_S = 0.1  # how often the live run asks the judge
 REPLAY_LOOK_EVERY = 50  # samples between looks when replaying a recording
 
@@ -60,6 +65,7 @@ class CanaryOptions:
     record: Path | None = None
     replay: Path | None = None
     service: str = "service-b"
+    warmup: float = 0.0  # seconds at the start whose requests are reported but not judged
 
 
 @dataclass
@@ -93,6 +99,34 @@ class CanaryResult:
     recorded_to: str | None = None
     max_requests: int | None = None  # the budget this run had (None: a replay judges what was recorded)
     reachable: bool | None = None  # whether that budget could reach a verdict (said before sending)
+    signum: int | None = None  # the signal that stopped the run early (SIGINT for Ctrl-C, SIGTERM)
+    generator: dict[str, Any] | None = None  # RunStats.health(): did the generator keep its schedule?
+    warmup: dict[str, Any] | None = None  # the requests of the warm-up, reported but not judged
+    recording_failed: str | None = None  # why --record stopped early (e.g. a full disk)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What makes parts of this result less than it seems (said in every output)."""
+        out = []
+        if self.generator is not None and not self.generator["valid"]:
+            out.append("the generator could not keep the asked rate (" + "; ".join(self.generator["problems"])
+                       + "): latency figures are not valid (the split judged is still what was answered)")
+        if self.recording_failed:
+            out.append(self.recording_failed)
+        moved = self.verdict.moved()
+        if moved:
+            out.append(f"the observed share of {', '.join(s.name for s in moved)} lies outside the interval the "
+                       "judge used: the split was not the same throughout the run")
+        return out
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """The verdict's code. An interrupted run that the judge could not decide on what it
+        collected exits 130 (Ctrl-C) or 143 (SIGTERM); a PASS or FAIL keeps its code even when
+        interrupted, since the judge's guarantee holds whenever the run stops."""
+        if self.signum is not None and not self.verdict.decided:
+            return interrupts.exit_code(self.signum)
+        return VERDICT_EXIT[self.verdict.state]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -117,6 +151,11 @@ class CanaryResult:
             "notes": self.notes,
             "replayed_from": self.replayed_from,
             "recorded_to": self.recorded_to,
+            "interrupted_by": None if self.signum is None else signal.Signals(self.signum).name,
+            "generator": self.generator,
+            "warmup": self.warmup,
+            "warnings": self.warnings,
+            "exit_code": int(self.exit_code),
         }
 
 
@@ -175,6 +214,11 @@ class Tally:
     @property
     def error_count(self) -> int:
         return sum(self.errors.values())
+
+    @property
+    def sent(self) -> int:
+        """Requests answered or failed so far (every sample counts once)."""
+        return sum(self.subsets.values()) + self.unknown + self.error_count
 
     def latency_summary(self) -> dict[str, float | int]:
         summary = self.book.summary()
@@ -237,17 +281,25 @@ def _judge_now(judge: SequentialJudge | FixedJudge, tally: Tally, final: bool, t
 
 # -- replay -------------------------------------------------------------------------------
 def replay(options: CanaryOptions, on_look: Callable[[Snapshot], None] | None = None) -> CanaryResult:
+    """Judge a recording as the live run would have, looking every REPLAY_LOOK_EVERY samples.
+
+    The file is read twice, streaming (a long recording is never held in memory): once to
+    check every line and learn the subsets recorded, so a bad line is exit 2 with nothing
+    judged, then to judge."""
     assert options.replay is not None
     path = options.replay
-    rows = list(read_samples(path))  # validates every line first: a bad line -> exit 2, nothing judged
     if options.expect.strip().lower() == "consul":
         raise UsageError("--replay judges without any network: give the split, like --expect 85/15")
+    recorded: dict[str, str] = {}
+    total = 0
+    for sample, sub in read_samples(path):
+        total += 1
+        if sample.app_id is not None and sub is not None:
+            recorded[sample.app_id] = sub
     if options.mapping:
-        mapping = SubsetMap(tuple(sorted(set(parse_app_id_map(options.mapping).values()))),
-                            parse_app_id_map(options.mapping), "--map")
+        mapping = _map_option(options.mapping)
         use_recorded = False
     else:
-        recorded = {s.app_id: sub for s, sub in rows if s.app_id is not None and sub is not None}
         if not recorded:
             raise UsageError(f"{path} records no subsets (it was not written by loadgen): give --map 1=v1,2=v2")
         mapping = SubsetMap(tuple(sorted(set(recorded.values()))), recorded, f"recorded in {path.name}")
@@ -259,27 +311,55 @@ def replay(options: CanaryOptions, on_look: Callable[[Snapshot], None] | None = 
     spec = resolve_spec(options.expect, mapping, None, options.service)
     the_plan = plan(spec, options.config)
     judge = make_judge(spec, options)
-    tally = Tally(spec, mapping)
+    tally, warm = Tally(spec, mapping), Tally(spec, mapping)
     verdict: Verdict | None = None
-    for i, (sample, subset) in enumerate(rows, start=1):
-        tally.add(sample, subset if use_recorded else None)
+    last_t = 0.0
+    for i, (sample, subset) in enumerate(read_samples(path), start=1):
+        (warm if sample.t < options.warmup else tally).add(sample, subset if use_recorded else None)
+        last_t = sample.t
         if isinstance(judge, SequentialJudge) and i % REPLAY_LOOK_EVERY == 0:
             verdict = _judge_now(judge, tally, final=False, t=sample.t)
             if on_look:
                 on_look(Snapshot(verdict, i, sample.t, tally.error_count))
             if verdict.decided:
                 break
-    used = sum(tally.subsets.values()) + tally.unknown + tally.error_count
+    used = tally.sent + warm.sent
     if verdict is None or not verdict.decided:
-        verdict = _judge_now(judge, tally, final=True, t=rows[used - 1][0].t if used else None)
-    duration = rows[used - 1][0].t if used else 0.0
+        verdict = _judge_now(judge, tally, final=True, t=last_t if used else None)
     return CanaryResult(
         verdict=verdict, spec=spec, mapping=mapping, plan=the_plan, target=f"replay of {path}",
-        requests=used, duration_s=duration, rate_asked=None, rate_achieved=None,
-        app_id_counts=dict(tally.app_ids), errors=dict(tally.errors), latency_ms=tally.latency_summary(),
-        stopped_by="verdict" if verdict.decided and used < len(rows) else "end of recording",
-        replayed_from=str(path),
+        requests=used, duration_s=last_t if used else 0.0, rate_asked=None, rate_achieved=None,
+        app_id_counts=dict(tally.app_ids + warm.app_ids), errors=dict(tally.errors + warm.errors),
+        latency_ms=tally.latency_summary(), stopped_by="verdict" if verdict.decided and used < total
+        else "end of recording", replayed_from=str(path), warmup=_warmup_report(options.warmup, warm),
     )
+
+
+def _map_option(text: str) -> SubsetMap:
+    app_ids = parse_app_id_map(text)
+    return SubsetMap(tuple(sorted(set(app_ids.values()))), app_ids, "--map")
+
+
+def validate(options: CanaryOptions) -> None:
+    """Every check that needs no network, made before anything is started or sent: a mistake
+    in the options must never cost a mesh bring-up (nor hide a verdict after the run)."""
+    if options.record is not None and options.replay is not None:
+        raise UsageError("--record and --replay cannot be used together")
+    if options.target is not None:
+        Endpoint.parse(options.target)
+    if options.mapping is not None and not options.mapping.strip():
+        raise UsageError("--map is empty: give APP_ID=SUBSET pairs like 1=v1,2=v2, or leave it out to read "
+                         "the map from Consul")
+    if options.expect.strip().lower() == "consul":
+        if options.replay is not None:
+            raise UsageError("--replay judges without any network: give the split, like --expect 85/15")
+        return
+    if options.mapping:
+        mapping = _map_option(options.mapping)
+        spec = resolve_spec(options.expect, mapping, None, options.service)
+    else:
+        spec = SplitSpec.parse(options.expect)  # the weights; positional names come from Consul's map
+    budget(options, plan(spec, options.config))  # the fixed test may need more than it can send
 
 
 # -- live ---------------------------------------------------------------------------------
@@ -301,8 +381,7 @@ def run_live(
     on_look: Callable[[Snapshot], None] | None = None, notes: list[str] | None = None,
 ) -> CanaryResult:
     if options.mapping:
-        app_ids = parse_app_id_map(options.mapping)
-        mapping = SubsetMap(tuple(sorted(set(app_ids.values()))), app_ids, "--map")
+        mapping = _map_option(options.mapping)
     else:
         if consul is None or not consul.reachable():
             where = consul.address if consul else DEFAULT_CONSUL
@@ -326,15 +405,17 @@ def run_live(
         f"at {options.rate:g}/s, {options.max_time:g}s at most")
     if reachable:
         say(about)
+    if options.warmup > 0:
+        say(f"warm-up: requests in the first {options.warmup:g}s are reported but not judged")
     load = LoadPlan(url=target_url, rate=options.rate, max_requests=n_max, max_time=options.max_time,
                     timeout=options.timeout, headers=options.headers)
     judge = make_judge(spec, options)
-    tally = Tally(spec, mapping)
+    tally, warm = Tally(spec, mapping), Tally(spec, mapping)
     writer = SampleWriter(options.record) if options.record else None
-    state: dict[str, Any] = {"verdict": None, "stop": False, "interrupted": False}
+    state: dict[str, Any] = {"verdict": None, "stop": False, "signum": None}
 
     def on_sample(sample: Sample) -> None:
-        subset = tally.add(sample)
+        subset = (warm if sample.t < options.warmup else tally).add(sample)
         if writer:
             writer.write(sample, subset)
 
@@ -346,30 +427,23 @@ def run_live(
             if writer:
                 writer.flush()
             if on_look:
-                sent = sum(tally.subsets.values()) + tally.unknown + tally.error_count
-                on_look(Snapshot(verdict, sent, time.monotonic() - started, tally.error_count))
+                on_look(Snapshot(verdict, tally.sent, time.monotonic() - started, tally.error_count))
             if verdict.decided and options.method == "sequential":
                 state["stop"] = True
 
     async def main() -> RunStats:
-        loop = asyncio.get_running_loop()
-
-        def interrupt() -> None:
+        def stop(signum: int) -> None:
             state["stop"] = True
-            state["interrupted"] = True
-            loop.remove_signal_handler(signal.SIGINT)  # a second Ctrl-C stops hard
+            state["signum"] = signum
 
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGINT, interrupt)
-        started = time.monotonic()
-        mon = asyncio.create_task(monitor(started))
-        try:
-            return await run_load(load, on_sample, lambda: state["stop"])
-        finally:
-            state["stop"] = True
-            await asyncio.gather(mon, return_exceptions=True)
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(signal.SIGINT)
+        with interrupts.stop_on_signals(asyncio.get_running_loop(), stop):
+            started = time.monotonic()
+            mon = asyncio.create_task(monitor(started))
+            try:
+                return await run_load(load, on_sample, lambda: state["stop"])
+            finally:
+                state["stop"] = True
+                await asyncio.gather(mon, return_exceptions=True)
 
     try:
         stats = run_blocking(main)  # type: ignore[assignment]
@@ -379,18 +453,31 @@ def run_live(
     # One last look that includes the responses still in flight when the run stopped. The
     # sequential judge's intervals only narrow, so a verdict reached at a look stands.
     verdict = _judge_now(judge, tally, final=True, t=stats.elapsed)
-    stopped_by = "verdict" if verdict.decided and stats.stopped_by == "stop" and not state["interrupted"] \
-        else ("interrupted" if state["interrupted"] else stats.stopped_by)
-    if state["interrupted"] and verdict.state is VerdictState.INCONCLUSIVE:
-        verdict = Verdict(**{**verdict.__dict__, "reason": "interrupted: " + verdict.reason})
+    signum = state["signum"]
+    stopped_by = "verdict" if verdict.decided and stats.stopped_by == "stop" and signum is None \
+        else ("interrupted" if signum is not None else stats.stopped_by)
+    if signum is not None and verdict.state is VerdictState.INCONCLUSIVE:
+        verdict = Verdict(**{**verdict.__dict__, "reason": f"{_interrupt_word(signum)}: " + verdict.reason})
     return CanaryResult(
         verdict=verdict, spec=spec, mapping=mapping, plan=the_plan, target=target_url, requests=stats.sent,
         duration_s=stats.elapsed, rate_asked=options.rate, rate_achieved=stats.achieved_rate,
-        app_id_counts=dict(tally.app_ids), errors=dict(tally.errors), latency_ms=tally.latency_summary(),
-        stopped_by=stopped_by, late_starts=stats.late, max_requests=n_max, reachable=reachable,
-        notes=[*(notes or []), *tally.went_silent(stats.elapsed)],
-        recorded_to=str(options.record) if options.record else None,
+        app_id_counts=dict(tally.app_ids + warm.app_ids), errors=dict(tally.errors + warm.errors),
+        latency_ms=tally.latency_summary(), stopped_by=stopped_by, late_starts=stats.late, signum=signum,
+        max_requests=n_max, reachable=reachable, notes=[*(notes or []), *tally.went_silent(stats.elapsed)],
+        recorded_to=str(options.record) if options.record else None, generator=stats.health(False),
+        warmup=_warmup_report(options.warmup, warm), recording_failed=writer.failed if writer else None,
     )
+
+
+def _warmup_report(seconds: float, warm: Tally) -> dict[str, Any] | None:
+    if seconds <= 0:
+        return None
+    return {"seconds": seconds, "requests": warm.sent, "app_id_counts": dict(warm.app_ids),
+            "errors": dict(warm.errors)}
+
+
+def _interrupt_word(signum: int) -> str:
+    return "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
 
 
 def _probe(url: str, options: CanaryOptions) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -13,28 +12,40 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from loadgen.canary import CanaryOptions, CanaryResult, Snapshot, budget, reachability, replay, run_live
-from loadgen.commands.options import Duration, parse_headers, runtime_option
+from loadgen.canary import (
+    DEFAULT_WARMUP_S,
+    CanaryOptions,
+    CanaryResult,
+    Snapshot,
+    budget,
+    reachability,
+    replay,
+    run_live,
+    validate,
+)
+from loadgen.commands.options import Duration, Rate, parse_headers, runtime_option
 from loadgen.errors import ExitCode, UsageError
 from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
 from loadgen.mesh.local import borrowed_stage
 from loadgen.mesh.runtime.select import runtime_for
-from loadgen.report.files import write_json, write_junit
+from loadgen.report.files import check_output, junit_xml, write_output
 from loadgen.report.statusline import StatusLine
 from loadgen.report.terminal import live_line, verdict_table
-from loadgen.stats import JudgeConfig, SplitSpec, Tolerance, VerdictState, plan
+from loadgen.stats import JudgeConfig, SplitSpec, Tolerance, plan
 from loadgen.stats.bands import band_of, format_band
 from loadgen.stats.figures import published
 from loadgen.stats.simulate import LOOK_EVERY, simulate
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
-
-EXIT = {VerdictState.PASS: ExitCode.OK, VerdictState.FAIL: ExitCode.FAIL,
-        VerdictState.INCONCLUSIVE: ExitCode.INCONCLUSIVE, VerdictState.RUNNING: ExitCode.INCONCLUSIVE}
+STDOUT = Path("-")  # an output option's value meaning standard output
 
 HELP_EPILOG = """\b
-Exit codes: 0 PASS, 1 FAIL, 2 usage or input error, 3 INCONCLUSIVE, 4 target or mesh unreachable.
+Exit codes: 0 PASS, 1 FAIL, 2 usage or input error, 3 INCONCLUSIVE, 4 target or mesh
+unreachable, 5 environment (disk full, port taken, mesh in use), 130 interrupted (Ctrl-C),
+143 terminated (SIGTERM). Interrupted or terminated, the run stops sending, judges what it
+collected and writes every output; a PASS or FAIL reached on that keeps its own code (the
+judge is valid whenever a run stops), otherwise the code is 130 or 143.
 
 \b
 How it decides: each subset has a band, its weight +- the tolerance (never more than
@@ -90,7 +101,7 @@ class PlanningHelp(click.Command):
                    "127.0.0.1:8500.")
 @click.option("--map", "mapping", metavar="MAP", help="APP_ID to subset, like 1=v1,2=v2 (default: from Consul).")
 @click.option("--header", "headers", multiple=True, metavar="'NAME: VALUE'", help="Extra request header (repeatable).")
-@click.option("--rate", type=click.FloatRange(min=0.1, max=100_000), default=500.0, show_default=True,
+@click.option("--rate", type=Rate(min=0.1, max=100_000), default=500.0, show_default=True,
               help="Requests per second (open loop).")
 @click.option("--max-requests", type=click.IntRange(min=1, max=10_000_000), default=None,
               help="Budget of requests. Default: 4 x the fixed test's n, at least 5000 (sequential), "
@@ -114,15 +125,21 @@ class PlanningHelp(click.Command):
 @click.option("--replay", "replay_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Judge a recorded JSON Lines file instead of sending traffic (no network).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the result as JSON ('-' for stdout).")
-@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML for CI.")
+              help="Write the result as JSON ('-' for stdout). A symlink, device or FIFO is written through.")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write JUnit XML for CI ('-' for stdout).")
+@click.option("--warmup", type=Duration(allow_zero=True), default=None,
+              help="Requests sent in this first stretch are reported but not judged, so a glitch while "
+                   "connections open cannot decide the verdict. Default 1s live; 0 judges from the first "
+                   "request, as a replay does unless given.")
 @click.option("--plan", "plan_only", is_flag=True, help="Only print how many requests a verdict needs, then exit.")
 @runtime_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 def canary(expect: str, target: str | None, consul_addr: str | None, mapping: str | None, headers: tuple[str, ...],
            rate: float, max_requests: int | None, max_time: float, timeout: float, tolerance: str,
            confidence: float, method: str, max_unknown: float, max_errors: float, record: Path | None,
-           replay_path: Path | None, json_path: Path | None, junit: Path | None, plan_only: bool,
+           replay_path: Path | None, json_path: Path | None, junit: Path | None, warmup: float | None,
+           plan_only: bool,
            runtime: str | None, quiet: bool) -> int:
     """Send traffic through service-a and decide whether service-b's split matches SPLIT.
 
@@ -142,26 +159,40 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
         expect=expect, target=target, consul=consul_addr, mapping=mapping, headers=parse_headers(headers), rate=rate,
         max_requests=max_requests, max_time=max_time, timeout=timeout, method=method, config=config,
         record=record, replay=replay_path,
+        warmup=warmup if warmup is not None else (0.0 if replay_path is not None else DEFAULT_WARMUP_S),
     )
+    # Everything that can be checked without the network is, before anything starts: a wrong
+    # option never costs a mesh bring-up, and an unwritable output never hides a verdict.
+    validate(options)
+    if json_path == STDOUT and junit == STDOUT:
+        raise UsageError("--json - and --junit - cannot both go to stdout; give one of them a file")
+    for path in (json_path, junit):
+        if path is not None:
+            check_output(path)
+    if record is not None:
+        check_output(record)
     if plan_only:
         return _print_plan(options, json_path)
-    quiet = quiet or json_path == Path("-")
+    to_stdout = STDOUT in (json_path, junit)
+    quiet = quiet or to_stdout
 
     def say(msg: str) -> None:
         if not quiet or msg.startswith("warning:"):
             err.print(msg, highlight=False, markup=False)
 
     result = _run(options, say, quiet, runtime)
-    if json_path == Path("-"):
-        sys.stdout.write(json.dumps(result.to_json(), indent=2, default=str) + "\n")
-    elif json_path:
-        write_json(json_path, result.to_json())
-    if junit:
-        write_junit(junit, result.verdict, duration_s=result.duration_s,
-                    properties={"expected": result.spec.as_percent(), "target": result.target})
-    if json_path != Path("-"):
+    # Every output is written before anything can fail on the way out (the verdict stands).
+    if json_path is not None:
+        write_output(json_path, json.dumps(result.to_json(), indent=2, default=str) + "\n")
+    if junit is not None:
+        write_output(junit, junit_xml(result.verdict, duration_s=result.duration_s,
+                                      properties={"expected": result.spec.as_percent(), "target": result.target}))
+    if to_stdout:
+        for warning in result.warnings:
+            err.print(f"warning: {warning}", highlight=False, markup=False)
+    else:
         _print_result(result)
-    return EXIT[result.verdict.state]
+    return result.exit_code
 
 
 def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = None) -> CanaryResult:
@@ -173,8 +204,6 @@ def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = No
 
     started = time.monotonic()
     if options.replay is not None:
-        if options.record is not None:
-            raise UsageError("--record and --replay cannot be used together")
         return replay(options)
     if options.target is not None:
         consul = ConsulClient(options.consul) if options.consul else _default_consul()
@@ -219,6 +248,13 @@ def _print_result(result: CanaryResult) -> None:
     unknown = {a: n for a, n in result.app_id_counts.items() if a not in result.mapping.app_ids}
     if unknown:
         out.print(f"APP_IDs no subset claims: {unknown}", style="yellow", highlight=False)
+    if result.warmup and result.warmup["requests"]:
+        warm = result.warmup
+        errs = sum(warm["errors"].values())
+        out.print(f"warm-up: {warm['requests']:,} requests in the first {warm['seconds']:g}s not judged"
+                  + (f" ({errs:,} of them failed)" if errs else ""), style="dim", highlight=False)
+    for warning in result.warnings:
+        out.print(f"warning: {warning}", style="yellow", highlight=False)
     for note in result.notes:
         style = "yellow" if "stopped answering" in note else "dim"
         out.print(note, style=style, highlight=False)
@@ -229,12 +265,11 @@ def _print_plan(options: CanaryOptions, json_path: Path | None) -> int:
     if options.expect.strip().lower() == "consul":
         raise UsageError("--plan needs the split itself, like --expect 85/15")
     spec = SplitSpec.parse(options.expect)
-    report = plan_report(spec, options, progress=None if json_path == Path("-") else err.print)
-    if json_path == Path("-"):
-        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    report = plan_report(spec, options, progress=None if json_path == STDOUT else err.print)
+    if json_path is not None:
+        write_output(json_path, json.dumps(report, indent=2) + "\n")
+    if json_path == STDOUT:
         return ExitCode.OK
-    if json_path:
-        write_json(json_path, report)
     bands = ", ".join(f"{name} {format_band(band)}" for name, band in report["bands"].items())
     out.print(f"{spec.as_percent()}, {options.config.band_tolerance.describe()}, confidence "
               f"{(1 - options.config.alpha) * 100:g} %: bands {bands}", highlight=False)

@@ -46,13 +46,22 @@ class Endpoint:
 
     @classmethod
     def parse(cls, url: str) -> Endpoint:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            port = parts.port  # raises on a port that is not a number in 0-65535
+        except ValueError as exc:
+            raise UsageError(f"{url!r} is not a valid URL ({exc})") from None
+        if parts.scheme == "https":
+            raise UsageError(f"{url!r} is not an http:// URL: https targets are not supported yet (the lean "
+                             "client speaks plain HTTP/1.1); give the http:// address of service-a")
         if parts.scheme != "http" or not parts.hostname:
-            raise UsageError(f"{url!r} is not an http:// URL (https is not supported by the lean client)")
+            raise UsageError(f"{url!r} is not an http:// URL like http://127.0.0.1:3000/hello_a")
+        if any(c.isspace() or ord(c) < 0x20 for c in url):
+            raise UsageError(f"{url!r} contains whitespace or control characters")
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
-        return cls(parts.hostname, parts.port or 80, path)
+        return cls(parts.hostname, port or 80, path)
 
 
 class _Connection(asyncio.Protocol):
@@ -161,9 +170,13 @@ class Client:
 
     def __post_init__(self) -> None:
         self.endpoint = Endpoint.parse(self.url)
-        host = self.endpoint.host if self.endpoint.port == 80 else f"{self.endpoint.host}:{self.endpoint.port}"
-        lines = [f"GET {self.endpoint.path} HTTP/1.1", f"Host: {host}", "User-Agent: loadgen"]
-        lines += [f"{k}: {v}" for k, v in self.headers.items() if k.lower() != "host"]
+        name = f"[{self.endpoint.host}]" if ":" in self.endpoint.host else self.endpoint.host  # IPv6
+        host = name if self.endpoint.port == 80 else f"{name}:{self.endpoint.port}"
+        # A user's Host or User-Agent replaces ours (a Host header routes on many gateways).
+        given = {k.lower(): v for k, v in self.headers.items()}
+        lines = [f"GET {self.endpoint.path} HTTP/1.1", f"Host: {given.get('host', host)}",
+                 f"User-Agent: {given.get('user-agent', 'loadgen')}"]
+        lines += [f"{k}: {v}" for k, v in self.headers.items() if k.lower() not in ("host", "user-agent")]
         if self.new_connection:
             lines.append("Connection: close")
         self._request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

@@ -84,6 +84,12 @@ class Verdict:
     guards: tuple[GuardResult, ...] = field(default_factory=tuple)
     change: ChangeResult | None = None  # sequential method only
 
+    def moved(self) -> list[SubsetResult]:
+        """Subsets whose overall share lies outside the interval the judge decided with (the
+        intersection of every look's). Under one constant split that happens only when the
+        judge errs; otherwise the split moved during the run, proved by the change test or not."""
+        return [s for s in self.subsets if s.count and not s.lower - 5e-4 <= s.share <= s.upper + 5e-4]
+
     @property
     def decided(self) -> bool:
         return self.state in (VerdictState.PASS, VerdictState.FAIL)

@@ -12,10 +12,10 @@ import pytest
 UNREACHABLE = "http://127.0.0.1:1/hello_a"  # nothing listens on port 1
 
 
-def run(*args, tmp_path):
+def run(*args, tmp_path, cwd=None):
     env = {**os.environ, "LOADGEN_RUN_DIR": str(tmp_path / "run")}
     return subprocess.run([sys.executable, "-m", "loadgen.cli", "canary", *args], capture_output=True, text=True,
-                          env=env, timeout=120)
+                          env=env, timeout=120, cwd=cwd)
 
 
 @pytest.mark.parametrize("spec", ["85/16", "85", "abc", "-5/105", "85/15/0/x", "v1=50,v1=50"])
