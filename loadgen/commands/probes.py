@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from loadgen.commands.options import Rate
 from loadgen.errors import ExitCode, UsageError
 from loadgen.mesh.consul_api import ConsulClient
 from loadgen.mesh.local import borrowed_stage
@@ -21,7 +21,7 @@ from loadgen.paths import project_root
 from loadgen.probes.intentions import IntentionProbe, PhaseResult, distribution
 from loadgen.probes.propagation import PropagationProbe
 from loadgen.probes.watch import LOCAL_UPSTREAM
-from loadgen.report.files import write_json
+from loadgen.report.files import check_output, write_output
 from loadgen.report.probe_plots import intentions_timeline, propagation_timeline
 from loadgen.runner import new_run_id
 from loadgen.stats import SplitSpec
@@ -75,9 +75,9 @@ def _remote_options(which: str) -> Any:
 @click.command("intentions")
 @click.option("--repeat", type=click.IntRange(1, 100), default=5, show_default=True,
               help="Deny/allow cycles to measure.")
-@click.option("--rate", type=click.FloatRange(10, 5000), default=500.0, show_default=True,
+@click.option("--rate", type=Rate(10, 5000), default=500.0, show_default=True,
               help="Requests per second on fresh connections (the resolution is 1/rate).")
-@click.option("--pooled-rate", type=click.FloatRange(1, 5000), default=200.0, show_default=True,
+@click.option("--pooled-rate", type=Rate(1, 5000), default=200.0, show_default=True,
               help="Requests per second on the pooled keep-alive connections.")
 @click.option("--protocol", type=click.Choice(["tcp", "http", "both"]), default="tcp", show_default=True,
               help="service-b's protocol: tcp (stage basic: L4 RBAC) or http (stage l7-router: L7 RBAC).")
@@ -102,6 +102,8 @@ def intentions(repeat: int, rate: float, pooled_rate: float, protocol: str, targ
     Exit codes: 0 measured, 1 security violation (a new-connection request reached service-b after
     every sidecar showed the deny; with --strict also pooled ones), 2 usage, 4 unreachable.
     """
+    if json_path is not None:
+        check_output(json_path)  # before anything is changed in Consul
     say = (lambda m: None) if quiet or json_path == Path("-") else (lambda m: err.print(m, highlight=False))
     protocols = ["tcp", "http"] if protocol == "both" else [protocol]
     if target is not None:
@@ -121,10 +123,8 @@ def intentions(repeat: int, rate: float, pooled_rate: float, protocol: str, targ
         if json_path != Path("-"):
             _print(proto, results, report["protocols"][proto], rate)
     report["violations"] = violations
-    if json_path == Path("-"):
-        sys.stdout.write(json.dumps(report, indent=2) + "\n")
-    elif json_path:
-        write_json(json_path, report)
+    if json_path is not None:
+        write_output(json_path, json.dumps(report, indent=2) + "\n")
     if violations:
         err.print(f"loadgen: {violations} request(s) reached service-b after the deny was in force", highlight=False)
         return ExitCode.FAIL
@@ -195,7 +195,7 @@ def _max(d: dict[str, float | None]) -> float | None:
 @click.command("propagation")
 @click.option("--splitter", "weights", required=True, metavar="SPLIT",
               help="The new service-b weights to write, like 50/50 or v1=50,v2=50.")
-@click.option("--rate", type=click.FloatRange(10, 5000), default=500.0, show_default=True,
+@click.option("--rate", type=Rate(10, 5000), default=500.0, show_default=True,
               help="Probe requests per second (keep-alive).")
 @_remote_options("service-a's sidecar")
 @click.option("--keep", is_flag=True, help="Leave the new weights in place (default: restore and time that too).")
@@ -214,6 +214,8 @@ def propagation(weights: str, rate: float, target: str | None, consul_addr: str 
     point of the APP_ID stream) and when an online CUSUM detector noticed (and so its delay).
     Then restores the original weights and times that too, unless --keep.
     """
+    if json_path is not None:
+        check_output(json_path)  # before anything is changed in Consul
     say = (lambda m: None) if quiet or json_path == Path("-") else (lambda m: err.print(m, highlight=False))
     with _mesh("splitter", target, consul_addr, admins, "service-a", say) as (url, consul_at, sidecars), \
             ConsulClient(consul_at) as consul:
@@ -232,11 +234,10 @@ def propagation(weights: str, rate: float, target: str | None, consul_addr: str 
              for i, r in enumerate(results, start=1)]
     data = {"resolution_ms": round(1000 / rate, 2), "plots": [str(p) for p in plots],
             "changes": [{k: v for k, v in r.__dict__.items() if k != "timeline"} for r in results]}
+    if json_path is not None:
+        write_output(json_path, json.dumps(data, indent=2) + "\n")
     if json_path == Path("-"):
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return ExitCode.OK
-    if json_path:
-        write_json(json_path, data)
     table = Table("change", "envoy ms", "traffic changed ms", "detected ms", "detector delay ms", "share after",
                   title=f"ms after Consul committed the write (probe resolution {1000 / rate:.1f} ms)")
     for r in results:

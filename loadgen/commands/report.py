@@ -7,13 +7,14 @@ from pathlib import Path
 import click
 
 from loadgen.errors import ExitCode
+from loadgen.report.files import STDOUT, check_output
 from loadgen.report.html import write_report
 
 
 @click.command("report")
 @click.argument("run_dir", metavar="RUN_DIR", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where to write the page.  [default: RUN_DIR/report.html]")
+              help="Where to write the page ('-' for stdout).  [default: RUN_DIR/report.html]")
 def report(run_dir: Path, out: Path | None) -> int:
     """Write one self-contained HTML page comparing the stages of a run in RUN_DIR (reports/<run-id>).
 
@@ -25,5 +26,9 @@ def report(run_dir: Path, out: Path | None) -> int:
     Example:
       loadgen run --all-stages --run-id nightly && loadgen report reports/nightly
     """
-    click.echo(str(write_report(run_dir, out)))
+    if out is not None:
+        check_output(out)  # before the run's files are read and rendered
+    written = write_report(run_dir, out)
+    if str(written) != STDOUT:
+        click.echo(str(written))
     return ExitCode.OK

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.errors import UsageError
+from loadgen.report.files import write_output
 
 PERCENTILES = ("p50", "p90", "p99", "p99.9", "max")
 LATENCY_KEYS = ("min", "mean", *PERCENTILES)
@@ -160,11 +161,7 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     summaries = load_run(run_dir)
     out = Path(out) if out is not None else run_dir / "report.html"
     page = render(run_dir.resolve().name, summaries)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(page, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
+    write_output(out, page)  # through a symlink, device or FIFO; "-" is stdout
     return out
 
 
