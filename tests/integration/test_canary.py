@@ -10,6 +10,7 @@ import sys
 import time
 
 import httpx
+import psutil
 import pytest
 
 pytestmark = pytest.mark.usefixtures("mesh_runtime")
@@ -158,25 +159,39 @@ def test_another_stage_is_put_back_after_the_run(loadgen):
     assert entries == []  # basic has no splitter; the one the canary needed is gone again
 
 
-def test_ctrl_c_keeps_every_sample_and_writes_the_report(loadgen, tmp_path):
-    record, out_json = tmp_path / "rec.jsonl", tmp_path / "c.json"
+@pytest.mark.parametrize(("signum", "code", "word"),
+                         [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_a_stop_signal_keeps_every_sample_writes_the_reports_and_takes_the_mesh_down(loadgen, tmp_path, signum, code,
+                                                                                     word):
+    """Ctrl-C and SIGTERM (timeout, CI cancellation, docker stop) alike: every sample is judged
+    and written, and the mesh the canary brought up for itself is taken down again."""
+    loadgen("down", "-q")
+    record, out_json, out_xml = tmp_path / "rec.jsonl", tmp_path / "c.json", tmp_path / "c.xml"
     # A tolerance this small cannot be decided in 2 s, so the run is still going when interrupted.
     proc = subprocess.Popen(
         [sys.executable, "-m", "loadgen.cli", "canary", "--expect", "85/15", "--tolerance", "0.1", "--rate", "300",
-         "--record", str(record), "--json", str(out_json), "-q"],
+         "--record", str(record), "--json", str(out_json), "--junit", str(out_xml), "-q"],
         env=loadgen.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while not record.exists() or len(record.read_text().splitlines()) < 150:
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
         time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    _stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 3, stderr
+    pids = [p["pid"] for p in loadgen.state().get("processes", {}).values() if p.get("pid")]
+    proc.send_signal(signum)
+    _stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == code, stderr
     result = json.loads(out_json.read_text())
     assert result["verdict"] == "INCONCLUSIVE" and result["stopped_by"] == "interrupted"
-    assert result["reason"].startswith("interrupted")
+    assert result["reason"].startswith(word) and result["exit_code"] == code
+    assert result["interrupted_by"] == signal.Signals(signum).name
+    assert "<testsuite" in out_xml.read_text()
     lines = record.read_text().splitlines()
     assert len(lines) == result["requests"] > 100
     assert sum(result["app_id_counts"].values()) + sum(result["errors"].values()) == result["requests"]
     assert "Traceback" not in stderr
+    # Nothing ran before the canary, so nothing runs after it.
+    assert loadgen.state() == {}
+    assert not [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+    with pytest.raises(httpx.ConnectError):
+        httpx.get("http://127.0.0.1:3000/hello_a", timeout=2)
