@@ -115,8 +115,10 @@ def run_stage(
     finally:
         collector.close()
     health = stats.health(plan.closed_loop) | {"workers": 1}
-    return _finish(stage, plan, meta, out_dir, plots, stats, started_at, state["signum"], health,
-                   collector.book, dict(collector.app_ids), dict(collector.errors))
+    failed = collector.writer.failed if collector.writer else None
+    return _finish(stage, plan, {**meta, "recording_failed": [failed] if failed else []}, out_dir, plots, stats,
+                   started_at, state["signum"], health, collector.book, dict(collector.app_ids),
+                   dict(collector.errors))
 
 
 def _finish(stage: str, plan: LoadPlan, meta: dict[str, Any], out_dir: Path | None, plots: bool, stats: RunStats,
@@ -162,8 +164,8 @@ def _run_stage_workers(stage: str, plan: LoadPlan, meta: dict[str, Any], out_dir
         health["valid"] = False
         health["problems"] = [*health["problems"], f"worker(s) {merged.missing} sent no report (killed after "
                               "the run's bound): their requests are not in these numbers"]
-    return _finish(stage, plan, meta, out_dir, plots, merged.stats, started_at, flag["signum"], health,
-                   merged.book, dict(merged.app_ids), dict(merged.errors))
+    return _finish(stage, plan, {**meta, "recording_failed": merged.recording_failed}, out_dir, plots, merged.stats,
+                   started_at, flag["signum"], health, merged.book, dict(merged.app_ids), dict(merged.errors))
 
 
 def new_run_id() -> str:

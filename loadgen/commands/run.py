@@ -13,15 +13,16 @@ from rich.console import Console
 from rich.table import Table
 
 from loadgen import interrupts
-from loadgen.commands.options import parse_headers, runtime_option
+from loadgen.commands.options import RunId, parse_headers, runtime_option
 from loadgen.errors import ExitCode, UnreachableError, UsageError
-from loadgen.load.client import Client, RequestError
+from loadgen.load.client import Client, Endpoint, RequestError
 from loadgen.load.engine import LoadPlan, run_blocking
 from loadgen.load.schedule import RateSchedule, parse_duration
 from loadgen.mesh.local import borrowed_stage
 from loadgen.mesh.runtime.select import runtime_for
 from loadgen.mesh.stages import load_stages
 from loadgen.paths import project_root
+from loadgen.report.files import check_output
 from loadgen.report.statusline import StatusLine
 from loadgen.runner import Progress, StageRun, new_run_id, run_stage
 
@@ -81,7 +82,8 @@ def _live_line(p: Progress) -> str:
               help="Also write every sample as JSON Lines (one stage only).")
 @click.option("--out", "out_root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Reports root.  [default: reports/ in the project]")
-@click.option("--run-id", default=None, help="Name of the report directory.  [default: a UTC timestamp]")
+@click.option("--run-id", type=RunId(), default=None,
+              help="Name of the report directory (one path component).  [default: a UTC timestamp]")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summaries as JSON instead of a table.")
 @runtime_option
@@ -120,6 +122,10 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
             book.get(str(s))  # unknown stage -> exit 2 before anything starts
     if record and len(stages) > 1:
         raise UsageError("--record writes one stage's samples; use it with --stage")
+    if target:
+        Endpoint.parse(target)  # a malformed or https URL is exit 2 before anything starts
+    if record:
+        check_output(record)
     schedule = None if concurrency else RateSchedule.parse(rate)
     seconds = parse_duration(duration) if duration else (schedule.total_seconds if schedule else None) or 30.0
     timeout_s = parse_duration(timeout)
@@ -205,6 +211,9 @@ def _print_table(results: list[StageRun]) -> None:
     for r in results:
         for problem in r.summary["generator"]["problems"]:
             out.print(f"[yellow]{r.stage}: numbers not trustworthy: {problem}[/]", highlight=False)
+        for failed in r.summary.get("recording_failed") or []:
+            out.print(f"{r.stage}: warning: {failed} (the run went on and is fully reported)", style="yellow",
+                      highlight=False)
         if r.summary["errors"]:
             errs = ", ".join(f"{k} x{v}" for k, v in r.summary["errors"].items())
             out.print(f"{r.stage}: errors: {errs}", style="yellow", highlight=False)

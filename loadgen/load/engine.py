@@ -35,6 +35,7 @@ from loadgen.load.client import Client, RequestError
 from loadgen.load.sample import Sample
 from loadgen.load.schedule import RateSchedule, Segment
 
+STOP_POLL_S = 0.1  # the longest the open loop sleeps before looking at should_stop() again
 LATE_MS = 10.0  # a request starting this much after its intended time is late
 LATE_S = LATE_MS / 1000
 MAX_LATE_SHARE = 0.05
@@ -242,7 +243,9 @@ async def _open_loop(plan: LoadPlan, client: Client, start: float, clock: Callab
         intended = start + offset
         delay = intended - clock()
         if delay > 0.0005:
-            await asyncio.sleep(delay)
+            # In slices, so a stop (verdict, Ctrl-C) is seen within STOP_POLL_S even at --rate 0.1.
+            while (delay := intended - clock()) > 0.0005 and not should_stop():
+                await asyncio.sleep(min(delay, STOP_POLL_S))
             if should_stop():  # asked to stop while waiting: do not send one more
                 stats.stopped_by, cut = "stop", clock() - start - LATE_S
                 break

@@ -59,7 +59,10 @@ class Segment:
             return k / self.start_rate
         slope = (self.end_rate - self.start_rate) / length
         # r0 t + slope t^2 / 2 = k
-        return (-self.start_rate + math.sqrt(self.start_rate**2 + 2 * slope * k)) / slope
+        disc = self.start_rate**2 + 2 * slope * k
+        if disc < 0:  # a falling ramp ends before its k-th request would be due
+            return math.inf
+        return (-self.start_rate + math.sqrt(disc)) / slope
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,9 @@ import dataclasses
 import multiprocessing as mp
 import os
 import queue
+import shutil
 import signal
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -56,6 +58,7 @@ class MergedRun:
     stats: RunStats
     per_worker: list[dict[str, Any]]
     missing: list[int] = dataclasses.field(default_factory=list)  # workers killed without a final report
+    recording_failed: list[str] = dataclasses.field(default_factory=list)  # why a worker's --record part stopped
 
 
 class _StopWatch:
@@ -131,7 +134,8 @@ def _worker(k: int, n: int, plan: LoadPlan, start: Any, go: Any, stop: Any, out:
     if watch.parent_gone():
         out.cancel_join_thread()
         return
-    out.put(("done", k, book.encode(), dataclasses.asdict(stats), dict(app_ids), dict(errors)))
+    out.put(("done", k, book.encode(), dataclasses.asdict(stats), dict(app_ids), dict(errors),
+             writer.failed if writer else None))
 
 
 def run_workers(
@@ -144,7 +148,10 @@ def run_workers(
     stop, go = ctx.Event(), ctx.Event()
     start = ctx.Value("d", 0.0)
     out = ctx.Queue()
-    parts = [record.with_name(f"{record.name}.part{k}") for k in range(workers)] if record else [None] * workers
+    # Each worker records its own part in a private directory (never beside a device or
+    # someone's file); the parts are merged into --record at the end.
+    part_dir = Path(tempfile.mkdtemp(prefix="loadgen-record-")) if record else None
+    parts = [part_dir / f"part{k}.jsonl" for k in range(workers)] if part_dir else [None] * workers
     procs = [
         ctx.Process(target=_worker, args=(k, workers, plan, start, go, stop, out,
                                           str(parts[k]) if parts[k] else None, os.getpid()), daemon=True)
@@ -158,6 +165,8 @@ def run_workers(
         stop.set()
         _reap(procs)
     if not finals:
+        if part_dir:
+            shutil.rmtree(part_dir, ignore_errors=True)
         raise RuntimeError("no load worker sent a report")
     missing = sorted(set(range(workers)) - set(finals))
     book = LatencyBook.merged(f[0] for f in finals.values())
@@ -175,9 +184,13 @@ def run_workers(
         stopped_by="stop" if interrupted() else per_worker[0]["stopped_by"],
         dropped=sum(w["dropped"] for w in per_worker),  # each counted its own shard's
     )
-    if record:
-        _merge_records(parts, record)
-    return MergedRun(book, app_ids, errors, stats, per_worker, missing)
+    failed = [f[4] for f in finals.values() if len(f) > 4 and f[4]]
+    if record and part_dir:
+        merge_failed = _merge_records(parts, record)
+        shutil.rmtree(part_dir, ignore_errors=True)
+        if merge_failed:
+            failed.append(merge_failed)
+    return MergedRun(book, app_ids, errors, stats, per_worker, missing, failed)
 
 
 def _collect(plan: LoadPlan, procs: list[Any], stop: Any, go: Any, start: Any, out: Any,
@@ -251,17 +264,27 @@ def _aggregate(progress: dict[int, tuple[int, int, dict[str, int], float | None,
                           max(p50s) if p50s else None, max(p99s) if p99s else None)
 
 
-def _merge_records(parts: list[Path | None], record: Path) -> None:
-    """One recording, ordered by intended start, from the workers' parts."""
+def _merge_records(parts: list[Path | None], record: Path) -> str | None:
+    """One recording, ordered by intended start, from the workers' parts. Written through to
+    what --record is (a device or FIFO in place); a write that fails (a full disk) stops the
+    recording and says why, it never fails the run."""
     import json
 
     lines: list[tuple[float, str]] = []
     for part in parts:
         if part is None or not part.exists():
             continue
-        for line in part.read_text().splitlines():
-            if line.strip():
-                lines.append((json.loads(line)["t"], line))
-        part.unlink()
+        with part.open(encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    lines.append((json.loads(line)["t"], line.rstrip("\n")))
     lines.sort(key=lambda x: x[0])
-    record.write_text("".join(line + "\n" for _, line in lines))
+    written = 0
+    try:
+        with record.open("w", encoding="utf-8") as out:
+            for _, line in lines:
+                out.write(line + "\n")
+                written += 1
+    except OSError as exc:
+        return f"recording to {record} stopped after {written:,} samples: {exc.strerror or exc}"
+    return None

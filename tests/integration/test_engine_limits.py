@@ -88,3 +88,22 @@ def test_cli_run_at_an_absurd_rate_finishes_and_reports_the_drops(slow_target, t
     assert stage["requests"]["sent"] + gen["dropped"] == 100_000_000
     summary = json.loads((tmp_path / "reports" / "absurd" / "target" / "summary.json").read_text())
     assert summary["generator"]["dropped"] == gen["dropped"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_full_disk_stops_the_recording_not_the_run(slow_target, tmp_path, workers):
+    # /dev/full fails every write with ENOSPC, as a full disk does (issue 13): the run goes on,
+    # its report is written, and the summary says the recording stopped.
+    env = {**os.environ, "LOADGEN_RUN_DIR": str(tmp_path / "run")}
+    record = "/dev/full"  # with workers, their parts are merged into it at the end
+    proc = subprocess.run(
+        [sys.executable, "-m", "loadgen.cli", "run", "--target", slow_target.url, "--rate", "100", "--duration", "2s",
+         "--workers", str(workers), "--record", record, "--out", str(tmp_path / "reports"), "--run-id", "full",
+         "--no-plots", "--json"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "Task exception" not in proc.stderr
+    (stage,) = json.loads(proc.stdout)["stages"]
+    assert stage["requests"]["sent"] > 0
+    assert stage["recording_failed"] and "No space left on device" in stage["recording_failed"][0]

@@ -117,3 +117,27 @@ def test_dropped_requests_make_the_run_invalid():
     assert health["problems"] == ["1 requests due by the deadline were never sent (0.1% of 1,001; generator too "
                                   "slow for the rate)"]
     assert behind.health(closed_loop=True)["valid"]  # a closed loop has no schedule to fall behind
+
+
+def test_a_ramp_falling_towards_zero_ends_without_error():
+    from loadgen.load.schedule import RateSchedule
+
+    offsets = list(RateSchedule.parse("500..0.01").offsets(3.0))
+    # (500 + 0.01) / 2 requests per second on average over 3 s.
+    assert abs(len(offsets) - 750) <= 1 and offsets == sorted(offsets) and offsets[-1] < 3.0
+
+
+def test_a_stop_is_seen_within_a_poll_even_at_a_slow_rate():
+    import asyncio
+    import time
+
+    from loadgen.load.engine import STOP_POLL_S, LoadPlan, run_load
+
+    # Nothing listens on port 1, but at 0.1/s the first request is due at 0 s and the next at
+    # 10 s: the stop asked at 0.3 s must end the run long before that one is due.
+    plan = LoadPlan(url="http://127.0.0.1:1/x", rate=0.1, max_time=30, timeout=1)
+    asked = time.monotonic() + 0.3
+    began = time.monotonic()
+    stats = asyncio.run(run_load(plan, lambda s: None, lambda: time.monotonic() > asked))
+    assert stats.stopped_by == "stop" and stats.sent == 1
+    assert time.monotonic() - began < 0.3 + plan.timeout + 20 * STOP_POLL_S
