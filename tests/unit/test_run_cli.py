@@ -26,6 +26,12 @@ def run(*args, tmp_path):
         (("--all-stages", "--stage", "basic"), 2, "do not combine"),
         (("--target", "http://127.0.0.1:1/hello_a"), 4, "is unreachable"),
         (("--target", "https://example.invalid/"), 2, "is not an http:// URL"),
+        # Checked before the local mesh would be brought up (issue 13).
+        (("--stage", "basic", "--run-id", "../../x"), 2, "must be one directory name"),
+        (("--stage", "basic", "--record", "/proc/loadgen-no/rec.jsonl"), 2, "cannot write"),
+        (("--stage", "basic", "--rate", "nan"), 2, "--rate"),
+        (("--stage", "basic", "--header", "Content-Length: 5"), 2, "Content-Length"),
+        (("--target", "http://[::1/"), 2, "is not a valid URL"),
     ],
 )
 def test_bad_input(args, code, needle, tmp_path):
