@@ -65,7 +65,7 @@ def _home(path: object) -> str:
 @click.option("--timeout", "live_timeout", type=float, default=90.0, show_default=True,
               help="Seconds to wait for the stage to be live in Envoy and on /hello_a.")
 @click.option("--keep-on-failure", is_flag=True,
-              help="When a first `up` fails, leave what it started running for inspection.")
+              help="When a first `up` fails or is interrupted, leave what it started running for inspection.")
 @click.option("--json", "as_json", is_flag=True, help="Print the target as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 def up(stage_name: str, runtime: str, driver: str | None, consul_addr: str | None, live_timeout: float,

@@ -1,10 +1,12 @@
-"""A sidecar that dies in the middle of a canary run, on every runtime: the run completes, no
-sample is lost, and the result says what happened. Where the runtime restarts the sidecar
-itself (nomad), v2 must answer again."""
+"""Parts that die, on every runtime: a sidecar in the middle of a canary run (the run
+completes, no sample is lost, and the result says what happened; where the runtime restarts
+the sidecar itself (nomad), v2 must answer again); and an `up` interrupted half way (nothing
+is left running)."""
 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -49,3 +51,48 @@ def test_sidecar_killed_mid_run(loadgen, mesh_runtime, tmp_path):
 def _hello(n: int) -> list[httpx.Response]:
     with httpx.Client(timeout=5) as c:
         return [c.get("http://127.0.0.1:3000/hello_a", headers={"Connection": "close"}) for _ in range(n)]
+
+
+def _interrupted_up(loadgen, *flags: str) -> list[int]:
+    """Start `up --stage splitter` from nothing and Ctrl-C it half way (parts recorded, no stage
+    yet); returns the pids of the parts it had recorded."""
+    loadgen("down", "-q")
+    proc = subprocess.Popen([sys.executable, "-m", "loadgen.cli", "up", "--stage", "splitter", *flags, "-q"],
+                            env=loadgen.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            state = loadgen.state()
+            if len(state.get("processes", {})) >= 2 and not state.get("stage"):
+                break
+            assert proc.poll() is None and time.monotonic() < deadline, "never caught `up` half way"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 130, stderr
+        assert "Traceback" not in stderr
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return [rec["pid"] for rec in state["processes"].values()]
+
+
+def test_an_interrupted_up_leaves_nothing_running(loadgen):
+    pids = _interrupted_up(loadgen)
+    assert loadgen.state() == {}
+    for pid in pids:
+        _wait_gone(pid)
+    # Nothing was left on the mesh's ports either (a part started but not yet recorded would be).
+    for port in (8500, 3000, 3001, 3002, 9000, 19000, 19001, 19002):
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1.0)
+
+
+def _wait_gone(pid: int, timeout: float = 10.0) -> None:
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, f"pid {pid} still runs"
+        time.sleep(0.05)

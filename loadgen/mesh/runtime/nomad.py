@@ -33,7 +33,7 @@ from loadgen.mesh import bridge, envoy_admin, procs, toolchain
 from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
 from loadgen.mesh.nomad_api import DEFAULT_NOMAD, NomadClient
 from loadgen.mesh.runtime.base import ComponentStatus, MeshStatus, Progress
-from loadgen.mesh.runtime.process import ProcessRuntime, worst_health
+from loadgen.mesh.runtime.process import ProcessRuntime, signals_held, worst_health
 from loadgen.mesh.stages import Instance, Stage
 from loadgen.mesh.state import MeshState
 from loadgen.paths import project_root
@@ -184,10 +184,12 @@ class NomadRuntime(ProcessRuntime):
         local.write_text(json.dumps(config))
         argv = [str(toolchain.require("nomad")), "agent", "-config", str(self.agent_hcl), "-config", str(local)]
         say("starting the Nomad agent (server + client)")
-        rec = procs.spawn("nomad", argv, self.run.log("nomad"), {"PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"},
-                          cwd=self.data_dir, port=NOMAD_PORTS[0])
-        state.processes["nomad"] = rec
-        self.run.save(state)
+        with signals_held():  # started and recorded, or neither: `down` must know what to stop
+            rec = procs.spawn("nomad", argv, self.run.log("nomad"),
+                              {"PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}, cwd=self.data_dir,
+                              port=NOMAD_PORTS[0])
+            state.processes["nomad"] = rec
+            self.run.save(state)
         deadline = time.monotonic() + 60
         problem = "no answer"
         while time.monotonic() < deadline:
@@ -237,10 +239,11 @@ class NomadRuntime(ProcessRuntime):
         # service-b first, so service-a's upstream has endpoints when its sidecar starts.
         for job in sorted(jobs, reverse=True):
             spec = nomad.parse((nomad_dir() / f"{job}.nomad.hcl").read_text(), jobs[job])
-            nomad.register(spec)
-            if job not in state.jobs:
-                state.jobs.append(job)
-            self.run.save(state)
+            with signals_held():
+                nomad.register(spec)
+                if job not in state.jobs:
+                    state.jobs.append(job)
+                self.run.save(state)
             say(f"submitted job {job} (nomad/{job}.nomad.hcl, {self.driver}"
                 + (f", upstream {jobs[job]['upstream']}" if "upstream" in jobs[job] else "") + ")")
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import sys
 import time
+from collections.abc import Iterator
+from types import FrameType
 from urllib.parse import urlparse
 
 import httpx
@@ -25,6 +29,38 @@ SERVICE_A_URL = "http://127.0.0.1:3000/hello_a"
 
 def _noop(_msg: str) -> None:
     pass
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM for a moment that must not be cut: starting a part and recording
+    it (else it runs on, unknown to `down`), or cleaning up (a second press would leave half a
+    mesh). One that comes meanwhile is acted on (raises) as soon as the block is done.
+
+    Python handlers that note the signal, not a blocked signal mask: the parts started inside
+    would inherit the mask and then ignore the SIGTERM that `down` stops them with.
+    """
+    caught: list[int] = []
+
+    def note(signum: int, _frame: FrameType | None) -> None:
+        caught.append(signum)
+
+    try:
+        previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: signals are not delivered here anyway
+        yield
+        return
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if caught:
+            handler = previous[caught[0]]
+            if callable(handler):
+                handler(caught[0], None)  # raises KeyboardInterrupt / Terminated
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), caught[0])
 
 
 class ProcessRuntime:
@@ -73,13 +109,16 @@ class ProcessRuntime:
                     self._wait_live(stage, previous, state, consul, say)
                 finally:
                     consul.close()
-            except LoadgenError:
-                # A failed first `up` takes down what it started (logs stay in the run
-                # directory); a failed switch leaves the running mesh for inspection.
+            except BaseException as exc:
+                # A failed or interrupted first `up` (Ctrl-C and SIGTERM raise KeyboardInterrupt,
+                # not an Exception) takes down what it started: no half-up mesh is left (logs stay
+                # in the run directory). A failed switch leaves the running mesh for inspection.
                 if fresh and not self.keep_on_failure:
                     if not self.run.load().empty:
-                        say(f"taking down what this `up` started (logs stay in {self.run.logs})")
-                    self._down_locked(_noop if self.run.load().empty else say)
+                        why = "interrupted: " if isinstance(exc, KeyboardInterrupt) else ""
+                        say(f"{why}taking down what this `up` started (logs stay in {self.run.logs})")
+                    with signals_held():
+                        self._down_locked(_noop if self.run.load().empty else say)
                 raise
             return self._target(stage, state)
 
@@ -175,17 +214,18 @@ class ProcessRuntime:
             say(f"reusing the Consul agent already answering at {client.address}")
             return client
         say("starting the Consul dev agent")
-        rec = procs.spawn(
-            "consul",
-            [str(consul_bin), "agent", "-dev", "-config-file", str(consul_dir() / "agent.hcl")],
-            # In the run directory: a dev agent reads ./services as persisted services, and the
-            # project root's services/ holds the apps' Python.
-            self.run.log("consul"), cwd=self.run.path, port=8500,
-        )
-        state.processes["consul"] = rec
-        state.consul_managed = True
-        state.consul_address = client.address
-        self.run.save(state)
+        with signals_held():
+            rec = procs.spawn(
+                "consul",
+                [str(consul_bin), "agent", "-dev", "-config-file", str(consul_dir() / "agent.hcl")],
+                # In the run directory: a dev agent reads ./services as persisted services, and the
+                # project root's services/ holds the apps' Python.
+                self.run.log("consul"), cwd=self.run.path, port=8500,
+            )
+            state.processes["consul"] = rec
+            state.consul_managed = True
+            state.consul_address = client.address
+            self.run.save(state)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if not procs.alive(rec):
@@ -205,9 +245,10 @@ class ProcessRuntime:
             rec = state.processes.get(inst.id)
             if rec and procs.alive(rec):
                 continue
-            rec = self._launch_app(inst)
-            state.processes[inst.id] = rec
-            self.run.save(state)
+            with signals_held():
+                rec = self._launch_app(inst)
+                state.processes[inst.id] = rec
+                self.run.save(state)
             started.append(inst)
             say(f"started {inst.id} on :{inst.port} ({self._describe(rec)})")
         for inst in started:
@@ -251,9 +292,10 @@ class ProcessRuntime:
                 "-http-addr", consul.address,
                 "-grpc-addr", grpc,
             ]
-            rec = self._launch_sidecar(inst, args, consul_bin, envoy_bin)
-            state.processes[name] = rec
-            self.run.save(state)
+            with signals_held():
+                rec = self._launch_sidecar(inst, args, consul_bin, envoy_bin)
+                state.processes[name] = rec
+                self.run.save(state)
             started.append(inst)
             say(f"started Envoy sidecar for {inst.id} (admin :{inst.envoy_admin_port}, {self._describe(rec)})")
         deadline = time.monotonic() + 30
