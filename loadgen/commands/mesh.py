@@ -108,13 +108,17 @@ def down(quiet: bool) -> int:
 def status(as_json: bool) -> int:
     """Show every component (pid, port, health) and the config entries in force.
 
-    Exits 0 when every component runs, 4 when something has stopped or nothing is up.
+    \b
+    Exit codes, so a script can ask "is the local mesh serving?":
+      0  the mesh is up: a stage is recorded, every part of it runs and Consul answers
+      4  it is half up (a part stopped or never started, no stage because an `up` did not
+         finish, or Consul unreachable; each is named), or nothing is up at all
     """
     st = _runtime().status()
     if as_json:
         _print_json({
             "stage": st.stage, "runtime": st.runtime, "consul": st.consul_address,
-            "consul_reachable": st.consul_reachable, "up": st.up,
+            "consul_reachable": st.consul_reachable, "up": st.up, "problems": st.problems,
             "components": [c.__dict__ for c in st.components], "config_entries": st.config_entries,
         })
         return ExitCode.OK if st.up else ExitCode.UNREACHABLE
@@ -140,6 +144,9 @@ def status(as_json: bool) -> int:
             t2.add_row(str(e["kind"]), str(e["name"]), "yes" if e["present"] else "[red]no[/]",
                        str(e.get("modify_index") or ""))
         out.print(t2)
+    stopped = [c.name for c in st.components if not c.running]
+    for line in ([f"not running: {', '.join(stopped)}"] if stopped else []) + st.problems:
+        out.print(f"[red]half up:[/red] {line}", highlight=False)
     return ExitCode.OK if st.up else ExitCode.UNREACHABLE
 
 

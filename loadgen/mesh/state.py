@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loadgen.errors import LoadgenError
+from loadgen.errors import ExitCode, LoadgenError
 from loadgen.mesh.procs import ProcRecord
 
 
@@ -98,7 +98,9 @@ class RunDir:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise LoadgenError(f"another loadgen command is changing the mesh in {self.path}") from None
+                # Not a usage mistake: the command is fine, the machine is busy (exit 5, not 2).
+                raise LoadgenError(f"another loadgen command is changing the mesh in {self.path}",
+                                   ExitCode.ENVIRONMENT) from None
             try:
                 yield
             finally:

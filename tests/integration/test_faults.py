@@ -1,7 +1,7 @@
 """Parts that die, on every runtime: a sidecar in the middle of a canary run (the run
 completes, no sample is lost, and the result says what happened; where the runtime restarts
-the sidecar itself (nomad), v2 must answer again); and an `up` interrupted half way (nothing
-is left running)."""
+the sidecar itself (nomad), v2 must answer again); and an `up` interrupted half way (nothing is
+left running, or with --keep-on-failure `status` says the mesh is half up)."""
 
 from __future__ import annotations
 
@@ -87,6 +87,21 @@ def test_an_interrupted_up_leaves_nothing_running(loadgen):
     for port in (8500, 3000, 3001, 3002, 9000, 19000, 19001, 19002):
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/", timeout=1.0)
+
+
+def test_status_of_a_half_up_mesh_exits_4_and_says_why(loadgen):
+    # With --keep-on-failure the interrupted `up` leaves its parts running and no stage: every
+    # recorded part runs, yet the mesh is not up.
+    _interrupted_up(loadgen, "--keep-on-failure")
+    status = loadgen("status", "--json", check=False)
+    assert status.returncode == 4, status.stdout
+    result = json.loads(status.stdout)
+    assert not result["up"] and result["problems"][0].startswith("no stage is recorded"), result
+    assert all(c["running"] for c in result["components"] if c["name"] in loadgen.state()["processes"])
+    table = loadgen("status", check=False)
+    assert table.returncode == 4 and "half up: no stage is recorded" in table.stdout
+    loadgen("down", "-q")
+    assert loadgen.state() == {}
 
 
 def _wait_gone(pid: int, timeout: float = 10.0) -> None:

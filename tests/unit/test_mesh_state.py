@@ -10,8 +10,66 @@ import time
 
 import pytest
 
+from loadgen.errors import ExitCode, LoadgenError
 from loadgen.interrupts import Terminated, install
+from loadgen.mesh.runtime.base import ComponentStatus, MeshStatus, half_up_problems
 from loadgen.mesh.runtime.process import signals_held
+from loadgen.mesh.stages import load_stages
+from loadgen.mesh.state import RunDir
+
+
+# -- the lock --------------------------------------------------------------------------------
+def test_a_busy_run_dir_is_an_environment_condition(tmp_path):
+    # Another command's RunDir: flock conflicts between two open files, even in one process.
+    with RunDir(tmp_path).locked(), pytest.raises(LoadgenError) as info, RunDir(tmp_path).locked():
+        pass
+    assert info.value.code == ExitCode.ENVIRONMENT
+    assert info.value.message.startswith("another loadgen command")
+    assert "is changing the mesh in" in info.value.message
+
+
+# -- half up ---------------------------------------------------------------------------------
+def _component(name: str, running: bool = True) -> ComponentStatus:
+    kind = "consul" if name == "consul" else "sidecar" if name.endswith("-sidecar") else "app"
+    return ComponentStatus(name=name, kind=kind, pid=1, port=None, running=running, health="passing")
+
+
+def _whole_mesh() -> list[ComponentStatus]:
+    names = ["consul"] + [n for i in ("service-a", "service-b-1", "service-b-2") for n in (i, f"{i}-sidecar")]
+    return [_component(n) for n in names]
+
+
+def test_a_whole_stage_is_up():
+    stage = load_stages().get("splitter")
+    components = _whole_mesh()
+    problems = half_up_problems(stage, "splitter", components, "http://127.0.0.1:8500", True)
+    assert problems == []
+    assert MeshStatus("splitter", "process", None, True, components, [], problems).up
+
+
+def test_a_stopped_part_is_not_up():
+    components = [c if c.name != "service-b-2" else _component("service-b-2", running=False) for c in _whole_mesh()]
+    assert not MeshStatus("splitter", "process", None, True, components, []).up
+
+
+def test_an_up_that_never_finished_is_half_up():
+    # An interrupted `up`: Consul and service-a run, no stage was recorded.
+    components = [_component("consul"), _component("service-a")]
+    problems = half_up_problems(None, None, components, None, True)
+    assert len(problems) == 1 and problems[0].startswith("no stage is recorded")
+    assert not MeshStatus(None, "process", None, True, components, [], problems).up
+
+
+def test_a_part_never_started_and_consul_unreachable_are_named():
+    stage = load_stages().get("splitter")
+    components = [c for c in _whole_mesh() if c.name != "service-b-2-sidecar"]
+    problems = half_up_problems(stage, "splitter", components, "http://127.0.0.1:8500", False)
+    assert problems == ["service-b-2-sidecar of stage splitter is not running (never started)",
+                        "Consul at http://127.0.0.1:8500 is unreachable"]
+
+
+def test_nothing_recorded_is_not_up_and_has_no_problems():
+    assert not MeshStatus(None, "process", None, False, [], []).up
 
 
 # -- a moment Ctrl-C must not cut ------------------------------------------------------------------

@@ -312,7 +312,8 @@ class NomadRuntime(ProcessRuntime):
                     components += self._alloc_components(inst, alloc, checks)
         return MeshStatus(stage=base.stage, runtime=self.name, consul_address=base.consul_address,
                           consul_reachable=base.consul_reachable, components=components,
-                          config_entries=base.config_entries)
+                          config_entries=base.config_entries,
+                          problems=self._problems(state, components, base.consul_reachable))
 
     def _alloc_components(self, inst: Instance, alloc: dict[str, Any] | None, checks: dict[str, dict[str, Any]]
                           ) -> list[ComponentStatus]:

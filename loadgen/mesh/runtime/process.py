@@ -17,7 +17,7 @@ from loadgen.errors import EnvironmentProblem, LoadgenError, UnreachableError
 from loadgen.mesh import envoy_admin, procs, toolchain
 from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
 from loadgen.mesh.liveness import envoy_expectations, seen_app_ids, wait_hello_a
-from loadgen.mesh.runtime.base import ComponentStatus, MeshStatus, Progress, Target
+from loadgen.mesh.runtime.base import ComponentStatus, MeshStatus, Progress, Target, half_up_problems
 from loadgen.mesh.stages import Instance, Stage, StageBook, load_stages
 from loadgen.mesh.state import MeshState, RunDir
 from loadgen.paths import consul_dir, project_root
@@ -484,7 +484,15 @@ class ProcessRuntime:
         return MeshStatus(
             stage=state.stage, runtime=self.name, consul_address=state.consul_address,
             consul_reachable=reachable, components=components, config_entries=entries,
+            problems=self._problems(state, components, reachable),
         )
+
+    def _problems(self, state: MeshState, components: list[ComponentStatus], reachable: bool) -> list[str]:
+        """Why a recorded mesh is only half up (none when nothing is recorded: then nothing is up)."""
+        if state.empty:
+            return []
+        stage = self.book.stages.get(state.stage) if state.stage else None
+        return half_up_problems(stage, state.stage, components, state.consul_address, reachable)
 
 
 def _health(name: str, kind: str, running: bool, reachable: bool, checks: dict[str, dict[str, object]]) -> str:
