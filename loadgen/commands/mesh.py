@@ -73,8 +73,9 @@ def up(stage_name: str, runtime: str, driver: str | None, consul_addr: str | Non
     """Bring the local mesh to STAGE (starting or reusing what runs) and wait until it is live.
 
     Live means: every sidecar's Envoy admin API shows the stage's routes, splits and
-    intentions, and GET 127.0.0.1:3000/hello_a answers as the stage expects. Running it
-    again with another stage switches in place.
+    intentions and trusts Consul's current CA (after a Consul restart the sidecars re-sync
+    first), and 30 GET 127.0.0.1:3000/hello_a in a row answer as the stage expects, from every
+    APP_ID it expects. Running it again with another stage switches in place.
     """
     stage = load_stages().get(stage_name)
     started = time.monotonic()

@@ -110,6 +110,69 @@ def envoy_expectations(stage: Stage, previous: Stage | None = None) -> list[Envo
     return out
 
 
+def _tls_sources(dump: Dump) -> list[Any]:
+    """The active listeners and clusters: what Envoy serves and connects with right now
+    (warming and draining ones, and the bootstrap's static clusters, are left out)."""
+    sources: list[Any] = list(envoy_admin.listeners(dump))
+    for cfg in dump.get("configs", []):
+        if str(cfg.get("@type", "")).rsplit(".", 1)[-1] == "ClustersConfigDump":
+            sources += [item.get("cluster") for item in cfg.get("dynamic_active_clusters", [])]
+    return sources
+
+
+def trusted_ca_bundles(dump: Dump) -> list[str]:
+    """Every CA bundle (PEM) the active listeners and clusters verify their mTLS peers with."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            ca = node.get("trusted_ca")
+            if isinstance(ca, dict) and isinstance(ca.get("inline_string"), str):
+                found.append(ca["inline_string"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(_tls_sources(dump))
+    return found
+
+
+def _pem_body(pem: str) -> str:
+    return "".join(pem.split())
+
+
+def trusts_root(dump: Dump, root_pem: str) -> bool:
+    """Every mTLS context of the sidecar trusts ``root_pem`` (Consul's active CA root).
+
+    After Consul restarts (a dev agent makes a new CA each start), a sidecar keeps serving
+    its old certificates until its xDS stream has reconnected: its routes and splits look
+    right, yet a peer that already got the new CA rejects it (502). This is what tells the
+    two apart. A sidecar without any mTLS context has not got its config yet: not in sync.
+    """
+    bundles = trusted_ca_bundles(dump)
+    root = _pem_body(root_pem)
+    return bool(bundles) and bool(root) and all(root in _pem_body(b) for b in bundles)
+
+
+def ca_expectation(instances: tuple[str, ...], root_pem: str, trust_domain: str) -> EnvoyExpectation:
+    """Every sidecar of ``instances`` trusts Consul's active CA root (see :func:`trusts_root`)."""
+    return EnvoyExpectation(
+        f"every sidecar trusts Consul's active CA root (trust domain {trust_domain}): its xDS stream "
+        "has not re-synced with this Consul agent",
+        instances, lambda d: trusts_root(d, root_pem), "all",
+    )
+
+
+def active_root(roots: dict[str, Any]) -> tuple[str, str] | None:
+    """(PEM, trust domain) of the active root in Consul's /v1/connect/ca/roots answer."""
+    for root in roots.get("Roots") or []:
+        if root.get("Active") and root.get("RootCert"):
+            return str(root["RootCert"]), str(roots.get("TrustDomain") or "")
+    return None
+
+
 @dataclass
 class HelloObservation:
     status: int | None
@@ -123,9 +186,12 @@ class HelloObservation:
         return f"HTTP {self.status}: {str(self.body)[:160]}"
 
 
-def get_hello_a(url: str, timeout: float = 5.0) -> HelloObservation:
+def get_hello_a(url: str, timeout: float = 5.0, client: httpx.Client | None = None) -> HelloObservation:
     try:
-        resp = httpx.get(url, timeout=timeout, headers={"Connection": "close"})
+        # A shared client saves building an SSL context per request (~tens of ms), which a
+        # burst of them would spend; "Connection: close" still makes each one a new connection.
+        get = client.get if client is not None else httpx.get
+        resp = get(url, timeout=timeout, headers={"Connection": "close"})
     except httpx.HTTPError as exc:
         return HelloObservation(None, None, None, f"{type(exc).__name__}: {exc}")
     try:
@@ -152,24 +218,37 @@ def seen_app_ids(answers: Counter[str]) -> set[str]:
 def wait_hello_a(
     url: str, expect: str, app_ids: tuple[str, ...], timeout: float, consecutive: int = 5
 ) -> tuple[bool, HelloObservation | None, Counter[str]]:
-    """Poll until ``consecutive`` answers in a row match and every APP_ID in ``app_ids`` was seen.
+    """Poll until ``consecutive`` answers in a row match and, among that unbroken run, every
+    APP_ID in ``app_ids`` answered.
 
-    Bounded by ``timeout`` seconds; returns (live, last observation, what the answers were:
-    "APP_ID 1" for each matching answer, else its status or error, counted).
+    An APP_ID seen before a failure does not count: a mesh that answers from v1, then fails,
+    then answers from v2 has not shown it serves both. Bounded by ``timeout`` seconds; returns
+    (live, last observation, what the answers were: "APP_ID 1" for each matching answer, else
+    its status or error, counted).
     """
     deadline = time.monotonic() + timeout
+    with httpx.Client() as client:
+        return _poll_hello_a(client, url, expect, app_ids, deadline, consecutive)
+
+
+def _poll_hello_a(client: httpx.Client, url: str, expect: str, app_ids: tuple[str, ...], deadline: float,
+                  consecutive: int) -> tuple[bool, HelloObservation | None, Counter[str]]:
     streak, answers, last = 0, Counter[str](), None
+    in_streak: set[str] = set()
     while time.monotonic() < deadline:
-        last = get_hello_a(url)
+        last = get_hello_a(url, client=client)
         if hello_a_matches(last, expect):
             streak += 1
             answers[f"APP_ID {last.app_id}" if last.app_id is not None else f"HTTP {last.status}"] += 1
-            if streak >= consecutive and set(app_ids) <= seen_app_ids(answers):
+            if last.app_id is not None:
+                in_streak.add(last.app_id)
+            if streak >= consecutive and set(app_ids) <= in_streak:
                 return True, last, answers
             # Not every APP_ID seen yet: keep sampling (a splitter is random), gently.
             time.sleep(0.02)
             continue
         answers[last.error.split(":")[0] if last.error else f"HTTP {last.status}"] += 1
         streak = 0
+        in_streak.clear()
         time.sleep(0.1)
     return False, last, answers

@@ -12,10 +12,14 @@ import pytest
 
 from loadgen.errors import ExitCode, LoadgenError
 from loadgen.interrupts import Terminated, install
+from loadgen.mesh.liveness import active_root, trusted_ca_bundles, trusts_root
 from loadgen.mesh.runtime.base import ComponentStatus, MeshStatus, half_up_problems
 from loadgen.mesh.runtime.process import signals_held
 from loadgen.mesh.stages import load_stages
 from loadgen.mesh.state import RunDir
+
+OLD_ROOT = "-----BEGIN CERTIFICATE-----\nT0xEUk9PVA==\n-----END CERTIFICATE-----\n"
+NEW_ROOT = "-----BEGIN CERTIFICATE-----\nTkVXUk9PVA==\n-----END CERTIFICATE-----\n"
 
 
 # -- the lock --------------------------------------------------------------------------------
@@ -70,6 +74,48 @@ def test_a_part_never_started_and_consul_unreachable_are_named():
 
 def test_nothing_recorded_is_not_up_and_has_no_problems():
     assert not MeshStatus(None, "process", None, False, [], []).up
+
+
+# -- the sidecars trust the CA Consul signs with now ------------------------------------------
+def _dump(*bundles: str) -> dict:
+    """A config dump whose public listener and one upstream cluster verify peers with ``bundles``."""
+    def tls(ca: str) -> dict:
+        return {"typed_config": {"common_tls_context": {"validation_context": {"trusted_ca": {"inline_string": ca}}}}}
+
+    listener = {"name": "public_listener", "filter_chains": [{"transport_socket": tls(bundles[0])}]}
+    # A draining listener keeps its old certificates; it no longer serves.
+    draining = {"filter_chains": [{"transport_socket": tls(OLD_ROOT)}]}
+    clusters = [{"cluster": {"name": "service-b", "transport_socket": tls(b)}} for b in bundles[1:]]
+    return {"configs": [
+        {"@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
+         # The bootstrap's static clusters are not mTLS peers of the mesh: never looked at.
+         "static_clusters": [{"cluster": {"transport_socket": tls(OLD_ROOT)}}],
+         "dynamic_active_clusters": clusters},
+        {"@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
+         "dynamic_listeners": [{"active_state": {"listener": listener}},
+                               {"draining_state": {"listener": draining}}]},
+    ]}
+
+
+def test_a_sidecar_still_on_the_old_ca_is_not_in_sync():
+    assert trusts_root(_dump(NEW_ROOT, NEW_ROOT), NEW_ROOT)
+    assert not trusts_root(_dump(NEW_ROOT, OLD_ROOT), NEW_ROOT)  # its upstream cluster is not re-synced yet
+    assert not trusts_root(_dump(OLD_ROOT, OLD_ROOT), NEW_ROOT)
+    # During a CA rotation a bundle holds both roots: trusting the active one is what counts.
+    assert trusts_root(_dump(OLD_ROOT + NEW_ROOT.replace("\n", "\r\n")), NEW_ROOT)
+    # Only the active listener's and the active cluster's, not the static or draining ones'.
+    assert trusted_ca_bundles(_dump(NEW_ROOT, OLD_ROOT)) == [NEW_ROOT, OLD_ROOT]
+
+
+def test_a_sidecar_without_config_is_not_in_sync():
+    assert not trusts_root({"configs": []}, NEW_ROOT)
+
+
+def test_the_active_root_of_consuls_answer():
+    roots = {"TrustDomain": "abc.consul", "Roots": [{"RootCert": OLD_ROOT, "Active": False},
+                                                   {"RootCert": NEW_ROOT, "Active": True}]}
+    assert active_root(roots) == (NEW_ROOT, "abc.consul")
+    assert active_root({"Roots": None}) is None
 
 
 # -- a moment Ctrl-C must not cut ------------------------------------------------------------------

@@ -16,7 +16,14 @@ import httpx
 from loadgen.errors import EnvironmentProblem, LoadgenError, UnreachableError
 from loadgen.mesh import envoy_admin, procs, toolchain
 from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
-from loadgen.mesh.liveness import envoy_expectations, seen_app_ids, wait_hello_a
+from loadgen.mesh.liveness import (
+    EnvoyExpectation,
+    active_root,
+    ca_expectation,
+    envoy_expectations,
+    seen_app_ids,
+    wait_hello_a,
+)
 from loadgen.mesh.runtime.base import ComponentStatus, MeshStatus, Progress, Target, half_up_problems
 from loadgen.mesh.stages import Instance, Stage, StageBook, load_stages
 from loadgen.mesh.state import MeshState, RunDir
@@ -25,6 +32,9 @@ from loadgen.paths import consul_dir, project_root
 # Ports the dev agent of consul/agent.hcl binds (checked before it is started).
 CONSUL_DEV_PORTS = (8500, 8502, 8600, 8300, 8301, 8302)
 SERVICE_A_URL = "http://127.0.0.1:3000/hello_a"
+# Answers in a row that make a stage live (with every expected APP_ID among them): ~1 s of
+# sequential requests, so a sidecar still swapping its certificates shows up as a failure.
+LIVE_BURST = 30
 
 
 def _noop(_msg: str) -> None:
@@ -353,14 +363,19 @@ class ProcessRuntime:
     ) -> None:
         deadline = time.monotonic() + self.live_timeout
         expectations = envoy_expectations(stage, previous)
-        say(f"waiting for the sidecars' Envoy to show {len(expectations)} config change(s)")
+        say(f"waiting for the sidecars' Envoy to show {len(expectations)} config change(s) and trust "
+            "Consul's CA")
+        all_ids = tuple(i.id for i in stage.instances)
         while True:
-            # Every expectation must hold in the same snapshot, not each at some moment.
+            # Every expectation must hold in the same snapshot, not each at some moment. The CA
+            # one is read afresh each time: after Consul restarted, the sidecars still show the
+            # old (right-looking) config until their xDS streams re-sync, then swap certificates.
+            ca = self._ca_expectation(consul, all_ids)
             dumps = {}
             for inst in stage.instances:
                 with contextlib.suppress(httpx.HTTPError):
                     dumps[inst.id] = envoy_admin.config_dump(inst.envoy_admin_port)
-            failing = [e for e in expectations if not e.holds(dumps)]
+            failing = [e for e in [*expectations, ca] if not e.holds(dumps)]
             if not failing:
                 break
             self._check_alive(state)
@@ -369,11 +384,12 @@ class ProcessRuntime:
                     f"stage {stage.name} not live: Envoy does not show that {failing[0].description}"
                 )
             time.sleep(0.25)
-        say("Envoy sidecars show the stage's config")
+        say("Envoy sidecars show the stage's config and trust Consul's active CA root")
         remaining = max(5.0, deadline - time.monotonic())
         ids = f" from APP_IDs {', '.join(stage.expect.app_ids)}" if stage.expect.app_ids else ""
-        say(f"waiting for GET /hello_a to answer {stage.expect.hello_a}{ids}")
-        live, last, answers = wait_hello_a(SERVICE_A_URL, stage.expect.hello_a, stage.expect.app_ids, remaining)
+        say(f"waiting for {LIVE_BURST} GET /hello_a in a row to answer {stage.expect.hello_a}{ids}")
+        live, last, answers = wait_hello_a(SERVICE_A_URL, stage.expect.hello_a, stage.expect.app_ids, remaining,
+                                           consecutive=LIVE_BURST)
         if not live:
             self._check_alive(state)
             what = last.describe() if last else "no answer"
@@ -390,6 +406,19 @@ class ProcessRuntime:
                 detail,
             )
         say(f"GET /hello_a answers as stage {stage.name} expects ({last.describe() if last else ''})")
+
+    def _ca_expectation(self, consul: ConsulClient, instances: tuple[str, ...]) -> EnvoyExpectation:
+        """Every sidecar trusts the CA root Consul signs certificates with now."""
+        try:
+            # Through the client's own request path (address, ACL token, errors as LoadgenError).
+            found = active_root(consul._request("GET", "/v1/connect/ca/roots").json())
+        except LoadgenError:
+            found = None
+        if found is None:
+            # Right after an agent starts its CA may not be set up yet: not live, ask again.
+            return EnvoyExpectation(f"Consul at {consul.address} has an active Connect CA root", instances,
+                                    lambda _d: False)
+        return ca_expectation(instances, *found)
 
     def _check_alive(self, state: MeshState) -> None:
         for name, rec in state.processes.items():
