@@ -16,11 +16,12 @@ from rich.table import Table
 from loadgen.errors import ExitCode, LoadgenError, UnreachableError
 from loadgen.mesh import procs, toolchain
 from loadgen.mesh.liveness import get_hello_a
+from loadgen.mesh.local import down_for_user, up_for_user
 from loadgen.mesh.runtime.nomad import DRIVERS as NOMAD_DRIVERS
 from loadgen.mesh.runtime.process import SERVICE_A_URL, ProcessRuntime
 from loadgen.mesh.runtime.select import RUNTIMES, runtime_for
 from loadgen.mesh.stages import load_stages
-from loadgen.mesh.state import RunDir
+from loadgen.mesh.state import RunDir, describe_borrowers
 from loadgen.paths import run_dir
 
 out = Console()
@@ -66,22 +67,28 @@ def _home(path: object) -> str:
               help="Seconds to wait for the stage to be live in Envoy and on /hello_a.")
 @click.option("--keep-on-failure", is_flag=True,
               help="When a first `up` fails or is interrupted, leave what it started running for inspection.")
+@click.option("--force", is_flag=True,
+              help="Switch the stage even while commands (canary, run, probes) are using the mesh at another one.")
 @click.option("--json", "as_json", is_flag=True, help="Print the target as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 def up(stage_name: str, runtime: str, driver: str | None, consul_addr: str | None, live_timeout: float,
-       keep_on_failure: bool, as_json: bool, quiet: bool) -> int:
+       keep_on_failure: bool, force: bool, as_json: bool, quiet: bool) -> int:
     """Bring the local mesh to STAGE (starting or reusing what runs) and wait until it is live.
 
     Live means: every sidecar's Envoy admin API shows the stage's routes, splits and
     intentions and trusts Consul's current CA (after a Consul restart the sidecars re-sync
     first), and 30 GET 127.0.0.1:3000/hello_a in a row answer as the stage expects, from every
-    APP_ID it expects. Running it again with another stage switches in place.
+    APP_ID it expects. Running it again with another stage switches in place. An `up` that
+    fails or is interrupted on an empty machine takes down what it started.
+
+    While commands are using the mesh (`loadgen status` names them), `up` of another stage
+    refuses (exit 5) unless --force; `up` of their stage repairs it and keeps it up after them.
     """
     stage = load_stages().get(stage_name)
     started = time.monotonic()
     runtime_ = runtime_for(runtime, driver=driver, consul_address=consul_addr, live_timeout=live_timeout,
                            keep_on_failure=keep_on_failure)
-    target = runtime_.up(stage, _progress(quiet or as_json))
+    target = up_for_user(runtime_, stage, _progress(quiet or as_json), force=force)
     if as_json:
         _print_json({"stage": target.stage, "service_a_url": target.service_a_url,
                      "consul": target.consul_address, "sidecar_admin": target.sidecar_admin,
@@ -93,10 +100,16 @@ def up(stage_name: str, runtime: str, driver: str | None, consul_addr: str | Non
 
 
 @click.command()
+@click.option("--force", is_flag=True, help="Take the mesh down even while commands are using it.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
-def down(quiet: bool) -> int:
-    """Stop every process `up` started and remove what it registered and wrote in Consul."""
-    warnings = _runtime().down(_progress(quiet))
+def down(force: bool, quiet: bool) -> int:
+    """Stop every process `up` started and remove what it registered and wrote in Consul.
+
+    While commands (canary, run, probes) are using the mesh it refuses, naming them (exit 5):
+    they would fail on connection errors, and the last of them puts the mesh back as it found
+    it anyway (down, if nothing ran before). --force takes it down regardless.
+    """
+    warnings = down_for_user(_runtime(), _progress(quiet), force=force)
     for w in warnings:
         err.print(f"loadgen: warning: {w}", highlight=False)
     if not quiet:
@@ -107,7 +120,8 @@ def down(quiet: bool) -> int:
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(as_json: bool) -> int:
-    """Show every component (pid, port, health) and the config entries in force.
+    """Show every component (pid, port, health), the config entries in force and the commands
+    using the mesh (canary, run, probes: `down` waits for them).
 
     \b
     Exit codes, so a script can ask "is the local mesh serving?":
@@ -115,11 +129,16 @@ def status(as_json: bool) -> int:
       4  it is half up (a part stopped or never started, no stage because an `up` did not
          finish, or Consul unreachable; each is named), or nothing is up at all
     """
-    st = _runtime().status()
+    runtime_ = _runtime()
+    st = runtime_.status()
+    loan = runtime_.run.load().loan
+    borrowers = loan.live() if loan else []
     if as_json:
         _print_json({
             "stage": st.stage, "runtime": st.runtime, "consul": st.consul_address,
             "consul_reachable": st.consul_reachable, "up": st.up, "problems": st.problems,
+            "borrowers": [{"pid": b.pid, "command": b.command, "stage": b.stage, "since": b.since}
+                          for b in borrowers],
             "components": [c.__dict__ for c in st.components], "config_entries": st.config_entries,
         })
         return ExitCode.OK if st.up else ExitCode.UNREACHABLE
@@ -145,6 +164,8 @@ def status(as_json: bool) -> int:
             t2.add_row(str(e["kind"]), str(e["name"]), "yes" if e["present"] else "[red]no[/]",
                        str(e.get("modify_index") or ""))
         out.print(t2)
+    if borrowers:
+        out.print(f"in use by {describe_borrowers(borrowers)}", highlight=False)
     stopped = [c.name for c in st.components if not c.running]
     for line in ([f"not running: {', '.join(stopped)}"] if stopped else []) + st.problems:
         out.print(f"[red]half up:[/red] {line}", highlight=False)

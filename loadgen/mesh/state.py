@@ -1,4 +1,5 @@
-"""The run directory: what ``loadgen up`` started and wrote, so ``down`` works from any shell."""
+"""The run directory: what ``loadgen up`` started and wrote, so ``down`` works from any shell,
+and which commands are borrowing the mesh right now (see :class:`Loan`)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,149 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import psutil
 
 from loadgen.errors import ExitCode, LoadgenError
 from loadgen.mesh.procs import ProcRecord
+
+
+@dataclass
+class Borrower:
+    """A command using the local mesh (canary, run, a probe), known by pid *and* start time so
+    that a recycled pid is never taken for it and one killed with -9 is seen to be gone."""
+
+    pid: int
+    create_time: float
+    stage: str
+    command: str = "loadgen"
+    since: float = 0.0  # wall clock, for people reading `status`
+
+    @classmethod
+    def me(cls, stage: str) -> Borrower:
+        # The subcommand's name (`loadgen canary ...` -> "canary"), to tell people who holds the mesh.
+        command = next((a for a in sys.argv[1:] if not a.startswith("-")), "loadgen")
+        return cls(os.getpid(), psutil.Process().create_time(), stage, command, time.time())
+
+    def alive(self) -> bool:
+        try:
+            p = psutil.Process(self.pid)
+            return abs(p.create_time() - self.create_time) < 0.01 and p.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    def same(self, other: Borrower) -> bool:
+        return self.pid == other.pid and abs(self.create_time - other.create_time) < 0.01
+
+    def describe(self) -> str:
+        return f"loadgen pid {self.pid} ({self.command}, stage {self.stage})"
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Borrower:
+        return cls(int(data["pid"]), float(data["create_time"]), str(data["stage"]),  # type: ignore[arg-type]
+                   str(data.get("command") or "loadgen"), float(data.get("since") or 0.0))  # type: ignore[arg-type]
+
+
+@dataclass
+class Loan:
+    """The mesh lent to commands: who borrows it, and what to put back after the last of them.
+
+    ``found`` is what the FIRST borrower found: a stage, or None when nothing was running. It
+    outlives borrowers that die (kill -9): whoever is last restores it, so a killed canary's
+    mesh is still taken down by the next one to end.
+    """
+
+    found: str | None
+    borrowers: list[Borrower] = field(default_factory=list)
+
+    def live(self, besides: Borrower | None = None) -> list[Borrower]:
+        return [b for b in self.borrowers if b.alive() and not (besides is not None and b.same(besides))]
+
+    def to_json(self) -> dict[str, object]:
+        return {"found": self.found, "borrowers": [asdict(b) for b in self.borrowers]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Loan:
+        found = data.get("found")
+        return cls(str(found) if found is not None else None,
+                   [Borrower.from_json(b) for b in data.get("borrowers") or []])  # type: ignore[attr-defined]
+
+
+def describe_borrowers(borrowers: list[Borrower]) -> str:
+    return ", ".join(b.describe() for b in borrowers)
+
+
+def in_use_error(live: list[Borrower]) -> LoadgenError:
+    first = live[0]
+    return LoadgenError(
+        f"the local mesh is in use by loadgen pid {first.pid} ({first.command}) at stage {first.stage}"
+        + (f" (and {len(live) - 1} more)" if len(live) > 1 else "") + "; wait for it or use --target",
+        ExitCode.ENVIRONMENT,
+    )
+
+
+def join(state: MeshState, me: Borrower) -> bool:
+    """Register ``me`` as a borrower of the mesh in ``state`` at ``me.stage``.
+
+    Returns True when the mesh is at that stage already (used as it is), False when the caller
+    must bring the stage up. Raises (exit 5) rather than switch the stage under a live borrower
+    that uses another one. Dead borrowers are dropped; what the first one found is kept.
+    """
+    live = state.loan.live(besides=me) if state.loan else []
+    if live and (any(b.stage != me.stage for b in live) or state.stage != me.stage):
+        raise in_use_error(live)
+    if state.loan is None:
+        state.loan = Loan(found=None if state.empty else state.stage)
+    # A stale entry of this very process (a give-back that failed) is replaced, not a rival.
+    state.loan.borrowers = [*live, me]
+    return not state.empty and state.stage == me.stage
+
+
+@dataclass(frozen=True)
+class GiveBack:
+    """What a borrower leaving the mesh must do (see :func:`leave`)."""
+
+    others: list[Borrower]  # live borrowers still using it: leave it as it is
+    restore: bool  # last one out: put back ``found``
+    found: str | None  # the stage to put back; None = take the mesh down
+    taken_away: bool = False  # `down --force` or a user's `up` took the mesh over meanwhile
+
+
+def leave(state: MeshState, me: Borrower) -> GiveBack:
+    """Take ``me`` off the borrowers in ``state``; says what to do with the mesh.
+
+    When others remain, ``me`` is removed here. The last one keeps its entry until it has
+    restored the mesh (then :func:`returned` clears the loan): if it dies half way, the next
+    borrower sees it dead and inherits the duty.
+    """
+    loan = state.loan
+    if loan is None or not any(b.same(me) for b in loan.borrowers):
+        return GiveBack(others=[], restore=False, found=None, taken_away=True)
+    others = loan.live(besides=me)
+    if others:
+        loan.borrowers = others
+        return GiveBack(others=others, restore=False, found=loan.found)
+    return GiveBack(others=[], restore=True, found=loan.found)
+
+
+def returned(state: MeshState) -> None:
+    """The last borrower has put the mesh back: it belongs to whoever brought it up again."""
+    state.loan = None
+
+
+def user_took_over(state: MeshState, stage: str) -> None:
+    """A person ran `up --stage STAGE`: that is what the mesh should be once borrowers are done."""
+    if state.loan is None:
+        return
+    if state.loan.live():
+        state.loan.found = stage
+    else:
+        state.loan = None
 
 
 @dataclass
@@ -26,6 +164,7 @@ class MeshState:
     jobs: list[str] = field(default_factory=list)  # Nomad jobs we submitted (nomad runtime)
     bridge: str | None = None  # the Linux bridge we created (nomad runtime)
     driver: str | None = None  # the Nomad task driver the jobs run with (nomad runtime)
+    loan: Loan | None = None  # commands borrowing the mesh (canary, run, probes) and what to put back
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -39,6 +178,7 @@ class MeshState:
             "jobs": self.jobs,
             "bridge": self.bridge,
             "driver": self.driver,
+            "loan": self.loan.to_json() if self.loan else None,
         }
 
     @classmethod
@@ -55,6 +195,7 @@ class MeshState:
             jobs=[str(j) for j in data.get("jobs") or []],  # type: ignore[attr-defined]
             bridge=str(data["bridge"]) if data.get("bridge") else None,
             driver=str(data["driver"]) if data.get("driver") else None,
+            loan=Loan.from_json(data["loan"]) if data.get("loan") else None,  # type: ignore[arg-type]
         )
 
     @property
@@ -69,6 +210,7 @@ class RunDir:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.logs = path / "logs"
+        self._depth = 0  # how deeply this object holds the lock (a borrow holds it around `up`)
 
     @property
     def state_file(self) -> Path:
@@ -92,16 +234,54 @@ class RunDir:
         os.replace(tmp, self.state_file)
 
     @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        self.path.mkdir(parents=True, exist_ok=True)
-        with (self.path / ".lock").open("w") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                # Not a usage mistake: the command is fine, the machine is busy (exit 5, not 2).
-                raise LoadgenError(f"another loadgen command is changing the mesh in {self.path}",
-                                   ExitCode.ENVIRONMENT) from None
+    def locked(self, wait: float = 0.0, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Hold the run directory's lock; re-entrant for this object (a borrow holds it around
+        the `up` it calls). ``wait`` seconds for another command to release it (borrowers queue
+        behind a bring-up), else fail at once: a person's `up` or `down` should not hang.
+        """
+        if self._depth:
+            self._depth += 1
             try:
                 yield
             finally:
+                self._depth -= 1
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock = self.path / ".lock"
+        # "a": opening must not wipe the holder's pid, which is written once the lock is ours.
+        with lock.open("a") as fh:
+            deadline = time.monotonic() + wait
+            told = False
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    holder = self._holder(lock)
+                    if time.monotonic() >= deadline:
+                        # Not a usage mistake: the command is fine, the machine is busy (exit 5, not 2).
+                        raise LoadgenError(f"another loadgen command{holder} is changing the mesh in {self.path}",
+                                           ExitCode.ENVIRONMENT) from None
+                    if on_wait is not None and not told:
+                        on_wait(f"waiting for another loadgen command{holder}, which is changing the local mesh")
+                        told = True
+                    time.sleep(0.1)
+            fh.truncate(0)
+            fh.write(f"{os.getpid()}\n")
+            fh.flush()
+            self._depth = 1
+            try:
+                yield
+            finally:
+                self._depth = 0
+                fh.truncate(0)
+                fh.flush()
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+    @staticmethod
+    def _holder(lock: Path) -> str:
+        try:
+            pid = lock.read_text().strip()
+        except OSError:
+            return ""
+        return f" (pid {pid})" if pid.isdigit() else ""
