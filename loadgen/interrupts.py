@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import Callable, Iterator
 from types import FrameType
@@ -103,3 +104,35 @@ def flag_on_signals(on_stop: Callable[[int], None]) -> Iterator[None]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM for a moment that must not be cut: starting a part and recording
+    it (else it runs on, unknown to `down`), or cleaning up (a second press would leave half a
+    mesh). One that comes meanwhile is acted on (raises) as soon as the block is done.
+
+    Python handlers that note the signal, not a blocked signal mask: the parts started inside
+    would inherit the mask and then ignore the SIGTERM that `down` stops them with.
+    """
+    caught: list[int] = []
+
+    def note(signum: int, _frame: FrameType | None) -> None:
+        caught.append(signum)
+
+    try:
+        previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: signals are not delivered here anyway
+        yield
+        return
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if caught:
+            handler = previous[caught[0]]
+            if callable(handler):
+                handler(caught[0], None)  # raises KeyboardInterrupt / Terminated
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), caught[0])

@@ -14,11 +14,10 @@ import psutil
 import pytest
 
 from loadgen.errors import ExitCode, LoadgenError
-from loadgen.interrupts import Terminated, install
+from loadgen.interrupts import Terminated, install, signals_held
 from loadgen.mesh.liveness import active_root, trusted_ca_bundles, trusts_root
 from loadgen.mesh.local import borrowed_stage
 from loadgen.mesh.runtime.base import ComponentStatus, MeshStatus, Target, half_up_problems
-from loadgen.mesh.runtime.process import signals_held
 from loadgen.mesh.stages import load_stages
 from loadgen.mesh.state import Borrower, MeshState, RunDir, join, leave, returned, user_took_over
 

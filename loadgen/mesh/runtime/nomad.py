@@ -29,11 +29,12 @@ from typing import Any
 import psutil
 
 from loadgen.errors import EnvironmentProblem, LoadgenError, UnreachableError
+from loadgen.interrupts import signals_held
 from loadgen.mesh import bridge, envoy_admin, procs, toolchain
 from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
 from loadgen.mesh.nomad_api import DEFAULT_NOMAD, NomadClient
 from loadgen.mesh.runtime.base import ComponentStatus, MeshStatus, Progress
-from loadgen.mesh.runtime.process import ProcessRuntime, signals_held, worst_health
+from loadgen.mesh.runtime.process import ProcessRuntime, worst_health
 from loadgen.mesh.stages import Instance, Stage
 from loadgen.mesh.state import MeshState
 from loadgen.paths import project_root

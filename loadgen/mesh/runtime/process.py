@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import sys
 import time
-from collections.abc import Iterator
-from types import FrameType
 from urllib.parse import urlparse
 
 import httpx
 
 from loadgen.errors import EnvironmentProblem, LoadgenError, UnreachableError
+from loadgen.interrupts import signals_held
 from loadgen.mesh import envoy_admin, procs, toolchain
 from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
 from loadgen.mesh.liveness import (
@@ -41,36 +38,6 @@ def _noop(_msg: str) -> None:
     pass
 
 
-@contextlib.contextmanager
-def signals_held() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM for a moment that must not be cut: starting a part and recording
-    it (else it runs on, unknown to `down`), or cleaning up (a second press would leave half a
-    mesh). One that comes meanwhile is acted on (raises) as soon as the block is done.
-
-    Python handlers that note the signal, not a blocked signal mask: the parts started inside
-    would inherit the mask and then ignore the SIGTERM that `down` stops them with.
-    """
-    caught: list[int] = []
-
-    def note(signum: int, _frame: FrameType | None) -> None:
-        caught.append(signum)
-
-    try:
-        previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:  # not the main thread: signals are not delivered here anyway
-        yield
-        return
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        if caught:
-            handler = previous[caught[0]]
-            if callable(handler):
-                handler(caught[0], None)  # raises KeyboardInterrupt / Terminated
-            elif handler == signal.SIG_DFL:
-                os.kill(os.getpid(), caught[0])
 
 
 class ProcessRuntime:
