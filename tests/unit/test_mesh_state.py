@@ -354,7 +354,11 @@ def test_an_interrupted_bring_up_leaves_no_mesh(tmp_path, interruption):
 @pytest.mark.parametrize(("signum", "raised"), [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)])
 def test_a_signal_in_a_held_moment_is_acted_on_after_it(signum, raised):
     previous = signal.getsignal(signal.SIGTERM)
+    previous_int = signal.getsignal(signal.SIGINT)
     install()  # as the CLI does: SIGTERM raises Terminated
+    # Ctrl-C raises KeyboardInterrupt, as in any Python program started from a terminal (a
+    # shell running pytest in the background would otherwise have it ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     finished = False
     try:
         with pytest.raises(raised), signals_held():
@@ -364,6 +368,7 @@ def test_a_signal_in_a_held_moment_is_acted_on_after_it(signum, raised):
             finished = True
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
     assert finished
     # A part started in the held moment still stops on SIGTERM (it did not inherit a blocked mask).
     child.terminate()
