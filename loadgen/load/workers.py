@@ -281,6 +281,7 @@ def _merge_records(parts: list[Path | None], record: Path) -> str | None:
     lines.sort(key=lambda x: x[0])
     written = 0
     try:
+        record.parent.mkdir(parents=True, exist_ok=True)  # as SampleWriter does for one process
         with record.open("w", encoding="utf-8") as out:
             for _, line in lines:
                 out.write(line + "\n")
