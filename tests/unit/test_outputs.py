@@ -12,6 +12,7 @@ import pytest
 
 from loadgen.errors import EnvironmentProblem, UsageError
 from loadgen.report.files import check_output, write_json, write_output
+from tests.integration.parts import missing
 
 
 def test_regular_file_is_written_and_replaced_keeping_its_mode(tmp_path: Path) -> None:
@@ -66,7 +67,7 @@ def test_char_device_stays_a_char_device(tmp_path: Path) -> None:
     try:
         os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
     except OSError as exc:
-        pytest.skip(f"cannot mknod here: {exc}")
+        missing(f"cannot mknod here: {exc}")
     check_output(node)
     write_output(node, "discarded\n")
     assert stat.S_ISCHR(node.lstat().st_mode)
@@ -140,7 +141,7 @@ def test_check_leaves_nothing_behind(tmp_path: Path) -> None:
 
 def test_a_full_disk_is_an_environment_problem() -> None:
     if not os.path.exists("/dev/full"):
-        pytest.skip("no /dev/full")
+        missing("no /dev/full")
     with pytest.raises(EnvironmentProblem, match="cannot write /dev/full: No space left on device"):
         write_output("/dev/full", "x\n")
 

@@ -12,6 +12,7 @@ import pytest
 
 from loadgen.errors import UsageError
 from loadgen.load.sample import WRITE_BATCH_BYTES, Sample, SampleWriter, read_samples, validate_samples
+from tests.integration.parts import missing
 
 
 def _sample(i: int) -> Sample:
@@ -126,7 +127,7 @@ def test_record_to_stdout_is_refused() -> None:
 
 def test_a_full_disk_stops_the_recording_not_the_run() -> None:
     if not os.path.exists("/dev/full"):
-        pytest.skip("no /dev/full")
+        missing("no /dev/full")
     writer = SampleWriter(Path("/dev/full"))
     writer.write(_sample(0))
     writer.flush()  # every write to /dev/full is ENOSPC
@@ -141,7 +142,7 @@ def test_a_full_disk_stops_the_recording_not_the_run() -> None:
 
 def test_a_full_disk_without_any_flush_is_noticed_by_batch_or_close() -> None:
     if not os.path.exists("/dev/full"):
-        pytest.skip("no /dev/full")
+        missing("no /dev/full")
     writer = SampleWriter("/dev/full")
     line = len(json.dumps(_sample(0).to_json(), separators=(",", ":"))) + 1
     for i in range(WRITE_BATCH_BYTES // line + 10):  # more than a batch: written without flush()
