@@ -457,7 +457,7 @@ def run_live(
     stopped_by = "verdict" if verdict.decided and stats.stopped_by == "stop" and signum is None \
         else ("interrupted" if signum is not None else stats.stopped_by)
     if signum is not None and verdict.state is VerdictState.INCONCLUSIVE:
-        verdict = Verdict(**{**verdict.__dict__, "reason": f"{_interrupt_word(signum)}: " + verdict.reason})
+        verdict = Verdict(**{**verdict.__dict__, "reason": f"{interrupts.describe(signum)}: " + verdict.reason})
     return CanaryResult(
         verdict=verdict, spec=spec, mapping=mapping, plan=the_plan, target=target_url, requests=stats.sent,
         duration_s=stats.elapsed, rate_asked=options.rate, rate_achieved=stats.achieved_rate,
@@ -474,10 +474,6 @@ def _warmup_report(seconds: float, warm: Tally) -> dict[str, Any] | None:
         return None
     return {"seconds": seconds, "requests": warm.sent, "app_id_counts": dict(warm.app_ids),
             "errors": dict(warm.errors)}
-
-
-def _interrupt_word(signum: int) -> str:
-    return "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
 
 
 def _probe(url: str, options: CanaryOptions) -> None:

@@ -44,8 +44,9 @@ def exit_code(signum: int) -> ExitCode:
     return ExitCode.TERMINATED if signum == signal.SIGTERM else ExitCode.INTERRUPTED
 
 
-def signal_name(signum: int) -> str:
-    return "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+def describe(signum: int) -> str:
+    """How an output says the run was stopped: "interrupted" or "terminated (SIGTERM)"."""
+    return "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
 
 
 def _raise_terminated(_signum: int, _frame: FrameType | None) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -149,7 +148,7 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
         out.print(f"reports: {root}", highlight=False)
     signum = next((r.signum for r in results if r.signum is not None), None)
     if signum is not None:
-        word = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+        word = interrupts.describe(signum)
         err.print(f"loadgen: {word}; the report holds what was collected", highlight=False)
         return interrupts.exit_code(signum)
     return ExitCode.OK
