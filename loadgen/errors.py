@@ -1,6 +1,10 @@
 """Exit codes and the one error type every command raises.
 
-Every command and the Locust plugin use these codes, so CI can gate on them:
+Every command and the Locust plugin use these codes, so CI can gate on them (a verdict's
+code is :func:`exit_code`). The library raises only :class:`LoadgenError` subclasses for
+conditions a user can cause (bad input, an unreachable target, a busy port, a timeout while
+waiting for the mesh): each carries one line of message and its code, and the CLI prints that
+line. Anything else that escapes is a bug (exit 70).
 
 ==  =====================================================================
 0   OK / PASS
@@ -18,6 +22,10 @@ Every command and the Locust plugin use these codes, so CI can gate on them:
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # errors.py is imported everywhere; the judge's numpy/scipy must not be
+    from loadgen.stats.verdict import VerdictState
 
 
 class ExitCode(IntEnum):
@@ -30,6 +38,18 @@ class ExitCode(IntEnum):
     INTERNAL = 70  # EX_SOFTWARE
     INTERRUPTED = 130  # 128 + SIGINT, as shells report it
     TERMINATED = 143  # 128 + SIGTERM
+
+
+# A verdict's code. RUNNING only happens when a run is cut short before its last look:
+# nothing was decided, as for INCONCLUSIVE. Keyed by the states' values (VerdictState is a
+# StrEnum) so that this module needs no import of the judge.
+_VERDICT_CODES = {"PASS": ExitCode.OK, "FAIL": ExitCode.FAIL, "INCONCLUSIVE": ExitCode.INCONCLUSIVE,
+                  "RUNNING": ExitCode.INCONCLUSIVE}
+
+
+def exit_code(state: VerdictState) -> ExitCode:
+    """The exit code of a verdict, the same for ``loadgen canary`` and the Locust plugin."""
+    return _VERDICT_CODES[str(state)]
 
 
 class LoadgenError(Exception):

@@ -13,9 +13,10 @@ from rich.table import Table
 
 from loadgen import interrupts
 from loadgen.commands.options import RunId, parse_headers, runtime_option
-from loadgen.errors import ExitCode, UnreachableError, UsageError
-from loadgen.load.client import Client, Endpoint, RequestError
-from loadgen.load.engine import LoadPlan, run_blocking
+from loadgen.errors import ExitCode, UsageError
+from loadgen.load.client import Endpoint
+from loadgen.load.engine import LoadPlan
+from loadgen.load.probe import probe_target
 from loadgen.load.schedule import RateSchedule, parse_duration
 from loadgen.mesh.local import borrowed_stage
 from loadgen.mesh.runtime.select import runtime_for
@@ -27,27 +28,6 @@ from loadgen.runner import Progress, StageRun, new_run_id, run_stage
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
-
-
-def _probe(url: str, headers: dict[str, str], timeout: float) -> None:
-    """One request first: an unreachable or non-HTTP target is one clear line, exit 4."""
-    async def once() -> None:
-        client = Client(url, headers=headers, timeout=timeout)
-        try:
-            await client.get()
-        finally:
-            client.close()
-
-    try:
-        run_blocking(once)
-    except RequestError as exc:
-        if exc.kind.startswith("connect"):
-            raise UnreachableError(f"target {url} is unreachable ({exc.kind})") from None
-        if exc.kind == "bad_response":
-            raise UnreachableError(f"target {url} does not answer HTTP/1.1 ({exc.detail})") from None
-        raise UnreachableError(f"target {url} did not answer ({exc.kind})") from None
-    except (TimeoutError, OSError) as exc:
-        raise UnreachableError(f"target {url} is unreachable ({exc})") from None
 
 
 def _live_line(p: Progress) -> str:
@@ -159,7 +139,7 @@ def _one_stage(stage: str, target: str | None, schedule: RateSchedule | None, co
                record: Path | None, out_dir: Path, plots: bool, say: Any, quiet: bool, workers: int,
                runtime: str | None = None) -> StageRun:
     def go(url: str, meta: dict[str, Any]) -> StageRun:
-        _probe(url, headers, timeout)
+        probe_target(url, headers, timeout)
         plan = LoadPlan(url=url, schedule=schedule, max_requests=max_requests, max_time=seconds, timeout=timeout,
                         headers=headers, new_connection=new_connections, concurrency=concurrency,
                         rate=schedule.peak_rate if schedule and len(schedule.segments) == 1

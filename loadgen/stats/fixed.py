@@ -9,6 +9,7 @@ voids its guarantee; use the SequentialJudge for that.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 from scipy.stats import beta
@@ -16,7 +17,7 @@ from scipy.stats import beta
 from loadgen.stats.decide import JudgeConfig, decide, guard_exceeded
 from loadgen.stats.spec import SplitSpec
 from loadgen.stats.srm import chi_square_p
-from loadgen.stats.verdict import GuardResult, Verdict
+from loadgen.stats.verdict import GuardResult, Verdict, VerdictState
 
 
 def clopper_pearson(successes: int, n: int, alpha_per_side: float) -> tuple[float, float]:
@@ -35,7 +36,18 @@ class FixedJudge:
         self.spec = spec
         self.config = config or JudgeConfig()
 
+    def update(self, counts: Mapping[str, int], unknown: int = 0, errors: int = 0, t: float | None = None) -> Verdict:
+        """A look before the planned n is reached: shown while the run goes on, never final --
+        what is not yet PASS or FAIL is RUNNING (one look is all this test's guarantee covers)."""
+        v = self.judge(counts, unknown, errors)
+        return dataclasses.replace(v, state=VerdictState.RUNNING) if v.state is VerdictState.INCONCLUSIVE else v
+
+    def finish(self, counts: Mapping[str, int], unknown: int = 0, errors: int = 0, t: float | None = None) -> Verdict:
+        """The one look the test is planned for (``t`` is ignored: this test has no change test)."""
+        return self.judge(counts, unknown, errors)
+
     def judge(self, counts: Mapping[str, int], unknown: int = 0, errors: int = 0) -> Verdict:
+        """Judge once at these counts."""
         c = [int(counts.get(name, 0)) for name in self.spec.names]
         n = sum(c)
         each = self.config.split_alpha_each(self.spec.k)

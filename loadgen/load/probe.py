@@ -1,0 +1,37 @@
+"""One request before a run, so an unreachable target is one clear line (exit 4), not a run of errors.
+
+Sent with the same lean client the run uses: a target the probe can talk to is one the
+run can talk to (an HTTP client that is more forgiving would let a run start that can
+only fail).
+"""
+
+from __future__ import annotations
+
+from loadgen.errors import UnreachableError
+from loadgen.load.client import Client, RequestError
+from loadgen.load.engine import run_blocking
+
+__all__ = ["probe_target"]
+
+
+def probe_target(url: str, headers: dict[str, str], timeout: float) -> None:
+    """GET ``url`` once; raise :class:`UnreachableError` when it cannot be reached or does
+    not answer HTTP/1.1. Any HTTP answer, even an error status, passes: the run counts it."""
+
+    async def once() -> None:
+        client = Client(url, headers=headers, timeout=timeout)
+        try:
+            await client.get()
+        finally:
+            client.close()
+
+    try:
+        run_blocking(once)
+    except RequestError as exc:
+        if exc.kind.startswith("connect"):
+            raise UnreachableError(f"target {url} is unreachable ({exc.kind})") from None
+        if exc.kind == "bad_response":
+            raise UnreachableError(f"target {url} does not answer HTTP/1.1 ({exc.detail})") from None
+        raise UnreachableError(f"target {url} did not answer ({exc.kind})") from None
+    except (TimeoutError, OSError) as exc:
+        raise UnreachableError(f"target {url} is unreachable ({exc})") from None
