@@ -23,12 +23,13 @@ from loadgen.canary import (
     run_live,
     validate,
 )
+from loadgen.canary.expectation import expects_consul
 from loadgen.commands.options import Duration, Rate, parse_headers, runtime_option
 from loadgen.errors import ExitCode, UsageError
 from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
 from loadgen.mesh.local import borrowed_stage
 from loadgen.mesh.runtime.select import runtime_for
-from loadgen.report.files import check_output, junit_xml, write_output
+from loadgen.report.files import check_output, write_output
 from loadgen.report.statusline import StatusLine
 from loadgen.report.terminal import live_line, verdict_table
 from loadgen.stats import JudgeConfig, SplitSpec, Tolerance, plan
@@ -185,8 +186,7 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
     if json_path is not None:
         write_output(json_path, json.dumps(result.to_json(), indent=2, default=str) + "\n")
     if junit is not None:
-        write_output(junit, junit_xml(result.verdict, duration_s=result.duration_s,
-                                      properties={"expected": result.spec.as_percent(), "target": result.target}))
+        write_output(junit, result.junit())
     if to_stdout:
         for warning in result.warnings:
             err.print(f"warning: {warning}", highlight=False, markup=False)
@@ -262,7 +262,7 @@ def _print_result(result: CanaryResult) -> None:
 
 
 def _print_plan(options: CanaryOptions, json_path: Path | None) -> int:
-    if options.expect.strip().lower() == "consul":
+    if expects_consul(options.expect):
         raise UsageError("--plan needs the split itself, like --expect 85/15")
     spec = SplitSpec.parse(options.expect)
     report = plan_report(spec, options, progress=None if json_path == STDOUT else err.print)
@@ -298,9 +298,8 @@ def _print_plan(options: CanaryOptions, json_path: Path | None) -> int:
 def plan_report(spec: SplitSpec, options: CanaryOptions, progress: Any = None) -> dict[str, Any]:
     """What --plan prints: bands, the fixed test's n, and the sequential judge simulated at this budget."""
     config = options.config
-    the_plan = plan(spec, config)
-    n_max = budget(options, the_plan)
-    reachable, _ = reachability(options, spec, the_plan, n_max)
+    n_max = budget(options, plan(spec, config))
+    reachable, _ = reachability(options, spec, n_max)
     widths = config.half_widths(spec)
     report: dict[str, Any] = {
         "expected": spec.as_dict(), "tolerance": {"value": config.band_tolerance.value,

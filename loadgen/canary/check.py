@@ -1,0 +1,69 @@
+"""SplitCheck: the canary's core, driven the same way by ``loadgen canary`` (live and replay)
+and by the Locust plugin.
+
+It holds the expectation, the judge and the tallies; the driver feeds it samples (or, for
+Locust's master, a tally merged from its workers), asks it to :meth:`look` as often as it
+likes with the look's time, and builds the :class:`CanaryResult` with :meth:`result`. It
+never reads a clock and never sends a request: the driver owns both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loadgen.canary.expectation import Expectation
+from loadgen.canary.result import CanaryResult, latency_by_app_id, warmup_report
+from loadgen.canary.split_tally import SplitTally
+from loadgen.load.sample import Sample
+from loadgen.load.tally import Tally
+from loadgen.mesh.subsets import SubsetMap
+from loadgen.stats import JudgeConfig, SplitSpec, Verdict, make_judge, plan
+
+__all__ = ["SplitCheck"]
+
+
+class SplitCheck:
+    def __init__(self, expectation: Expectation, config: JudgeConfig, method: str = "sequential",
+                 warmup: float = 0.0) -> None:
+        self.expectation = expectation
+        self.config = config
+        self.judge = make_judge(expectation.spec, config, method)
+        self.sample_plan = plan(expectation.spec, config)
+        self.warmup = warmup  # samples intended before this (seconds into the run) are reported, not judged
+        self.tally = SplitTally(expectation)  # what is judged
+        self.warm = SplitTally(expectation)  # the warm-up's samples
+        self.verdict: Verdict | None = None  # the latest look's
+
+    @property
+    def spec(self) -> SplitSpec:
+        return self.expectation.spec
+
+    @property
+    def mapping(self) -> SubsetMap:
+        return self.expectation.mapping
+
+    def add(self, sample: Sample) -> str | None:
+        """Count one sample (judged, or the warm-up's); returns its subset as for a recording."""
+        return (self.warm if sample.t < self.warmup else self.tally).add(sample)
+
+    def look(self, t: float | None, final: bool = False, tally: Tally | None = None) -> Verdict:
+        """Judge ``tally`` (default: the samples added here) at time ``t`` into the run; the final
+        look turns what is still undecided into INCONCLUSIVE."""
+        source = self.tally if tally is None else tally
+        counts, unknown = self.expectation.classify(source.app_ids)
+        judge = self.judge.finish if final else self.judge.update
+        self.verdict = judge(counts, unknown, source.error_count, t)
+        return self.verdict
+
+    def result(self, verdict: Verdict, *, target: str, requests: int, duration_s: float, stopped_by: str,
+               tally: Tally | None = None, **facts: Any) -> CanaryResult:
+        """The result of this check: counts of the judged samples and the warm-up's together,
+        latency of the judged ones; ``facts`` are the driver's (rate, notes, signal, ...)."""
+        judged = self.tally if tally is None else tally
+        return CanaryResult(
+            verdict=verdict, spec=self.spec, mapping=self.mapping, plan=self.sample_plan, target=target,
+            requests=requests, duration_s=duration_s, stopped_by=stopped_by,
+            app_id_counts=dict(judged.app_ids + self.warm.app_ids), errors=dict(judged.errors + self.warm.errors),
+            latency_ms=judged.latency_summary(), by_app_id=latency_by_app_id(judged),
+            warmup=warmup_report(self.warmup, self.warm), **{"rate_asked": None, "rate_achieved": None, **facts},
+        )

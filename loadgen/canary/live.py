@@ -1,0 +1,110 @@
+"""A live canary run: drive traffic through service-a and judge the split as it comes in.
+
+Wires mesh (APP_ID map, live splitter) -> load engine (samples) -> :class:`SplitCheck` (the
+judge) and hands a :class:`CanaryResult` to the reporters. A run stops as soon as the judge
+is sure, at its budget, or on Ctrl-C / SIGTERM; whatever was collected is judged and
+reported in every case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+from loadgen import interrupts
+from loadgen.canary.check import SplitCheck
+from loadgen.canary.expectation import Expectation, resolve_mapping, resolve_spec
+from loadgen.canary.options import CanaryOptions, budget, reachability
+from loadgen.canary.progress import Snapshot
+from loadgen.canary.result import CanaryResult
+from loadgen.load.engine import LoadPlan, RunStats, run_blocking, run_load
+from loadgen.load.probe import probe_target
+from loadgen.load.sample import Sample, SampleWriter
+from loadgen.mesh.consul_api import ConsulClient
+from loadgen.stats import VerdictState
+
+__all__ = ["LOOK_EVERY_S", "run_live"]
+
+LOOK_EVERY_S = 0.1  # how often the live run asks the judge
+
+
+def run_live(
+    options: CanaryOptions, target_url: str, consul: ConsulClient | None, say: Callable[[str], None],
+    on_look: Callable[[Snapshot], None] | None = None, notes: list[str] | None = None,
+) -> CanaryResult:
+    mapping = resolve_mapping(options.mapping, consul, options.service)
+    expectation = Expectation(resolve_spec(options.expect, mapping, consul, options.service), mapping)
+    spec = expectation.spec
+    if expectation.unmapped_subsets:
+        say(f"warning: no APP_ID maps to subset {', '.join(expectation.unmapped_subsets)} ({mapping.source})")
+    check = SplitCheck(expectation, options.config, options.method, options.warmup)
+    n_max = budget(options, check.sample_plan)
+    reachable, about = reachability(options, spec, n_max)
+    if not reachable:
+        say(about)  # before anything is sent
+    probe_target(target_url, options.headers, options.timeout)
+    say(f"judging {spec.as_percent()}, {options.config.band_tolerance.describe()}, at "
+        f"{(1 - options.config.alpha) * 100:.4g} % confidence ({options.method}); up to {n_max:,} requests "
+        f"at {options.rate:g}/s, {options.max_time:g}s at most")
+    if reachable:
+        say(about)
+    if options.warmup > 0:
+        say(f"warm-up: requests in the first {options.warmup:g}s are reported but not judged")
+    load = LoadPlan(url=target_url, rate=options.rate, max_requests=n_max, max_time=options.max_time,
+                    timeout=options.timeout, headers=options.headers)
+    writer = SampleWriter(options.record) if options.record else None
+    state: dict[str, Any] = {"stop": False, "signum": None}
+
+    def on_sample(sample: Sample) -> None:
+        subset = check.add(sample)
+        if writer:
+            writer.write(sample, subset)
+
+    async def monitor(started: float) -> None:
+        while not state["stop"]:
+            await asyncio.sleep(LOOK_EVERY_S)
+            verdict = check.look(time.monotonic() - started)
+            if writer:
+                writer.flush()
+            if on_look:
+                on_look(Snapshot(verdict, check.tally.sent, time.monotonic() - started, check.tally.error_count))
+            if verdict.decided and options.method == "sequential":
+                state["stop"] = True
+
+    async def main() -> RunStats:
+        def stop(signum: int) -> None:
+            state["stop"] = True
+            state["signum"] = signum
+
+        with interrupts.stop_on_signals(asyncio.get_running_loop(), stop):
+            started = time.monotonic()
+            mon = asyncio.create_task(monitor(started))
+            try:
+                return await run_load(load, on_sample, lambda: state["stop"])
+            finally:
+                state["stop"] = True
+                await asyncio.gather(mon, return_exceptions=True)
+
+    try:
+        stats = run_blocking(main)  # type: ignore[assignment]
+    finally:
+        if writer:
+            writer.close()
+    # One last look that includes the responses still in flight when the run stopped. The
+    # sequential judge's intervals only narrow, so a verdict reached at a look stands.
+    verdict = check.look(stats.elapsed, final=True)
+    signum = state["signum"]
+    stopped_by = "verdict" if verdict.decided and stats.stopped_by == "stop" and signum is None \
+        else ("interrupted" if signum is not None else stats.stopped_by)
+    if signum is not None and verdict.state is VerdictState.INCONCLUSIVE:
+        verdict = dataclasses.replace(verdict, reason=f"{interrupts.describe(signum)}: " + verdict.reason)
+    return check.result(
+        verdict, target=target_url, requests=stats.sent, duration_s=stats.elapsed, stopped_by=stopped_by,
+        rate_asked=options.rate, rate_achieved=stats.achieved_rate, late_starts=stats.late, signum=signum,
+        max_requests=n_max, reachable=reachable, notes=[*(notes or []), *check.tally.went_silent(stats.elapsed)],
+        recorded_to=str(options.record) if options.record else None, generator=stats.health(False),
+        recording_failed=writer.failed if writer else None,
+    )

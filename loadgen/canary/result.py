@@ -1,0 +1,121 @@
+"""A canary's result -- one type and one JSON schema, whether ``loadgen canary`` or the Locust
+plugin produced it (``source`` says which)."""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+from loadgen import interrupts
+from loadgen.errors import ExitCode, exit_code
+from loadgen.load.tally import Tally
+from loadgen.mesh.subsets import SubsetMap
+from loadgen.report.files import junit_xml
+from loadgen.stats import Plan, SplitSpec, Verdict
+
+__all__ = ["CanaryResult", "warmup_report"]
+
+
+@dataclass
+class CanaryResult:
+    verdict: Verdict
+    spec: SplitSpec
+    mapping: SubsetMap
+    plan: Plan
+    target: str
+    requests: int
+    duration_s: float
+    rate_asked: float | None
+    rate_achieved: float | None
+    app_id_counts: dict[str, int]
+    errors: dict[str, int]
+    latency_ms: dict[str, float]
+    stopped_by: str
+    late_starts: int = 0
+    notes: list[str] = field(default_factory=list)
+    replayed_from: str | None = None
+    recorded_to: str | None = None
+    max_requests: int | None = None  # the budget this run had (None: a replay judges what was recorded)
+    reachable: bool | None = None  # whether that budget could reach a verdict (said before sending)
+    signum: int | None = None  # the signal that stopped the run early (SIGINT for Ctrl-C, SIGTERM)
+    generator: dict[str, Any] | None = None  # RunStats.health(): did the generator keep its schedule?
+    warmup: dict[str, Any] | None = None  # the requests of the warm-up, reported but not judged
+    recording_failed: str | None = None  # why --record stopped early (e.g. a full disk)
+    by_app_id: dict[str, dict[str, float]] = field(default_factory=dict)  # judged latency per backend instance
+    source: str = "loadgen canary"  # or "locust"
+    workers: dict[str, dict[str, Any]] | None = None  # Locust's distributed runs: each worker's counts
+
+    @property
+    def warnings(self) -> list[str]:
+        """What makes parts of this result less than it seems (said in every output)."""
+        out = []
+        if self.generator is not None and not self.generator["valid"]:
+            out.append("the generator could not keep the asked rate (" + "; ".join(self.generator["problems"])
+                       + "): latency figures are not valid (the split judged is still what was answered)")
+        if self.recording_failed:
+            out.append(self.recording_failed)
+        moved = self.verdict.moved()
+        if moved:
+            out.append(f"the observed share of {', '.join(s.name for s in moved)} lies outside the interval the "
+                       "judge used: the split was not the same throughout the run")
+        return out
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """The verdict's code. An interrupted run that the judge could not decide on what it
+        collected exits 130 (Ctrl-C) or 143 (SIGTERM); a PASS or FAIL keeps its code even when
+        interrupted, since the judge's guarantee holds whenever the run stops."""
+        if self.signum is not None and not self.verdict.decided:
+            return interrupts.exit_code(self.signum)
+        return exit_code(self.verdict.state)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict.state.value,
+            "reason": self.verdict.reason,
+            "expected": self.spec.as_dict(),
+            "judge": self.verdict.to_json(),
+            "mapping": {"app_ids": self.mapping.app_ids, "source": self.mapping.source},
+            "plan": {"fixed_n": self.plan.fixed_n, "power": self.plan.power, "max_requests": self.max_requests,
+                     "reachable": self.reachable},
+            "bands": {s.name: list(s.band) for s in self.verdict.subsets},
+            "target": self.target,
+            "requests": self.requests,
+            "duration_s": round(self.duration_s, 3),
+            "rate_asked": self.rate_asked,
+            "rate_achieved": None if self.rate_achieved is None else round(self.rate_achieved, 1),
+            "late_starts": self.late_starts,
+            "stopped_by": self.stopped_by,
+            "app_id_counts": self.app_id_counts,
+            "errors": self.errors,
+            "latency_ms": self.latency_ms,
+            "by_app_id": self.by_app_id,
+            "notes": self.notes,
+            "replayed_from": self.replayed_from,
+            "recorded_to": self.recorded_to,
+            "interrupted_by": None if self.signum is None else signal.Signals(self.signum).name,
+            "generator": self.generator,
+            "warmup": self.warmup,
+            "warnings": self.warnings,
+            "source": self.source,
+            "workers": self.workers,
+            "exit_code": int(self.exit_code),
+        }
+
+    def junit(self) -> str:
+        suite = "loadgen canary" if self.source == "loadgen canary" else f"loadgen canary ({self.source})"
+        return junit_xml(self.verdict, suite=suite, duration_s=self.duration_s,
+                         properties={"expected": self.spec.as_percent(), "target": self.target})
+
+
+def latency_by_app_id(tally: Tally) -> dict[str, dict[str, float]]:
+    """Each answering instance's corrected latency (HDR), for the JSON and Locust's Split tab."""
+    return {a: tally.book.summary("corrected", f"app_id={a}") for a in sorted(tally.app_ids)}
+
+
+def warmup_report(seconds: float, warm: Tally) -> dict[str, Any] | None:
+    if seconds <= 0:
+        return None
+    return {"seconds": seconds, "requests": warm.sent, "app_id_counts": dict(warm.app_ids),
+            "errors": dict(warm.errors)}
