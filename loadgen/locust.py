@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -35,71 +34,52 @@ from locust import events, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.runners import MasterRunner, WorkerRunner
 
-from loadgen.errors import ExitCode, LoadgenError
+from loadgen.canary import CanaryResult, Expectation, SplitCheck, resolve_mapping, resolve_spec
+from loadgen.errors import ExitCode, LoadgenError, exit_code
 from loadgen.load.engine import app_id_of
 from loadgen.load.histograms import LatencyBook
 from loadgen.load.sample import Sample
+from loadgen.load.tally import Tally
 from loadgen.mesh.consul_api import ConsulClient
-from loadgen.mesh.subsets import SubsetMap, live_splitter, subset_map
-from loadgen.report.files import write_json, write_junit
-from loadgen.stats import (
-    JudgeConfig,
-    SequentialJudge,
-    SplitSpec,
-    Tolerance,
-    Verdict,
-    VerdictState,
-    parse_app_id_map,
-)
+from loadgen.report.files import write_json, write_output
+from loadgen.stats import JudgeConfig, Tolerance, Verdict
 from loadgen.stats.bands import format_band
 
 log = logging.getLogger("loadgen.locust")
 JUDGE_EVERY_S = 1.0
 TAB_KEY = "loadgen-split"
-EXIT = {VerdictState.PASS: ExitCode.OK, VerdictState.FAIL: ExitCode.FAIL,
-        VerdictState.INCONCLUSIVE: ExitCode.INCONCLUSIVE, VerdictState.RUNNING: ExitCode.INCONCLUSIVE}
+SERVICE = "service-b"  # whose subsets are judged
 
 
 class SplitTracker:
-    """Counts per APP_ID, errors and HDR latency -- this process's, plus (on a master) its workers'."""
+    """This process's tally of the test -- plus, on a master, the latest report of each worker."""
 
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
         self.started = time.monotonic()
-        self.book = LatencyBook()
-        self.app_ids: Counter[str] = Counter()
-        self.errors: Counter[str] = Counter()
-        self.workers: dict[str, dict[str, Any]] = {}  # master: latest cumulative report per worker
+        self.tally = Tally()
+        self.workers: dict[str, dict[str, Any]] = {}  # master: latest cumulative Tally.encode() per worker
 
     def record(self, status: int | None, app_id: str | None, error: str | None, response_ms: float) -> None:
-        sample = Sample(t=time.monotonic() - self.started, status=status, app_id=app_id, latency_ms=response_ms,
-                        error=error, service_ms=response_ms)
-        self.book.record(sample)
-        if sample.ok and app_id is not None:
-            self.app_ids[app_id] += 1
-        else:
-            self.errors[error or f"http_{status}"] += 1
+        self.tally.add(Sample(t=time.monotonic() - self.started, status=status, app_id=app_id,
+                              latency_ms=response_ms, error=error, service_ms=response_ms))
 
     def encode(self) -> dict[str, Any]:
-        return {"app_ids": dict(self.app_ids), "errors": dict(self.errors), "book": self.book.encode()}
+        return self.tally.encode()
 
-    def merged(self) -> tuple[Counter[str], Counter[str], LatencyBook]:
+    def merged(self) -> Tally:
         """Exact totals: this process's own samples plus the latest cumulative report of each worker."""
-        app_ids, errors = Counter(self.app_ids), Counter(self.errors)
-        book = LatencyBook.merged([self.book.encode(), *(w["book"] for w in self.workers.values())])
-        for w in self.workers.values():
-            app_ids.update(w["app_ids"])
-            errors.update(w["errors"])
-        return app_ids, errors, book
+        return Tally.merged([self.tally.encode(), *self.workers.values()])
 
 
 TRACKER = SplitTracker()
 
 
-class Canary:
-    """The expectation and the judge, set up from the command line once Locust has parsed it."""
+class LocustCanary:
+    """The canary's core (:class:`SplitCheck`), set up from Locust's command line and fed the
+    merged tally every second."""
 
     def __init__(self, environment: Any) -> None:
         opts = environment.parsed_options
@@ -116,11 +96,14 @@ class Canary:
         self.json_path = Path(opts.canary_json) if opts.canary_json else None
         self.junit_path = Path(opts.canary_junit) if opts.canary_junit else None
         self.stop_on_verdict: bool = opts.stop_on_verdict
-        self.mapping: SubsetMap | None = None
-        self.spec: SplitSpec | None = None
-        self.judge: SequentialJudge | None = None
-        self.verdict: Verdict | None = None
+        self.expectation: Expectation | None = None
+        self.check: SplitCheck | None = None
+        self.stopped_by = "end of test"
         self.started = time.monotonic()  # reset at each test start
+
+    @property
+    def verdict(self) -> Verdict | None:
+        return self.check.verdict if self.check else None
 
     def prepare(self) -> None:
         """Resolve the APP_ID map and the expected split (Consul is asked once, at start)."""
@@ -130,18 +113,10 @@ class Canary:
         try:
             consul = ConsulClient(self.consul_address, timeout=3.0)
             try:
-                if self.map_text:
-                    app_ids = parse_app_id_map(self.map_text)
-                    self.mapping = SubsetMap(tuple(sorted(set(app_ids.values()))), app_ids, "--map")
-                else:
-                    self.mapping = subset_map(consul)
+                mapping = resolve_mapping(self.map_text, consul, SERVICE)
                 if self.expect:
-                    if self.expect.strip().lower() == "consul":
-                        self.spec = SplitSpec.from_splitter(live_splitter(consul))
-                    else:
-                        names = list(self.mapping.subsets) if "=" not in self.expect else None
-                        self.spec = SplitSpec.parse(self.expect, names=names)
-                    self.judge = SequentialJudge(self.spec, self.config)
+                    self.expectation = Expectation(resolve_spec(self.expect, mapping, consul, SERVICE), mapping)
+                    self.reset()
             finally:
                 consul.close()
         except LoadgenError as exc:
@@ -149,76 +124,63 @@ class Canary:
             log.error("loadgen: %s", exc.message)
 
     def reset(self) -> None:
-        if self.spec is not None:
-            self.judge = SequentialJudge(self.spec, self.config)
-        self.verdict = None
+        if self.expectation is not None:
+            self.check = SplitCheck(self.expectation, self.config)
 
     def look(self, final: bool = False) -> Verdict | None:
-        if self.judge is None or self.spec is None or self.mapping is None:
+        if self.check is None:
             return None
-        app_ids, errors, _ = TRACKER.merged()
-        counts: Counter[str] = Counter()
-        unknown = 0
-        for app_id, n in app_ids.items():
-            subset = self.mapping.subset_of(app_id)
-            if subset in self.spec.names:
-                counts[subset] += n
-            else:
-                unknown += n
-        err = sum(errors.values())
         t = time.monotonic() - self.started  # the look's time, for reporting a change in the split
-        self.verdict = (self.judge.finish(counts, unknown, err, t) if final
-                        else self.judge.update(counts, unknown, err, t))
-        return self.verdict
+        return self.check.look(t, final, tally=TRACKER.merged())
 
     def rows(self) -> list[dict[str, Any]]:
         """The Split tab's table: one row per subset, one per backend APP_ID, one for the verdict."""
-        app_ids, errors, book = TRACKER.merged()
+        tally = TRACKER.merged()
         rows: list[dict[str, Any]] = []
         v = self.verdict
-        mapping = self.mapping.app_ids if self.mapping else {}
+        mapping = self.expectation.mapping.app_ids if self.expectation else {}
         if v is not None:
             for s in v.subsets:
                 ids = ",".join(a for a, sub in sorted(mapping.items()) if sub == s.name)
-                lat = _latency(book, ids.split(",")) if ids else {}
+                lat = _latency(tally.book, ids.split(",")) if ids else {}
                 rows.append({"subset": s.name, "app_ids": ids, "expected": f"{s.expected * 100:.4g} %",
                              "count": s.count, "share": f"{s.share * 100:.2f} %",
                              "interval": f"{s.lower * 100:.1f}-{s.upper * 100:.1f} %",
                              "band": format_band(s.band), "status": s.status, **lat})
-        for app_id, n in sorted(app_ids.items()):
+        for app_id, n in sorted(tally.app_ids.items()):
             if v is None or app_id not in mapping or mapping[app_id] not in {s.name for s in v.subsets}:
                 rows.append({"subset": mapping.get(app_id, "(unknown)"), "app_ids": app_id, "expected": "",
                              "count": n, "share": "", "interval": "", "band": "", "status": "",
-                             **_latency(book, [app_id])})
-        if errors:
-            rows.append({"subset": "(errors)", "app_ids": "", "expected": "", "count": sum(errors.values()),
+                             **_latency(tally.book, [app_id])})
+        if tally.errors:
+            rows.append({"subset": "(errors)", "app_ids": "", "expected": "", "count": tally.error_count,
                          "share": "", "interval": "", "band": "",
-                         "status": ", ".join(f"{k} x{n}" for k, n in errors.items())})
+                         "status": ", ".join(f"{k} x{n}" for k, n in tally.errors.items())})
         state = v.state.value if v else ("no --expect" if not self.expect else self.problem or "waiting")
-        rows.append({"subset": "VERDICT", "app_ids": "", "expected": self.spec.as_percent() if self.spec else "",
+        spec = self.expectation.spec.as_percent() if self.expectation else ""
+        rows.append({"subset": "VERDICT", "app_ids": "", "expected": spec,
                      "count": v.n if v else 0, "share": "", "interval": "", "band": "", "status": state,
                      "p50_ms": "", "p99_ms": "", "max_ms": "", "reason": v.reason if v else ""})
         return rows
 
-    def write_outputs(self) -> None:
-        v = self.verdict
-        if v is None or self.spec is None or self.mapping is None:
-            return
-        app_ids, errors, book = TRACKER.merged()
-        result = {
-            "verdict": v.state.value, "reason": v.reason, "expected": self.spec.as_dict(), "judge": v.to_json(),
-            "mapping": {"app_ids": self.mapping.app_ids, "source": self.mapping.source},
-            "requests": sum(app_ids.values()) + sum(errors.values()), "app_id_counts": dict(app_ids),
-            "errors": dict(errors), "latency_ms": book.summary(),
-            "by_app_id": {a: book.summary("corrected", f"app_id={a}") for a in sorted(app_ids)},
-            "workers": {w: {"app_ids": r["app_ids"], "errors": r["errors"]} for w, r in TRACKER.workers.items()},
-            "source": "locust",
-        }
+    def result(self, verdict: Verdict) -> CanaryResult:
+        """The same result (and JSON schema) as ``loadgen canary``'s, from Locust's merged counts."""
+        assert self.check is not None
+        tally = TRACKER.merged()
+        elapsed = time.monotonic() - self.started
+        return self.check.result(
+            verdict, tally=tally, target=str(self.environment.host or MeshUser.host), requests=tally.sent,
+            duration_s=elapsed, stopped_by=self.stopped_by, source="locust",
+            rate_achieved=tally.sent / elapsed if elapsed > 0 else None,
+            workers={w: {"app_ids": r["app_ids"], "errors": r["errors"]} for w, r in TRACKER.workers.items()},
+        )
+
+    def write_outputs(self, verdict: Verdict) -> None:
+        result = self.result(verdict)
         if self.json_path:
-            write_json(self.json_path, result)
+            write_json(self.json_path, result.to_json())
         if self.junit_path:
-            write_junit(self.junit_path, v, suite="loadgen canary (locust)",
-                        properties={"expected": self.spec.as_percent()})
+            write_output(self.junit_path, result.junit())
 
 
 def _latency(book: LatencyBook, app_ids: list[str]) -> dict[str, Any]:
@@ -276,7 +238,7 @@ def _options(parser: Any) -> None:
 def _init(environment: Any, **_kw: Any) -> None:
     if environment.parsed_options is None:
         return
-    canary = Canary(environment)
+    canary = LocustCanary(environment)
     environment.loadgen_canary = canary
     if not isinstance(environment.runner, WorkerRunner):
         canary.prepare()
@@ -286,7 +248,7 @@ def _init(environment: Any, **_kw: Any) -> None:
         _install_tab(environment, canary)
 
 
-def _install_tab(environment: Any, canary: Canary) -> None:
+def _install_tab(environment: Any, canary: LocustCanary) -> None:
     from flask import request
 
     conf = f"{(1 - canary.config.alpha) * 100:.4g} %"
@@ -315,7 +277,7 @@ def _install_tab(environment: Any, canary: Canary) -> None:
 
 @events.test_start.add_listener
 def _start(environment: Any, **_kw: Any) -> None:
-    canary: Canary | None = getattr(environment, "loadgen_canary", None)
+    canary: LocustCanary | None = getattr(environment, "loadgen_canary", None)
     if canary is None or isinstance(environment.runner, WorkerRunner):
         return
     canary.started = time.monotonic()
@@ -326,6 +288,7 @@ def _start(environment: Any, **_kw: Any) -> None:
             v = canary.look()
             if v is not None and v.decided and canary.stop_on_verdict and environment.parsed_options.headless:
                 log.info("loadgen: verdict %s after %d responses; stopping", v.state.value, v.n)
+                canary.stopped_by = "verdict"
                 environment.runner.quit()
                 return
 
@@ -350,14 +313,14 @@ def _from_worker(client_id: str, data: dict[str, Any]) -> None:
 
 @events.quitting.add_listener
 def _quitting(environment: Any, **_kw: Any) -> None:
-    canary: Canary | None = getattr(environment, "loadgen_canary", None)
+    canary: LocustCanary | None = getattr(environment, "loadgen_canary", None)
     if canary is None:
         return
     if isinstance(environment.runner, WorkerRunner):
         # A worker's own final counts (what its last report carried), for checking the merge.
         if canary.json_path:
-            write_json(canary.json_path, {"worker": environment.runner.client_id, **{
-                k: v for k, v in TRACKER.encode().items() if k != "book"}})
+            write_json(canary.json_path, {"worker": environment.runner.client_id,
+                                          "app_ids": dict(TRACKER.tally.app_ids), "errors": dict(TRACKER.tally.errors)})
         return
     if canary.problem:
         environment.process_exit_code = ExitCode.USAGE
@@ -365,8 +328,8 @@ def _quitting(environment: Any, **_kw: Any) -> None:
     v = canary.look(final=True)
     if v is None:
         return
-    canary.write_outputs()
+    canary.write_outputs(v)
     log.info("loadgen canary: %s -- %s", v.state.value, v.reason)
     if isinstance(environment.runner, MasterRunner):
         log.info("loadgen canary: judged the sum of %d workers' reports", len(TRACKER.workers))
-    environment.process_exit_code = EXIT[v.state]
+    environment.process_exit_code = exit_code(v.state)

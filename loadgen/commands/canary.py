@@ -29,7 +29,7 @@ from loadgen.errors import ExitCode, UsageError
 from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
 from loadgen.mesh.local import borrowed_stage
 from loadgen.mesh.runtime.select import runtime_for
-from loadgen.report.files import check_output, write_output
+from loadgen.report.files import check_output, write_json, write_output
 from loadgen.report.statusline import StatusLine
 from loadgen.report.terminal import live_line, verdict_table
 from loadgen.stats import JudgeConfig, SplitSpec, Tolerance, plan
@@ -184,7 +184,7 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
     result = _run(options, say, quiet, runtime)
     # Every output is written before anything can fail on the way out (the verdict stands).
     if json_path is not None:
-        write_output(json_path, json.dumps(result.to_json(), indent=2, default=str) + "\n")
+        write_json(json_path, result.to_json())
     if junit is not None:
         write_output(junit, result.junit())
     if to_stdout:

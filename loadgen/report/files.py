@@ -74,10 +74,6 @@ def junit_xml(verdict: Verdict, suite: str = "loadgen canary", duration_s: float
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(cases, encoding="unicode") + "\n"
 
 
-def write_junit(path: Path | str, verdict: Verdict, **kwargs: Any) -> None:
-    write_output(path, junit_xml(verdict, **kwargs))
-
-
 # -- writing ------------------------------------------------------------------------------
 def write_output(path: Path | str, text: str) -> None:
     """Write ``text`` (UTF-8) to an output option's value without clobbering what is there.

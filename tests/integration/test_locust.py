@@ -31,7 +31,12 @@ def locust(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]
     return subprocess.run([*LOCUST, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 
-def test_headless_gate_pass_writes_outputs(tmp_path):
+def _schema(doc: dict) -> dict:
+    """The keys of a canary JSON, and of its objects with fixed keys (the others are keyed by data)."""
+    return {k: sorted(v) if k in ("judge", "plan", "mapping") else None for k, v in doc.items()}
+
+
+def test_headless_gate_pass_writes_outputs(tmp_path, loadgen):
     out_json, out_xml = tmp_path / "l.json", tmp_path / "l.xml"
     proc = locust("--headless", "-u", "10", "-r", "10", "-t", "60s", "--expect", "85/15", "--stop-on-verdict",
                   "--canary-json", str(out_json), "--canary-junit", str(out_xml), "--only-summary")
@@ -42,6 +47,13 @@ def test_headless_gate_pass_writes_outputs(tmp_path):
     for lat in result["by_app_id"].values():
         assert lat["p99"] <= lat["max"]  # HDR, not rounded buckets: p99 never above max
     assert "<testsuite" in out_xml.read_text()
+    # The same schema as `loadgen canary --json` (one CanaryResult for both), told apart by "source".
+    cli = tmp_path / "cli.json"
+    loadgen("canary", "--expect", "85/15", "--max-time", "20s", "-q", "--json", str(cli))
+    cli_result = json.loads(cli.read_text())
+    assert _schema(result) == _schema(cli_result)
+    assert (result["source"], cli_result["source"]) == ("locust", "loadgen canary")
+    assert result["requests"] == sum(result["app_id_counts"].values()) + sum(result["errors"].values())
 
 
 def test_headless_gate_fail():
