@@ -17,7 +17,7 @@ from loadgen.canary.split_tally import SplitTally
 from loadgen.load.sample import Sample
 from loadgen.load.tally import Tally
 from loadgen.mesh.subsets import SubsetMap
-from loadgen.stats import JudgeConfig, SplitSpec, Verdict, make_judge, plan
+from loadgen.stats import JudgeConfig, SplitSpec, Verdict, make_judge, plan_sample_size
 
 __all__ = ["SplitCheck"]
 
@@ -28,7 +28,7 @@ class SplitCheck:
         self.expectation = expectation
         self.config = config
         self.judge = make_judge(expectation.spec, config, method)
-        self.sample_plan = plan(expectation.spec, config)
+        self.sample_plan = plan_sample_size(expectation.spec, config)
         self.warmup = warmup  # samples intended before this (seconds into the run) are reported, not judged
         self.tally = SplitTally(expectation)  # what is judged
         self.warm = SplitTally(expectation)  # the warm-up's samples

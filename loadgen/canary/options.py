@@ -8,7 +8,7 @@ from pathlib import Path
 from loadgen.canary.expectation import expects_consul, mapping_from_option, resolve_spec
 from loadgen.errors import UsageError
 from loadgen.load.client import Endpoint
-from loadgen.stats import JudgeConfig, Plan, SplitSpec, plan
+from loadgen.stats import JudgeConfig, SampleSizePlan, SplitSpec, plan_sample_size
 from loadgen.stats.bands import band_of, format_band
 from loadgen.stats.plan import approximate_fixed_n, default_budget
 
@@ -54,10 +54,10 @@ def validate(options: CanaryOptions) -> None:
         spec = resolve_spec(options.expect, mapping_from_option(options.mapping), None, options.service)
     else:
         spec = SplitSpec.parse(options.expect)  # the weights; positional names come from Consul's map
-    budget(options, plan(spec, options.config))  # the fixed test may need more than it can send
+    budget(options, plan_sample_size(spec, options.config))  # the fixed test may need more than it can send
 
 
-def budget(options: CanaryOptions, sample_plan: Plan) -> int:
+def budget(options: CanaryOptions, sample_plan: SampleSizePlan) -> int:
     if options.max_requests is not None:
         return options.max_requests
     if options.method == "fixed":

@@ -12,7 +12,7 @@ from loadgen.errors import ExitCode, exit_code
 from loadgen.load.tally import Tally
 from loadgen.mesh.subsets import SubsetMap
 from loadgen.report.files import junit_xml
-from loadgen.stats import Plan, SplitSpec, Verdict
+from loadgen.stats import SampleSizePlan, SplitSpec, Verdict
 
 __all__ = ["CanaryResult", "warmup_report"]
 
@@ -22,7 +22,7 @@ class CanaryResult:
     verdict: Verdict
     spec: SplitSpec
     mapping: SubsetMap
-    plan: Plan
+    plan: SampleSizePlan
     target: str
     requests: int
     duration_s: float

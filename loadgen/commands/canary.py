@@ -32,7 +32,7 @@ from loadgen.mesh.runtime.select import runtime_for
 from loadgen.report.files import check_output, write_json, write_output
 from loadgen.report.statusline import StatusLine
 from loadgen.report.terminal import live_line, verdict_table
-from loadgen.stats import JudgeConfig, SplitSpec, Tolerance, plan
+from loadgen.stats import JudgeConfig, SplitSpec, Tolerance, plan_sample_size
 from loadgen.stats.bands import band_of, format_band
 from loadgen.stats.figures import published
 from loadgen.stats.simulate import LOOK_EVERY, simulate
@@ -298,7 +298,7 @@ def _print_plan(options: CanaryOptions, json_path: Path | None) -> int:
 def plan_report(spec: SplitSpec, options: CanaryOptions, progress: Any = None) -> dict[str, Any]:
     """What --plan prints: bands, the fixed test's n, and the sequential judge simulated at this budget."""
     config = options.config
-    n_max = budget(options, plan(spec, config))
+    n_max = budget(options, plan_sample_size(spec, config))
     reachable, _ = reachability(options, spec, n_max)
     widths = config.half_widths(spec)
     report: dict[str, Any] = {
@@ -306,7 +306,7 @@ def plan_report(spec: SplitSpec, options: CanaryOptions, progress: Any = None) -
                                                   "relative": config.band_tolerance.relative},
         "confidence": 1 - config.alpha,
         "bands": {name: list(band_of(w, h)) for name, w, h in zip(spec.names, spec.weights, widths, strict=True)},
-        "fixed_n": {f"{p:.0%}": plan(spec, config, p).fixed_n for p in (0.8, 0.9, 0.95)},
+        "fixed_n": {f"{p:.0%}": plan_sample_size(spec, config, p).fixed_n for p in (0.8, 0.9, 0.95)},
         "budget": {"max_requests": n_max, "can_send": min(n_max, int(options.rate * options.max_time)),
                    "reachable": reachable},
     }

@@ -23,7 +23,7 @@ MAX_N = 10_000_000
 
 
 @dataclass(frozen=True)
-class Plan:
+class SampleSizePlan:
     fixed_n: int | None  # None: not reachable below MAX_N
     power: float
 
@@ -90,5 +90,6 @@ def default_budget(fixed_n: int | None) -> int:
     return max(5000, 4 * (fixed_n or 25_000))
 
 
-def plan(spec: SplitSpec, config: JudgeConfig, power: float = 0.8) -> Plan:
-    return Plan(fixed_sample_size(spec, config, power), power)
+def plan_sample_size(spec: SplitSpec, config: JudgeConfig, power: float = 0.8) -> SampleSizePlan:
+    """The fixed test's n at ``power`` (None when above MAX_N), for budgets and --plan."""
+    return SampleSizePlan(fixed_sample_size(spec, config, power), power)

@@ -3,7 +3,16 @@
 import numpy as np
 import pytest
 
-from loadgen.stats import FixedJudge, JudgeConfig, SequentialJudge, SpecError, SplitSpec, VerdictState, confseq, plan
+from loadgen.stats import (
+    FixedJudge,
+    JudgeConfig,
+    SequentialJudge,
+    SpecError,
+    SplitSpec,
+    VerdictState,
+    confseq,
+    plan_sample_size,
+)
 
 
 def monitored_run(judge, p, rng, batch=50, budget=20_000):
@@ -138,7 +147,7 @@ def test_three_subsets():
 def test_fixed_judge_power_at_the_planned_n():
     rng = np.random.default_rng(9)
     spec, cfg = SplitSpec.parse("85/15"), JudgeConfig()
-    n = plan(spec, cfg, power=0.8).fixed_n
+    n = plan_sample_size(spec, cfg, power=0.8).fixed_n
     assert 3_000 < n < 6_000
     judge = FixedJudge(spec, cfg)
     passes = sum(judge.judge({"v1": int(x), "v2": n - int(x)}).state is VerdictState.PASS
