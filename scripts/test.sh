@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 .venv/bin/ruff check .
 .venv/bin/python -m pytest tests/unit -q
-LOADGEN_REQUIRE_ALL=1 .venv/bin/python -m pytest tests/integration -v
+LOADGEN_REQUIRE_ALL=1 .venv/bin/python -m pytest tests/integration -v --durations=25
