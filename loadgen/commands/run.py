@@ -24,13 +24,14 @@ from loadgen.mesh.stages import load_stages
 from loadgen.paths import project_root
 from loadgen.report.files import check_output
 from loadgen.report.statusline import StatusLine
-from loadgen.runner import Progress, StageRun, new_run_id, run_stage
+from loadgen.report.summary import PERCENTILE_LABELS, Latency
+from loadgen.stage_load import LoadProgress, StageResult, load_stage, new_run_id
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
 
 
-def _live_line(p: Progress) -> str:
+def _live_line(p: LoadProgress) -> str:
     rate = p.sent / p.elapsed if p.elapsed > 0 else 0
     lat = p.corrected
     lat_txt = "no answers yet"
@@ -112,7 +113,7 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
     run_id = run_id or new_run_id()
     root = (out_root or project_root() / "reports") / run_id
     say = (lambda m: None) if quiet or as_json else (lambda m: err.print(m, highlight=False, markup=False))
-    results: list[StageRun] = []
+    results: list[StageResult] = []
     for s in stages:
         result = _one_stage(str(s), target, schedule, concurrency, seconds, max_requests, timeout_s, hdrs,
                             new_connections, record, root / str(s), not no_plots, say, quiet or as_json, workers,
@@ -122,7 +123,7 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
             break
     if as_json:
         sys.stdout.write(json.dumps({"run_id": run_id, "reports": str(root),
-                                     "stages": [r.summary for r in results]}, indent=2, default=str) + "\n")
+                                     "stages": [r.summary.to_json() for r in results]}, indent=2, default=str) + "\n")
     else:
         _print_table(results)
         out.print(f"reports: {root}", highlight=False)
@@ -137,8 +138,8 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
 def _one_stage(stage: str, target: str | None, schedule: RateSchedule | None, concurrency: int | None,
                seconds: float, max_requests: int, timeout: float, headers: dict[str, str], new_connections: bool,
                record: Path | None, out_dir: Path, plots: bool, say: Any, quiet: bool, workers: int,
-               runtime: str | None = None) -> StageRun:
-    def go(url: str, meta: dict[str, Any]) -> StageRun:
+               runtime: str | None = None) -> StageResult:
+    def go(url: str, runtime_name: str) -> StageResult:
         probe_target(url, headers, timeout)
         plan = LoadPlan(url=url, schedule=schedule, max_requests=max_requests, max_time=seconds, timeout=timeout,
                         headers=headers, new_connection=new_connections, concurrency=concurrency,
@@ -148,51 +149,49 @@ def _one_stage(stage: str, target: str | None, schedule: RateSchedule | None, co
         say(f"stage {stage}: {what} for {seconds:g}s against {url}" + (f", {workers} workers" if workers > 1 else ""))
         # A plain status line: rich's rendering would delay requests and distort the latency.
         with StatusLine(enabled=not quiet) as line:
-            return run_stage(stage, plan, meta, out_dir, lambda p: line.update(_live_line(p)), record, plots,
-                             workers)
+            return load_stage(stage, plan, runtime_name, out_dir, lambda p: line.update(_live_line(p)), record,
+                              plots, workers)
 
     if target:
-        return go(target, {"runtime": "external"})
+        return go(target, "external")
     with borrowed_stage(stage, say, runtime_for(runtime) if runtime else None) as mesh_target:
-        return go(mesh_target.service_a_url, {"runtime": mesh_target.runtime})
+        return go(mesh_target.service_a_url, mesh_target.runtime)
 
 
-def _print_table(results: list[StageRun]) -> None:
+def _print_table(results: list[StageResult]) -> None:
     table = Table("")
     for r in results:
         table.add_column(r.stage + (" (interrupted)" if r.interrupted else ""), justify="right")
     rows: list[tuple[str, list[str]]] = []
+    summaries = [r.summary for r in results]
 
-    def ms(measure: str, key: str) -> list[str]:
-        vals = []
-        for r in results:
-            d = r.summary["latency_ms"][measure]
-            vals.append(f"{d[key]:.2f}" if d.get("count") else "-")
-        return vals
+    def cell(lat: Latency | None, label: str) -> str:
+        value = lat.by_label()[label] if lat is not None and lat.count else None
+        return f"{value:.2f}" if value is not None else "-"
 
-    rows.append(("requests", [str(r.summary["requests"]["sent"]) for r in results]))
-    rows.append(("rate achieved /s", [f"{r.summary['rate_achieved']:.0f}" for r in results]))
+    rows.append(("requests", [str(s.requests.sent) for s in summaries]))
+    rows.append(("rate achieved /s", [f"{s.info.rate_achieved:.0f}" for s in summaries]))
     # Due by the deadline but never sent (the generator fell behind): in no figure below.
-    rows.append(("dropped", ["-" if r.summary["mode"] == "closed" else f"{r.summary['requests']['dropped']}"
-                             for r in results]))
-    rows.append(("errors", [str(r.summary["requests"]["errors"]) for r in results]))
-    for key in ("p50", "p90", "p99", "p99.9", "max"):
-        rows.append((f"{key} ms", ms("corrected", key)))
-    rows.append(("service p99 ms", ms("service", "p99")))
-    rows.append(("split by APP_ID", [" ".join(f"{a}:{v['share'] * 100:.1f}%" for a, v in r.summary["split"].items())
-                                     or "-" for r in results]))
-    rows.append(("generator", ["ok" if r.summary["generator"]["valid"] else "[red]INVALID[/]" for r in results]))
+    rows.append(("dropped", ["-" if s.info.mode == "closed" else f"{s.requests.dropped}" for s in summaries]))
+    rows.append(("errors", [str(s.requests.errors) for s in summaries]))
+    for label in PERCENTILE_LABELS:
+        rows.append((f"{label} ms", [cell(s.latency_ms.corrected, label) for s in summaries]))
+    rows.append(("service p99 ms", [cell(s.latency_ms.service, "p99") for s in summaries]))
+    rows.append(("split by APP_ID", [" ".join(f"{a}:{(v.share or 0) * 100:.1f}%" for a, v in s.split.items()) or "-"
+                                     for s in summaries]))
+    rows.append(("generator", ["ok" if s.generator and s.generator.valid else "[red]INVALID[/]" for s in summaries]))
     for name, vals in rows:
         table.add_row(name, *vals)
     out.print("latency corrected for coordinated omission (from each request's intended start)",
               style="dim", highlight=False)
     out.print(table)
     for r in results:
-        for problem in r.summary["generator"]["problems"]:
+        s = r.summary
+        for problem in s.generator.problems if s.generator else []:
             out.print(f"[yellow]{r.stage}: numbers not trustworthy: {problem}[/]", highlight=False)
-        for failed in r.summary.get("recording_failed") or []:
+        for failed in s.info.recording_failed or []:
             out.print(f"{r.stage}: warning: {failed} (the run went on and is fully reported)", style="yellow",
                       highlight=False)
-        if r.summary["errors"]:
-            errs = ", ".join(f"{k} x{v}" for k, v in r.summary["errors"].items())
+        if s.errors:
+            errs = ", ".join(f"{k} x{v}" for k, v in s.errors.items())
             out.print(f"{r.stage}: errors: {errs}", style="yellow", highlight=False)

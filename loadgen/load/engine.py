@@ -32,6 +32,7 @@ from typing import Any
 import psutil
 
 from loadgen.load.client import Client, RequestError
+from loadgen.load.health import GeneratorHealth
 from loadgen.load.sample import Sample
 from loadgen.load.schedule import RateSchedule, Segment
 
@@ -111,6 +112,10 @@ class RunStats:
         return self.dropped / self.due if self.due else 0.0
 
     def health(self, closed_loop: bool = False) -> dict[str, object]:
+        """:meth:`generator_health` as the plain dict the canary's JSON holds."""
+        return self.generator_health(closed_loop).to_json()
+
+    def generator_health(self, closed_loop: bool = False) -> GeneratorHealth:
         problems = []
         if not closed_loop and self.late_share > MAX_LATE_SHARE:
             problems.append(f"{self.late_share:.1%} of requests started late (limit {MAX_LATE_SHARE:.0%})")
@@ -124,10 +129,10 @@ class RunStats:
                             f"({self.dropped_share:.1%} of {self.due:,}; generator too slow for the rate)")
         if self.cpu_share > MAX_CPU_SHARE:
             problems.append(f"generator CPU at {self.cpu_share:.0%} of a core (limit {MAX_CPU_SHARE:.0%})")
-        return {"valid": not problems, "problems": problems, "late": self.late,
-                "late_share": round(self.late_share, 4), "max_late_ms": round(self.max_late_ms, 3),
-                "dropped": self.dropped, "dropped_share": round(self.dropped_share, 4),
-                "cpu_share": round(self.cpu_share, 3)}
+        return GeneratorHealth(valid=not problems, problems=problems, late=self.late,
+                               late_share=round(self.late_share, 4), max_late_ms=round(self.max_late_ms, 3),
+                               dropped=self.dropped, dropped_share=round(self.dropped_share, 4),
+                               cpu_share=round(self.cpu_share, 3))
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:

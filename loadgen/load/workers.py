@@ -31,9 +31,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from loadgen.errors import EnvironmentProblem
 from loadgen.load.engine import LoadPlan, RunStats, run_blocking, run_load
-from loadgen.load.histograms import LatencyBook
-from loadgen.load.sample import SampleWriter
+from loadgen.load.sample import Sample, SampleWriter
+from loadgen.load.tally import Tally
+from loadgen.load.worker_messages import FinalReport, ProgressReport, Ready
 
 PROGRESS_EVERY_S = 0.25
 START_LEAD_S = 0.05  # from "every worker is ready" to the shared start instant
@@ -52,11 +54,9 @@ class WorkerProgress:
 
 @dataclasses.dataclass
 class MergedRun:
-    book: LatencyBook
-    app_ids: Counter[str]
-    errors: Counter[str]
-    stats: RunStats
-    per_worker: list[dict[str, Any]]
+    tally: Tally  # every worker's, merged exactly
+    stats: RunStats  # the generators together (sums; the worst worker's lateness and CPU)
+    per_worker: list[RunStats]  # by worker index, of the workers that reported
     missing: list[int] = dataclasses.field(default_factory=list)  # workers killed without a final report
     recording_failed: list[str] = dataclasses.field(default_factory=list)  # why a worker's --record part stopped
 
@@ -95,33 +95,26 @@ def _worker(k: int, n: int, plan: LoadPlan, start: Any, go: Any, stop: Any, out:
     watch = _StopWatch(stop, parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
     signal.signal(signal.SIGTERM, watch.on_sigterm)  # stop like the parent's flag: finish, report, exit
-    out.put(("ready", k))
+    out.put(Ready(k))
     # Every worker has imported everything: the schedule can start for all at once.
     while not go.wait(PARENT_CHECK_S):
         if watch.parent_gone() or watch.terminated:
             out.cancel_join_thread()  # nobody may read the queue: exit without waiting on it
             return
     start_at = start.value
-    book = LatencyBook()
-    app_ids: Counter[str] = Counter()
-    errors: Counter[str] = Counter()
+    tally = Tally()
     writer = SampleWriter(Path(record)) if record else None
     last = [time.monotonic()]
 
-    def on_sample(sample: Any) -> None:
-        book.record(sample)
-        if sample.ok:
-            app_ids[sample.app_id] += 1
-        else:
-            errors[sample.error or f"http_{sample.status}"] += 1
+    def on_sample(sample: Sample) -> None:
+        tally.add(sample)
         if writer:
             writer.write(sample)
         now = time.monotonic()
         if now - last[0] >= PROGRESS_EVERY_S:
             last[0] = now
-            q = book.quick()
-            out.put(("progress", k, sum(app_ids.values()) + sum(errors.values()), sum(errors.values()),
-                     dict(app_ids), q.get("p50"), q.get("p99")))
+            q = tally.book.quick()
+            out.put(ProgressReport(k, tally.sent, tally.error_count, dict(tally.app_ids), q.get("p50"), q.get("p99")))
 
     shard = dataclasses.replace(plan, shard=(k, n), start_at=start_at)
     if plan.concurrency is not None:  # closed loop: the connections are shared out instead
@@ -134,8 +127,7 @@ def _worker(k: int, n: int, plan: LoadPlan, start: Any, go: Any, stop: Any, out:
     if watch.parent_gone():
         out.cancel_join_thread()
         return
-    out.put(("done", k, book.encode(), dataclasses.asdict(stats), dict(app_ids), dict(errors),
-             writer.failed if writer else None))
+    out.put(FinalReport(k, tally.encode(), stats, writer.failed if writer else None))
 
 
 def run_workers(
@@ -167,40 +159,39 @@ def run_workers(
     if not finals:
         if part_dir:
             shutil.rmtree(part_dir, ignore_errors=True)
-        raise RuntimeError("no load worker sent a report")
+        # Something outside loadgen ended every worker (the OOM killer, a kill -9, a resource
+        # limit): nothing was measured. It is the machine's doing, not the target's (an
+        # unreachable target still yields reports full of errors), hence EnvironmentProblem (5).
+        raise EnvironmentProblem(f"none of the {workers} load worker processes sent a report (killed or crashed "
+                                 "before the run ended); nothing was measured")
     missing = sorted(set(range(workers)) - set(finals))
-    book = LatencyBook.merged(f[0] for f in finals.values())
-    app_ids: Counter[str] = Counter()
-    errors: Counter[str] = Counter()
-    for f in finals.values():
-        app_ids.update(f[2])
-        errors.update(f[3])
-    per_worker = [finals[k][1] for k in sorted(finals)]
+    tally = Tally.merged(f.tally for f in finals.values())
+    per_worker = [finals[k].stats for k in sorted(finals)]
     stats = RunStats(
-        sent=sum(w["sent"] for w in per_worker), completed=sum(w["completed"] for w in per_worker),
-        late=sum(w["late"] for w in per_worker), max_late_ms=max(w["max_late_ms"] for w in per_worker),
-        elapsed=max(w["elapsed"] for w in per_worker),
-        cpu_share=max(w["cpu_share"] for w in per_worker),  # the busiest worker decides validity
-        stopped_by="stop" if interrupted() else per_worker[0]["stopped_by"],
-        dropped=sum(w["dropped"] for w in per_worker),  # each counted its own shard's
+        sent=sum(w.sent for w in per_worker), completed=sum(w.completed for w in per_worker),
+        late=sum(w.late for w in per_worker), max_late_ms=max(w.max_late_ms for w in per_worker),
+        elapsed=max(w.elapsed for w in per_worker),
+        cpu_share=max(w.cpu_share for w in per_worker),  # the busiest worker decides validity
+        stopped_by="stop" if interrupted() else per_worker[0].stopped_by,
+        dropped=sum(w.dropped for w in per_worker),  # each counted its own shard's
     )
-    failed = [f[4] for f in finals.values() if len(f) > 4 and f[4]]
+    failed = [f.recording_failed for f in finals.values() if f.recording_failed]
     if record and part_dir:
         merge_failed = _merge_records(parts, record)
         shutil.rmtree(part_dir, ignore_errors=True)
         if merge_failed:
             failed.append(merge_failed)
-    return MergedRun(book, app_ids, errors, stats, per_worker, missing, failed)
+    return MergedRun(tally, stats, per_worker, missing, failed)
 
 
 def _collect(plan: LoadPlan, procs: list[Any], stop: Any, go: Any, start: Any, out: Any,
              on_progress: Callable[[WorkerProgress], None] | None,
-             interrupted: Callable[[], bool]) -> dict[int, tuple[Any, ...]]:
+             interrupted: Callable[[], bool]) -> dict[int, FinalReport]:
     """The workers' final reports, keyed by worker; stops waiting for a worker that has died,
     or that is still silent well after the run's deadline (or after a stop) plus its timeout."""
     workers = len(procs)
-    progress: dict[int, tuple[int, int, dict[str, int], float | None, float | None]] = {}
-    finals: dict[int, tuple[Any, ...]] = {}
+    progress: dict[int, ProgressReport] = {}
+    finals: dict[int, FinalReport] = {}
     ready: set[int] = set()
     give_up_at: float | None = None  # a perf_counter instant, once the run has started or stopped
     while len(finals) < workers:
@@ -217,22 +208,22 @@ def _collect(plan: LoadPlan, procs: list[Any], stop: Any, go: Any, start: Any, o
                 with contextlib.suppress(queue.Empty):
                     while True:
                         msg = out.get(timeout=0.5)
-                        if msg[0] == "done":
-                            finals[msg[1]] = msg[2:]
+                        if isinstance(msg, FinalReport):
+                            finals[msg.k] = msg
                 break
             continue
-        if msg[0] == "ready":
-            ready.add(msg[1])
+        if isinstance(msg, Ready):
+            ready.add(msg.k)
             if len(ready) == workers:
                 start.value = time.perf_counter() + START_LEAD_S
                 go.set()
                 give_up_at = start.value + plan.max_time + plan.timeout + REAP_GRACE_S
-        elif msg[0] == "progress":
-            progress[msg[1]] = msg[2:]
+        elif isinstance(msg, ProgressReport):
+            progress[msg.k] = msg
             if on_progress:
                 on_progress(_aggregate(progress))
-        else:
-            finals[msg[1]] = msg[2:]
+        elif isinstance(msg, FinalReport):
+            finals[msg.k] = msg
     return finals
 
 
@@ -254,14 +245,14 @@ def _reap(procs: list[Any]) -> None:
             p.join(timeout=2.0)
 
 
-def _aggregate(progress: dict[int, tuple[int, int, dict[str, int], float | None, float | None]]) -> WorkerProgress:
+def _aggregate(progress: dict[int, ProgressReport]) -> WorkerProgress:
     app_ids: Counter[str] = Counter()
     for p in progress.values():
-        app_ids.update(p[2])
-    p50s = [p[3] for p in progress.values() if p[3] is not None]
-    p99s = [p[4] for p in progress.values() if p[4] is not None]
-    return WorkerProgress(sum(p[0] for p in progress.values()), sum(p[1] for p in progress.values()), dict(app_ids),
-                          max(p50s) if p50s else None, max(p99s) if p99s else None)
+        app_ids.update(p.app_ids)
+    p50s = [p.p50 for p in progress.values() if p.p50 is not None]
+    p99s = [p.p99 for p in progress.values() if p.p99 is not None]
+    return WorkerProgress(sum(p.sent for p in progress.values()), sum(p.errors for p in progress.values()),
+                          dict(app_ids), max(p50s) if p50s else None, max(p99s) if p99s else None)
 
 
 def _merge_records(parts: list[Path | None], record: Path) -> str | None:

@@ -9,18 +9,18 @@ It reads only the stages' summary.json files (the contract documented in run_fil
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
 from html import escape
 from pathlib import Path
-from typing import Any
 
 from loadgen.errors import UsageError
 from loadgen.report.files import write_output
+from loadgen.report.summary import PERCENTILE_LABELS, Latency, MalformedSummary, Measures, StageSummary
 
-PERCENTILES = ("p50", "p90", "p99", "p99.9", "max")
-LATENCY_KEYS = ("min", "mean", *PERCENTILES)
+PERCENTILES = PERCENTILE_LABELS
 # Okabe-Ito colours: told apart by colour-blind readers too (its yellow is left out: unreadable on white).
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -29,11 +29,7 @@ DASH = "\u2013"
 
 # -- loading -----------------------------------------------------------------------------------
 
-class _Malformed(Exception):
-    """A field of a summary that is not what the contract says; the message names the field."""
-
-
-def load_run(run_dir: Path) -> list[dict[str, Any]]:
+def load_run(run_dir: Path) -> list[StageSummary]:
     """Every stage's summary.json under RUN_DIR, checked, in the order the stages ran."""
     run_dir = Path(run_dir)
     if not run_dir.exists():
@@ -46,11 +42,11 @@ def load_run(run_dir: Path) -> list[dict[str, Any]]:
                          "reports/<run-id>")
     loaded = [(_read(p), p.parent.name) for p in paths]
     # `loadgen run --all-stages` walks the stages in order, so start times give the run's order.
-    loaded.sort(key=lambda item: (item[0].get("started_at") or "", item[1]))
+    loaded.sort(key=lambda item: (item[0].info.started_at or "", item[1]))
     return [summary for summary, _ in loaded]
 
 
-def _read(path: Path) -> dict[str, Any]:
+def _read(path: Path) -> StageSummary:
     try:
         data = json.loads(path.read_bytes())
     except OSError as exc:
@@ -60,97 +56,13 @@ def _read(path: Path) -> dict[str, Any]:
     except ValueError as exc:  # bytes that are no Unicode text
         raise UsageError(f"{path}: not valid JSON ({exc})") from None
     try:
-        _check_summary(data)
-    except _Malformed as exc:
+        summary = StageSummary.from_json(data)
+    except MalformedSummary as exc:
         raise UsageError(f"{path}: malformed summary: {exc}") from None
-    if not data.get("stage"):
-        data["stage"] = path.parent.name  # the run writes each stage into a directory of its name
-    return data
-
-
-_KINDS = {
-    "text": ("a string", lambda v: isinstance(v, str)),
-    "number": ("a finite number", lambda v: isinstance(v, int | float) and not isinstance(v, bool)
-               and math.isfinite(v)),
-    "count": ("a whole number >= 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
-    "flag": ("true or false", lambda v: isinstance(v, bool)),
-    "object": ("an object", lambda v: isinstance(v, dict)),
-    "list": ("a list", lambda v: isinstance(v, list)),
-}
-
-
-def _check(value: Any, where: str, kind: str, required: bool = False) -> Any:
-    """value if it is of `kind`; None when null or absent (unless required)."""
-    if value is None:
-        if required:
-            raise _Malformed(f"{where} is missing")
-        return None
-    name, test = _KINDS[kind]
-    if not test(value):
-        shown = json.dumps(value)
-        raise _Malformed(f"{where} is {shown[:40] + '...' if len(shown) > 40 else shown}, not {name}")
-    return value
-
-
-def _field(obj: dict[str, Any], key: str, where: str, kind: str, required: bool = False) -> Any:
-    return _check(obj.get(key), f"{where}{key}", kind, required)
-
-
-def _check_summary(data: Any) -> None:
-    """Type-check every field the page shows, so rendering never meets a surprise."""
-    if not isinstance(data, dict):
-        raise _Malformed(f"the top level is a JSON {type(data).__name__}, not an object")
-    for key in ("stage", "target", "mode", "schedule", "started_at"):
-        _field(data, key, "", "text")
-    for key in ("rate_asked", "rate_achieved", "duration_s"):
-        _field(data, key, "", "number")
-    _field(data, "concurrency", "", "count")
-    _field(data, "interrupted", "", "flag")
-    requests = _field(data, "requests", "", "object", required=True)
-    for key in ("sent", "ok", "errors"):
-        _field(requests, key, "requests.", "count", required=True)
-    for kind, n in (_field(data, "errors", "", "object") or {}).items():
-        _check(n, f"errors.{kind}", "count", required=True)
-    for app_id, entry in (_field(data, "split", "", "object") or {}).items():
-        _check(entry, f"split.{app_id}", "object", required=True)
-        _field(entry, "count", f"split.{app_id}.", "count")
-        _field(entry, "share", f"split.{app_id}.", "number")
-    latency = _field(data, "latency_ms", "", "object", required=True)
-    _check_latency(latency, "latency_ms.")
-    _field(latency, "corrected", "latency_ms.", "object", required=True)
-    for key in ("by_app_id", "by_status"):
-        for name, groups in (_field(data, key, "", "object") or {}).items():
-            _check(groups, f"{key}.{name}", "object", required=True)
-            _check_latency(groups, f"{key}.{name}.")
-    for i, point in enumerate(_field(data, "spectrum", "", "list") or []):
-        _check_point(point, f"spectrum[{i}]")
-    generator = _field(data, "generator", "", "object") or {}
-    _field(generator, "valid", "generator.", "flag")
-    _field(generator, "cpu_share", "generator.", "number")
-    _field(generator, "dropped", "generator.", "count")
-    _field(generator, "workers", "generator.", "count")
-    for i, problem in enumerate(_field(generator, "problems", "generator.", "list") or []):
-        _check(problem, f"generator.problems[{i}]", "text", required=True)
-
-
-def _check_latency(groups: dict[str, Any], where: str) -> None:
-    for measure in ("corrected", "service"):
-        stats = _field(groups, measure, where, "object")
-        if stats is not None:
-            _field(stats, "count", f"{where}{measure}.", "count")
-            for key in LATENCY_KEYS:
-                _field(stats, key, f"{where}{measure}.", "number")
-
-
-def _check_point(point: Any, where: str) -> None:
-    if not isinstance(point, list) or len(point) != 3:
-        raise _Malformed(f"{where} is not [percentile, corrected_ms, service_ms]")
-    p, corrected, service = point
-    _check(p, f"{where}[0]", "number", required=True)
-    _check(corrected, f"{where}[1]", "number", required=True)
-    _check(service, f"{where}[2]", "number")
-    if not 0 <= p <= 100:
-        raise _Malformed(f"{where}[0] is {p}, not a percentile between 0 and 100")
+    if not summary.info.stage:
+        # The run writes each stage into a directory of its name.
+        summary = dataclasses.replace(summary, info=dataclasses.replace(summary.info, stage=path.parent.name))
+    return summary
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -165,7 +77,7 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     return out
 
 
-def render(run_id: str, summaries: list[dict[str, Any]]) -> str:
+def render(run_id: str, summaries: list[StageSummary]) -> str:
     """The whole page for checked summaries (as load_run returns them), in the given order."""
     colours = [PALETTE[i % len(PALETTE)] for i in range(len(summaries))]
     body = [
@@ -233,21 +145,30 @@ svg{max-width:100%;height:auto;font-family:inherit}
 
 # -- pieces of the page ------------------------------------------------------------------------
 
-def _stage(summary: dict[str, Any]) -> str:
-    return str(summary.get("stage") or "?")
+def _stage(summary: StageSummary) -> str:
+    return summary.stage
 
 
-def _ms(value: Any) -> str:
+def _latency(lat: Latency | None) -> dict[str, float | None]:
+    """A measure's shown percentiles by label; all None when the file has none."""
+    return lat.by_label() if lat is not None else dict.fromkeys(PERCENTILES)
+
+
+def _nonempty(lat: Latency | None) -> Latency | None:
+    return lat if lat is not None and lat.to_json() else None
+
+
+def _ms(value: float | None) -> str:
     if value is None:
         return DASH
     return f"{value:.2f}" if value < 1000 else f"{value:.0f}"
 
 
-def _num(value: Any, fmt: str = "{:,}") -> str:
+def _num(value: float | None, fmt: str = "{:,}") -> str:
     return DASH if value is None else fmt.format(value)
 
 
-def _rate(value: Any) -> str:
+def _rate(value: float | None) -> str:
     return DASH if value is None else f"{value:,.1f}".removesuffix(".0")
 
 
@@ -259,15 +180,15 @@ def _swatch(colour: str) -> str:
     return f'<span class="swatch" style="background:{colour}"></span>'
 
 
-def _warnings(summaries: list[dict[str, Any]]) -> str:
+def _warnings(summaries: list[StageSummary]) -> str:
     """The reasons not to trust some numbers, before anyone reads them."""
     lines = []
     for s in summaries:
-        gen = s.get("generator") or {}
-        if gen.get("valid") is False:
-            why = "; ".join(gen.get("problems") or []) or "the generator says so"
+        gen = s.generator
+        if gen is not None and gen.valid is False:
+            why = "; ".join(gen.problems) or "the generator says so"
             lines.append(f"stage {escape(_stage(s))}: generator numbers not trustworthy: {escape(why)}")
-        if s.get("interrupted"):
+        if s.info.interrupted:
             lines.append(f"stage {escape(_stage(s))}: interrupted; it holds what was collected until then")
     if not lines:
         return ""
@@ -275,7 +196,7 @@ def _warnings(summaries: list[dict[str, Any]]) -> str:
         "</ul></div>"
 
 
-def _stage_table(summaries: list[dict[str, Any]], colours: list[str]) -> str:
+def _stage_table(summaries: list[StageSummary], colours: list[str]) -> str:
     head = "".join(f'<th scope="col"><a href="#{_anchor(i, s)}">{_swatch(colours[i])}{escape(_stage(s))}</a></th>'
                    for i, s in enumerate(summaries))
     rows: list[str] = []
@@ -289,101 +210,102 @@ def _stage_table(summaries: list[dict[str, Any]], colours: list[str]) -> str:
     def num(text: str, cls: str = "") -> str:
         return f'<td class="num {cls}">{text}</td>' if cls else f'<td class="num">{text}</td>'
 
-    def latency(s: dict[str, Any], measure: str) -> dict[str, Any]:
-        return (s.get("latency_ms") or {}).get(measure) or {}
 
     group("run")
-    row("target", [f"<td>{escape(s.get('target') or DASH)}</td>" for s in summaries])
+    infos = [s.info for s in summaries]
+    row("target", [f"<td>{escape(i.target or DASH)}</td>" for i in infos])
     row("mode", [f"<td>{escape(_mode(s))}</td>" for s in summaries])
-    row("started at", [f"<td>{escape(s.get('started_at') or DASH)}</td>" for s in summaries])
-    row("duration s", [num(_num(s.get("duration_s"), "{:.1f}")) for s in summaries])
-    row("rate asked /s", [num(_rate(s.get("rate_asked"))) for s in summaries])
-    row("rate achieved /s", [num(_rate(s.get("rate_achieved"))) for s in summaries])
-    row("interrupted", [num("yes", "warn") if s.get("interrupted") else num("no") for s in summaries])
+    row("started at", [f"<td>{escape(i.started_at or DASH)}</td>" for i in infos])
+    row("duration s", [num(_num(i.duration_s, "{:.1f}")) for i in infos])
+    row("rate asked /s", [num(_rate(i.rate_asked)) for i in infos])
+    row("rate achieved /s", [num(_rate(i.rate_achieved)) for i in infos])
+    row("interrupted", [num("yes", "warn") if i.interrupted else num("no") for i in infos])
     row("generator", [_generator_cell(s) for s in summaries])
 
     group("requests")
-    reqs = [s.get("requests") or {} for s in summaries]
-    row("sent", [num(_num(r.get("sent"))) for r in reqs])
-    row("ok", [num(_num(r.get("ok"))) for r in reqs])
+    reqs = [s.requests for s in summaries]
+    row("sent", [num(_num(r.sent)) for r in reqs])
+    row("ok", [num(_num(r.ok)) for r in reqs])
     row("errors", [_errors_cell(s) for s in summaries])
     row("split by APP_ID", [_split_cell(s) for s in summaries])
 
     group("corrected latency ms")
     for key in PERCENTILES:
-        row(key, [num(_ms(latency(s, "corrected").get(key))) for s in summaries])
+        row(key, [num(_ms(_latency(s.latency_ms.corrected)[key])) for s in summaries])
     group("service time ms")
-    row("p99", [num(_ms(latency(s, "service").get("p99"))) for s in summaries])
+    row("p99", [num(_ms(_latency(s.latency_ms.service)["p99"])) for s in summaries])
 
     return (f'<div class="scroll"><table id="stage-table"><thead><tr><th></th>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table></div>")
 
 
-def _mode(s: dict[str, Any]) -> str:
-    mode = s.get("mode") or DASH
-    if s.get("concurrency"):
-        return f"{mode} loop, {s['concurrency']} connections"
-    if s.get("schedule"):
-        return f"{mode} loop, rate {s['schedule']}"
+def _mode(s: StageSummary) -> str:
+    info = s.info
+    mode = info.mode or DASH
+    if info.concurrency:
+        return f"{mode} loop, {info.concurrency} connections"
+    if info.schedule:
+        return f"{mode} loop, rate {info.schedule}"
     return mode
 
 
-def _generator_cell(s: dict[str, Any]) -> str:
-    gen = s.get("generator") or {}
-    if gen.get("valid") is None:
+def _generator_cell(s: StageSummary) -> str:
+    gen = s.generator
+    if gen is None or gen.valid is None:
         return f"<td>{DASH}</td>"
     # CPU and workers say how close the generator came to being the bottleneck.
     load = []
-    if gen.get("cpu_share") is not None:
-        load.append(f"CPU {gen['cpu_share'] * 100:.0f} %")
-    if gen.get("workers"):
-        load.append(f"{gen['workers']} worker{'' if gen['workers'] == 1 else 's'}")
-    if gen.get("dropped"):  # due by the deadline, never sent: in no other figure of the page
-        load.append(f"{gen['dropped']:,} dropped")
+    if gen.cpu_share is not None:
+        load.append(f"CPU {gen.cpu_share * 100:.0f} %")
+    if gen.workers:
+        load.append(f"{gen.workers} worker{'' if gen.workers == 1 else 's'}")
+    if gen.dropped:  # due by the deadline, never sent: in no other figure of the page
+        load.append(f"{gen.dropped:,} dropped")
     detail = f'<div class="muted">{", ".join(load)}</div>' if load else ""
-    if gen["valid"]:
+    if gen.valid:
         return f'<td><span class="ok">valid</span>{detail}</td>'
-    problems = "".join(f"<li>{escape(p)}</li>" for p in gen.get("problems") or [])
+    problems = "".join(f"<li>{escape(p)}</li>" for p in gen.problems)
     return f'<td><span class="bad">INVALID</span><ul class="plain">{problems}</ul>{detail}</td>'
 
 
-def _errors_cell(s: dict[str, Any]) -> str:
-    n = (s.get("requests") or {}).get("errors")
+def _errors_cell(s: StageSummary) -> str:
+    n = s.requests.errors
     if not n:
         return f'<td class="num">{_num(n)}</td>'
-    kinds = "".join(f'<div class="muted">{escape(k)}: {c:,}</div>' for k, c in (s.get("errors") or {}).items())
+    kinds = "".join(f'<div class="muted">{escape(k)}: {c:,}</div>' for k, c in s.errors.items())
     return f'<td class="num"><span class="bad">{n:,}</span>{kinds}</td>'
 
 
-def _split_cell(s: dict[str, Any]) -> str:
-    split = s.get("split") or {}
+def _split_cell(s: StageSummary) -> str:
+    split = s.split
     if not split:
         return f"<td>{DASH}</td>"
     items = "".join(
-        f"<li>{escape(a)}: {(split[a].get('share') or 0) * 100:.1f} % ({_num(split[a].get('count'))})</li>"
+        f"<li>{escape(a)}: {(split[a].share or 0) * 100:.1f} % ({_num(split[a].count)})</li>"
         for a in sorted(split, key=_app_order))
     return f'<td><ul class="plain">{items}</ul></td>'
 
 
-def _anchor(index: int, s: dict[str, Any]) -> str:
+def _anchor(index: int, s: StageSummary) -> str:
     # Index first: stage names are unique in a run, but copies of a run need not be.
     return f"stage-{index}-{re.sub(r'[^A-Za-z0-9_-]+', '-', _stage(s))}"
 
 
-def _instance_section(s: dict[str, Any], index: int, colour: str) -> str:
+def _instance_section(s: StageSummary, index: int, colour: str) -> str:
     name = escape(_stage(s))
-    split = s.get("split") or {}
+    split = s.split
     parts = [f'<section class="stage" id="{_anchor(index, s)}" data-stage="{name}">',
              f"<h3>{_swatch(colour)}{name}</h3>"]
-    by_app = s.get("by_app_id") or {}
+    by_app = s.by_app_id
     if by_app:
-        rows = [(f"APP_ID {a}", by_app[a], (split.get(a) or {}).get("share")) for a in sorted(by_app, key=_app_order)]
+        rows = [(f"APP_ID {a}", by_app[a], split[a].share if a in split else None)
+                for a in sorted(by_app, key=_app_order)]
         parts.append(_group_table("instance", rows))
     else:
         parts.append('<p class="muted">No answer named an APP_ID.</p>')
-    by_status = s.get("by_status") or {}
+    by_status = s.by_status
     if by_status:
-        counts = {k: (g.get("corrected") or g.get("service") or {}).get("count") or 0 for k, g in by_status.items()}
+        counts = {k: _count(g) or 0 for k, g in by_status.items()}
         total = sum(counts.values())
         parts.append(_group_table("status", [(k, by_status[k], counts[k] / total if total else None)
                                              for k in sorted(by_status)]))
@@ -391,16 +313,23 @@ def _instance_section(s: dict[str, Any], index: int, colour: str) -> str:
     return "\n".join(parts)
 
 
-def _group_table(label: str, rows: list[tuple[str, dict[str, Any], float | None]]) -> str:
+def _count(groups: Measures) -> int | None:
+    """How many answers a group has: its corrected count, else its service count."""
+    lat = _nonempty(groups.corrected) or _nonempty(groups.service)
+    return lat.count if lat is not None else None
+
+
+def _group_table(label: str, rows: list[tuple[str, Measures, float | None]]) -> str:
     head = (f'<tr><th rowspan="2">{label}</th><th rowspan="2">answers</th><th rowspan="2">share</th>'
             f'<th colspan="{len(PERCENTILES)}">corrected ms</th><th colspan="3">service ms</th></tr>'
             f"<tr>{''.join(f'<th>{k}</th>' for k in PERCENTILES)}<th>p50</th><th>p99</th><th>max</th></tr>")
     body = []
     for name, groups, share in rows:
-        corrected, service = groups.get("corrected") or {}, groups.get("service") or {}
-        count = corrected.get("count", service.get("count"))
+        corrected, service = _latency(groups.corrected), _latency(groups.service)
+        count = groups.corrected.count if groups.corrected and groups.corrected.count is not None else \
+            groups.service.count if groups.service else None
         cells = [_num(count), DASH if share is None else f"{share * 100:.1f} %",
-                 *(_ms(corrected.get(k)) for k in PERCENTILES), *(_ms(service.get(k)) for k in ("p50", "p99", "max"))]
+                 *(_ms(corrected[k]) for k in PERCENTILES), *(_ms(service[k]) for k in ("p50", "p99", "max"))]
         tds = "".join(f'<td class="num">{c}</td>' for c in cells)
         body.append(f'<tr><th scope="row">{escape(name)}</th>{tds}</tr>')
     return f'<div class="scroll"><table><thead>{head}</thead><tbody>{"".join(body)}</tbody></table></div>'
@@ -429,11 +358,12 @@ def nice_ticks(top: float) -> list[float]:
     return [i * step for i in range(math.ceil(top / step - 1e-9) + 1)]
 
 
-def spectrum_svg(summaries: list[dict[str, Any]], colours: list[str]) -> str:
+def spectrum_svg(summaries: list[StageSummary], colours: list[str]) -> str:
     # Taller than usual only when the legend needs it (many stages).
     height = max(HEIGHT, TOP + 60 + 20 * len(summaries))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, height - TOP - BOTTOM
-    values = [v for s in summaries for point in s.get("spectrum") or [] for v in point[1:] if v is not None]
+    values = [v for s in summaries for point in s.spectrum for v in (point.corrected_ms, point.service_ms)
+              if v is not None]
     ticks = nice_ticks(max(values, default=0.0))
     y_top = ticks[-1]
 
@@ -464,7 +394,7 @@ def spectrum_svg(summaries: list[dict[str, Any]], colours: list[str]) -> str:
                    'fill="#57606a" font-size="14">no stage has latency data</text>')
 
     for i, s in enumerate(summaries):
-        spectrum, name = s.get("spectrum") or [], escape(_stage(s))
+        spectrum, name = [p.to_json() for p in s.spectrum], escape(_stage(s))
         out.append(f'<g class="series" data-series="{name}" stroke="{colours[i]}" fill="{colours[i]}">')
         for column, measure, dash in ((1, "corrected", ""), (2, "service", ' stroke-dasharray="6 4"')):
             points = [(p[0], p[column]) for p in spectrum if p[column] is not None]
@@ -482,13 +412,13 @@ def spectrum_svg(summaries: list[dict[str, Any]], colours: list[str]) -> str:
     return "\n".join(out)
 
 
-def _legend(summaries: list[dict[str, Any]], colours: list[str]) -> str:
+def _legend(summaries: list[StageSummary], colours: list[str]) -> str:
     x, y = WIDTH - RIGHT + 20, TOP + 12
     out = ['<g class="legend" font-size="12">']
     for i, s in enumerate(summaries):
         name = _stage(s)
         shown = name if len(name) <= 22 else name[:21] + "\u2026"
-        note = "" if s.get("spectrum") else " (no data)"
+        note = "" if s.spectrum else " (no data)"
         out.append(f'<line x1="{x}" y1="{y - 4}" x2="{x + 28}" y2="{y - 4}" stroke="{colours[i]}" stroke-width="3"/>'
                    f'<text x="{x + 36}" y="{y}"><title>{escape(name)}</title>{escape(shown)}{note}</text>')
         y += 20

@@ -12,6 +12,8 @@ summary.json is the contract the HTML report and other tools read:
 * ``by_app_id`` and ``by_status``: the same summaries per backend instance and per status class;
 * ``spectrum``: [[percentile, corrected_ms, service_ms], ...] for plotting percentile spectra;
 * ``generator``: valid, problems, late starts, dropped requests, CPU share, workers.
+
+Its typed form is :class:`loadgen.report.summary.StageSummary`; this module fills it in.
 """
 
 from __future__ import annotations
@@ -23,54 +25,63 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.errors import UsageError
+from loadgen.load.health import GeneratorHealth
 from loadgen.load.histograms import LatencyBook
+from loadgen.load.tally import Tally
+from loadgen.report.summary import Latency, Measures, Requests, SpectrumPoint, SplitShare, StageInfo, StageSummary
 
 SPECTRUM = (0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 100)
 
 
-def spectrum(book: LatencyBook) -> list[list[float]]:
-    out = []
+def spectrum(book: LatencyBook) -> list[SpectrumPoint]:
+    out: list[SpectrumPoint] = []
     corrected, service = book.groups.get(("corrected", "all")), book.groups.get(("service", "all"))
     if corrected is None or corrected.get_total_count() == 0:
         return out
     for p in SPECTRUM:
         c = corrected.get_value_at_percentile(p) / 1000
         s = service.get_value_at_percentile(p) / 1000 if service is not None and service.get_total_count() else None
-        out.append([p, c, s])
+        out.append(SpectrumPoint(p, c, s))
     return out
 
 
-def build_summary(book: LatencyBook, meta: dict[str, Any], app_ids: dict[str, int], errors: dict[str, int],
-                  health: dict[str, Any]) -> dict[str, Any]:
-    ok = sum(app_ids.values())
-    total_err = sum(errors.values())
+def _latency(book: LatencyBook, measure: str, group: str) -> Latency:
+    d = book.summary(measure, group)
+    return Latency(count=int(d["count"]), min=d.get("min"), mean=d.get("mean"), p50=d.get("p50"), p90=d.get("p90"),
+                   p99=d.get("p99"), p99_9=d.get("p99.9"), max=d.get("max"))
+
+
+def _measures(book: LatencyBook, group: str) -> Measures:
+    return Measures(_latency(book, "corrected", group), _latency(book, "service", group))
+
+
+def build_summary(tally: Tally, info: StageInfo, generator: GeneratorHealth) -> StageSummary:
+    """A stage's summary from what it collected, what it was and how the generator did."""
+    book = tally.book
+    ok = tally.answered
     groups = book.group_names()
-    summary = {
-        **meta,
-        "requests": {"sent": ok + total_err, "ok": ok, "errors": total_err, "dropped": health.get("dropped", 0)},
-        "errors": dict(sorted(errors.items(), key=lambda kv: -kv[1])),
-        "split": {a: {"count": n, "share": round(n / ok, 5) if ok else 0.0} for a, n in sorted(app_ids.items())},
-        "latency_ms": {"corrected": book.summary("corrected"), "service": book.summary("service")},
-        "by_app_id": {g.split("=", 1)[1]: {"corrected": book.summary("corrected", g),
-                                           "service": book.summary("service", g)}
-                      for g in groups if g.startswith("app_id=")},
-        "by_status": {g.split("=", 1)[1]: {"corrected": book.summary("corrected", g),
-                                           "service": book.summary("service", g)}
-                      for g in groups if g.startswith("status=")},
-        "spectrum": spectrum(book),
-        "generator": health,
-    }
-    return summary
+    return StageSummary(
+        info=info,
+        requests=Requests(sent=tally.sent, ok=ok, errors=tally.error_count,
+                          dropped=generator.dropped if generator.dropped is not None else 0),
+        errors=dict(sorted(tally.errors.items(), key=lambda kv: -kv[1])),
+        split={a: SplitShare(count=n, share=round(n / ok, 5) if ok else 0.0) for a, n in sorted(tally.app_ids.items())},
+        latency_ms=_measures(book, "all"),
+        by_app_id={g.split("=", 1)[1]: _measures(book, g) for g in groups if g.startswith("app_id=")},
+        by_status={g.split("=", 1)[1]: _measures(book, g) for g in groups if g.startswith("status=")},
+        spectrum=spectrum(book),
+        generator=generator,
+    )
 
 
-def write_stage_files(directory: Path, summary: dict[str, Any], book: LatencyBook, plots: bool = True) -> list[Path]:
+def write_stage_files(directory: Path, summary: StageSummary, book: LatencyBook, plots: bool = True) -> list[Path]:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create {directory}: {exc.strerror or exc}") from None
     written = []
     path = directory / "summary.json"
-    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    path.write_text(json.dumps(summary.to_json(), indent=2, default=str) + "\n")
     written.append(path)
     h = book.groups.get(("corrected", "all"))
     if h is not None and h.get_total_count():
@@ -91,13 +102,14 @@ def write_stage_files(directory: Path, summary: dict[str, Any], book: LatencyBoo
     return written
 
 
-def _plots(directory: Path, summary: dict[str, Any], rows: list[dict[str, Any]]) -> list[Path]:
+def _plots(directory: Path, summary: StageSummary, rows: list[dict[str, Any]]) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    title = f"{summary.get('stage', '')}  ({summary.get('mode', '')}, {summary.get('schedule', '')})"
+    info = summary.info
+    title = f"{info.stage}  ({info.mode}, {info.schedule})"
     out = []
     fig, ax = plt.subplots(figsize=(8, 3.6), dpi=110)
     xs = [r["second"] for r in rows if r["p50_ms"] != ""]
@@ -115,13 +127,13 @@ def _plots(directory: Path, summary: dict[str, Any], rows: list[dict[str, Any]])
     plt.close(fig)
     out.append(path)
 
-    spec = summary.get("spectrum") or []
+    spec = summary.spectrum
     if spec:
         fig, ax = plt.subplots(figsize=(8, 3.6), dpi=110)
-        xs = [1 / (1 - p / 100) if p < 100 else 1e5 for p, _, _ in spec]
-        ax.plot(xs, [c for _, c, _ in spec], marker="o", label="corrected (from intended start)")
-        if all(s is not None for _, _, s in spec):
-            ax.plot(xs, [s for _, _, s in spec], marker=".", label="service time (from send)")
+        xs = [1 / (1 - pt.percentile / 100) if pt.percentile < 100 else 1e5 for pt in spec]
+        ax.plot(xs, [pt.corrected_ms for pt in spec], marker="o", label="corrected (from intended start)")
+        if all(pt.service_ms is not None for pt in spec):
+            ax.plot(xs, [pt.service_ms for pt in spec], marker=".", label="service time (from send)")
         ax.set_xscale("log")
         ax.set_xticks([1, 2, 10, 100, 1000, 10000, 1e5], ["0%", "50%", "90%", "99%", "99.9%", "99.99%", "max"])
         ax.set_xlabel("percentile")

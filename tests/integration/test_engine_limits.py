@@ -61,8 +61,8 @@ def test_workers_stop_at_the_deadline_and_add_up_their_drops(slow_target):
     # Spawning two workers (each imports the engine) comes on top of the run itself.
     assert time.monotonic() - began < plan.max_time + plan.timeout + 15
     stats = merged.stats
-    assert [w["dropped"] > 0 for w in merged.per_worker] == [True, True]
-    assert stats.dropped == sum(w["dropped"] for w in merged.per_worker)
+    assert [w.dropped > 0 for w in merged.per_worker] == [True, True]
+    assert stats.dropped == sum(w.dropped for w in merged.per_worker)
     assert stats.sent + stats.dropped == 1_000_000_000
     assert not stats.health()["valid"]
 

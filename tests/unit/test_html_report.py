@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,12 @@ from click.testing import CliRunner
 
 from loadgen.commands.report import report
 from loadgen.errors import UsageError
-from loadgen.load.histograms import LatencyBook
+from loadgen.load.health import GeneratorHealth
 from loadgen.load.sample import Sample
+from loadgen.load.tally import Tally
 from loadgen.report.html import load_run, nice_ticks, render, write_report, x_fraction
 from loadgen.report.run_files import build_summary
+from loadgen.report.summary import StageInfo, StageSummary
 
 TARGET = "http://127.0.0.1:3000/hello_a"
 
@@ -37,24 +38,27 @@ def make_summary(stage: str, n: int = 600, base_ms: float = 1.2, tail_ms: float 
 @functools.cache  # building the histograms takes a fifth of a second; tests edit fresh copies
 def _summary_text(stage: str, n: int, base_ms: float, tail_ms: float, errors: int, valid: bool, interrupted: bool,
                   started_at: str, share_1: float) -> str:
-    book, app_ids = LatencyBook(), Counter()
+    tally = Tally()
     for i in range(n):
         app_id = "1" if (i % 100) < share_1 * 100 else "2"
         latency = base_ms + (i % 50) * 0.02 + (tail_ms if i % 97 == 0 else 0.0)
-        book.record(Sample(t=i / 300, status=200, app_id=app_id, latency_ms=latency, error=None,
-                           service_ms=latency * 0.8))
-        app_ids[app_id] += 1
+        tally.add(Sample(t=i / 300, status=200, app_id=app_id, latency_ms=latency, error=None,
+                         service_ms=latency * 0.8))
     for i in range(errors):
-        book.record(Sample(t=i / 300, status=503, app_id=None, latency_ms=0.9, error="http_503", service_ms=0.8))
-    meta = {"runtime": "process", "stage": stage, "target": TARGET, "mode": "open", "concurrency": None,
-            "schedule": "300", "rate_asked": 300.0, "duration_s": n / 300, "rate_achieved": 299.8,
-            "started_at": started_at, "interrupted": interrupted, "stopped_by": "max_time", "timeout_s": 5.0,
-            "new_connection": False}
+        tally.add(Sample(t=i / 300, status=503, app_id=None, latency_ms=0.9, error="http_503", service_ms=0.8))
+    info = StageInfo(runtime="process", stage=stage, target=TARGET, mode="open", concurrency=None, schedule="300",
+                     rate_asked=300.0, duration_s=n / 300, rate_achieved=299.8, started_at=started_at,
+                     interrupted=interrupted, stopped_by="max_time", timeout_s=5.0, new_connection=False)
     problems = [] if valid else ["5.6% of requests started late (limit 5%)"]
-    health = {"valid": valid, "problems": problems, "late": 0 if valid else 34, "late_share": 0.0 if valid else 0.056,
-              "max_late_ms": 0.0, "cpu_share": 0.05, "workers": 1}
-    summary = build_summary(book, meta, dict(app_ids), {"http_503": errors} if errors else {}, health)
-    return json.dumps(summary, default=str)  # exactly what the file holds
+    health = GeneratorHealth(valid=valid, problems=problems, late=0 if valid else 34,
+                             late_share=0.0 if valid else 0.056, max_late_ms=0.0, cpu_share=0.05, workers=1)
+    summary = build_summary(tally, info, health)
+    return json.dumps(summary.to_json(), default=str)  # exactly what the file holds
+
+
+def typed(summaries: list[dict[str, Any]]) -> list[StageSummary]:
+    """Summaries as load_run gives them to render (checked and typed)."""
+    return [StageSummary.from_json(s) for s in summaries]
 
 
 def write_run(run_dir: Path, summaries: list[dict[str, Any]]) -> Path:
@@ -105,7 +109,7 @@ def assert_well_formed(page: str) -> None:
 def test_page_shows_every_stage_in_run_order(tmp_path):
     run_dir = write_run(tmp_path / "nightly-42", list(reversed(three_stages())))
     summaries = load_run(run_dir)
-    assert [s["stage"] for s in summaries] == ["basic", "l7-router", "splitter"]  # by started_at
+    assert [s.stage for s in summaries] == ["basic", "l7-router", "splitter"]  # by started_at
     page = render("nightly-42", summaries)
     assert "<title>loadgen report: nightly-42</title>" in page
     for stage in ("basic", "l7-router", "splitter"):
@@ -116,7 +120,7 @@ def test_page_shows_every_stage_in_run_order(tmp_path):
 
 def test_page_reports_the_numbers(tmp_path):
     summaries = three_stages()
-    page = render("r", summaries)
+    page = render("r", typed(summaries))
     splitter = summaries[2]
     assert f"{splitter['latency_ms']['corrected']['p99']:.2f}" in page
     assert f"{splitter['latency_ms']['service']['p99']:.2f}" in page
@@ -133,7 +137,7 @@ def test_page_reports_the_numbers(tmp_path):
 
 
 def test_page_is_self_contained():
-    page = render("r", three_stages())
+    page = render("r", typed(three_stages()))
     lowered = page.lower()
     for needle in ("<script", "src=", "<link href=\"http", "@import", "url(", "<iframe", "<object", "<embed"):
         assert needle not in lowered, needle
@@ -146,7 +150,7 @@ def test_text_from_the_files_is_escaped():
     s = make_summary('<script>alert("x")</script>')
     s["generator"]["problems"] = ["<b>late</b>"]
     s["generator"]["valid"] = False
-    page = render("<run>", [s])
+    page = render("<run>", typed([s]))
     assert "<script" not in page and "<b>late</b>" not in page
     assert "&lt;script&gt;" in page and "&lt;run&gt;" in page
     assert_well_formed(page)
@@ -165,7 +169,7 @@ def test_stage_without_answers_renders(tmp_path):
 
 
 def test_page_with_no_latency_at_all():
-    page = render("r", [make_summary("down", n=0)])
+    page = render("r", typed([make_summary("down", n=0)]))
     assert "no stage has latency data" in page
     assert_well_formed(page)
 
@@ -175,7 +179,7 @@ def test_stage_name_defaults_to_directory(tmp_path):
     del s["stage"]
     (tmp_path / "r" / "basic").mkdir(parents=True)
     (tmp_path / "r" / "basic" / "summary.json").write_text(json.dumps(s))
-    assert [x["stage"] for x in load_run(tmp_path / "r")] == ["basic"]
+    assert [x.stage for x in load_run(tmp_path / "r")] == ["basic"]
 
 
 def test_write_report_default_and_out(tmp_path):
