@@ -21,9 +21,9 @@ from typing import Any
 from loadgen import interrupts
 from loadgen.load.engine import LoadPlan, RunStats, run_blocking, run_load
 from loadgen.load.health import GeneratorHealth, WorkerLoad
-from loadgen.load.sample import Sample, SampleWriter
+from loadgen.load.sample import SampleWriter
 from loadgen.load.tally import Tally
-from loadgen.load.workers import WorkerProgress, run_workers
+from loadgen.load.workers import WorkerProgress, recording_sink, run_workers
 from loadgen.report.run_files import build_summary, write_stage_files
 from loadgen.report.summary import StageInfo, StageSummary
 
@@ -69,10 +69,7 @@ def load_stage(
     writer = SampleWriter(record) if record else None
     stopped: list[int] = []  # the signal that asked to stop, once one has
 
-    def on_sample(sample: Sample) -> None:
-        tally.add(sample)
-        if writer:
-            writer.write(sample)
+    on_sample = recording_sink(tally, writer) if writer else tally.add
 
     async def main() -> RunStats:
         started = time.monotonic()
@@ -89,7 +86,7 @@ def load_stage(
         with interrupts.stop_on_signals(asyncio.get_running_loop(), stopped.append):
             ticker = asyncio.create_task(progress())
             try:
-                return await run_load(plan, on_sample if writer else tally.add, lambda: bool(stopped))
+                return await run_load(plan, on_sample, lambda: bool(stopped))
             finally:
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
