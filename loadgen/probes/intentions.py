@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from loadgen.errors import UnreachableError
 from loadgen.load.engine import LoadPlan
 from loadgen.mesh.consul_api import ConsulClient
 from loadgen.probes.watch import LOCAL_UPSTREAM, EnvoyWatcher, Observation, ProbeTraffic, rbac_for
@@ -160,13 +161,32 @@ class IntentionProbe:
         return analyse(action, t0, index, traffic.since(t0), dict(watcher.changed_at), list(self.sidecar_admin))
 
     def _settle(self, traffic: ProbeTraffic, expected: str) -> None:
+        """Wait until every new-connection request of the last SETTLE_S had ``expected``.
+
+        Not settling is something the deployment does, not a bug here, and nothing was measured,
+        so it is no verdict (FAIL is kept for a violation the probe proved): UnreachableError (4),
+        the code for "the target or mesh does not behave as a working mesh would". Before a deny
+        it means requests through the upstream do not succeed (nothing listens, service-b is
+        down, or another intention already denies service-a); before the allow, that the deny
+        never stopped new connections (the URL does not pass the intention's sidecars).
+        """
         deadline = time.perf_counter() + PHASE_MAX_S
+        recent: list[Observation] = []
         while time.perf_counter() < deadline:
             time.sleep(0.1)
             recent = [o for o in traffic.since(time.perf_counter() - SETTLE_S) if o.stream == "new"]
             if len(recent) > 10 and all(outcome(o) == expected for o in recent):
                 return
-        raise TimeoutError(f"traffic did not settle to {expected} within {PHASE_MAX_S:g}s")
+        seen = ", ".join(f"{sum(outcome(o) == k for o in recent)} {k}" for k in ("ok", "denied", "error"))
+        if expected == "ok":
+            raise UnreachableError(
+                f"requests to {self.upstream} did not steadily succeed within {PHASE_MAX_S:g} s, so a deny "
+                f"cannot be timed (new connections in the last {SETTLE_S:g} s: {seen}); is service-b "
+                "reachable there, with no other intention denying service-a?")
+        raise UnreachableError(
+            f"the deny did not stop new connections to {self.upstream} within {PHASE_MAX_S:g} s, so the allow "
+            f"cannot be timed (new connections in the last {SETTLE_S:g} s: {seen}); does that URL pass "
+            "service-b's sidecars?")
 
 
 def _max(d: dict[str, float | None]) -> float | None:
