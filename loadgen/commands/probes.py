@@ -1,10 +1,8 @@
-"""`loadgen intentions` and `loadgen propagation`: time-to-apply in the data plane."""
+"""`loadgen intentions` and `loadgen propagation`: parse options, call loadgen.probes, print, exit code."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,49 +11,27 @@ from rich.console import Console
 from rich.table import Table
 
 from loadgen.commands.options import Rate
-from loadgen.errors import ExitCode, UsageError
-from loadgen.mesh.consul_api import ConsulClient
-from loadgen.mesh.local import borrowed_stage
-from loadgen.mesh.subsets import live_splitter, subset_map
+from loadgen.errors import ExitCode
 from loadgen.paths import project_root
-from loadgen.probes.intentions import IntentionProbe, PhaseResult, distribution
-from loadgen.probes.propagation import PropagationProbe
-from loadgen.probes.watch import LOCAL_UPSTREAM
+from loadgen.probes import (
+    IntentionsReport,
+    PropagationResult,
+    ProtocolResult,
+    TargetOptions,
+    measure_intentions,
+    measure_propagation,
+    protocols_to_probe,
+)
 from loadgen.report.files import check_output, write_output
-from loadgen.report.probe_plots import intentions_timeline, propagation_timeline
-from loadgen.runner import new_run_id
-from loadgen.stats import SplitSpec
+from loadgen.report.probe_plots import intention_plots, propagation_plots
+from loadgen.stage_load import new_run_id
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
-STAGE_FOR_PROTOCOL = {"tcp": "basic", "http": "l7-router"}
 
 
-@contextlib.contextmanager
-def _mesh(stage: str, target: str | None, consul: str | None, admins: tuple[str, ...], wanted: str,
-          say: Any) -> Iterator[tuple[str, str, dict[str, str]]]:
-    """(probe URL, Consul address, {sidecar: admin host:port}) -- of the local mesh (a borrowed stage)
-    or of any deployment given by --target, --consul and --envoy-admin."""
-    if target is None:
-        if consul or admins:
-            raise UsageError("--consul and --envoy-admin go with --target (the local mesh knows its own)")
-        with borrowed_stage(stage, say) as t:
-            yield LOCAL_UPSTREAM, t.consul_address, {k: f"127.0.0.1:{v}" for k, v in t.sidecar_admin.items()
-                                                     if k.startswith(wanted)}
-        return
-    if not consul or not admins:
-        raise UsageError(f"--target needs --consul ADDR and --envoy-admin NAME=HOST:PORT for each {wanted} sidecar")
-    parsed = {}
-    for i, item in enumerate(admins):
-        name, sep, address = item.rpartition("=")
-        address = address.strip()
-        if ":" not in address:
-            raise UsageError(f"--envoy-admin {item!r} is not [NAME=]HOST:PORT")
-        parsed[name.strip() if sep else f"{wanted}-{i + 1}"] = address
-    yield target, consul, parsed
-
-
-def _fmt(v: Any) -> str:
+def _cell(v: float | None) -> str:
+    """A table's ms: "-" when it did not happen."""
     return "-" if v is None else f"{v:.0f}"
 
 
@@ -105,91 +81,45 @@ def intentions(repeat: int, rate: float, pooled_rate: float, protocol: str, targ
     if json_path is not None:
         check_output(json_path)  # before anything is changed in Consul
     say = (lambda m: None) if quiet or json_path == Path("-") else (lambda m: err.print(m, highlight=False))
-    protocols = ["tcp", "http"] if protocol == "both" else [protocol]
-    if target is not None:
-        protocols = ["target"]  # whatever protocol the deployment has
-    report: dict[str, Any] = {"resolution_ms": round(1000 / rate, 2), "protocols": {}}
-    violations = 0
-    for proto in protocols:
-        stage = STAGE_FOR_PROTOCOL.get(proto, "basic")
-        with _mesh(stage, target, consul_addr, admins, "service-b", say) as (url, consul_at, sidecars), \
-                ConsulClient(consul_at) as consul:
-            probe = IntentionProbe(consul, sidecars, rate_new=rate, rate_pooled=pooled_rate, say=say, upstream=url)
-            results = probe.run(repeat)
-        report["protocols"][proto] = _summarise(results)
+    given = TargetOptions(target, consul_addr, admins)
+    report = IntentionsReport(rate=rate, strict=strict)
+    for proto in protocols_to_probe(protocol, given):
+        result = measure_intentions(proto, given, repeat, rate, pooled_rate, say)
         plots = plots_dir or project_root() / "reports" / f"{new_run_id()}-intentions"
-        report["protocols"][proto]["plots"] = [str(p) for p in _intention_plots(plots, proto, results)]
-        violations += sum(d.violations + (d.pooled_violations if strict else 0) for d, _ in results)
+        result.plots = intention_plots(plots, result)
+        report.protocols[proto] = result
         if json_path != Path("-"):
-            _print(proto, results, report["protocols"][proto], rate)
-    report["violations"] = violations
+            _print_intentions(result, rate)
     if json_path is not None:
-        write_output(json_path, json.dumps(report, indent=2) + "\n")
-    if violations:
-        err.print(f"loadgen: {violations} request(s) reached service-b after the deny was in force", highlight=False)
+        write_output(json_path, json.dumps(report.to_json(), indent=2) + "\n")
+    if report.violations:
+        err.print(f"loadgen: {report.violations} request(s) reached service-b after the deny was in force",
+                  highlight=False)
         return ExitCode.FAIL
     return ExitCode.OK
 
 
-def _intention_plots(directory: Path, proto: str, results: list[tuple[PhaseResult, PhaseResult]]) -> list[Path]:
-    paths = []
-    for i, phases in enumerate(results, start=1):
-        for p in phases:
-            marks = {"write": 0.0, "all sidecars show it": _max(p.envoy_ms), "first changed": p.first_ms.get("new"),
-                     "all fresh changed": p.all_ms.get("new")}
-            paths.append(intentions_timeline(directory / f"{proto}-{i:02d}-{p.action}.png",
-                                             f"{p.action} ({proto}), repeat {i}", p.timeline, marks))
-    return paths
-
-
-def _phase_json(p: PhaseResult) -> dict[str, Any]:
-    return {"write_index": p.write_index, "first_ms": p.first_ms, "all_ms": p.all_ms, "envoy_ms": p.envoy_ms,
-            "pooled_kept_flowing_ms": p.pooled_after_ms, "violations": p.violations,
-            "violation_window_ms": p.violation_window_ms,
-            "pooled_violations": p.pooled_violations, "requests": p.requests}
-
-
-def _summarise(results: list[tuple[PhaseResult, PhaseResult]]) -> dict[str, Any]:
-    def envoy_max(p: PhaseResult) -> float | None:
-        vals = [v for v in p.envoy_ms.values() if v is not None]
-        return max(vals) if len(vals) == len(p.envoy_ms) else None
-
-    out_: dict[str, Any] = {"repeats": [{"deny": _phase_json(d), "allow": _phase_json(a)} for d, a in results]}
-    for action, idx in (("deny", 0), ("allow", 1)):
-        phases = [r[idx] for r in results]
-        out_[f"{action}_distribution_ms"] = {
-            "first_new_connection": distribution([p.first_ms.get("new") for p in phases]),
-            "all_new_connections": distribution([p.all_ms.get("new") for p in phases]),
-            "envoy_all_sidecars": distribution([envoy_max(p) for p in phases]),
-            "first_pooled": distribution([p.first_ms.get("pooled") for p in phases]),
-            "all_pooled": distribution([p.all_ms.get("pooled") for p in phases]),
-        }
-    return out_
-
-
-def _print(proto: str, results: list[tuple[PhaseResult, PhaseResult]], summary: dict[str, Any], rate: float) -> None:
+def _print_intentions(result: ProtocolResult, rate: float) -> None:
+    proto = result.protocol
     table = Table(title=f"protocol {proto}: ms after Consul committed the write (resolution {1000 / rate:.1f} ms)")
     for col in ("#", "deny envoy", "first denied", "all denied", "pooled", "allow envoy", "first ok", "all ok",
                 "violations"):
         table.add_column(col, justify="right")
-    for i, (d, a) in enumerate(results, start=1):
+    for i, cycle in enumerate(result.cycles, start=1):
+        d, a = cycle.deny, cycle.allow
         # With protocol tcp, pooled connections set up before the deny usually keep flowing.
-        pooled = "kept flowing" if d.all_ms.get("pooled") is None else f"{_fmt(d.all_ms.get('pooled'))}"
-        table.add_row(str(i), _fmt(_max(d.envoy_ms)), _fmt(d.first_ms.get("new")), _fmt(d.all_ms.get("new")),
-                      pooled, _fmt(_max(a.envoy_ms)), _fmt(a.first_ms.get("new")), _fmt(a.all_ms.get("new")),
+        pooled = "kept flowing" if d.all_ms.get("pooled") is None else _cell(d.all_ms.get("pooled"))
+        table.add_row(str(i), _cell(d.all_sidecars_ms), _cell(d.first_ms.get("new")), _cell(d.all_ms.get("new")),
+                      pooled, _cell(a.all_sidecars_ms), _cell(a.first_ms.get("new")), _cell(a.all_ms.get("new")),
                       str(d.violations) + (f" in {d.violation_window_ms:.0f} ms" if d.violations else ""))
     out.print(table)
     dist = Table("deny, ms", "min", "median", "p95", "max", title=f"protocol {proto}: distributions")
+    deny = result.distributions("deny")
     for name, key in (("envoy (all sidecars)", "envoy_all_sidecars"), ("first denied", "first_new_connection"),
                       ("all new denied", "all_new_connections"), ("pooled all denied", "all_pooled")):
-        d = summary["deny_distribution_ms"][key]
-        dist.add_row(name, *(str(d.get(k, "-")) for k in ("min", "median", "p95", "max")))
+        d = deny[key]
+        dist.add_row(name, *("-" if v is None else str(v) for v in (d.min, d.median, d.p95, d.max)))
     out.print(dist)
-
-
-def _max(d: dict[str, float | None]) -> float | None:
-    vals = [v for v in d.values() if v is not None]
-    return max(vals) if len(vals) == len(d) and vals else None
 
 
 @click.command("propagation")
@@ -217,32 +147,22 @@ def propagation(weights: str, rate: float, target: str | None, consul_addr: str 
     if json_path is not None:
         check_output(json_path)  # before anything is changed in Consul
     say = (lambda m: None) if quiet or json_path == Path("-") else (lambda m: err.print(m, highlight=False))
-    with _mesh("splitter", target, consul_addr, admins, "service-a", say) as (url, consul_at, sidecars), \
-            ConsulClient(consul_at) as consul:
-        mapping = subset_map(consul)
-        original = live_splitter(consul)
-        new = SplitSpec.parse(weights, names=list(mapping.subsets) if "=" not in weights else None)
-        if new.as_dict() == SplitSpec.from_splitter(original).as_dict():
-            raise UsageError(f"service-b is already split {new.as_percent()}; give different weights")
-        probe = PropagationProbe(consul, next(iter(sidecars.values())), mapping, rate=rate, say=say, upstream=url)
-        results = probe.run(original, new, keep)
+    result = measure_propagation(weights, TargetOptions(target, consul_addr, admins), rate, keep, say)
     directory = plots_dir or project_root() / "reports" / f"{new_run_id()}-propagation"
-    plots = [propagation_timeline(directory / f"{i:02d}-to-{r.to.replace(',', '_').replace('=', '')}.png",
-                                  f"service-b weights -> {r.to}", r.timeline, new.names[0],
-                                  {"write": 0.0, "envoy shows it": r.envoy_ms, "traffic changed": r.change_ms,
-                                   "detected": r.detected_ms})
-             for i, r in enumerate(results, start=1)]
-    data = {"resolution_ms": round(1000 / rate, 2), "plots": [str(p) for p in plots],
-            "changes": [{k: v for k, v in r.__dict__.items() if k != "timeline"} for r in results]}
+    result.plots = propagation_plots(directory, result)
     if json_path is not None:
-        write_output(json_path, json.dumps(data, indent=2) + "\n")
+        write_output(json_path, json.dumps(result.to_json(), indent=2) + "\n")
     if json_path == Path("-"):
         return ExitCode.OK
+    _print_propagation(result, rate)
+    return ExitCode.OK
+
+
+def _print_propagation(result: PropagationResult, rate: float) -> None:
     table = Table("change", "envoy ms", "traffic changed ms", "detected ms", "detector delay ms", "share after",
                   title=f"ms after Consul committed the write (probe resolution {1000 / rate:.1f} ms)")
-    for r in results:
-        after = " ".join(f"{k}:{v * 100:.1f}%" for k, v in r.share_after.items())
-        table.add_row(r.to, _fmt(r.envoy_ms), _fmt(r.change_ms), _fmt(r.detected_ms), _fmt(r.detection_delay_ms),
+    for c in result.changes:
+        after = " ".join(f"{k}:{v * 100:.1f}%" for k, v in c.share_after.items())
+        table.add_row(c.to, _cell(c.envoy_ms), _cell(c.change_ms), _cell(c.detected_ms), _cell(c.detection_delay_ms),
                       after)
     out.print(table)
-    return ExitCode.OK

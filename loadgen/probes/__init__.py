@@ -1,0 +1,51 @@
+"""Time-to-apply probes: how long a config change in Consul takes to reach the data plane.
+
+``measure_intentions`` and ``measure_propagation`` are what ``loadgen intentions`` and
+``loadgen propagation`` call: each resolves its target (the local mesh, borrowed and put back,
+or a deployment given by :class:`TargetOptions`), runs its probe and returns a typed result
+whose ``to_json()`` is the command's ``--json``. The pure analyses (``analyse``,
+``change_point``, ``cusum_alarm``) and the watchers they read are listed for tests and bench.
+"""
+
+from __future__ import annotations
+
+from loadgen.probes.intention_phase import PhaseResult, analyse, outcome, when_all_sidecars_showed
+from loadgen.probes.intention_report import Distribution, IntentionCycle, IntentionsReport, ProtocolResult
+from loadgen.probes.intentions import IntentionProbe, measure_intentions, protocols_to_probe
+from loadgen.probes.propagation import (
+    ChangeResult,
+    PropagationProbe,
+    PropagationResult,
+    change_point,
+    cusum_alarm,
+    measure_propagation,
+)
+from loadgen.probes.target import ProbeTarget, TargetOptions, probe_target
+from loadgen.probes.watch import LOCAL_UPSTREAM, EnvoyWatcher, Observation, ProbeTraffic
+
+__all__ = [
+    "LOCAL_UPSTREAM",
+    "ChangeResult",
+    "Distribution",
+    "EnvoyWatcher",
+    "IntentionCycle",
+    "IntentionProbe",
+    "IntentionsReport",
+    "Observation",
+    "PhaseResult",
+    "ProbeTarget",
+    "ProbeTraffic",
+    "PropagationProbe",
+    "PropagationResult",
+    "ProtocolResult",
+    "TargetOptions",
+    "analyse",
+    "change_point",
+    "cusum_alarm",
+    "measure_intentions",
+    "measure_propagation",
+    "outcome",
+    "probe_target",
+    "protocols_to_probe",
+    "when_all_sidecars_showed",
+]

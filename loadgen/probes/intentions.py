@@ -22,82 +22,36 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from loadgen.errors import UnreachableError
 from loadgen.load.engine import LoadPlan
 from loadgen.mesh.consul_api import ConsulClient
+from loadgen.probes.intention_phase import PhaseResult, analyse, outcome
+from loadgen.probes.intention_report import IntentionCycle, ProtocolResult
+from loadgen.probes.target import TargetOptions, probe_target
 from loadgen.probes.watch import LOCAL_UPSTREAM, EnvoyWatcher, Observation, ProbeTraffic, rbac_for
 
 SETTLE_S = 1.0  # quiet time required before a phase starts
 PHASE_MAX_S = 20.0  # give up on a phase after this long
 TAIL_S = 1.5  # keep watching after the change looked complete, to catch stragglers
+# The local mesh's stage for each --protocol: service-b's protocol decides L4 or L7 RBAC.
+STAGE_FOR_PROTOCOL = {"tcp": "basic", "http": "l7-router"}
 
 
-def outcome(o: Observation) -> str:
-    s = o.sample
-    if s.ok:
-        return "ok"
-    if s.status == 403 or s.error in ("reset", "bad_response") or (s.error or "").startswith("http_403"):
-        return "denied"
-    return "error"
+def protocols_to_probe(protocol: str, given: TargetOptions) -> list[str]:
+    """--protocol tcp/http/both on the local mesh; a given deployment has whatever it has ("target")."""
+    if given.url is not None:
+        return ["target"]
+    return ["tcp", "http"] if protocol == "both" else [protocol]
 
 
-@dataclass
-class PhaseResult:
-    action: str  # "deny" or "allow"
-    write_index: int
-    first_ms: dict[str, float | None]  # per stream: first request with the new outcome
-    all_ms: dict[str, float | None]  # per stream: from when every request had the new outcome
-    envoy_ms: dict[str, float | None]  # per sidecar: when its config showed the change
-    pooled_after_ms: float | None  # pooled stream: how long old-outcome requests kept coming after envoy
-    violations: int  # new-connection successes after every sidecar showed the deny
-    violation_window_ms: float | None  # how long after that the last of them was sent
-    pooled_violations: int
-    requests: dict[str, int]
-    timeline: list[tuple[float, str, str]] = field(default_factory=list)  # (ms since write, stream, outcome)
-
-
-def _ms(t: float | None, t0: float) -> float | None:
-    return None if t is None else round((t - t0) * 1000, 2)
-
-
-def analyse(action: str, t0: float, index: int, obs: list[Observation], envoy: dict[str, float],
-            sidecars: list[str]) -> PhaseResult:
-    wanted = "denied" if action == "deny" else "ok"
-    first: dict[str, float | None] = {}
-    all_from: dict[str, float | None] = {}
-    counts: dict[str, int] = {}
-    for stream in sorted({o.stream for o in obs}):
-        mine = sorted((o for o in obs if o.stream == stream), key=lambda o: o.sent)
-        counts[stream] = len(mine)
-        hits = [o for o in mine if outcome(o) == wanted]
-        first[stream] = hits[0].sent if hits else None
-        misses = [o for o in mine if outcome(o) != wanted]
-        if hits and (not misses or misses[-1].sent < mine[-1].sent):
-            last_miss = misses[-1].sent if misses else t0
-            after = [o.sent for o in mine if o.sent > last_miss]
-            all_from[stream] = after[0] if after else None
-        else:
-            all_from[stream] = None
-    applied = max(envoy.values()) if envoy and len(envoy) == len(sidecars) else None
-    violations = pooled_violations = 0
-    pooled_after = window = None
-    if action == "deny" and applied is not None:
-        leaked = [o.sent for o in obs if o.stream == "new" and o.sent > applied and outcome(o) == "ok"]
-        violations = len(leaked)
-        window = _ms(max(leaked), applied) if leaked else None
-        pooled_ok = [o.sent for o in obs if o.stream == "pooled" and o.sent > applied and outcome(o) == "ok"]
-        pooled_violations = len(pooled_ok)
-        pooled_after = _ms(max(pooled_ok), applied) if pooled_ok else 0.0
-    timeline = [(round((o.sent - t0) * 1000, 2), o.stream, outcome(o)) for o in sorted(obs, key=lambda o: o.sent)]
-    return PhaseResult(
-        action=action, write_index=index, first_ms={k: _ms(v, t0) for k, v in first.items()},
-        all_ms={k: _ms(v, t0) for k, v in all_from.items()},
-        envoy_ms={k: _ms(envoy.get(k), t0) for k in sidecars}, pooled_after_ms=pooled_after,
-        violations=violations, violation_window_ms=window, pooled_violations=pooled_violations, requests=counts,
-        timeline=timeline,
-    )
+def measure_intentions(protocol: str, given: TargetOptions, repeats: int, rate: float, pooled_rate: float,
+                       say: Callable[[str], None]) -> ProtocolResult:
+    """Time ``repeats`` deny/allow cycles on one protocol's target (the local mesh is put back after)."""
+    stage = STAGE_FOR_PROTOCOL.get(protocol, "basic")
+    with probe_target(stage, given, "service-b", say) as target, ConsulClient(target.consul_address) as consul:
+        probe = IntentionProbe(consul, target.sidecar_admin, rate_new=rate, rate_pooled=pooled_rate, say=say,
+                               upstream=target.url)
+        return ProtocolResult(protocol, probe.run(repeats))
 
 
 @dataclass
@@ -112,7 +66,7 @@ class IntentionProbe:
     entry: dict[str, Any] = field(default_factory=lambda: {
         "Kind": "service-intentions", "Name": "service-b", "Sources": [{"Name": "service-a", "Action": "deny"}]})
 
-    def run(self, repeats: int) -> list[tuple[PhaseResult, PhaseResult]]:
+    def run(self, repeats: int) -> list[IntentionCycle]:
         plans = {
             "new": LoadPlan(url=self.upstream, rate=self.rate_new, max_time=3600, timeout=2.0, new_connection=True,
                             max_in_flight=256),
@@ -121,7 +75,7 @@ class IntentionProbe:
         }
         traffic = ProbeTraffic(plans)
         watcher = EnvoyWatcher(self.sidecar_admin, rbac_for("service-a", True))
-        results = []
+        results: list[IntentionCycle] = []
         self.consul.delete_config("service-intentions", "service-b")
         traffic.start()
         watcher.start()
@@ -129,9 +83,10 @@ class IntentionProbe:
             for i in range(repeats):
                 deny = self._phase("deny", traffic, watcher)
                 allow = self._phase("allow", traffic, watcher)
-                results.append((deny, allow))
-                self.say(f"repeat {i + 1}/{repeats}: deny bit after {_fmt(deny.all_ms.get('new'))} "
-                         f"(envoy {_fmt(_max(deny.envoy_ms))}), allow healed after {_fmt(allow.all_ms.get('new'))}")
+                results.append(IntentionCycle(deny, allow))
+                self.say(f"repeat {i + 1}/{repeats}: deny bit after {_ms_or_never(deny.all_ms.get('new'))} "
+                         f"(envoy {_ms_or_never(deny.all_sidecars_ms)}), "
+                         f"allow healed after {_ms_or_never(allow.all_ms.get('new'))}")
         finally:
             self.consul.delete_config("service-intentions", "service-b")
             watcher.stop()
@@ -189,20 +144,7 @@ class IntentionProbe:
             "service-b's sidecars?")
 
 
-def _max(d: dict[str, float | None]) -> float | None:
-    vals = [v for v in d.values() if v is not None]
-    return max(vals) if vals else None
 
-
-def _fmt(ms: float | None) -> str:
+def _ms_or_never(ms: float | None) -> str:
+    """A progress line's instant: "never" when it did not happen within the phase."""
     return "never" if ms is None else f"{ms:.0f} ms"
-
-
-def distribution(values: list[float | None]) -> dict[str, float | int | None]:
-    vals = [v for v in values if v is not None]
-    if not vals:
-        return {"n": 0}
-    arr = np.asarray(vals)
-    return {"n": len(vals), "min": round(float(arr.min()), 1), "median": round(float(np.median(arr)), 1),
-            "p95": round(float(np.percentile(arr, 95)), 1), "max": round(float(arr.max()), 1),
-            "missing": len(values) - len(vals)}

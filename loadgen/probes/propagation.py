@@ -20,12 +20,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
+from loadgen.errors import UsageError
 from loadgen.load.engine import LoadPlan
 from loadgen.mesh.consul_api import ConsulClient
-from loadgen.mesh.subsets import SubsetMap
+from loadgen.mesh.subsets import SubsetMap, live_splitter, subset_map
+from loadgen.probes.target import TargetOptions, probe_target
 from loadgen.probes.watch import LOCAL_UPSTREAM, EnvoyWatcher, Observation, ProbeTraffic, split_is
 from loadgen.stats import SplitSpec
 
@@ -71,6 +74,46 @@ class ChangeResult:
     requests: int
     timeline: list[tuple[float, str]]  # (ms since the write, subset) of every answer in the window
 
+    def to_json(self) -> dict[str, Any]:
+        """The change as ``--json`` writes it: every field but the timeline (the plots show that)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "timeline"}
+
+
+@dataclass
+class PropagationResult:
+    """Everything one ``loadgen propagation`` measured: the change, and its restore unless --keep."""
+
+    rate: float  # probe requests per second: the timing's resolution is 1/rate
+    changes: list[ChangeResult]
+    plotted_subset: str  # the subset whose share the plots follow (the first of the new weights)
+    plots: list[Path] = field(default_factory=list)
+
+    @property
+    def resolution_ms(self) -> float:
+        return round(1000 / self.rate, 2)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"resolution_ms": self.resolution_ms, "plots": [str(p) for p in self.plots],
+                "changes": [c.to_json() for c in self.changes]}
+
+
+def measure_propagation(weights: str, given: TargetOptions, rate: float, keep: bool,
+                        say: Callable[[str], None]) -> PropagationResult:
+    """Write service-b's ``weights`` (like 50/50 or v1=50,v2=50), time it, and restore it unless ``keep``.
+
+    On the local mesh at stage splitter (borrowed, put back afterwards) or the deployment ``given``.
+    """
+    with probe_target("splitter", given, "service-a", say) as target, \
+            ConsulClient(target.consul_address) as consul:
+        mapping = subset_map(consul)
+        original = live_splitter(consul)
+        new = SplitSpec.parse(weights, names=list(mapping.subsets) if "=" not in weights else None)
+        if new.as_dict() == SplitSpec.from_splitter(original).as_dict():
+            raise UsageError(f"service-b is already split {new.as_percent()}; give different weights")
+        probe = PropagationProbe(consul, next(iter(target.sidecar_admin.values())), mapping, rate=rate, say=say,
+                                 upstream=target.url)
+        return PropagationResult(rate, probe.run(original, new, keep), plotted_subset=new.names[0])
+
 
 @dataclass
 class PropagationProbe:
@@ -87,7 +130,7 @@ class PropagationProbe:
         traffic = ProbeTraffic({"pooled": LoadPlan(url=self.upstream, rate=self.rate, max_time=3600, timeout=2.0,
                                                    max_in_flight=self.connections)})
         watcher = EnvoyWatcher({"service-a": self.service_a_admin}, split_is("service-b", None))
-        results = []
+        results: list[ChangeResult] = []
         traffic.start()
         watcher.start()
         try:
@@ -129,14 +172,16 @@ class PropagationProbe:
         post = [x for t, x in window if change_at is not None and t >= change_at]
         pre = [x for t, x in window if change_at is None or t < change_at]
         envoy = watcher.changed_at.get("service-a")
-        def ms(t: float | None) -> float | None:
+
+        def ms_since_write(t: float | None) -> float | None:
             return None if t is None else round((t - t0) * 1000, 1)
 
-        self.say(f"{old.as_percent()} -> {new.as_percent()}: envoy {ms(envoy)} ms, traffic changed at "
-                 f"{ms(change_at)} ms, detected at {ms(alarm_at)} ms")
+        self.say(f"{old.as_percent()} -> {new.as_percent()}: envoy {ms_since_write(envoy)} ms, traffic changed at "
+                 f"{ms_since_write(change_at)} ms, detected at {ms_since_write(alarm_at)} ms")
         return ChangeResult(
-            to=new.as_percent(), write_index=index, envoy_ms=ms(envoy), change_ms=ms(change_at),
-            detected_ms=ms(alarm_at), detection_delay_ms=None if alarm_at is None or change_at is None
+            to=new.as_percent(), write_index=index, envoy_ms=ms_since_write(envoy),
+            change_ms=ms_since_write(change_at), detected_ms=ms_since_write(alarm_at),
+            detection_delay_ms=None if alarm_at is None or change_at is None
             else round((alarm_at - change_at) * 1000, 1),
             share_before=_shares(pre), share_after=_shares(post), requests=len(window),
             timeline=[(round((t - t0) * 1000, 2), x) for t, x in window],

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from loadgen.probes.intention_report import ProtocolResult
+    from loadgen.probes.propagation import PropagationResult
 
 COLOURS = {"ok": "#2a9d4b", "denied": "#d62728", "error": "#ff9f1c"}
 
@@ -15,6 +19,27 @@ def _plt():  # type: ignore[no-untyped-def]
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def intention_plots(directory: Path, result: ProtocolResult) -> list[Path]:
+    """A timeline per phase of every repeat: ``<protocol>-<repeat>-<deny|allow>.png`` in ``directory``."""
+    paths = []
+    for i, cycle in enumerate(result.cycles, start=1):
+        for p in (cycle.deny, cycle.allow):
+            marks = {"write": 0.0, "all sidecars show it": p.all_sidecars_ms, "first changed": p.first_ms.get("new"),
+                     "all fresh changed": p.all_ms.get("new")}
+            paths.append(intentions_timeline(directory / f"{result.protocol}-{i:02d}-{p.action}.png",
+                                             f"{p.action} ({result.protocol}), repeat {i}", p.timeline, marks))
+    return paths
+
+
+def propagation_plots(directory: Path, result: PropagationResult) -> list[Path]:
+    """A timeline per change: ``<n>-to-<weights>.png`` in ``directory``."""
+    return [propagation_timeline(directory / f"{i:02d}-to-{c.to.replace(',', '_').replace('=', '')}.png",
+                                 f"service-b weights -> {c.to}", c.timeline, result.plotted_subset,
+                                 {"write": 0.0, "envoy shows it": c.envoy_ms, "traffic changed": c.change_ms,
+                                  "detected": c.detected_ms})
+            for i, c in enumerate(result.changes, start=1)]
 
 
 def intentions_timeline(path: Path, title: str, timeline: list[tuple[float, str, str]],

@@ -3,7 +3,7 @@
 import numpy as np
 
 from loadgen.load.sample import Sample
-from loadgen.probes.intentions import analyse
+from loadgen.probes.intention_phase import analyse
 from loadgen.probes.propagation import change_point, cusum_alarm
 from loadgen.probes.watch import Observation
 

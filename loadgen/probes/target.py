@@ -1,0 +1,62 @@
+"""Where a probe sends traffic and whose Envoy admin it watches: the local mesh or a given deployment."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from loadgen.errors import UsageError
+from loadgen.mesh.local import borrowed_stage
+from loadgen.probes.watch import LOCAL_UPSTREAM
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """--target, --consul and --envoy-admin as given; no ``url`` means the local mesh."""
+
+    url: str | None = None
+    consul: str | None = None
+    envoy_admins: tuple[str, ...] = ()  # each "[NAME=]HOST:PORT"
+
+
+@dataclass(frozen=True)
+class ProbeTarget:
+    """A resolved target: the probe URL, the Consul agent to write to, and the sidecars to watch."""
+
+    url: str
+    consul_address: str
+    sidecar_admin: dict[str, str]  # sidecar name -> its Envoy admin host:port
+
+
+@contextlib.contextmanager
+def probe_target(stage: str, given: TargetOptions, sidecars_of: str,
+                 say: Callable[[str], None]) -> Iterator[ProbeTarget]:
+    """The local mesh at ``stage`` (borrowed, put back afterwards) or the deployment ``given`` names.
+
+    ``sidecars_of`` is the service whose sidecars are watched ("service-b" for intentions,
+    "service-a" for the splitter); unnamed --envoy-admin addresses are called after it.
+    """
+    if given.url is None:
+        if given.consul or given.envoy_admins:
+            raise UsageError("--consul and --envoy-admin go with --target (the local mesh knows its own)")
+        with borrowed_stage(stage, say) as t:
+            yield ProbeTarget(LOCAL_UPSTREAM, t.consul_address, {k: f"127.0.0.1:{v}" for k, v in
+                                                                 t.sidecar_admin.items() if k.startswith(sidecars_of)})
+        return
+    if not given.consul or not given.envoy_admins:
+        raise UsageError(
+            f"--target needs --consul ADDR and --envoy-admin NAME=HOST:PORT for each {sidecars_of} sidecar")
+    yield ProbeTarget(given.url, given.consul, parse_envoy_admins(given.envoy_admins, sidecars_of))
+
+
+def parse_envoy_admins(items: tuple[str, ...], sidecars_of: str) -> dict[str, str]:
+    """``[NAME=]HOST:PORT`` items -> {name: host:port}; unnamed ones become ``<sidecars_of>-<i>``."""
+    parsed = {}
+    for i, item in enumerate(items):
+        name, sep, address = item.rpartition("=")
+        address = address.strip()
+        if ":" not in address:
+            raise UsageError(f"--envoy-admin {item!r} is not [NAME=]HOST:PORT")
+        parsed[name.strip() if sep else f"{sidecars_of}-{i + 1}"] = address
+    return parsed
