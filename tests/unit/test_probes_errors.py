@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from click.testing import CliRunner
 
+from loadgen.cli import cli
 from loadgen.errors import ExitCode, LoadgenError, UnreachableError
 from loadgen.load.sample import Sample
 from loadgen.probes import intentions
@@ -56,3 +60,41 @@ def test_settled_traffic_returns_at_once():
     start = time.perf_counter()
     probe._settle(_Traffic(ok=False, error="reset"), "denied")  # a reset is how a tcp deny looks
     assert time.perf_counter() - start < 0.3
+
+
+class _FakeConsul(BaseHTTPRequestHandler):
+    """Accepts every config write and delete, as a Consul agent would."""
+
+    def _answer(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b"true"
+        self.send_response(200)
+        self.send_header("X-Consul-Index", "1")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_PUT = do_DELETE = do_GET = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_consul():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeConsul)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_cli_says_one_line_and_exits_4_when_traffic_never_settles(fake_consul, tmp_path, monkeypatch):
+    monkeypatch.setattr("loadgen.interrupts.install", lambda: None)  # leave pytest's SIGTERM alone
+    result = CliRunner().invoke(cli, ["intentions", "--repeat", "1", "--target", URL, "--consul", fake_consul,
+                                      "--envoy-admin", "b1=127.0.0.1:1", "--plots", str(tmp_path)])
+    assert result.exit_code == ExitCode.UNREACHABLE, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("loadgen: error: requests to " + URL) and "Traceback" not in result.output
