@@ -76,7 +76,8 @@ def intentions(repeat: int, rate: float, pooled_rate: float, protocol: str, targ
     each service-b sidecar's Envoy showed the RBAC rule; then the same for the allow.
 
     Exit codes: 0 measured, 1 security violation (a new-connection request reached service-b after
-    every sidecar showed the deny; with --strict also pooled ones), 2 usage, 4 unreachable.
+    every sidecar showed the deny; with --strict also pooled ones), 2 usage, 4 unreachable (also when
+    probe traffic never steadily succeeds before a deny, or a deny never stops it, within 20 s).
     """
     if json_path is not None:
         check_output(json_path)  # before anything is changed in Consul

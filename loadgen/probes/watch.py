@@ -14,7 +14,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -78,14 +78,8 @@ class ProbeTraffic:
         with self._lock:
             return [o for o in self.observations if o.sent >= t0]
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
 
 def _with_start(plan: LoadPlan, start: float) -> LoadPlan:
-    from dataclasses import replace
-
     return replace(plan, start_at=start)
 
 
