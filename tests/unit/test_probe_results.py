@@ -148,3 +148,29 @@ def test_a_given_deployment_is_used_as_given():
 def test_phase_json_has_no_timeline():
     p: PhaseResult = _deny()
     assert p.timeline and "timeline" not in p.to_json()
+
+
+def test_tables_print_what_the_results_hold(monkeypatch):
+    from rich.console import Console
+
+    from loadgen.commands import probes as commands
+
+    monkeypatch.setattr(commands, "out", Console(width=200))  # one line per row, whatever the terminal
+
+    partial = _deny()
+    partial.envoy_ms["b2"] = None  # b2 never showed the deny: "deny envoy" is "-", as the progress line's never
+    result = ProtocolResult("tcp", [IntentionCycle(_deny(leak=True), _allow()), IntentionCycle(partial, _allow())])
+    with commands.out.capture() as captured:
+        commands._print_intentions(result, 500.0)
+    rows = [line for line in captured.get().splitlines() if line.strip().startswith(("│ 1 ", "│ 2 "))]
+    cells = [[c.strip() for c in row.strip("│ ").split("│")] for row in rows]
+    assert cells[0][:2] == ["1", "100"] and cells[1][:2] == ["2", "-"], captured.get()
+    assert cells[0][-1] == "1 in 200 ms" and cells[1][-1] == "0"
+    assert "envoy (all sidecars)" in captured.get()
+
+    change = ChangeResult(to="v1=50,v2=50", write_index=3, envoy_ms=12.0, change_ms=None, detected_ms=60.4,
+                          detection_delay_ms=None, share_before={}, share_after={"v1": 0.5, "v2": 0.5}, requests=9,
+                          timeline=[])
+    with commands.out.capture() as captured:
+        commands._print_propagation(PropagationResult(400.0, [change], "v1"), 400.0)
+    assert "v1:50.0% v2:50.0%" in captured.get() and "│ 12 " in captured.get() and "│ 60 " in captured.get()
