@@ -21,7 +21,7 @@ from loadgen.mesh.local import borrowed_stage
 from loadgen.mesh.runtime.process import ProcessRuntime
 from loadgen.mesh.state import RunDir
 from loadgen.paths import run_dir
-from loadgen.runner import run_stage
+from loadgen.stage_load import load_stage
 
 
 def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
@@ -59,11 +59,12 @@ def main() -> int:
             pids["generator"] = psutil.Process().pid
             before = cpu_seconds(pids)
             plan = LoadPlan(url=target.service_a_url, concurrency=args.connections, max_time=args.seconds)
-            result = run_stage(stage, plan, {}, None)
+            result = load_stage(stage, plan, None, None)
             after = cpu_seconds(pids)
-            wall = result.summary["duration_s"]
+            summary = result.summary.to_json()
+            wall = summary["duration_s"]
             shares = {n: (after[n] - before[n]) / wall for n in pids}
-            rows.append((stage, result.summary, shares))
+            rows.append((stage, summary, shares))
     print(f"closed loop, {args.connections} connections, {args.seconds:g}s per stage; CPU in % of one core "
           f"(this machine: {psutil.cpu_count()} cores)\n")
     names = list(rows[0][2])
