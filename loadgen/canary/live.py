@@ -21,7 +21,7 @@ from loadgen.canary.options import CanaryOptions, budget, reachability
 from loadgen.canary.progress import Snapshot
 from loadgen.canary.result import CanaryResult
 from loadgen.load.engine import LoadPlan, RunStats, run_blocking, run_load
-from loadgen.load.probe import probe_target
+from loadgen.load.reachable import check_reachable
 from loadgen.load.sample import Sample, SampleWriter
 from loadgen.mesh.consul_api import ConsulClient
 from loadgen.stats import VerdictState
@@ -45,7 +45,7 @@ def run_live(
     reachable, about = reachability(options, spec, n_max)
     if not reachable:
         say(about)  # before anything is sent
-    probe_target(target_url, options.headers, options.timeout)
+    check_reachable(target_url, options.headers, options.timeout)
     say(f"judging {spec.as_percent()}, {options.config.band_tolerance.describe()}, at "
         f"{(1 - options.config.alpha) * 100:.4g} % confidence ({options.method}); up to {n_max:,} requests "
         f"at {options.rate:g}/s, {options.max_time:g}s at most")

@@ -16,7 +16,7 @@ from loadgen.commands.options import RunId, parse_headers, runtime_option
 from loadgen.errors import ExitCode, UsageError
 from loadgen.load.client import Endpoint
 from loadgen.load.engine import LoadPlan
-from loadgen.load.probe import probe_target
+from loadgen.load.reachable import check_reachable
 from loadgen.load.schedule import RateSchedule, parse_duration
 from loadgen.mesh.local import borrowed_stage
 from loadgen.mesh.runtime.select import runtime_for
@@ -140,7 +140,7 @@ def _one_stage(stage: str, target: str | None, schedule: RateSchedule | None, co
                record: Path | None, out_dir: Path, plots: bool, say: Any, quiet: bool, workers: int,
                runtime: str | None = None) -> StageResult:
     def go(url: str, runtime_name: str) -> StageResult:
-        probe_target(url, headers, timeout)
+        check_reachable(url, headers, timeout)
         plan = LoadPlan(url=url, schedule=schedule, max_requests=max_requests, max_time=seconds, timeout=timeout,
                         headers=headers, new_connection=new_connections, concurrency=concurrency,
                         rate=schedule.peak_rate if schedule and len(schedule.segments) == 1

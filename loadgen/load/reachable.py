@@ -11,10 +11,10 @@ from loadgen.errors import UnreachableError
 from loadgen.load.client import Client, RequestError
 from loadgen.load.engine import run_blocking
 
-__all__ = ["probe_target"]
+__all__ = ["check_reachable"]
 
 
-def probe_target(url: str, headers: dict[str, str], timeout: float) -> None:
+def check_reachable(url: str, headers: dict[str, str], timeout: float) -> None:
     """GET ``url`` once; raise :class:`UnreachableError` when it cannot be reached or does
     not answer HTTP/1.1. Any HTTP answer, even an error status, passes: the run counts it."""
 
