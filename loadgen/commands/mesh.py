@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections import Counter
@@ -13,22 +14,22 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from loadgen.errors import ExitCode, LoadgenError, UnreachableError
-from loadgen.mesh import procs, toolchain
+from loadgen.errors import ExitCode, UnreachableError
+from loadgen.mesh import toolchain
+from loadgen.mesh.doctor import check_parts
 from loadgen.mesh.liveness import get_hello_a
 from loadgen.mesh.local import down_for_user, up_for_user
+from loadgen.mesh.runtime.base import SERVICE_A_URL, Runtime
 from loadgen.mesh.runtime.nomad import DRIVERS as NOMAD_DRIVERS
-from loadgen.mesh.runtime.process import SERVICE_A_URL, ProcessRuntime
 from loadgen.mesh.runtime.select import RUNTIMES, runtime_for
 from loadgen.mesh.stages import load_stages
-from loadgen.mesh.state import RunDir, describe_borrowers
-from loadgen.paths import run_dir
+from loadgen.mesh.state import describe_borrowers
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
 
 
-def _runtime() -> ProcessRuntime:
+def _runtime() -> Runtime:
     return runtime_for()
 
 
@@ -177,18 +178,8 @@ def status(as_json: bool) -> int:
 @click.option("-n", "--lines", default=40, show_default=True, help="How many lines from the end.")
 def logs(component: str, lines: int) -> int:
     """Print the last lines of COMPONENT's log (names as in `loadgen status`)."""
-    state = RunDir(run_dir()).load()
-    rec = state.processes.get(component)
-    if rec is not None:
-        click.echo(runtime_for()._tail(rec, lines) if component != "consul" else procs.tail(rec.log, lines))
-        return ExitCode.OK
-    # Parts a scheduler runs (the nomad runtime's tasks) are found through status.
-    found = {c.name: c for c in runtime_for().status().components} if not state.empty else {}
-    if component in found and found[component].log:
-        click.echo(procs.tail(str(found[component].log), lines))
-        return ExitCode.OK
-    known = ", ".join(found or state.processes) or "none (nothing is up)"
-    raise LoadgenError(f"no component {component!r} with a log; components: {known}")
+    click.echo(runtime_for().logs(component, lines))
+    return ExitCode.OK
 
 
 @click.command()
@@ -208,37 +199,23 @@ def doctor(as_json: bool) -> int:
 
     Exits 5 when a required part is missing or incompatible.
     """
-    rows = []
-    for name in toolchain.PARTS:
-        f = toolchain.find(name)
-        rows.append({
-            "part": name, "required": f.part.required, "found": str(f.path) if f.path else None,
-            "source": f.source or None, "version": f.version, "wanted": f.part.series,
-            "compatible": f.ok, "fix": None if f.ok else f.part.fix, "problems": f.problems,
-        })
-    go = toolchain.go_version()
-    rows.append({"part": "go", "required": False, "found": go[0], "source": "PATH" if go[0] else None,
-                 "version": go[1], "wanted": "any", "compatible": go[0] is not None,
-                 "fix": None if go[0] else "apt-get install golang-go (only needed to build consul and nomad)",
-                 "problems": []})
-    rows.append(_docker_row())
-    rows.append(_bridge_networking_row())
-    bad = [r for r in rows if r["required"] and not r["compatible"]]
+    rows = check_parts()
+    bad = [r for r in rows if r.required and not r.compatible]
     if as_json:
-        _print_json({"ok": not bad, "parts": rows})
+        _print_json({"ok": not bad, "parts": [dataclasses.asdict(r) for r in rows]})
     else:
         table = Table("part", "version", "wanted", "usable")
         table.add_column("found at", overflow="fold")
         for r in rows:
-            ok = "[green]yes[/]" if r["compatible"] else ("[red]NO[/]" if r["required"] else "[yellow]no[/]")
-            where = f"{_home(r['found'])} ({r['source']})" if r["found"] else "[red]missing[/]"
-            table.add_row(str(r["part"]), str(r["version"] or "-"), str(r["wanted"]), ok, where)
+            ok = "[green]yes[/]" if r.compatible else ("[red]NO[/]" if r.required else "[yellow]no[/]")
+            where = f"{_home(r.found)} ({r.source})" if r.found else "[red]missing[/]"
+            table.add_row(r.part, str(r.version or "-"), r.wanted, ok, where)
         out.print(table)
         for r in rows:
-            for p in r["problems"]:
-                out.print(f"  [dim]{r['part']}: {p}[/dim]", highlight=False)
-            if r["fix"]:
-                out.print(f"  {r['part']}: fix with: {r['fix']}", highlight=False)
+            for p in r.problems:
+                out.print(f"  [dim]{r.part}: {p}[/dim]", highlight=False)
+            if r.fix:
+                out.print(f"  {r.part}: fix with: {r.fix}", highlight=False)
     return ExitCode.ENVIRONMENT if bad else ExitCode.OK
 
 
@@ -264,8 +241,6 @@ def toolchain_install(nomad: bool) -> int:
     return ExitCode.OK
 
 
-
-
 @click.command()
 @click.option("-n", "--requests", default=300, show_default=True, type=click.IntRange(1, 100_000),
               help="How many sequential requests to send.")
@@ -274,7 +249,7 @@ def toolchain_install(nomad: bool) -> int:
 def split(requests: int, url: str, as_json: bool) -> int:
     """Send N requests through service-a and show how service-b's APP_IDs shared them.
 
-    A quick look only; `loadgen canary` (coming) judges the split statistically.
+    A quick look only; `loadgen canary` judges the split statistically.
     """
     counts: Counter[str] = Counter()
     errors: Counter[str] = Counter()
@@ -300,30 +275,6 @@ def split(requests: int, url: str, as_json: bool) -> int:
         table.add_row(f"[red]error: {kind}[/]", str(n), "")
     out.print(table)
     return ExitCode.OK
-
-
-def _docker_row() -> dict[str, Any]:
-    """The Docker engine: needed by the docker runtime only, so not required."""
-    from loadgen.mesh.images import DOCKERD_HINT, docker_client
-
-    try:
-        version = docker_client().version().get("Version")
-        return {"part": "docker engine", "required": False, "found": "unix:///var/run/docker.sock",
-                "source": "socket", "version": version, "wanted": "any", "compatible": True, "fix": None,
-                "problems": []}
-    except LoadgenError as exc:
-        return {"part": "docker engine", "required": False, "found": None, "source": None, "version": None,
-                "wanted": "any", "compatible": False, "fix": DOCKERD_HINT, "problems": [exc.message]}
-
-
-def _bridge_networking_row() -> dict[str, Any]:
-    """Root, CNI plugins and iptables: needed by the nomad runtime only, so not required."""
-    from loadgen.mesh.runtime.nomad import networking_problems
-
-    problems = networking_problems()
-    return {"part": "bridge networking", "required": False, "found": "/usr/lib/cni" if not problems else None,
-            "source": "CNI", "version": None, "wanted": "root + CNI", "compatible": not problems,
-            "fix": problems[0] if problems else None, "problems": problems[1:]}
 
 
 COMMANDS = [up, down, status, logs, stages, doctor, split]

@@ -1,11 +1,27 @@
-"""What the Consul and Nomad API clients share: address, ACL token header, lifetime, liveness."""
+"""What the Consul and Nomad API clients share: address, ACL token header, lifetime, liveness,
+and one request contract.
+
+The contract, the same for both clients:
+
+- :meth:`HashiCorpApi._request` returns the parsed JSON body, or ``None`` when the object is
+  absent (HTTP 404) or the answer has no body.
+- :meth:`HashiCorpApi._send` returns the :class:`httpx.Response` itself, for the few calls
+  that need a header or a body that is not JSON; a 404 is returned, not raised.
+- Both raise :class:`~loadgen.errors.UnreachableError` when the agent cannot be reached and a
+  :class:`~loadgen.errors.LoadgenError` (exit 4) when it refuses a request (any other 4xx/5xx).
+
+``transport`` is the seam for unit tests: pass an :class:`httpx.MockTransport` and no agent is
+needed (tests/unit/test_mesh_clients.py).
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Self
+from typing import Any, Self
 
 import httpx
+
+from loadgen.errors import ExitCode, LoadgenError, UnreachableError
 
 
 class HashiCorpApi:
@@ -15,15 +31,16 @@ class HashiCorpApi:
     ``token_header``, so loadgen works against agents with ACLs the same way the CLI does.
     """
 
+    product = ""  # "Consul", "Nomad": how errors name the agent
     token_env = ""
     token_header = ""
 
-    def __init__(self, address: str, timeout: float) -> None:
+    def __init__(self, address: str, timeout: float, transport: httpx.BaseTransport | None = None) -> None:
         if "://" not in address:
             address = "http://" + address
         self.address = address.rstrip("/")
         token = os.environ.get(self.token_env) if self.token_env else None
-        self._http = httpx.Client(base_url=self.address, timeout=timeout,
+        self._http = httpx.Client(base_url=self.address, timeout=timeout, transport=transport,
                                   headers={self.token_header: token} if token else {})
 
     def close(self) -> None:
@@ -41,3 +58,35 @@ class HashiCorpApi:
             return self._http.get("/v1/status/leader", timeout=1.0).status_code == 200
         except httpx.HTTPError:
             return False
+
+    # -- the request contract ----------------------------------------------------------
+    def _refusal_hint(self, status: int) -> str:
+        """Extra words for a refused request (e.g. which ACL token variable to set)."""
+        return f" (ACLs? set {self.token_env})" if status == 403 and self.token_env else ""
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The raw answer to ``method path``; 2xx and 404 are returned, anything else raises."""
+        try:
+            resp = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise UnreachableError(
+                f"{self.product} at {self.address} is unreachable ({type(exc).__name__}: {exc})"
+            ) from exc
+        if resp.status_code >= 400 and resp.status_code != 404:
+            raise LoadgenError(
+                f"{self.product} refused {method} {path}: HTTP {resp.status_code}: {resp.text.strip()[:300]}"
+                f"{self._refusal_hint(resp.status_code)}",
+                ExitCode.UNREACHABLE,
+            )
+        return resp
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The JSON body of the answer to ``method path``; None when absent (404) or empty."""
+        resp = self._send(method, path, **kwargs)
+        if resp.status_code == 404 or not resp.content:
+            return None
+        try:
+            return resp.json()
+        except ValueError as exc:
+            raise LoadgenError(f"{self.product} answered {method} {path} with no JSON: {resp.text.strip()[:300]}",
+                               ExitCode.UNREACHABLE) from exc

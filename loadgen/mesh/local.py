@@ -23,8 +23,7 @@ import contextlib
 from collections.abc import Iterator
 
 from loadgen.errors import ExitCode, LoadgenError
-from loadgen.mesh.runtime.base import Progress, Target
-from loadgen.mesh.runtime.process import ProcessRuntime
+from loadgen.mesh.runtime.base import Progress, Runtime, Target
 from loadgen.mesh.runtime.select import runtime_for
 from loadgen.mesh.stages import Stage, StageBook, load_stages
 from loadgen.mesh.state import Borrower, describe_borrowers, join, leave, returned, user_took_over
@@ -35,7 +34,7 @@ LOCK_WAIT = 300.0
 
 
 @contextlib.contextmanager
-def borrowed_stage(stage_name: str, say: Progress, runtime: ProcessRuntime | None = None) -> Iterator[Target]:
+def borrowed_stage(stage_name: str, say: Progress, runtime: Runtime | None = None) -> Iterator[Target]:
     book = load_stages()
     stage = book.get(stage_name)
     rt = runtime or runtime_for(book=book)
@@ -74,7 +73,7 @@ def borrowed_stage(stage_name: str, say: Progress, runtime: ProcessRuntime | Non
         _give_back(rt, book, me, say)
 
 
-def _give_back(rt: ProcessRuntime, book: StageBook, me: Borrower, say: Progress, failed: bool = False) -> None:
+def _give_back(rt: Runtime, book: StageBook, me: Borrower, say: Progress, failed: bool = False) -> None:
     with rt.run.locked(wait=LOCK_WAIT, on_wait=say):
         state = rt.run.load()
         back = leave(state, me)
@@ -106,7 +105,7 @@ def _give_back(rt: ProcessRuntime, book: StageBook, me: Borrower, say: Progress,
             rt.run.save(state)
 
 
-def up_for_user(rt: ProcessRuntime, stage: Stage, say: Progress, force: bool = False) -> Target:
+def up_for_user(rt: Runtime, stage: Stage, say: Progress, force: bool = False) -> Target:
     """`loadgen up`: refuses to switch the stage under live borrowers unless ``force``."""
     with rt.run.locked():
         state = rt.run.load()
@@ -127,7 +126,7 @@ def up_for_user(rt: ProcessRuntime, stage: Stage, say: Progress, force: bool = F
         return target
 
 
-def down_for_user(rt: ProcessRuntime, say: Progress, force: bool = False) -> list[str]:
+def down_for_user(rt: Runtime, say: Progress, force: bool = False) -> list[str]:
     """`loadgen down`: refuses while commands borrow the mesh unless ``force``.
 
     They would fail with connection errors (a canary would report a false FAIL), and they put

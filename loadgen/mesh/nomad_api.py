@@ -1,4 +1,8 @@
-"""A small, typed client for the parts of Nomad's HTTP API the nomad runtime uses."""
+"""A small, typed client for the parts of Nomad's HTTP API the nomad runtime uses.
+
+Every call follows :mod:`loadgen.mesh.http_api`'s contract: JSON in, JSON (or None when
+absent) out, one-line LoadgenErrors when Nomad is unreachable or refuses.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ from typing import Any
 
 import httpx
 
-from loadgen.errors import ExitCode, LoadgenError, UnreachableError
 from loadgen.mesh.http_api import HashiCorpApi
 
 DEFAULT_NOMAD = "http://127.0.0.1:4646"
@@ -16,23 +19,13 @@ DEFAULT_NOMAD = "http://127.0.0.1:4646"
 class NomadClient(HashiCorpApi):
     """Synchronous Nomad HTTP API client: agent, node, jobs, allocations."""
 
+    product = "Nomad"
     token_env = "NOMAD_TOKEN"  # the same variable the nomad CLI reads
     token_header = "X-Nomad-Token"
 
-    def __init__(self, address: str = DEFAULT_NOMAD, timeout: float = 10.0) -> None:
-        super().__init__(address, timeout)
-
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            resp = self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise UnreachableError(f"Nomad at {self.address} is unreachable ({type(exc).__name__}: {exc})") from exc
-        if resp.status_code == 404:
-            return None
-        if resp.status_code >= 400:
-            raise LoadgenError(f"Nomad refused {method} {path}: HTTP {resp.status_code}: {resp.text.strip()[:300]}",
-                               ExitCode.UNREACHABLE)
-        return resp.json() if resp.content else None
+    def __init__(self, address: str = DEFAULT_NOMAD, timeout: float = 10.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        super().__init__(address, timeout, transport)
 
     def leader(self) -> str:
         return self._request("GET", "/v1/status/leader") or ""

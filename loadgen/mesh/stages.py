@@ -46,7 +46,6 @@ class Instance:
     id: str
     app: str
     registration: dict[str, Any]
-    registration_path: Path
     envoy_admin_port: int
 
     @property
@@ -56,10 +55,6 @@ class Instance:
     @property
     def port(self) -> int:
         return int(self.registration["Port"])
-
-    @property
-    def sidecar_id(self) -> str:
-        return f"{self.id}-sidecar-proxy"
 
     def app_env(self) -> dict[str, str]:
         """The app's environment, derived from its registration (one source of truth)."""
@@ -86,6 +81,9 @@ class Instance:
     def upstream_ports(self) -> list[int]:
         proxy = ((self.registration.get("Connect") or {}).get("SidecarService") or {}).get("Proxy") or {}
         return [int(u["LocalBindPort"]) for u in proxy.get("Upstreams") or []]
+
+
+HELLO_A_EXPECTATIONS = ("ok", "denied")
 
 
 @dataclass(frozen=True)
@@ -150,13 +148,18 @@ def _load_json(path: Path) -> dict[str, Any]:
 
 
 def load_stages(base: Path | None = None) -> StageBook:
-    """Read stages.toml from ``base`` (default: the project's consul/ directory)."""
+    """Read stages.toml from ``base`` (default: the project's consul/ directory).
+
+    The file is checked as it is read: a malformed one is a UsageError (exit 2) naming the
+    file, the stage or instance and the field, not a failure half way through an `up`.
+    """
     base = base or consul_dir()
     path = base / "stages.toml"
     try:
         doc = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"cannot read {path}: {exc}") from exc
+    check_stages_doc(doc, path)
 
     instance_specs: dict[str, dict[str, Any]] = doc.get("instances", {})
     book = StageBook()
@@ -164,8 +167,6 @@ def load_stages(base: Path | None = None) -> StageBook:
         overrides: dict[str, str] = spec.get("registrations", {})
         instances = []
         for inst_id in spec["instances"]:
-            if inst_id not in instance_specs:
-                raise UsageError(f"{path}: stage {name} names unknown instance {inst_id}")
             ispec = instance_specs[inst_id]
             reg_path = base / overrides.get(inst_id, ispec["registration"])
             instances.append(
@@ -173,7 +174,6 @@ def load_stages(base: Path | None = None) -> StageBook:
                     id=inst_id,
                     app=ispec["app"],
                     registration=_load_json(reg_path),
-                    registration_path=reg_path,
                     envoy_admin_port=int(ispec["envoy_admin_port"]),
                 )
             )
@@ -187,3 +187,73 @@ def load_stages(base: Path | None = None) -> StageBook:
             expect=Expectation(hello_a=exp.get("hello_a", "ok"), app_ids=tuple(exp.get("app_ids", ()))),
         )
     return book
+
+
+# The shape of stages.toml: each table's keys, whether required, and the type of the value.
+_INSTANCE_KEYS: dict[str, tuple[bool, type]] = {"app": (True, str), "registration": (True, str),
+                                                "envoy_admin_port": (True, int)}
+_STAGE_KEYS: dict[str, tuple[bool, type]] = {"summary": (False, str), "instances": (True, list),
+                                             "registrations": (False, dict), "config_entries": (False, list),
+                                             "expect": (False, dict)}
+_EXPECT_KEYS: dict[str, tuple[bool, type]] = {"hello_a": (False, str), "app_ids": (False, list)}
+
+
+def _check_table(table: object, keys: dict[str, tuple[bool, type]], where: str) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise UsageError(f"{where} must be a table")
+    for key in table:
+        if key not in keys:
+            raise UsageError(f"{where} has an unknown field {key!r} (known: {', '.join(keys)})")
+    for key, (required, kind) in keys.items():
+        if key not in table:
+            if required:
+                raise UsageError(f"{where} needs the field {key}")
+            continue
+        value = table[key]
+        # bool is an int in Python; a port of `true` is still a mistake.
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise UsageError(f"{where}: {key} must be a {_TYPE_NAMES[kind]}, not {value!r}")
+    return table
+
+
+_TYPE_NAMES = {str: "string", int: "whole number", list: "list", dict: "table"}
+
+
+def _strings(value: list[Any], where: str) -> None:
+    bad = next((v for v in value if not isinstance(v, str)), None)
+    if bad is not None:
+        raise UsageError(f"{where} must list strings, not {bad!r}")
+
+
+def check_stages_doc(doc: dict[str, Any], path: Path) -> None:
+    """Raise a UsageError (one line: file, stage or instance, field) when ``doc`` is malformed."""
+    instances = doc.get("instances", {})
+    stages = doc.get("stages", {})
+    for key in doc:
+        if key not in ("instances", "stages"):
+            raise UsageError(f"{path}: unknown table {key!r} (known: instances, stages)")
+    if not isinstance(instances, dict) or not isinstance(stages, dict):
+        raise UsageError(f"{path}: instances and stages must be tables")
+    if not stages:
+        raise UsageError(f"{path} defines no stage")
+    for inst_id, ispec in instances.items():
+        _check_table(ispec, _INSTANCE_KEYS, f"{path}: instance {inst_id}")
+    for name, spec in stages.items():
+        where = f"{path}: stage {name}"
+        _check_table(spec, _STAGE_KEYS, where)
+        _strings(spec["instances"], f"{where}: instances")
+        _strings(spec.get("config_entries", []), f"{where}: config_entries")
+        for inst_id in spec["instances"]:
+            if inst_id not in instances:
+                raise UsageError(f"{where} names unknown instance {inst_id}")
+        for inst_id, reg in spec.get("registrations", {}).items():
+            if inst_id not in spec["instances"]:
+                raise UsageError(f"{where}: registrations.{inst_id} is not one of the stage's instances")
+            if not isinstance(reg, str):
+                raise UsageError(f"{where}: registrations.{inst_id} must be a string, not {reg!r}")
+        expect = _check_table(spec.get("expect", {}), _EXPECT_KEYS, f"{where}: expect")
+        hello_a = expect.get("hello_a", "ok")
+        if hello_a not in HELLO_A_EXPECTATIONS:
+            raise UsageError(f"{where}: expect.hello_a is {hello_a!r}; it must be one of "
+                             f"{', '.join(HELLO_A_EXPECTATIONS)}")
+        _strings(expect.get("app_ids", []), f"{where}: expect.app_ids")

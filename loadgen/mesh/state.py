@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -161,9 +162,12 @@ class MeshState:
     processes: dict[str, ProcRecord] = field(default_factory=dict)
     services: list[str] = field(default_factory=list)  # service ids we registered
     config_entries: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) we wrote
-    jobs: list[str] = field(default_factory=list)  # Nomad jobs we submitted (nomad runtime)
-    bridge: str | None = None  # the Linux bridge we created (nomad runtime)
-    driver: str | None = None  # the Nomad task driver the jobs run with (nomad runtime)
+    # What the runtime started that the fields above do not describe, owned and typed by that
+    # runtime (the nomad runtime's NomadRecord: jobs, bridge). A truthy value means something
+    # is up, so the state is not empty.
+    runtime_state: dict[str, Any] = field(default_factory=dict)
+    # How the runtime was brought up (the nomad runtime's task driver): settings, not parts.
+    runtime_options: dict[str, str] = field(default_factory=dict)
     loan: Loan | None = None  # commands borrowing the mesh (canary, run, probes) and what to put back
 
     def to_json(self) -> dict[str, object]:
@@ -175,9 +179,8 @@ class MeshState:
             "processes": {k: v.to_json() for k, v in self.processes.items()},
             "services": self.services,
             "config_entries": [list(e) for e in self.config_entries],
-            "jobs": self.jobs,
-            "bridge": self.bridge,
-            "driver": self.driver,
+            "runtime_state": self.runtime_state,
+            "runtime_options": self.runtime_options,
             "loan": self.loan.to_json() if self.loan else None,
         }
 
@@ -192,16 +195,37 @@ class MeshState:
             processes={k: ProcRecord.from_json(v) for k, v in procs.items()},  # type: ignore[union-attr]
             services=list(data.get("services") or []),  # type: ignore[call-overload]
             config_entries=[(str(k), str(n)) for k, n in data.get("config_entries") or []],  # type: ignore[attr-defined]
-            jobs=[str(j) for j in data.get("jobs") or []],  # type: ignore[attr-defined]
-            bridge=str(data["bridge"]) if data.get("bridge") else None,
-            driver=str(data["driver"]) if data.get("driver") else None,
+            runtime_state=_runtime_state(data),
+            runtime_options=_runtime_options(data),
             loan=Loan.from_json(data["loan"]) if data.get("loan") else None,  # type: ignore[arg-type]
         )
 
     @property
     def empty(self) -> bool:
-        return not (self.processes or self.services or self.config_entries or self.consul_managed or self.jobs
-                    or self.bridge)
+        return not (self.processes or self.services or self.config_entries or self.consul_managed
+                    or any(self.runtime_state.values()))
+
+
+# Before runtime_state and runtime_options, the nomad runtime's record was top-level fields
+# of state.json: a mesh brought up by an older loadgen is still read (and taken down).
+_OLD_RUNTIME_STATE = ("jobs", "bridge")
+_OLD_RUNTIME_OPTIONS = ("driver",)
+
+
+def _runtime_state(data: dict[str, object]) -> dict[str, Any]:
+    found = dict(data.get("runtime_state") or {})  # type: ignore[call-overload]
+    for key in _OLD_RUNTIME_STATE:
+        if data.get(key) and key not in found:
+            found[key] = data[key]
+    return found
+
+
+def _runtime_options(data: dict[str, object]) -> dict[str, str]:
+    found = {str(k): str(v) for k, v in dict(data.get("runtime_options") or {}).items()}  # type: ignore[call-overload]
+    for key in _OLD_RUNTIME_OPTIONS:
+        if data.get(key) and key not in found:
+            found[key] = str(data[key])
+    return found
 
 
 class RunDir:

@@ -1,14 +1,53 @@
-"""The contract every runtime (process, docker, nomad) fulfils."""
+"""The contract every runtime (process, docker, nomad) fulfils: read this file to add one.
+
+A runtime brings a :class:`~loadgen.mesh.stages.Stage` up on this machine and reports on it.
+Callers (the commands, :func:`loadgen.mesh.local.borrowed_stage`) use only its public
+methods: :meth:`Runtime.up`, :meth:`Runtime.down`, :meth:`Runtime.status`,
+:meth:`Runtime.current_target` and :meth:`Runtime.logs`, which :class:`Runtime` implements
+once, for every runtime, around the Consul agent (started or reused), the stage's config
+entries, the liveness checks and the run directory's bookkeeping.
+
+What a runtime implements are the hooks, marked *hook* below:
+
+- :meth:`Runtime.check_prerequisites` -- is everything it needs here (binaries, root, an engine)?
+- :meth:`Runtime.host_ports` -- which host ports the stage's parts will listen on;
+- :meth:`Runtime.start_workloads` -- start the apps and their Envoy sidecars, registered in Consul;
+- :meth:`Runtime.teardown` -- stop everything it started (and leftovers of a lost run);
+- :meth:`Runtime.components` -- a status row per part;
+- :meth:`Runtime.part_log` and :meth:`Runtime.check_alive` have defaults for parts recorded as
+  processes (override them when a part's log or liveness is elsewhere).
+
+Whatever it runs, a runtime publishes service-a on :data:`SERVICE_A_URL`, its upstream
+listener and each sidecar's Envoy admin on the ports the stage file gives, on 127.0.0.1, so
+canary, run and the probes work unchanged. Parts are named "<instance id>" and
+"<instance id>-sidecar". Shared mechanics live in plain modules the hooks call:
+:mod:`loadgen.mesh.runtime.recorded` (recorded parts: ports, liveness, stopping, status rows),
+:mod:`loadgen.mesh.runtime.host_parts` (apps and sidecars started on this host).
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import ClassVar
 
-from loadgen.mesh.stages import Stage
+from loadgen.errors import LoadgenError
+from loadgen.interrupts import signals_held
+from loadgen.mesh import procs, toolchain
+from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
+from loadgen.mesh.stages import Stage, StageBook, load_stages
+from loadgen.mesh.state import MeshState, RunDir
 
 Progress = Callable[[str], None]
+
+# Where service-a answers on every runtime.
+SERVICE_A_URL = "http://127.0.0.1:3000/hello_a"
+
+
+def _noop(_msg: str) -> None:
+    pass
 
 
 @dataclass(frozen=True)
@@ -72,11 +111,188 @@ def half_up_problems(stage: Stage | None, recorded_stage: str | None, components
     return problems
 
 
-class Runtime(Protocol):
-    name: str
+class Runtime(ABC):
+    """Brings stages up on this machine, takes them down and reports on them (see the module
+    docstring for the contract: public methods for callers, *hooks* for runtimes)."""
 
-    def up(self, stage: Stage, progress: Progress | None = None) -> Target: ...
+    name: ClassVar[str]  # "process", "docker", "nomad": recorded in the run state
 
-    def down(self, progress: Progress | None = None) -> list[str]: ...
+    def __init__(
+        self,
+        run_dir: RunDir,
+        consul_address: str | None = None,
+        book: StageBook | None = None,
+        live_timeout: float = 90.0,
+        keep_on_failure: bool = False,
+    ) -> None:
+        self.run = run_dir
+        self.explicit_consul = consul_address
+        self.book = book or load_stages()
+        self.live_timeout = live_timeout
+        self.keep_on_failure = keep_on_failure
 
-    def status(self) -> MeshStatus: ...
+    # -- hooks: what a runtime implements ----------------------------------------------------
+    @abstractmethod
+    def check_prerequisites(self) -> None:
+        """*Hook.* Raise a LoadgenError (with the fix) when something this runtime needs besides
+        Consul is missing: a binary, root, an engine. Called first, before anything starts."""
+
+    @abstractmethod
+    def host_ports(self, stage: Stage) -> list[tuple[int, str]]:
+        """*Hook.* The host ports the stage's parts will bind, and what for; `up` refuses
+        (exit 5) when one is taken by anything but this mesh."""
+
+    @abstractmethod
+    def start_workloads(self, stage: Stage, state: MeshState, consul: ConsulClient, grpc: str, consul_bin: Path,
+                        say: Progress) -> None:
+        """*Hook.* Start the stage's apps and their Envoy sidecars (or keep those already running),
+        registered in Consul, and return once each sidecar's Envoy is LIVE.
+
+        Record what was started in ``state`` and save it (``self.run.save(state)``) as you go,
+        inside :func:`loadgen.interrupts.signals_held`, so that `down` can always stop it.
+        ``grpc`` is Consul's xDS address, ``consul_bin`` the consul binary. Config entries and
+        the liveness checks come after, the same for every runtime.
+        """
+
+    @abstractmethod
+    def teardown(self, say: Progress) -> list[str]:
+        """*Hook.* Undo everything `up` did (the run directory's lock is held); returns warnings.
+
+        Also called by a failed first `up`, and on a run state with nothing recorded (remove
+        leftovers of a lost run, or do nothing). It must end with the state file removed;
+        :func:`loadgen.mesh.runtime.recorded.stop_recorded` and
+        :func:`loadgen.mesh.entries.release` do the common part.
+        """
+
+    @abstractmethod
+    def components(self, state: MeshState, checks: dict[str, dict[str, object]],
+                   consul_reachable: bool) -> list[ComponentStatus]:
+        """*Hook.* A status row per part of the recorded mesh; ``checks`` are Consul's agent checks."""
+
+    def part_log(self, rec: procs.ProcRecord, lines: int = 15) -> str:
+        """*Hook (default: its log file).* The last ``lines`` of a recorded part's log."""
+        return procs.tail(rec.log, lines)
+
+    def check_alive(self, state: MeshState) -> None:
+        """*Hook (default: every recorded process runs).* Raise UnreachableError when a part has
+        exited, so that waiting for it stops at once."""
+        from loadgen.mesh.runtime.recorded import check_alive
+
+        check_alive(state)
+
+    # -- the contract callers use, implemented once -----------------------------------------
+    def up(self, stage: Stage, progress: Progress | None = None) -> Target:
+        """Bring the mesh to ``stage`` (starting or reusing what runs) and wait until it is live.
+
+        A failed or interrupted first `up` takes down what it started (unless keep_on_failure);
+        a failed switch leaves the running mesh for inspection.
+        """
+        from loadgen.mesh.consul_agent import check_connect, dev_agent_ports, ensure_consul
+        from loadgen.mesh.entries import apply_entries
+        from loadgen.mesh.runtime.live import wait_live
+        from loadgen.mesh.runtime.recorded import ensure_ports_free
+
+        say = progress or _noop
+        with self.run.locked():
+            state = self.run.load()
+            previous = self.book.stages.get(state.stage) if state.stage else None
+            if self.explicit_consul is None and state.consul_address and not state.consul_managed and not state.empty:
+                # The running mesh was brought up with --consul: keep using that agent.
+                self.explicit_consul = state.consul_address
+            self.check_prerequisites()
+            consul_bin = toolchain.require("consul")
+            ensure_ports_free(dev_agent_ports(state, self.explicit_consul) + self.host_ports(stage), state)
+
+            fresh = state.empty
+            state.runtime = self.name
+            try:
+                consul = ensure_consul(self.run, state, self.explicit_consul, consul_bin, say)
+                try:
+                    grpc = check_connect(consul)
+                    self.start_workloads(stage, state, consul, grpc, consul_bin, say)
+                    apply_entries(self.run, stage, state, consul, say)
+                    state.stage = stage.name
+                    state.runtime = self.name
+                    self.run.save(state)
+                    wait_live(stage, previous, consul, self.live_timeout, say,
+                              check_alive=lambda: self.check_alive(state),
+                              sidecar_log=lambda inst: self._sidecar_log(state, inst))
+                finally:
+                    consul.close()
+            except BaseException as exc:
+                # A failed or interrupted first `up` (Ctrl-C and SIGTERM raise KeyboardInterrupt,
+                # not an Exception) takes down what it started: no half-up mesh is left (logs stay
+                # in the run directory). A failed switch leaves the running mesh for inspection.
+                if fresh and not self.keep_on_failure:
+                    if not self.run.load().empty:
+                        why = "interrupted: " if isinstance(exc, KeyboardInterrupt) else ""
+                        say(f"{why}taking down what this `up` started (logs stay in {self.run.logs})")
+                    with signals_held():
+                        self.teardown(_noop if self.run.load().empty else say)
+                raise
+            return self._target(stage, state)
+
+    def down(self, progress: Progress | None = None) -> list[str]:
+        """Undo everything ``up`` did; returns warnings (e.g. Consul unreachable for cleanup)."""
+        with self.run.locked():
+            return self.teardown(progress or _noop)
+
+    def status(self) -> MeshStatus:
+        """Every part (running, health in Consul), the config entries in force, and why a
+        recorded mesh is only half up."""
+        state = self.run.load()
+        address = state.consul_address or DEFAULT_CONSUL
+        entries: list[dict[str, object]] = []
+        with ConsulClient(address, timeout=2.0) as consul:
+            reachable = consul.reachable()
+            checks = consul.agent_checks() if reachable else {}
+            components = self.components(state, checks, reachable)
+            if reachable:
+                for kind, name in state.config_entries:
+                    live = consul.get_config(kind, name)
+                    entries.append({"kind": kind, "name": name, "present": live is not None,
+                                    "modify_index": (live or {}).get("ModifyIndex")})
+        return MeshStatus(
+            stage=state.stage, runtime=self.name, consul_address=state.consul_address,
+            consul_reachable=reachable, components=components, config_entries=entries,
+            problems=self._problems(state, components, reachable),
+        )
+
+    def current_target(self, stage: Stage) -> Target:
+        """Where the running mesh answers, without touching it (no config is rewritten)."""
+        return self._target(stage, self.run.load())
+
+    def logs(self, component: str, lines: int = 40) -> str:
+        """The last ``lines`` of ``component``'s log (names as in :meth:`status`); a
+        LoadgenError (exit 2) naming the components when there is no such one."""
+        state = self.run.load()
+        rec = state.processes.get(component)
+        if rec is not None:
+            return self.part_log(rec, lines) if component != "consul" else procs.tail(rec.log, lines)
+        # Parts a scheduler runs (the nomad runtime's tasks) are found through status.
+        found = {c.name: c for c in self.status().components} if not state.empty else {}
+        if component in found and found[component].log:
+            return procs.tail(str(found[component].log), lines)
+        known = ", ".join(found or state.processes) or "none (nothing is up)"
+        raise LoadgenError(f"no component {component!r} with a log; components: {known}")
+
+    # -- shared by the methods above --------------------------------------------------------
+    def _target(self, stage: Stage, state: MeshState) -> Target:
+        return Target(
+            service_a_url=SERVICE_A_URL,
+            consul_address=state.consul_address or DEFAULT_CONSUL,
+            sidecar_admin={i.id: i.envoy_admin_port for i in stage.instances},
+            stage=stage.name,
+            runtime=self.name,
+        )
+
+    def _sidecar_log(self, state: MeshState, instance: str) -> str | None:
+        rec = state.processes.get(f"{instance}-sidecar")
+        return self.part_log(rec) if rec is not None else None
+
+    def _problems(self, state: MeshState, components: list[ComponentStatus], reachable: bool) -> list[str]:
+        """Why a recorded mesh is only half up (none when nothing is recorded: then nothing is up)."""
+        if state.empty:
+            return []
+        stage = self.book.stages.get(state.stage) if state.stage else None
+        return half_up_problems(stage, state.stage, components, state.consul_address, reachable)

@@ -8,9 +8,12 @@ services and Envoy run under ``raw_exec`` (no image needed), or with ``--driver 
 containers of the locally built images (loadgen/mesh/images.py).
 
 Registration is Nomad's job here, not ours; everything after it -- config entries, the
-Envoy and /hello_a liveness checks, canary, run -- is shared with the other runtimes, because
-the jobs publish service-a on 127.0.0.1:3000 and each sidecar's Envoy admin on the same
-127.0.0.1:1900x ports as the process runtime.
+Envoy and /hello_a liveness checks, canary, run -- is shared with the other runtimes
+(loadgen/mesh/runtime/base.py), because the jobs publish service-a on 127.0.0.1:3000 and each
+sidecar's Envoy admin on the same 127.0.0.1:1900x ports as the process runtime.
+
+What it started beyond processes (jobs, the bridge) and its driver are its own part of the run
+state: :class:`NomadRecord`.
 """
 
 from __future__ import annotations
@@ -30,11 +33,11 @@ import psutil
 
 from loadgen.errors import EnvironmentProblem, LoadgenError, UnreachableError
 from loadgen.interrupts import signals_held
-from loadgen.mesh import bridge, envoy_admin, procs, toolchain
-from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
+from loadgen.mesh import bridge, entries, envoy_admin, procs, toolchain
+from loadgen.mesh.consul_api import ConsulClient
 from loadgen.mesh.nomad_api import DEFAULT_NOMAD, NomadClient
-from loadgen.mesh.runtime.base import ComponentStatus, MeshStatus, Progress
-from loadgen.mesh.runtime.process import ProcessRuntime, worst_health
+from loadgen.mesh.runtime.base import ComponentStatus, Progress, Runtime
+from loadgen.mesh.runtime.recorded import recorded_components, stop_recorded, worst_health
 from loadgen.mesh.stages import Instance, Stage
 from loadgen.mesh.state import MeshState
 from loadgen.paths import project_root
@@ -50,8 +53,36 @@ def nomad_dir() -> Path:
     return project_root() / "nomad"
 
 
-def _noop(_msg: str) -> None:
-    pass
+class NomadRecord:
+    """The nomad runtime's part of the run state, a view of ``state.runtime_state`` (what it
+    started: jobs, the bridge) and ``state.runtime_options`` (the task driver)."""
+
+    def __init__(self, state: MeshState) -> None:
+        self.state = state
+
+    @property
+    def jobs(self) -> list[str]:
+        """Nomad jobs we submitted (a list kept in the state: change it in place)."""
+        jobs = self.state.runtime_state.setdefault("jobs", [])
+        return jobs  # type: ignore[no-any-return]
+
+    @property
+    def bridge(self) -> str | None:
+        """The Linux bridge we created."""
+        return self.state.runtime_state.get("bridge") or None
+
+    @bridge.setter
+    def bridge(self, name: str | None) -> None:
+        self.state.runtime_state["bridge"] = name
+
+    @property
+    def driver(self) -> str | None:
+        """The Nomad task driver the jobs run with."""
+        return self.state.runtime_options.get("driver") or None
+
+    @driver.setter
+    def driver(self, name: str) -> None:
+        self.state.runtime_options["driver"] = name
 
 
 def job_and_group(inst: Instance) -> tuple[str, str]:
@@ -90,7 +121,7 @@ def networking_problems() -> list[str]:
     return problems
 
 
-class NomadRuntime(ProcessRuntime):
+class NomadRuntime(Runtime):
     name = "nomad"
 
     def __init__(self, *args: Any, driver: str = "raw_exec", **kwargs: Any) -> None:
@@ -105,7 +136,7 @@ class NomadRuntime(ProcessRuntime):
         self.state_dir = nomad_state_dir(self.run.path)
 
     # -- preconditions --------------------------------------------------------------------
-    def _check_parts(self) -> None:
+    def check_prerequisites(self) -> None:
         problems = networking_problems()  # first: without root nothing else matters
         if problems:
             raise EnvironmentProblem(problems[0])
@@ -116,7 +147,7 @@ class NomadRuntime(ProcessRuntime):
 
             docker_client()  # raises with how to start the engine
 
-    def _host_ports(self, stage: Stage) -> list[tuple[int, str]]:
+    def host_ports(self, stage: Stage) -> list[tuple[int, str]]:
         # Published ports are iptables DNAT rules, not sockets: a process already listening on
         # one would silently lose its traffic to the mesh, so they must be free.
         wanted = [(p, "the Nomad agent") for p in NOMAD_PORTS]
@@ -128,14 +159,14 @@ class NomadRuntime(ProcessRuntime):
         return wanted
 
     # -- up -------------------------------------------------------------------------------
-    def _start_workloads(
-        self, stage: Stage, state: MeshState, consul: ConsulClient, grpc: str, consul_bin: object, say: Progress
-    ) -> None:
+    def start_workloads(self, stage: Stage, state: MeshState, consul: ConsulClient, grpc: str, consul_bin: Path,
+                        say: Progress) -> None:
+        record = NomadRecord(state)
         if bridge.ensure(self.bridge):
-            state.bridge = self.bridge.name
+            record.bridge = self.bridge.name
             self.run.save(state)
             say(f"created bridge {self.bridge.name} ({self.bridge.gateway}/{self.bridge.subnet.prefixlen})")
-        state.driver = self.driver
+        record.driver = self.driver
         self.run.save(state)
         if self.driver == "docker":
             from loadgen.mesh.images import build_all
@@ -146,7 +177,7 @@ class NomadRuntime(ProcessRuntime):
             self._wait_allocations(stage, state, nomad, consul, say)
 
     @contextlib.contextmanager
-    def _ensure_agent(self, state: MeshState, consul: ConsulClient, grpc: str, consul_bin: object, say: Progress
+    def _ensure_agent(self, state: MeshState, consul: ConsulClient, grpc: str, consul_bin: Path, say: Progress
                       ) -> Any:
         client = NomadClient(DEFAULT_NOMAD)
         try:
@@ -162,7 +193,7 @@ class NomadRuntime(ProcessRuntime):
         finally:
             client.close()
 
-    def _start_agent(self, state: MeshState, consul: ConsulClient, grpc: str, consul_bin: object,
+    def _start_agent(self, state: MeshState, consul: ConsulClient, grpc: str, consul_bin: Path,
                      client: NomadClient, say: Progress) -> None:
         # A fresh data dir: an old one would bring back jobs and allocations of a lost run.
         self._reap_orphans(say)
@@ -242,8 +273,9 @@ class NomadRuntime(ProcessRuntime):
             spec = nomad.parse((nomad_dir() / f"{job}.nomad.hcl").read_text(), jobs[job])
             with signals_held():
                 nomad.register(spec)
-                if job not in state.jobs:
-                    state.jobs.append(job)
+                jobs_recorded = NomadRecord(state).jobs
+                if job not in jobs_recorded:
+                    jobs_recorded.append(job)
                 self.run.save(state)
             say(f"submitted job {job} (nomad/{job}.nomad.hcl, {self.driver}"
                 + (f", upstream {jobs[job]['upstream']}" if "upstream" in jobs[job] else "") + ")")
@@ -256,7 +288,7 @@ class NomadRuntime(ProcessRuntime):
         say("waiting for the allocations, their Envoy sidecars and their health in Consul")
         waiting = "no allocations yet"
         while time.monotonic() < deadline:
-            self._check_alive(state)
+            self.check_alive(state)
             waiting = self._allocation_problem(stage, nomad, consul)
             if waiting is None:
                 allocs = {inst.id: self._current_alloc(nomad, inst) for inst in stage.instances}
@@ -291,30 +323,25 @@ class NomadRuntime(ProcessRuntime):
                 return f"{inst.id}'s sidecar is not passing in Consul ({', '.join(statuses) or 'not registered'})"
         return None
 
-    # -- how a part is read (status, logs) --------------------------------------------------
-    def status(self) -> MeshStatus:
-        state = self.run.load()
-        base = super().status()
+    # -- status ---------------------------------------------------------------------------
+    def components(self, state: MeshState, checks: dict[str, dict[str, Any]],
+                   consul_reachable: bool) -> list[ComponentStatus]:
+        """The agents loadgen runs (Consul, Nomad), then each instance's app and sidecar task."""
+        recorded = recorded_components(state, checks, consul_reachable)
         stage = self.book.stages.get(state.stage) if state.stage else None
-        with NomadClient(DEFAULT_NOMAD, timeout=3.0) as nomad, ConsulClient(
-            state.consul_address or DEFAULT_CONSUL, timeout=2.0
-        ) as consul:
+        with NomadClient(DEFAULT_NOMAD, timeout=3.0) as nomad:
             nomad_up = nomad.reachable()
             components = [
                 c if c.name != "nomad" else ComponentStatus(
                     c.name, "nomad", c.pid, c.port, c.running,
                     "stopped" if not c.running else "passing" if nomad_up else "critical", c.log)
-                for c in base.components if c.name in ("consul", "nomad")
+                for c in recorded if c.name in ("consul", "nomad")
             ]
-            if stage is not None and state.jobs:
-                checks = consul.agent_checks() if consul.reachable() else {}
+            if stage is not None and NomadRecord(state).jobs:
                 for inst in stage.instances:
                     alloc = self._current_alloc(nomad, inst) if nomad_up else None
                     components += self._alloc_components(inst, alloc, checks)
-        return MeshStatus(stage=base.stage, runtime=self.name, consul_address=base.consul_address,
-                          consul_reachable=base.consul_reachable, components=components,
-                          config_entries=base.config_entries,
-                          problems=self._problems(state, components, base.consul_reachable))
+        return components
 
     def _alloc_components(self, inst: Instance, alloc: dict[str, Any] | None, checks: dict[str, dict[str, Any]]
                           ) -> list[ComponentStatus]:
@@ -335,22 +362,31 @@ class NomadRuntime(ProcessRuntime):
         return out
 
     # -- down ---------------------------------------------------------------------------------
-    def _down_locked(self, say: Progress) -> list[str]:
+    def teardown(self, say: Progress) -> list[str]:
         state = self.run.load()
+        record = NomadRecord(state)
+        driver, created_bridge = record.driver, record.bridge
         warnings: list[str] = []
-        if state.jobs:
+        if record.jobs:
             nomad_rec = state.processes.get("nomad")
             with NomadClient(DEFAULT_NOMAD, timeout=5.0) as nomad:
                 if nomad_rec and procs.alive(nomad_rec) and nomad.reachable():
-                    self._stop_jobs(state.jobs, nomad, say, warnings)
+                    self._stop_jobs(record.jobs, nomad, say, warnings)
                 else:
                     warnings.append("the Nomad agent is not running: its tasks are stopped directly")
-            state.jobs.clear()
+            record.jobs.clear()
             self.run.save(state)
-        warnings += super()._down_locked(say)  # config entries, then the Nomad and Consul agents
+        # Config entries, then the Nomad and Consul agents.
+        if state.empty:
+            self.run.state_file.unlink(missing_ok=True)
+            say("nothing to stop")
+        else:
+            warnings += entries.release(state, say)
+            stop_recorded(self.run, state, say)
+        # Whatever an unclean stop or a lost run left, recorded or not.
         self._reap_orphans(say)
         known = self._known_allocs()
-        if state.driver == "docker":
+        if driver == "docker":
             self._remove_containers(known, say)
         removed = bridge.remove_leftover_rules(self.bridge, known)
         netns = bridge.remove_namespaces(known)
@@ -359,7 +395,7 @@ class NomadRuntime(ProcessRuntime):
         self._clean_data_dir()
         if removed:
             say(f"removed {removed} iptables rule(s)/chain(s) left from allocations")
-        if state.bridge:
+        if created_bridge:
             with contextlib.suppress(LoadgenError):
                 if bridge.remove(self.bridge):
                     say(f"removed bridge {self.bridge.name}")

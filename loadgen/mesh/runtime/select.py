@@ -6,14 +6,14 @@ import os
 from typing import Any
 
 from loadgen.errors import EnvironmentProblem, UsageError
-from loadgen.mesh.runtime.process import ProcessRuntime
+from loadgen.mesh.runtime.base import Runtime
 from loadgen.mesh.state import RunDir
 from loadgen.paths import run_dir
 
 RUNTIMES = ("process", "docker", "nomad")
 
 
-def runtime_for(name: str | None = None, run: RunDir | None = None, **kwargs: Any) -> ProcessRuntime:
+def runtime_for(name: str | None = None, run: RunDir | None = None, **kwargs: Any) -> Runtime:
     """The runtime ``name``; without one, the runtime the running mesh was brought up with, or
     when nothing runs, $LOADGEN_RUNTIME (default: process)."""
     run = run or RunDir(run_dir())
@@ -34,11 +34,13 @@ def runtime_for(name: str | None = None, run: RunDir | None = None, **kwargs: An
 
         return DockerRuntime(run, **kwargs)
     if chosen == "nomad":
-        from loadgen.mesh.runtime.nomad import NomadRuntime
+        from loadgen.mesh.runtime.nomad import NomadRecord, NomadRuntime
 
-        running = None if state.empty else state.driver
+        running = None if state.empty else NomadRecord(state).driver
         if driver and running and driver != running:
             raise EnvironmentProblem(f"the local mesh's Nomad jobs run with the {running} driver; `loadgen down` "
                                      f"before bringing them up with {driver}")
         return NomadRuntime(run, driver=driver or running or "raw_exec", **kwargs)
+    from loadgen.mesh.runtime.process import ProcessRuntime
+
     return ProcessRuntime(run, **kwargs)

@@ -1,0 +1,61 @@
+"""What a stage writes into Consul besides workloads, kept in step with the run state: its
+config entries (applied in the stage file's order, removed newest first) and, at `down`, the
+registrations loadgen made."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from loadgen.errors import LoadgenError
+from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
+from loadgen.mesh.stages import Stage
+from loadgen.mesh.state import MeshState, RunDir
+from loadgen.paths import consul_dir
+
+
+def apply_entries(run: RunDir, stage: Stage, state: MeshState, consul: ConsulClient,
+                  say: Callable[[str], None]) -> None:
+    """Write the stage's config entries and remove those of the previous stage it lacks."""
+    wanted = {e.key for e in stage.config_entries}
+    # Remove what the previous stage wrote and this one does not, newest first.
+    for key in reversed(list(state.config_entries)):
+        if key not in wanted:
+            consul.delete_config(*key)
+            state.config_entries.remove(key)
+            run.save(state)
+            say(f"removed {key[0]}/{key[1]}")
+    for entry in stage.config_entries:
+        consul.write_config(entry.body)
+        if entry.key not in state.config_entries:
+            state.config_entries.append(entry.key)
+        run.save(state)
+        say(f"applied {entry.path.relative_to(consul_dir())}")
+
+
+def release(state: MeshState, say: Callable[[str], None]) -> list[str]:
+    """Remove our config entries (newest first) and registrations from Consul; returns
+    warnings. Keeps going on a failed call: the parts must be stopped regardless."""
+    warnings: list[str] = []
+    address = state.consul_address or DEFAULT_CONSUL
+    with ConsulClient(address, timeout=3.0) as consul:
+        if consul.reachable():
+            for key in reversed(state.config_entries):
+                try:
+                    consul.delete_config(*key)
+                    say(f"removed {key[0]}/{key[1]}")
+                except LoadgenError as exc:
+                    warnings.append(f"could not remove {key[0]}/{key[1]}: {exc.message}")
+            for sid in state.services:
+                try:
+                    consul.deregister_service(f"{sid}-sidecar-proxy")
+                    consul.deregister_service(sid)
+                    say(f"deregistered {sid}")
+                except LoadgenError as exc:
+                    warnings.append(f"could not deregister {sid}: {exc.message}")
+        elif state.services or state.config_entries:
+            warnings.append(
+                f"Consul at {address} is unreachable: registrations and config entries left as they are"
+            )
+    state.config_entries.clear()
+    state.services.clear()
+    return warnings
