@@ -31,7 +31,10 @@ def test_sidecar_killed_mid_run(loadgen, mesh_runtime, tmp_path):
     deadline = time.monotonic() + 60
     # Past the canary's 1 s warm-up (500/s), so v2 has answered in the judged part of the run.
     while not record.exists() or len(record.read_text().splitlines()) < 1000:
-        assert proc.poll() is None and time.monotonic() < deadline
+        if proc.poll() is not None:  # say why, so a failure here can be understood from the log
+            pytest.fail(f"the canary exited {proc.returncode} before the sidecar was killed:\n"
+                        f"{proc.stderr.read()[-2000:]}\n{out.read_text()[:3000] if out.exists() else ''}")
+        assert time.monotonic() < deadline
         time.sleep(0.1)
     mesh_runtime.kill_sidecar(loadgen, "service-b-2")
     _, stderr = proc.communicate(timeout=120)
