@@ -1,127 +1,127 @@
-"""The mesh's pure parts on a replaced HTTP transport (httpx.MockTransport), the runtime
-contract, and stages.toml checked when it is read. Integration tests use the real Consul."""
+"""The Consul and Nomad clients' one request contract, subset mapping and splitter reading,
+against httpx.MockTransport (no agent): the pure parts of what the canary asks Consul."""
 
 from __future__ import annotations
-
-import shutil
-from pathlib import Path
 
 import httpx
 import pytest
 
-from loadgen.errors import ExitCode, LoadgenError, UsageError
+from loadgen.errors import ExitCode, LoadgenError, UnreachableError, UsageError
 from loadgen.mesh.consul_api import ConsulClient
-from loadgen.mesh.runtime.base import Runtime
-from loadgen.mesh.runtime.docker import DockerRuntime
-from loadgen.mesh.runtime.nomad import NomadRuntime
-from loadgen.mesh.runtime.process import ProcessRuntime
-from loadgen.mesh.stages import load_stages
+from loadgen.mesh.nomad_api import NomadClient
 from loadgen.mesh.subsets import live_splitter, subset_map
-from loadgen.paths import consul_dir
 
-INSTANCES = [
-    {"Service": {"ID": "b1", "Meta": {"app_id": "1", "version": "v1"}}},
-    {"Service": {"ID": "b2", "Meta": {"app_id": "2", "version": "v2"}}},
-]
+RESOLVER = {"Kind": "service-resolver", "Name": "service-b",
+            "Subsets": {"v2": {"Filter": "Service.Meta.version == v2"},
+                        "v1": {"Filter": "Service.Meta.version == v1"}}}
+SPLITTER = {"Kind": "service-splitter", "Name": "service-b",
+            "Splits": [{"Weight": 85, "ServiceSubset": "v1"}, {"Weight": 15, "ServiceSubset": "v2"}]}
+INSTANCES = [{"Service": {"ID": "service-b-1", "Meta": {"app_id": "1", "version": "v1"}}},
+             {"Service": {"ID": "service-b-2", "Meta": {"app_id": "2", "version": "v2"}}},
+             {"Service": {"ID": "service-b-3", "Meta": {"version": "v2"}}}]  # no app_id: ignored
 
 
-def consul(routes: dict[str, object], seen: list[httpx.Request] | None = None) -> ConsulClient:
-    def answer(request: httpx.Request) -> httpx.Response:
+def _consul(entries: dict[str, dict], seen: list[httpx.Request] | None = None) -> ConsulClient:
+    """A Consul whose config entries are ``entries`` (path -> body) and whose health endpoint
+    evaluates the only filter form the resolver uses: Service.Meta.version == X."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
         if seen is not None:
             seen.append(request)
-        body = routes.get(request.url.path)
-        if callable(body):
-            body = body(request)
-        if body is None:
-            return httpx.Response(404)
-        return httpx.Response(200, json=body)
+        path = request.url.path
+        if path.startswith("/v1/config/"):
+            body = entries.get(path.removeprefix("/v1/config/"))
+            return httpx.Response(200, json=body) if body else httpx.Response(404, text="Config entry not found")
+        if path == "/v1/health/service/service-b":
+            expr = request.url.params.get("filter")
+            wanted = expr.rsplit("==", 1)[1].strip() if expr else None
+            return httpx.Response(200, json=[e for e in INSTANCES
+                                             if wanted is None or e["Service"]["Meta"]["version"] == wanted])
+        return httpx.Response(404)
 
-    return ConsulClient("127.0.0.1:8500", transport=httpx.MockTransport(answer))
+    return ConsulClient("127.0.0.1:8500", transport=httpx.MockTransport(handle))
 
 
-def test_subset_map_hands_each_resolver_filter_to_consul():
-    resolver = {"Kind": "service-resolver", "Name": "service-b", "Subsets": {
-        "v1": {"Filter": "Service.Meta.version == v1"}, "v2": {"Filter": "Service.Meta.version == v2"}}}
-
-    def health(request: httpx.Request) -> list[dict]:
-        wanted = request.url.params.get("filter", "")
-        return [i for i in INSTANCES if wanted.endswith(i["Service"]["Meta"]["version"])]
-
+def test_resolver_subsets_map_app_ids_through_consuls_filters():
     seen: list[httpx.Request] = []
-    client = consul({"/v1/config/service-resolver/service-b": resolver, "/v1/health/service/service-b": health},
-                    seen)
-    mapping = subset_map(client)
-    assert mapping.subsets == ("v1", "v2") and mapping.app_ids == {"1": "v1", "2": "v2"}
-    assert "service-resolver" in mapping.source
-    filters = {r.url.params.get("filter") for r in seen if r.url.path.startswith("/v1/health/")}
-    assert filters == {"Service.Meta.version == v1", "Service.Meta.version == v2"}
+    with _consul({"service-resolver/service-b": RESOLVER}, seen) as consul:
+        found = subset_map(consul)
+    assert found.subsets == ("v1", "v2")
+    assert found.app_ids == {"1": "v1", "2": "v2"}
+    assert found.subset_of("2") == "v2" and found.subset_of("9") is None and found.subset_of(None) is None
+    assert found.source == "service-resolver/service-b subsets in Consul"
+    # Each subset's filter is handed to Consul as is, in the subsets' sorted order.
+    filters = [r.url.params.get("filter") for r in seen if r.url.path.startswith("/v1/health/")]
+    assert filters == ["Service.Meta.version == v1", "Service.Meta.version == v2"]
 
 
-def test_subset_map_without_a_resolver_groups_by_meta_version():
-    mapping = subset_map(consul({"/v1/health/service/service-b": INSTANCES}))
-    assert mapping.app_ids == {"1": "v1", "2": "v2"} and "Meta.version" in mapping.source
+def test_without_a_resolver_instances_group_by_meta_version():
+    with _consul({}) as consul:
+        found = subset_map(consul)
+    assert found.subsets == ("v1", "v2") and found.app_ids == {"1": "v1", "2": "v2"}
+    assert found.source == "service-b instances' Meta.version in Consul"
 
 
-def test_subset_map_with_nothing_to_map_says_to_give_map():
-    with pytest.raises(UsageError, match="--map"):
-        subset_map(consul({"/v1/health/service/service-b": []}))
+def test_no_instance_with_app_id_and_version_is_a_usage_error():
+    with _consul({}) as consul, pytest.raises(UsageError, match="give --map"):
+        subset_map(consul, "service-c")
 
 
-def test_live_splitter_read_or_one_clear_error():
-    splitter = {"Kind": "service-splitter", "Name": "service-b", "Splits": [
-        {"Weight": 85, "ServiceSubset": "v1"}, {"Weight": 15, "ServiceSubset": "v2"}]}
-    assert live_splitter(consul({"/v1/config/service-splitter/service-b": splitter})) == splitter
-    with pytest.raises(UsageError, match="no service-splitter for service-b"):
-        live_splitter(consul({}))
+def test_the_splitter_in_force_is_read_as_consul_has_it():
+    with _consul({"service-splitter/service-b": SPLITTER}) as consul:
+        assert live_splitter(consul) == SPLITTER
+    with _consul({}) as consul, pytest.raises(UsageError) as info:
+        live_splitter(consul)
+    assert info.value.message == ("--expect consul: Consul at http://127.0.0.1:8500 has no service-splitter "
+                                  "for service-b")
 
 
-def test_a_refused_request_is_one_line_with_exit_4():
-    client = ConsulClient("127.0.0.1:8500", transport=httpx.MockTransport(lambda r: httpx.Response(403, text="denied")))
-    with pytest.raises(LoadgenError) as info:
-        client.get_config("service-splitter", "service-b")
-    assert info.value.code is ExitCode.UNREACHABLE and "403" in info.value.message and "\n" not in info.value.message
+# -- the request contract, the same for both clients -------------------------------------------
+def _answering(status: int, **kwargs) -> httpx.MockTransport:
+    return httpx.MockTransport(lambda _r: httpx.Response(status, **kwargs))
 
 
-@pytest.mark.parametrize("cls", [ProcessRuntime, DockerRuntime, NomadRuntime])
-def test_every_runtime_implements_the_contract(cls):
-    assert issubclass(cls, Runtime)
-    assert not getattr(cls, "__abstractmethods__", None), f"{cls.__name__} leaves hooks unimplemented"
-    for peer in {ProcessRuntime, DockerRuntime, NomadRuntime} - {cls}:
-        assert not issubclass(cls, peer), f"{cls.__name__} inherits {peer.__name__}'s internals"
+@pytest.mark.parametrize("client", [ConsulClient, NomadClient])
+def test_absent_is_none_and_json_is_parsed(client):
+    with client("127.0.0.1:1", transport=_answering(404, text="not found")) as api:
+        assert api._request("GET", "/v1/x") is None
+    with client("127.0.0.1:1", transport=_answering(200)) as api:
+        assert api._request("PUT", "/v1/x") is None  # no body
+    with client("127.0.0.1:1", transport=_answering(200, json={"a": [1]})) as api:
+        assert api._request("GET", "/v1/x") == {"a": [1]}
 
 
-def _stages_copy(tmp_path: Path, edit) -> Path:
-    base = tmp_path / "consul"
-    shutil.copytree(consul_dir(), base)
-    path = base / "stages.toml"
-    path.write_text(edit(path.read_text()))
-    return base
+@pytest.mark.parametrize(("client", "product", "token"),
+                         [(ConsulClient, "Consul", "CONSUL_HTTP_TOKEN"), (NomadClient, "Nomad", "NOMAD_TOKEN")])
+def test_a_refusal_is_one_line_exit_4_with_the_acl_hint(client, product, token):
+    with client("127.0.0.1:1", transport=_answering(403, text="Permission denied\n")) as api, \
+            pytest.raises(LoadgenError) as info:
+        api._request("GET", "/v1/x")
+    assert info.value.code == ExitCode.UNREACHABLE
+    assert info.value.message == (f"{product} refused GET /v1/x: HTTP 403: Permission denied "
+                                  f"(ACLs? set {token})")
 
 
-def test_a_typo_in_expect_hello_a_is_caught_when_stages_toml_is_read(tmp_path):
-    text = (consul_dir() / "stages.toml").read_text()
-    assert 'hello_a = "denied"' in text  # the edit below must change something
-    base = _stages_copy(tmp_path, lambda t: t.replace('hello_a = "denied"', 'hello_a = "deny"', 1))
-    with pytest.raises(UsageError) as info:
-        load_stages(base)
-    msg = info.value.message
-    assert "stages.toml" in msg and "expect.hello_a" in msg and "'deny'" in msg and "\n" not in msg
+@pytest.mark.parametrize("client", [ConsulClient, NomadClient])
+def test_an_unreachable_agent_is_an_unreachable_error(client):
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    with client("127.0.0.1:1", transport=httpx.MockTransport(refuse)) as api:
+        with pytest.raises(UnreachableError, match="is unreachable"):
+            api._request("GET", "/v1/x")
+        assert api.reachable() is False
 
 
-def test_an_unknown_instance_or_field_is_caught_when_read(tmp_path):
-    base = _stages_copy(tmp_path, lambda t: t + '\n[stages.extra]\ninstances = ["nobody"]\n')
-    with pytest.raises(UsageError, match="stage extra names unknown instance nobody"):
-        load_stages(base)
-    base2 = _stages_copy(tmp_path / "2", lambda t: t + '\n[stages.extra2]\ninstances = []\ncolour = "red"\n')
-    with pytest.raises(UsageError, match="unknown field 'colour'"):
-        load_stages(base2)
+def test_ca_roots_and_config_writes():
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/connect/ca/roots":
+            return httpx.Response(200, json={"TrustDomain": "t.consul", "Roots": []})
+        body = "true" if b"good" in request.content else "false"
+        return httpx.Response(200, text=body, headers={"X-Consul-Index": "42"})
 
-
-def test_the_shipped_stages_toml_is_valid():
-    assert "splitter" in load_stages().stages  # reading it checks every part
-
-
-def test_load_stages_bad_toml_is_a_usage_error(tmp_path):
-    (tmp_path / "stages.toml").write_text("[stages\n")
-    with pytest.raises(UsageError, match="cannot read"):
-        load_stages(tmp_path)
+    with ConsulClient(transport=httpx.MockTransport(handle)) as consul:
+        assert consul.ca_roots() == {"TrustDomain": "t.consul", "Roots": []}
+        assert consul.write_config({"Kind": "k", "Name": "good"}) == 42
+        with pytest.raises(LoadgenError, match="Consul did not apply k/bad: false"):
+            consul.write_config({"Kind": "k", "Name": "bad"})

@@ -82,3 +82,63 @@ def test_malformed_entry_is_a_usage_error(tmp_path: Path):
 def test_missing_stages_file(tmp_path: Path):
     with pytest.raises(UsageError, match="cannot read"):
         load_stages(tmp_path)
+
+
+# -- a malformed stages.toml is refused as it is read, in one line naming file, stage, field ---
+GOOD = """
+[instances.a]
+app = "service_a"
+registration = "a.json"
+envoy_admin_port = 19000
+
+[stages.basic]
+summary = "s"
+instances = ["a"]
+expect = { hello_a = "ok", app_ids = ["1"] }
+"""
+
+
+def _stages(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "a.json").write_text('{"Name": "a", "Port": 3000}')
+    (tmp_path / "stages.toml").write_text(text)
+    return tmp_path
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (('hello_a = "ok"', 'hello_a = "okk"'),
+     "stage basic: expect.hello_a is 'okk'; it must be one of ok, denied"),
+    (("hello_a =", "helo_a ="), "stage basic: expect has an unknown field 'helo_a' (known: hello_a, app_ids)"),
+    (('app_ids = ["1"]', "app_ids = [1]"), "stage basic: expect.app_ids must list strings, not 1"),
+    (('instances = ["a"]', 'instances = ["b"]'), "stage basic names unknown instance b"),
+    (('instances = ["a"]', 'instances = "a"'), "stage basic: instances must be a list, not 'a'"),
+    (('instances = ["a"]\n', ""), "stage basic needs the field instances"),
+    (("envoy_admin_port = 19000", 'envoy_admin_port = "19000"'),
+     "instance a: envoy_admin_port must be a whole number, not '19000'"),
+    (('summary = "s"', 'sumary = "s"'), "stage basic has an unknown field 'sumary'"),
+])
+def test_a_malformed_stages_file_names_file_stage_and_field(tmp_path: Path, change, message):
+    assert load_stages(_stages(tmp_path, GOOD)).names == ["basic"]
+    base = _stages(tmp_path, GOOD.replace(*change))
+    with pytest.raises(UsageError) as info:
+        load_stages(base)
+    assert info.value.code == ExitCode.USAGE
+    assert info.value.message.startswith(f"{base / 'stages.toml'}: ")
+    assert message in info.value.message and "\n" not in info.value.message
+
+
+def test_the_cli_exits_2_with_one_line_on_a_malformed_stages_file(tmp_path: Path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "consul").mkdir()
+    _stages(tmp_path / "consul", GOOD.replace('hello_a = "ok"', 'hello_a = "okk"'))
+    env = {**os.environ, "LOADGEN_PROJECT": str(tmp_path), "LOADGEN_RUN_DIR": str(tmp_path / "run")}
+    env.pop("LOADGEN_DEBUG", None)
+    proc = subprocess.run([sys.executable, "-m", "loadgen.cli", "stages"], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"loadgen: error: {tmp_path / 'consul' / 'stages.toml'}: stage basic: expect.hello_a is 'okk'; "
+        "it must be one of ok, denied"]
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
