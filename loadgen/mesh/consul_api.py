@@ -63,6 +63,14 @@ class ConsulClient(HashiCorpApi):
     def delete_config(self, kind: str, name: str) -> None:
         self._send("DELETE", f"/v1/config/{kind}/{name}")
 
+    def catalog_service(self, name: str) -> list[dict[str, Any]]:
+        """Catalog entries of ``name`` (ServiceProxy carries a sidecar's upstreams)."""
+        return self._request("GET", f"/v1/catalog/service/{name}") or []
+
+    def discovery_chain(self, name: str) -> dict[str, Any]:
+        """The chain Consul compiled for ``name`` (routers, splitters, resolvers -> targets)."""
+        return self._request("GET", f"/v1/discovery-chain/{name}") or {}
+
     # -- Connect -------------------------------------------------------------------------
     def ca_roots(self) -> dict[str, Any]:
         """The Connect CA's roots (/v1/connect/ca/roots): TrustDomain and Roots, one Active."""
