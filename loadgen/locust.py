@@ -11,8 +11,10 @@ What it adds to Locust:
 * options ``--expect 85/15|v1=85,v2=15|consul``, ``--tolerance``, ``--confidence``,
   ``--map 1=v1,2=v2`` (default: from Consul's catalog, ``--consul``), ``--canary-json FILE``,
   ``--canary-junit FILE`` (Locust itself owns ``--json``) and ``--stop-on-verdict``;
-* a **Split** tab in the web UI: expected weight, count, share with its interval and the
-  judge's verdict per subset, and p50/p99/max per backend instance from HDR histograms;
+* a **Split** tab in the web UI: expected weight, the share Consul compiled (discovery chain)
+  and the one the client sidecar's Envoy was programmed with (``--envoy-admin``), count,
+  share with its interval and the judge's verdict per subset, and p50/p99/max per backend
+  instance from HDR histograms;
 * headless runs exit with the canary's codes (0 PASS, 1 FAIL, 3 INCONCLUSIVE) and write the
   same JSON / JUnit as ``loadgen canary``;
 * distributed runs: each worker sends its cumulative counts and encoded histograms with its
@@ -34,7 +36,8 @@ from locust import events, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.runners import MasterRunner, WorkerRunner
 
-from loadgen.canary import CanaryResult, Expectation, SplitCheck, resolve_mapping, resolve_spec
+from loadgen.canary import CanaryResult, Expectation, SplitCheck, resolve_expectation, resolve_mapping
+from loadgen.canary.three_way import ThreeWay, three_way_for
 from loadgen.errors import ExitCode, LoadgenError, exit_code
 from loadgen.load.engine import app_id_of
 from loadgen.load.histograms import LatencyBook
@@ -47,6 +50,7 @@ from loadgen.stats.bands import format_band
 
 log = logging.getLogger("loadgen.locust")
 JUDGE_EVERY_S = 1.0
+ENVOY_EVERY_S = 5.0  # the Split tab reads the client sidecar's route at most this often
 TAB_KEY = "loadgen-split"
 SERVICE = "service-b"  # whose subsets are judged
 
@@ -98,6 +102,8 @@ class LocustCanary:
         self.stop_on_verdict: bool = opts.stop_on_verdict
         self.expectation: Expectation | None = None
         self.check: SplitCheck | None = None
+        self.envoy_admin: str | None = getattr(opts, "envoy_admin", "") or None
+        self.three: ThreeWay | None = None  # the Consul and Envoy columns
         self.stopped_by = "end of test"
         self.started = time.monotonic()  # reset at each test start
 
@@ -113,15 +119,30 @@ class LocustCanary:
         try:
             consul = ConsulClient(self.consul_address, timeout=3.0)
             try:
-                mapping = resolve_mapping(self.map_text, consul, SERVICE)
                 if self.expect:
-                    self.expectation = Expectation(resolve_spec(self.expect, mapping, consul, SERVICE), mapping)
+                    self.expectation = resolve_expectation(self.expect, self.map_text, consul, service=SERVICE,
+                                                           say=lambda msg: log.warning("loadgen: %s", msg))
+                    self.three = three_way_for(self.expectation.consul, consul, self.envoy_admin, {})
+                    self._read_envoy_before()
                     self.reset()
+                else:
+                    resolve_mapping(self.map_text, consul, SERVICE)  # says now when APP_IDs cannot be mapped
             finally:
                 consul.close()
         except LoadgenError as exc:
             self.problem = exc.message
             log.error("loadgen: %s", exc.message)
+
+    def _read_envoy_before(self) -> None:
+        """The Envoy column: the client sidecar read at start (an unreachable one is logged and
+        leaves the column empty; Locust keeps running)."""
+        if self.three is None or self.three.admin is None:
+            return
+        try:
+            self.three.before()
+        except LoadgenError as exc:
+            log.warning("loadgen: no Envoy column: %s", exc.message)
+            self.three.admin = None
 
     def reset(self) -> None:
         if self.expectation is not None:
@@ -139,11 +160,13 @@ class LocustCanary:
         rows: list[dict[str, Any]] = []
         v = self.verdict
         mapping = self.expectation.mapping.app_ids if self.expectation else {}
+        columns = self._consul_envoy_columns()
         if v is not None:
             for s in v.subsets:
                 ids = ",".join(a for a, sub in sorted(mapping.items()) if sub == s.name)
                 lat = _latency(tally.book, ids.split(",")) if ids else {}
                 rows.append({"subset": s.name, "app_ids": ids, "expected": f"{s.expected * 100:.4g} %",
+                             **columns.get(s.name, {"consul": "", "envoy": ""}),
                              "count": s.count, "share": f"{s.share * 100:.2f} %",
                              "interval": f"{s.lower * 100:.1f}-{s.upper * 100:.1f} %",
                              "band": format_band(s.band), "status": s.status, **lat})
@@ -163,6 +186,17 @@ class LocustCanary:
                      "p50_ms": "", "p99_ms": "", "max_ms": "", "reason": v.reason if v else ""})
         return rows
 
+    def _consul_envoy_columns(self) -> dict[str, dict[str, str]]:
+        """Per subset: Consul's compiled share and the client sidecar's programmed one (read again
+        every ENVOY_EVERY_S)."""
+        if self.three is None:
+            return {}
+        self.three.refresh(ENVOY_EVERY_S, time.monotonic())
+        out = {}
+        for name, row in self.three.to_json()["subsets"].items():
+            out[name] = {key: "" if row[key] is None else f"{row[key] * 100:.4g} %" for key in ("consul", "envoy")}
+        return out
+
     def result(self, verdict: Verdict) -> CanaryResult:
         """The same result (and JSON schema) as ``loadgen canary``'s, from Locust's merged counts."""
         assert self.check is not None
@@ -173,7 +207,14 @@ class LocustCanary:
             duration_s=elapsed, stopped_by=self.stopped_by, source="locust",
             rate_achieved=tally.sent / elapsed if elapsed > 0 else None,
             workers={w: {"app_ids": r["app_ids"], "errors": r["errors"]} for w, r in TRACKER.workers.items()},
+            three_way=self._three_way_after(verdict),
         )
+
+    def _three_way_after(self, verdict: Verdict) -> dict[str, Any] | None:
+        if self.three is None:
+            return None
+        self.three.after()
+        return self.three.to_json(verdict)
 
     def write_outputs(self, verdict: Verdict) -> None:
         result = self.result(verdict)
@@ -228,6 +269,9 @@ def _options(parser: Any) -> None:
     group.add_argument("--confidence", type=float, default=99.0, help="Confidence, percent")
     group.add_argument("--map", default="", help="APP_ID to subset, like 1=v1,2=v2 (default: from Consul)")
     group.add_argument("--consul", default="127.0.0.1:8500", help="Consul for the APP_ID map / --expect consul")
+    group.add_argument("--envoy-admin", default="127.0.0.1:19000",
+                       help="The client sidecar's Envoy admin, for the Split tab's Envoy column (default: service-a's "
+                            "on the local mesh; empty: none)")
     group.add_argument("--canary-json", default="", help="Write the verdict as JSON (like loadgen canary --json)")
     group.add_argument("--canary-junit", default="", help="Write JUnit XML (like loadgen canary --junit)")
     group.add_argument("--stop-on-verdict", action="store_true", default=False,
@@ -252,7 +296,8 @@ def _install_tab(environment: Any, canary: LocustCanary) -> None:
     from flask import request
 
     conf = f"{(1 - canary.config.alpha) * 100:.4g} %"
-    columns = [("subset", "Subset"), ("app_ids", "APP_ID"), ("expected", "Expected"), ("count", "Count"),
+    columns = [("subset", "Subset"), ("app_ids", "APP_ID"), ("expected", "Expected"),
+               ("consul", "Consul compiled"), ("envoy", "Envoy programmed"), ("count", "Count"),
                ("share", "Observed share"), ("interval", f"True share ({conf} interval)"),
                ("band", "Band (PASS inside)"), ("status", "Status"),
                ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("max_ms", "max ms")]

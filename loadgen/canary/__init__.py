@@ -10,6 +10,7 @@ from loadgen.canary.expectation import (
     Expectation,
     expects_consul,
     mapping_from_option,
+    resolve_expectation,
     resolve_mapping,
     resolve_spec,
 )
@@ -23,5 +24,5 @@ from loadgen.canary.split_tally import SplitTally
 __all__ = [
     "DEFAULT_WARMUP_S", "LOOK_EVERY_S", "REPLAY_LOOK_EVERY", "CanaryOptions", "CanaryResult", "Expectation",
     "Snapshot", "SplitCheck", "SplitTally", "budget", "expects_consul", "mapping_from_option", "reachability",
-    "replay", "resolve_mapping", "resolve_spec", "run_live", "validate",
+    "replay", "resolve_expectation", "resolve_mapping", "resolve_spec", "run_live", "validate",
 ]

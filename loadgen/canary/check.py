@@ -9,6 +9,8 @@ never reads a clock and never sends a request: the driver owns both.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from loadgen.canary.expectation import Expectation
@@ -53,6 +55,14 @@ class SplitCheck:
         counts, unknown = self.expectation.classify(source.app_ids)
         judge = self.judge.finish if final else self.judge.update
         self.verdict = judge(counts, unknown, source.error_count, t)
+        return self.verdict
+
+    def look_counts(self, t: float | None, counts: Mapping[str, int], unknown: int, errors: int,
+                    final: bool = False) -> Verdict:
+        """Judge answers counted elsewhere (``--subset-from envoy``: the client sidecar's
+        per-cluster counters) by the same judge and rules."""
+        judge = self.judge.finish if final else self.judge.update
+        self.verdict = judge(Counter(counts), unknown, errors, t)
         return self.verdict
 
     def result(self, verdict: Verdict, *, target: str, requests: int, duration_s: float, stopped_by: str,

@@ -1,26 +1,31 @@
 """What a canary expects: the split to judge against and which APP_ID belongs to which subset.
 
-Resolved once, the same way for ``loadgen canary`` and the Locust plugin: ``--map`` or
-Consul's catalog for the APP_ID map, and ``--expect`` as weights or ``consul`` (the live
-service-splitter). :class:`Expectation` then holds the one rule for classifying an answer.
+Resolved once, the same way for ``loadgen canary`` and the Locust plugin
+(:func:`resolve_expectation`): ``--map`` or Consul's catalog for the APP_ID map, and
+``--expect`` as weights or ``consul`` (the split Consul compiled into the upstream's
+discovery chain for the request service-a makes, :mod:`loadgen.canary.consul_view`).
+:class:`Expectation` then holds the one rule for classifying an answer, and the Consul
+view when Consul could be read (shown beside the traffic whatever was expected).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from loadgen.errors import UnreachableError, UsageError
+from loadgen.canary.consul_view import ConsulView, chain_request, client_upstream, consul_view
+from loadgen.errors import LoadgenError, UnreachableError, UsageError
 from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
-from loadgen.mesh.subsets import SubsetMap, live_splitter, subset_map
+from loadgen.mesh.subsets import SubsetMap, subset_map
 from loadgen.stats import SplitSpec, parse_app_id_map
 
-__all__ = ["Expectation", "expects_consul", "mapping_from_option", "resolve_mapping", "resolve_spec"]
+__all__ = ["Expectation", "expects_consul", "mapping_from_option", "resolve_expectation", "resolve_mapping",
+           "resolve_spec"]
 
 
 def expects_consul(expect: str) -> bool:
-    """``--expect consul``: the weights are read from the service-splitter in force."""
+    """``--expect consul``: the weights are the split Consul compiled (its discovery chain)."""
     return expect.strip().lower() == "consul"
 
 
@@ -41,13 +46,11 @@ def resolve_mapping(map_text: str | None, consul: ConsulClient | None, service: 
     return subset_map(consul, service)
 
 
-def resolve_spec(expect: str, mapping: SubsetMap, consul: ConsulClient | None, service: str) -> SplitSpec:
-    """The split ``--expect`` asks for. Positional weights (85/15) name the mapping's subsets in
-    order (v1, v2, ... when it has none)."""
-    if expects_consul(expect):
-        if consul is None:
-            raise UsageError("--expect consul needs Consul (give --consul ADDR, or a split like 85/15)")
-        return SplitSpec.from_splitter(live_splitter(consul, service))
+def resolve_spec(expect: str, mapping: SubsetMap) -> SplitSpec:
+    """The split ``--expect`` gives as weights (no network). Positional weights (85/15) name the
+    mapping's subsets in order (v1, v2, ... when it has none)."""
+    if expects_consul(expect):  # a live run reads Consul's chain: resolve_expectation
+        raise UsageError("--expect consul needs Consul (give --consul ADDR, or a split like 85/15)")
     positional = "=" not in expect
     return SplitSpec.parse(expect, names=list(mapping.subsets) if positional and mapping.subsets else None)
 
@@ -58,6 +61,7 @@ class Expectation:
 
     spec: SplitSpec
     mapping: SubsetMap
+    consul: ConsulView | None = None  # what Consul compiled, when it could be read
 
     def subset_of(self, app_id: str) -> str | None:
         """The subset of the spec that answered, or None when no subset of the spec claims the
@@ -81,3 +85,42 @@ class Expectation:
     def unmapped_subsets(self) -> list[str]:
         """Subsets expected to get traffic that no APP_ID maps to (worth a warning up front)."""
         return [s for s in self.spec.names if s not in self.mapping.app_ids.values() and self.spec.weight(s) > 0]
+
+
+def resolve_expectation(expect: str, map_text: str | None, consul: ConsulClient | None, *, service: str,
+                        upstream: str | None = None, headers: Mapping[str, str] | None = None,
+                        path: str | None = None, counts_from_envoy: bool = False,
+                        say: Callable[[str], None] = lambda _: None) -> Expectation:
+    """The expectation of a live run. With Consul reachable, the upstream's compiled chain is
+    read for the request service-a makes: it *is* the split for ``--expect consul``, and the
+    Consul column otherwise (a chain that cannot be read is then only a note)."""
+    view = None
+    if consul is not None and consul.reachable():
+        try:
+            view = consul_view(consul, upstream or client_upstream(consul), chain_request(headers or {}, path))
+        except LoadgenError as exc:
+            if expects_consul(expect):
+                raise
+            say(f"note: Consul's compiled split is not shown ({exc})")
+    elif expects_consul(expect):
+        where = consul.address if consul else DEFAULT_CONSUL
+        raise UnreachableError(f"--expect consul: Consul at {where} is unreachable (give --consul ADDR, or a "
+                               "split like 85/15)")
+    if map_text:
+        mapping = mapping_from_option(map_text)
+    elif view is not None:
+        mapping = view.mapping
+    else:
+        mapping = resolve_mapping(None, consul, service)
+    if expects_consul(expect):
+        assert view is not None
+        spec = view.spec
+        unmapped = [s for s, w in zip(spec.names, spec.weights, strict=True)
+                    if w > 0 and s not in mapping.app_ids.values()]
+        if unmapped and not counts_from_envoy:
+            where = "; ".join(f"{s}: {view.path(s)}" for s in unmapped)
+            raise UsageError(f"Consul's chain sends traffic to {', '.join(unmapped)} ({where}), but no APP_ID maps "
+                             f"there ({mapping.source}): give --map APP_ID=SUBSET,..., or --subset-from envoy")
+    else:
+        spec = resolve_spec(expect, mapping)
+    return Expectation(spec, mapping, view)

@@ -16,10 +16,12 @@ from typing import Any
 
 from loadgen import interrupts
 from loadgen.canary.check import SplitCheck
-from loadgen.canary.expectation import Expectation, resolve_mapping, resolve_spec
+from loadgen.canary.expectation import resolve_expectation
 from loadgen.canary.options import CanaryOptions, budget, reachability
 from loadgen.canary.progress import Snapshot
 from loadgen.canary.result import CanaryResult
+from loadgen.canary.three_way import three_way_for
+from loadgen.errors import UsageError
 from loadgen.load.engine import LoadPlan, RunStats, run_blocking, run_load
 from loadgen.load.reachable import check_reachable
 from loadgen.load.sample import Sample, SampleWriter
@@ -29,15 +31,30 @@ from loadgen.stats import VerdictState
 __all__ = ["LOOK_EVERY_S", "run_live"]
 
 LOOK_EVERY_S = 0.1  # how often the live run asks the judge
+LOOK_EVERY_ENVOY_S = 0.5  # --subset-from envoy: each look reads the sidecar's counters over HTTP
 
 
 def run_live(
     options: CanaryOptions, target_url: str, consul: ConsulClient | None, say: Callable[[str], None],
     on_look: Callable[[Snapshot], None] | None = None, notes: list[str] | None = None,
+    envoy_admin: str | None = None,
 ) -> CanaryResult:
-    mapping = resolve_mapping(options.mapping, consul, options.service)
-    expectation = Expectation(resolve_spec(options.expect, mapping, consul, options.service), mapping)
-    spec = expectation.spec
+    """``envoy_admin``: the client sidecar's Envoy admin (``--envoy-admin``, or service-a's
+    sidecar on the local mesh); None leaves the Envoy column empty."""
+    from_envoy = options.subset_from == "envoy"
+    if from_envoy and envoy_admin is None:
+        raise UsageError("--subset-from envoy counts the client sidecar's per-cluster requests: give its Envoy "
+                         "admin with --envoy-admin ADDR (on the local mesh it is found by itself)")
+    expectation = resolve_expectation(
+        options.expect, options.mapping, consul, service=options.service, upstream=options.upstream,
+        headers=options.headers, path=options.upstream_path, counts_from_envoy=options.subset_from == "envoy", say=say)
+    spec, mapping = expectation.spec, expectation.mapping
+    if expectation.consul is not None:
+        view = expectation.consul
+        say(f"Consul compiled {view.compiled.upstream}'s chain for {view.compiled.request.describe()}: "
+            f"{view.compiled.route}; " + "; ".join(f"{n} {w * 100:.4g} % ({view.path(n)})"
+                                                   for n, w in zip(view.spec.names, view.spec.weights, strict=True)
+                                                   if w > 0))
     if expectation.unmapped_subsets:
         say(f"warning: no APP_ID maps to subset {', '.join(expectation.unmapped_subsets)} ({mapping.source})")
     check = SplitCheck(expectation, options.config, options.method, options.warmup)
@@ -46,6 +63,11 @@ def run_live(
     if not reachable:
         say(about)  # before anything is sent
     check_reachable(target_url, options.headers, options.timeout)
+    three = three_way_for(expectation.consul, consul, envoy_admin, options.headers, options.upstream_path)
+    three.before()
+    if from_envoy:
+        say("--subset-from envoy: the judged counts are the client sidecar's per-cluster requests, which include "
+            "any other traffic through that sidecar")
     say(f"judging {spec.as_percent()}, {options.config.band_tolerance.describe()}, at "
         f"{(1 - options.config.alpha) * 100:.4g} % confidence ({options.method}); up to {n_max:,} requests "
         f"at {options.rate:g}/s, {options.max_time:g}s at most")
@@ -63,10 +85,23 @@ def run_live(
         if writer:
             writer.write(sample, subset)
 
+    baseline = three.start.counters if three.start else {}
+
     async def monitor(started: float) -> None:
+        nonlocal baseline
+        rebased = options.warmup <= 0
         while not state["stop"]:
-            await asyncio.sleep(LOOK_EVERY_S)
-            verdict = check.look(time.monotonic() - started)
+            await asyncio.sleep(LOOK_EVERY_ENVOY_S if from_envoy else LOOK_EVERY_S)
+            elapsed = time.monotonic() - started
+            if from_envoy:
+                counters = await asyncio.to_thread(three.counters_now)
+                if not rebased and elapsed >= options.warmup:  # the warm-up's requests are not judged
+                    baseline, rebased = counters, True
+                    continue
+                counts = three.answers(baseline, counters)
+                verdict = check.look_counts(elapsed, counts, 0, check.tally.error_count)
+            else:
+                verdict = check.look(elapsed)
             if writer:
                 writer.flush()
             if on_look:
@@ -93,18 +128,29 @@ def run_live(
     finally:
         if writer:
             writer.close()
+    three.after()
     # One last look that includes the responses still in flight when the run stopped. The
     # sequential judge's intervals only narrow, so a verdict reached at a look stands.
-    verdict = check.look(stats.elapsed, final=True)
+    if from_envoy:
+        end = three.end.counters if three.end else baseline
+        verdict = check.look_counts(stats.elapsed, three.answers(baseline, end), 0, check.tally.error_count,
+                                    final=True)
+    else:
+        verdict = check.look(stats.elapsed, final=True)
     signum = state["signum"]
     stopped_by = "verdict" if verdict.decided and stats.stopped_by == "stop" and signum is None \
         else ("interrupted" if signum is not None else stats.stopped_by)
     if signum is not None and verdict.state is VerdictState.INCONCLUSIVE:
         verdict = dataclasses.replace(verdict, reason=f"{interrupts.describe(signum)}: " + verdict.reason)
+    # A stale sidecar fails the run whatever the traffic did (three_way.ThreeWay.judge).
+    answered = None if from_envoy else dict(expectation.classify(check.tally.app_ids + check.warm.app_ids)[0])
+    verdict, found = three.judge(verdict, answered, options.config.alpha)  # the counters count the warm-up too
     return check.result(
         verdict, target=target_url, requests=stats.sent, duration_s=stats.elapsed, stopped_by=stopped_by,
         rate_asked=options.rate, rate_achieved=stats.achieved_rate, late_starts=stats.late, signum=signum,
-        max_requests=n_max, reachable=reachable, notes=[*(notes or []), *check.tally.went_silent(stats.elapsed)],
+        max_requests=n_max, reachable=reachable,
+        notes=[*(notes or []), *check.tally.went_silent(stats.elapsed), *found],
+        three_way=three.to_json(verdict), identity=options.subset_from,
         recorded_to=str(options.record) if options.record else None, generator=stats.health(False),
         recording_failed=writer.failed if writer else None,
     )

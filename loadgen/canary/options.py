@@ -32,8 +32,12 @@ class CanaryOptions:
     config: JudgeConfig = field(default_factory=JudgeConfig)
     record: Path | None = None
     replay: Path | None = None
-    service: str = "service-b"
+    service: str = "service-b"  # whose resolver subsets map APP_IDs when Consul's chain cannot be read
     warmup: float = 0.0  # seconds at the start whose requests are reported but not judged
+    upstream: str | None = None  # the chain to read; None: the one service-a's sidecar registration names
+    upstream_path: str | None = None  # the path of service-a's upstream call (None: /hello_b)
+    envoy_admin: str | None = None  # the client sidecar's Envoy admin; None: service-a's on the local mesh
+    subset_from: str = "auto"  # how a response names its backend (loadgen.load.identity)
 
 
 def validate(options: CanaryOptions) -> None:
@@ -51,7 +55,7 @@ def validate(options: CanaryOptions) -> None:
             raise UsageError("--replay judges without any network: give the split, like --expect 85/15")
         return
     if options.mapping:
-        spec = resolve_spec(options.expect, mapping_from_option(options.mapping), None, options.service)
+        spec = resolve_spec(options.expect, mapping_from_option(options.mapping))
     else:
         spec = SplitSpec.parse(options.expect)  # the weights; positional names come from Consul's map
     budget(options, plan_sample_size(spec, options.config))  # the fixed test may need more than it can send

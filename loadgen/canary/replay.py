@@ -46,7 +46,7 @@ def replay(options: CanaryOptions, on_look: Callable[[Snapshot], None] | None = 
             # A recording only knows the subsets that answered: a dead canary's has none of its rows.
             # Positional weights then name the subsets v1, v2, ... as usual.
             mapping = SubsetMap((), mapping.app_ids, mapping.source)
-    check = SplitCheck(Expectation(resolve_spec(options.expect, mapping, None, options.service), mapping),
+    check = SplitCheck(Expectation(resolve_spec(options.expect, mapping), mapping),
                        options.config, options.method, options.warmup)
     verdict: Verdict | None = None
     last_t = 0.0

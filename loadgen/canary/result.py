@@ -45,6 +45,8 @@ class CanaryResult:
     by_app_id: dict[str, dict[str, float]] = field(default_factory=dict)  # judged latency per backend instance
     source: str = "loadgen canary"  # or "locust"
     workers: dict[str, dict[str, Any]] | None = None  # Locust's distributed runs: each worker's counts
+    three_way: dict[str, Any] | None = None  # Consul / Envoy / traffic per subset (canary.three_way)
+    identity: str = "auto"  # how a response named its backend (--subset-from)
 
     @property
     def warnings(self) -> list[str]:
@@ -100,13 +102,28 @@ class CanaryResult:
             "warnings": self.warnings,
             "source": self.source,
             "workers": self.workers,
+            "three_way": self.three_way,
+            "subset_from": self.identity,
             "exit_code": int(self.exit_code),
         }
 
     def junit(self) -> str:
         suite = "loadgen canary" if self.source == "loadgen canary" else f"loadgen canary ({self.source})"
-        return junit_xml(self.verdict, suite=suite, duration_s=self.duration_s,
-                         properties={"expected": self.spec.as_percent(), "target": self.target})
+        properties = {"expected": self.spec.as_percent(), "target": self.target}
+        checks = []
+        three = self.three_way or {}
+        if three.get("consul"):
+            properties["consul"] = _split_text(three["consul"]["shares"])
+        rows = three.get("subsets") or {}
+        if three.get("envoy") and any(r.get("envoy") is not None for r in rows.values()):
+            envoy = {n: r["envoy"] for n, r in rows.items() if r.get("envoy") is not None}
+            properties["envoy"] = _split_text(envoy)
+            properties["envoy_config_version"] = str(three["envoy"]["version"])
+            checks.append(("client sidecar routes as Consul compiled", three.get("stale"),
+                           three.get("stale") or f"Envoy {_split_text(envoy)} = Consul "
+                                                 f"{properties.get('consul', '?')}"))
+        return junit_xml(self.verdict, suite=suite, duration_s=self.duration_s, properties=properties,
+                         checks=checks)
 
 
 def latency_by_app_id(tally: Tally) -> dict[str, dict[str, float]]:
@@ -119,3 +136,7 @@ def warmup_report(seconds: float, warm: Tally) -> dict[str, Any] | None:
         return None
     return {"seconds": seconds, "requests": warm.sent, "app_id_counts": dict(warm.app_ids),
             "errors": dict(warm.errors)}
+
+
+def _split_text(shares: dict[str, float]) -> str:
+    return " / ".join(f"{n} {w * 100:.4g} %" for n, w in shares.items() if w)

@@ -23,12 +23,14 @@ from loadgen.canary import (
     run_live,
     validate,
 )
+from loadgen.canary.consul_view import CLIENT_SERVICE
 from loadgen.canary.expectation import expects_consul
 from loadgen.commands.options import Duration, Rate, parse_headers, runtime_option
 from loadgen.errors import ExitCode, UsageError
 from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
 from loadgen.mesh.local import borrowed_stage
 from loadgen.mesh.runtime.select import runtime_for
+from loadgen.mesh.stages import load_stages
 from loadgen.report.files import check_output, write_json, write_output
 from loadgen.report.statusline import StatusLine
 from loadgen.report.terminal import live_line, verdict_table
@@ -93,7 +95,9 @@ class PlanningHelp(click.Command):
 
 @click.command(cls=PlanningHelp, epilog=HELP_EPILOG)
 @click.option("--expect", required=True, metavar="SPLIT",
-              help="Expected weights: 85/15, v1=85,v2=15, 70/20/10, or 'consul' (the live service-splitter).")
+              help="Expected weights: 85/15, v1=85,v2=15, 70/20/10, or 'consul': the split Consul compiled for "
+                   "service-a's upstream call (its discovery chain: router route, nested splitters, resolver "
+                   "DefaultSubset or redirect).")
 @click.option("--target", metavar="URL",
               help="service-a's /hello_a on any deployment. Default: the local mesh (brought to the splitter "
                    "stage if needed, and put back afterwards).")
@@ -101,6 +105,20 @@ class PlanningHelp(click.Command):
               help="Consul to read the APP_ID map and --expect consul from. Default: the local mesh's, or "
                    "127.0.0.1:8500.")
 @click.option("--map", "mapping", metavar="MAP", help="APP_ID to subset, like 1=v1,2=v2 (default: from Consul).")
+@click.option("--upstream", metavar="NAME",
+              help="The upstream whose discovery chain service-a's calls take. Default: the one service-a's sidecar "
+                   "registration names.")
+@click.option("--path", "upstream_path", metavar="PATH",
+              help="The path (with query) of service-a's upstream call, matched against the chain's routes. "
+                   "Default: /hello_b, what the reference service-a calls. Headers given with --header that "
+                   "service-a propagates (x-*, traceparent, tracestate, b3) are matched too.")
+@click.option("--envoy-admin", metavar="ADDR",
+              help="The client sidecar's Envoy admin (host:port), read before and after the run for the Envoy "
+                   "column and its cluster counters. Default: service-a's sidecar on the local mesh; none with "
+                   "--target.")
+@click.option("--stage", "stage_name", default="splitter", show_default=True, metavar="STAGE",
+              help="Local mesh: the stage to run against (used as it is when the mesh is at it, otherwise "
+                   "brought up and put back afterwards). See `loadgen stages`.")
 @click.option("--header", "headers", multiple=True, metavar="'NAME: VALUE'", help="Extra request header (repeatable).")
 @click.option("--rate", type=Rate(min=0.1, max=100_000), default=500.0, show_default=True,
               help="Requests per second (open loop).")
@@ -136,7 +154,8 @@ class PlanningHelp(click.Command):
 @click.option("--plan", "plan_only", is_flag=True, help="Only print how many requests a verdict needs, then exit.")
 @runtime_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
-def canary(expect: str, target: str | None, consul_addr: str | None, mapping: str | None, headers: tuple[str, ...],
+def canary(expect: str, target: str | None, consul_addr: str | None, mapping: str | None, upstream: str | None,
+           upstream_path: str | None, envoy_admin: str | None, stage_name: str, headers: tuple[str, ...],
            rate: float, max_requests: int | None, max_time: float, timeout: float, tolerance: str,
            confidence: float, method: str, max_unknown: float, max_errors: float, record: Path | None,
            replay_path: Path | None, json_path: Path | None, junit: Path | None, warmup: float | None,
@@ -159,7 +178,7 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
     options = CanaryOptions(
         expect=expect, target=target, consul=consul_addr, mapping=mapping, headers=parse_headers(headers), rate=rate,
         max_requests=max_requests, max_time=max_time, timeout=timeout, method=method, config=config,
-        record=record, replay=replay_path,
+        record=record, replay=replay_path, upstream=upstream, upstream_path=upstream_path, envoy_admin=envoy_admin,
         warmup=warmup if warmup is not None else (0.0 if replay_path is not None else DEFAULT_WARMUP_S),
     )
     # Everything that can be checked without the network is, before anything starts: a wrong
@@ -181,7 +200,7 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
         if not quiet or msg.startswith("warning:"):
             err.print(msg, highlight=False, markup=False)
 
-    result = _run(options, say, quiet, runtime)
+    result = _run(options, say, quiet, runtime, stage_name)
     # Every output is written before anything can fail on the way out (the verdict stands).
     if json_path is not None:
         write_json(json_path, result.to_json())
@@ -195,7 +214,8 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
     return result.exit_code
 
 
-def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = None) -> CanaryResult:
+def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = None,
+         stage_name: str = "splitter") -> CanaryResult:
     # A plain status line: rich's rendering would delay requests and distort the run.
     line = StatusLine(enabled=not quiet)
 
@@ -209,16 +229,20 @@ def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = No
         consul = ConsulClient(options.consul) if options.consul else _default_consul()
         try:
             with line:
-                return run_live(options, options.target, consul, say, on_look)
+                return run_live(options, options.target, consul, say, on_look, envoy_admin=options.envoy_admin)
         finally:
             if consul:
                 consul.close()
-    with borrowed_stage("splitter", say, runtime_for(runtime) if runtime else None) as mesh_target:
+    load_stages().get(stage_name)  # an unknown stage is one line (exit 2) before anything starts
+    with borrowed_stage(stage_name, say, runtime_for(runtime) if runtime else None) as mesh_target:
         consul = ConsulClient(options.consul or mesh_target.consul_address)
+        admin_port = mesh_target.sidecar_admin.get(CLIENT_SERVICE)
+        admin = options.envoy_admin or (f"127.0.0.1:{admin_port}" if admin_port else None)
         try:
             with line:
-                result = run_live(options, mesh_target.service_a_url, consul, say, on_look,
-                                  notes=[f"local mesh, stage splitter ({time.monotonic() - started:.1f}s to ready)"])
+                result = run_live(options, mesh_target.service_a_url, consul, say, on_look, envoy_admin=admin,
+                                  notes=[f"local mesh, stage {stage_name} ({time.monotonic() - started:.1f}s to "
+                                         "ready)"])
         finally:
             consul.close()
     return result
@@ -233,7 +257,8 @@ def _default_consul() -> ConsulClient | None:
 
 
 def _print_result(result: CanaryResult) -> None:
-    out.print(verdict_table(result.verdict))
+    out.print(verdict_table(result.verdict, result.three_way))
+    _print_three_way(result.three_way)
     lat = result.latency_ms
     facts = [f"{result.requests} requests in {result.duration_s:.1f}s"]
     if result.rate_achieved is not None:
@@ -259,6 +284,27 @@ def _print_result(result: CanaryResult) -> None:
         style = "yellow" if "stopped answering" in note else "dim"
         out.print(note, style=style, highlight=False)
     out.print(f"APP_ID map: {result.mapping.app_ids} ({result.mapping.source})", style="dim", highlight=False)
+
+
+def _print_three_way(three_way: dict[str, Any] | None) -> None:
+    """Where the Consul and Envoy columns come from: the chain's route and paths, the sidecar's
+    config version."""
+    if not three_way:
+        return
+    consul, envoy = three_way.get("consul"), three_way.get("envoy")
+    if consul:
+        out.print(f"Consul: {consul['upstream']}'s chain for {consul['request']}: {consul['route']}", style="dim",
+                  highlight=False)
+        for name, path in consul["paths"].items():
+            if consul["shares"].get(name):
+                out.print(f"  {name}: {path}", style="dim", highlight=False)
+    if envoy:
+        changed = envoy.get("version_before") not in (None, envoy["version"])
+        out.print(f"Envoy: client sidecar {envoy['admin']}, route config {envoy['route_config']} version "
+                  f"{envoy['version'] or '?'}" + (f" (was {envoy['version_before']} at the start)" if changed else "")
+                  + (f", route {envoy['route']}" if envoy.get("route") else ""), style="dim", highlight=False)
+    if three_way.get("stale"):
+        out.print(three_way["stale"], style="red", highlight=False)
 
 
 def _print_plan(options: CanaryOptions, json_path: Path | None) -> int:

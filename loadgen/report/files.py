@@ -36,8 +36,10 @@ def write_json(path: Path | str, data: dict[str, Any]) -> None:
 
 
 def junit_xml(verdict: Verdict, suite: str = "loadgen canary", duration_s: float = 0.0,
-              properties: dict[str, str] | None = None) -> str:
-    """One testcase per subset (its share within the band) plus one for the verdict."""
+              properties: dict[str, str] | None = None,
+              checks: list[tuple[str, str | None, str]] | None = None) -> str:
+    """One testcase per subset (its share within the band), one per extra check (name, failure
+    message or None, text) and one for the verdict."""
     cases = ET.Element("testsuite", name=suite, time=f"{duration_s:.3f}")
     if properties:
         props = ET.SubElement(cases, "properties")
@@ -56,6 +58,13 @@ def junit_xml(verdict: Verdict, suite: str = "loadgen canary", duration_s: float
             skipped += 1
         else:
             ET.SubElement(case, "system-out").text = text
+    for name, failure, text in checks or []:
+        case = ET.SubElement(cases, "testcase", classname=suite, name=name)
+        if failure:
+            ET.SubElement(case, "failure", message=failure, type="Check").text = text
+            failures += 1
+        else:
+            ET.SubElement(case, "system-out").text = text
     case = ET.SubElement(cases, "testcase", classname=suite, name="verdict")
     if verdict.state is VerdictState.FAIL:
         kind = "SplitChanged" if verdict.change is not None and verdict.change.detected else "FAIL"
@@ -66,7 +75,7 @@ def junit_xml(verdict: Verdict, suite: str = "loadgen canary", duration_s: float
         skipped += 1
     else:
         ET.SubElement(case, "system-out").text = verdict.reason
-    cases.set("tests", str(len(verdict.subsets) + 1))
+    cases.set("tests", str(len(verdict.subsets) + len(checks or []) + 1))
     cases.set("failures", str(failures))
     cases.set("errors", "0")
     cases.set("skipped", str(skipped))

@@ -1,0 +1,93 @@
+"""What the client sidecar was programmed with: Envoy's route match on a recorded config_dump
+(service-a's sidecar, splitter stage) and on route configs shaped like Consul's."""
+
+from __future__ import annotations
+
+import copy
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from loadgen.errors import ExitCode, UnreachableError
+from loadgen.mesh.chain import Request
+from loadgen.mesh.programmed import ClusterCounters, EnvoyAdmin, programmed_route
+
+DATA = Path(__file__).parent / "data"
+DUMP = json.loads((DATA / "splitter-service-a.json").read_text())
+V1, V2 = (f"{s}.service-b.default.dc1.internal.48b1cf02-53f6-f72b-7dad-5a7b1fb0a918.consul" for s in ("v1", "v2"))
+
+
+def with_routes(routes: list[dict]) -> dict:
+    dump = copy.deepcopy(DUMP)
+    for cfg in dump["configs"]:
+        if cfg["@type"].endswith(".RoutesConfigDump"):
+            cfg["dynamic_route_configs"][0]["route_config"]["virtual_hosts"][0]["routes"] = routes
+    return dump
+
+
+def weighted(*pairs: tuple[str, int]) -> dict:
+    return {"weighted_clusters": {"clusters": [{"name": n, "weight": w} for n, w in pairs]}}
+
+
+def test_the_splitter_stage_route_is_85_15_with_its_config_version():
+    route = programmed_route(DUMP, Request("/hello_b"))
+    assert route is not None and route.weights == {V1: 0.85, V2: 0.15}
+    assert route.route_config == "service-a" and len(route.version) == 64
+    assert route.listener == "service-a:127.0.0.1:9000" and route.match == "prefix /hello_b"
+    assert programmed_route(DUMP, Request("/hello_b"), upstream="service-a") == route
+    # Anything else goes to service-a's own default route.
+    assert list(programmed_route(DUMP, Request("/")).weights.values()) == [1.0]
+
+
+def test_an_l4_upstream_has_no_route():
+    basic = json.loads((DATA / "basic-service-a.json").read_text())
+    assert programmed_route(basic, Request("/hello_b")) is None
+
+
+def test_header_query_and_regex_matches_pick_the_route_envoy_would():
+    dump = with_routes([
+        {"match": {"prefix": "/hello_b", "headers": [{"name": "x-canary", "string_match": {"exact": "1"}}]},
+         "route": {"cluster": V2}},
+        {"match": {"path": "/hello_b", "query_parameters": [{"name": "beta", "present_match": True}]},
+         "route": {"cluster": V1}},
+        {"match": {"safe_regex": {"regex": "/hello_[bc]"}}, "route": weighted((V1, 6667), (V2, 3333))},
+        {"match": {"prefix": "/"}, "route": {"cluster": "other"}},
+    ])
+    assert programmed_route(dump, Request("/hello_b", headers={"X-Canary": "1"})).weights == {V2: 1.0}
+    assert programmed_route(dump, Request("/hello_b?beta=1")).weights == {V1: 1.0}
+    route = programmed_route(dump, Request("/hello_c"))
+    assert route.weights == pytest.approx({V1: 0.6667, V2: 0.3333}) and route.match == "regex /hello_[bc]"
+    assert programmed_route(dump, Request("/hello_bx")).weights == {"other": 1.0}
+
+
+def test_a_cluster_listed_twice_adds_up_and_weights_need_no_total():
+    dump = with_routes([{"match": {"prefix": "/"}, "route": weighted((V1, 5000), (V1, 2500), (V2, 2500))}])
+    assert programmed_route(dump, Request("/hello_b")).weights == {V1: 0.75, V2: 0.25}
+
+
+def test_inverted_and_absent_headers_follow_envoy():
+    def hit(rule: dict, headers: dict) -> bool:
+        dump = with_routes([{"match": {"prefix": "/", "headers": [rule]}, "route": {"cluster": V1}}])
+        return programmed_route(dump, Request("/", headers=headers)) is not None
+
+    assert hit({"name": "x", "string_match": {"exact": "1"}, "invert_match": True}, {})
+    assert not hit({"name": "x", "present_match": True, "invert_match": True}, {})
+    assert not hit({"name": "x", "exact_match": "1"}, {"x": "2"})
+    assert hit({"name": "x", "string_match": {"prefix": "CAN", "ignore_case": True}}, {"x": "canary"})
+
+
+def test_counter_deltas():
+    before, after = ClusterCounters(10, 9, 1), ClusterCounters(110, 100, 5)
+    assert after.delta(before) == ClusterCounters(100, 91, 4)
+
+
+def test_an_unreachable_admin_is_one_line_with_exit_4():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the with ends: nothing listens there
+    with pytest.raises(UnreachableError) as err:
+        EnvoyAdmin(f"127.0.0.1:{port}", timeout=1).config_dump()
+    assert err.value.code == ExitCode.UNREACHABLE and "--envoy-admin" in err.value.message
+    assert "\n" not in err.value.message
