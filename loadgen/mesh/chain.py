@@ -293,7 +293,8 @@ def _resolver_via(destination: Mapping[str, Any], target: ChainTarget | None) ->
 def _split_legs(node: Mapping[str, Any], nodes: Mapping[str, Any], targets: Mapping[str, ChainTarget], top: str,
                 splitter_of: SplitterLookup | None, notes: list[str]) -> list[tuple[str, Leg]]:
     """(target id, leg) for every split of the (flattened) splitter node."""
-    flat = [(_resolver_target(nodes, str(s.get("NextNode", ""))), float(s.get("Weight", 0)) / 100)
+    # Rounded: Consul's weights have two decimals, so 66.67 is 0.6667 and not 0.6667000000000001.
+    flat = [(_resolver_target(nodes, str(s.get("NextNode", ""))), round(float(s.get("Weight", 0)) / 100, 10))
             for s in node.get("Splits") or []]
     named = _named_legs(top, splitter_of, nodes, node, targets) if splitter_of else None
     if named is not None and _same_shares(named, flat):
@@ -342,7 +343,7 @@ def _named_legs(top: str, splitter_of: SplitterLookup, nodes: Mapping[str, Any],
                 tid = next((t for (svc, _), t in targets_by_key.items() if svc == to), None)
             if tid is None:
                 return False
-            out.append((tid, Leg(share * weight, hop, hop_steps)))
+            out.append((tid, Leg(round(share * weight, 10), hop, hop_steps)))
         return True
 
     return out if walk(top, 1.0, (), (), 0) else None
