@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import httpx
+
 from loadgen.canary.consul_view import ConsulView, chain_request, consul_view
 from loadgen.errors import LoadgenError
 from loadgen.mesh.chain import Request
@@ -89,12 +91,12 @@ class ThreeWay:
         if self.reread is not None and self.view is not None:
             try:
                 self.end_view = self.reread()
-            except LoadgenError as exc:
-                self.notes.append(f"Consul's chain could not be read again after the run ({exc.message})")
+            except (LoadgenError, httpx.HTTPError, OSError) as exc:
+                self.notes.append(f"Consul's chain could not be read again after the run ({_why(exc)})")
         try:
             self.end = self.read()
-        except LoadgenError as exc:
-            self.notes.append(f"the client sidecar's Envoy could not be read after the run ({exc.message})")
+        except (LoadgenError, httpx.HTTPError, OSError) as exc:
+            self.notes.append(f"the client sidecar's Envoy could not be read after the run ({_why(exc)})")
         view_now = self.end_view or self.view
         if self.view is not None and view_now is not self.view and view_now is not None \
                 and _shares(self.view) != _shares(view_now):
@@ -248,9 +250,17 @@ def three_way_for(view: ConsulView | None, consul: ConsulClient | None, envoy_ad
     request = view.compiled.request if view else chain_request(headers, path)
     reread = None
     if view is not None and consul is not None:
+        address, timeout = consul.address, consul.timeout
+
         def reread() -> ConsulView:
-            return consul_view(consul, view.compiled.upstream, view.compiled.request)
+            # A client of its own: the caller's may be closed by the end of the run (Locust's is).
+            with ConsulClient(address, timeout=timeout) as again:
+                return consul_view(again, view.compiled.upstream, view.compiled.request)
     from loadgen.mesh.programmed import EnvoyAdmin
 
     admin = EnvoyAdmin(envoy_admin) if envoy_admin else None
     return ThreeWay(view, admin, request, reread)
+
+
+def _why(exc: Exception) -> str:
+    return exc.message if isinstance(exc, LoadgenError) else f"{type(exc).__name__}: {exc}"

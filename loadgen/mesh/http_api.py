@@ -39,6 +39,7 @@ class HashiCorpApi:
         if "://" not in address:
             address = "http://" + address
         self.address = address.rstrip("/")
+        self.timeout = timeout
         token = os.environ.get(self.token_env) if self.token_env else None
         self._http = httpx.Client(base_url=self.address, timeout=timeout, transport=transport,
                                   headers={self.token_header: token} if token else {})

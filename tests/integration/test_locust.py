@@ -124,7 +124,11 @@ def test_split_tab_in_a_real_browser():
             page.screenshot(path=str(SCREENSHOT), full_page=True)
             browser.close()
         assert not errors, errors
-        assert int(rows["v1"][3]) > 0 and int(rows["v2"][3]) > 0, rows
+        head = rows["Subset"]
+        count, consul, envoy = (head.index(t) for t in ("Count", "Consul compiled", "Envoy programmed"))
+        assert int(rows["v1"][count]) > 0 and int(rows["v2"][count]) > 0, rows
+        # Beside the traffic: the split Consul compiled and the one service-a's sidecar holds.
+        assert rows["v1"][consul] == rows["v1"][envoy] == "85 %" and rows["v2"][envoy] == "15 %", rows
         assert "83-87 %" in rows["v1"] and "13-17 %" in rows["v2"], rows  # each subset's band
         assert "VERDICT" in rows
     finally:
