@@ -54,7 +54,8 @@ def _home(path: object) -> str:
 
 @click.command()
 @click.option("--stage", "stage_name", required=True, metavar="STAGE",
-              help="basic | intentions | l7-router | splitter (see `loadgen stages`).")
+              help="basic | intentions | l7-router | splitter | header-route | nested-splitter (see "
+                   "`loadgen stages`).")
 @click.option("--runtime", type=click.Choice(list(RUNTIMES)), default=None,
               help="Where the services and sidecars run: process (default), docker (containers on the host "
                    "network; images from `loadgen images build`) or nomad (Nomad jobs with Connect sidecars in "
@@ -185,10 +186,16 @@ def logs(component: str, lines: int) -> int:
 @click.command()
 def stages() -> int:
     """List the stages defined in consul/stages.toml."""
-    table = Table("stage", "what it deploys", "config entries")
-    for st in load_stages().stages.values():
-        table.add_row(st.name, st.summary, "\n".join(e.path.name for e in st.config_entries) or "-")
+    table = Table("stage", "what it deploys", "config entries", "from")
+    book = load_stages()
+    for st in book.stages.values():
+        table.add_row(st.name, st.summary, "\n".join(e.path.name for e in st.config_entries) or "-",
+                      "the original notes" if st.origin == "seed" else "loadgen")
     out.print(table)
+    own = [st.name for st in book.stages.values() if st.origin != "seed"]
+    if own:
+        out.print(f"{', '.join(own)}: loadgen's own stages, not from the original notes (real L7 configs to "
+                  "verify: a header route, a nested splitter)", style="dim", highlight=False)
     return ExitCode.OK
 
 

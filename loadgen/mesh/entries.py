@@ -15,8 +15,18 @@ from loadgen.paths import consul_dir
 
 def apply_entries(run: RunDir, stage: Stage, state: MeshState, consul: ConsulClient,
                   say: Callable[[str], None]) -> None:
-    """Write the stage's config entries and remove those of the previous stage it lacks."""
+    """Write the stage's config entries, then remove those of the previous stage it lacks.
+
+    Writes come first: Consul checks every discovery chain an entry touches, so a splitter
+    that points at a virtual service (nested-splitter) must be rewritten before that
+    service's own entries can go (nested-splitter -> splitter)."""
     wanted = {e.key for e in stage.config_entries}
+    for entry in stage.config_entries:
+        consul.write_config(entry.body)
+        if entry.key not in state.config_entries:
+            state.config_entries.append(entry.key)
+        run.save(state)
+        say(f"applied {entry.path.relative_to(consul_dir())}")
     # Remove what the previous stage wrote and this one does not, newest first.
     for key in reversed(list(state.config_entries)):
         if key not in wanted:
@@ -24,12 +34,6 @@ def apply_entries(run: RunDir, stage: Stage, state: MeshState, consul: ConsulCli
             state.config_entries.remove(key)
             run.save(state)
             say(f"removed {key[0]}/{key[1]}")
-    for entry in stage.config_entries:
-        consul.write_config(entry.body)
-        if entry.key not in state.config_entries:
-            state.config_entries.append(entry.key)
-        run.save(state)
-        say(f"applied {entry.path.relative_to(consul_dir())}")
 
 
 def release(state: MeshState, say: Callable[[str], None]) -> list[str]:

@@ -125,10 +125,15 @@ def cluster_service(cluster_name: str) -> tuple[str | None, str]:
 
 
 def weighted_split(dump: dict[str, Any], service: str) -> dict[str, int] | None:
-    """The weighted-cluster split toward ``service`` as {subset: weight}, or None if absent."""
+    """The weighted-cluster split toward ``service`` as {subset: weight}, or None if absent.
+    A cluster listed more than once (a nested splitter, flattened) counts with all its weights."""
     for route in routes(dump):
         if route.weighted and all(cluster_service(name)[1] == service for name, _ in route.weighted):
-            return {str(cluster_service(name)[0]): weight for name, weight in route.weighted}
+            out: dict[str, int] = {}
+            for name, weight in route.weighted:
+                subset = str(cluster_service(name)[0])
+                out[subset] = out.get(subset, 0) + weight
+            return out
     return None
 
 

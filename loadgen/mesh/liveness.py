@@ -53,6 +53,31 @@ def _split_is(service: str, weights: dict[str, int]) -> Callable[[Dump], bool]:
     return lambda dump: envoy_admin.weighted_split(dump, service) == expected
 
 
+def effective_splits(stage: Stage) -> dict[str, dict[str, float]]:
+    """Per top-level splitter, the split Envoy gets: {subset: percent}, nested splitters
+    multiplied in as Consul compiles them. Splitters only reached through another one are
+    absent (Envoy has no route of their own), as are splits across several services."""
+    splitters = {e.name: e.body for e in stage.config_entries if e.kind == "service-splitter"}
+    nested = {str(s["Service"]) for body in splitters.values() for s in body.get("Splits", [])
+              if s.get("Service") and not s.get("ServiceSubset") and s["Service"] in splitters}
+    def walk(service: str, share: float, depth: int, acc: dict[tuple[str, str], float]) -> None:
+        for split in splitters[service].get("Splits", []):
+            weight = share * float(split["Weight"]) / 100
+            to, subset = str(split.get("Service") or service), str(split.get("ServiceSubset", ""))
+            if not subset and to != service and to in splitters and depth < 8:
+                walk(to, weight, depth + 1, acc)
+            else:
+                acc[(to, subset)] = acc.get((to, subset), 0.0) + weight
+
+    out: dict[str, dict[str, float]] = {}
+    for name in splitters.keys() - nested:
+        acc: dict[tuple[str, str], float] = {}
+        walk(name, 1.0, 0, acc)
+        if {to for to, _ in acc} == {name}:
+            out[name] = {subset: round(w * 100, 2) for (_, subset), w in acc.items()}
+    return out
+
+
 def envoy_expectations(stage: Stage, previous: Stage | None = None) -> list[EnvoyExpectation]:
     """What the sidecars must show for ``stage``; with ``previous``, also what must be gone."""
     all_ids = tuple(i.id for i in stage.instances)
@@ -63,7 +88,8 @@ def envoy_expectations(stage: Stage, previous: Stage | None = None) -> list[Envo
             for route in body.get("Routes", []):
                 prefix = ((route.get("Match") or {}).get("HTTP") or {}).get("PathPrefix")
                 dest = (route.get("Destination") or {}).get("Service", entry.name)
-                if prefix:
+                if prefix and not any(e.description.startswith(f"a sidecar routes {prefix} to {dest} ")
+                                      for e in out):
                     out.append(
                         EnvoyExpectation(
                             f"a sidecar routes {prefix} to {dest} ({entry.path.name})",
@@ -71,7 +97,9 @@ def envoy_expectations(stage: Stage, previous: Stage | None = None) -> list[Envo
                         )
                     )
         elif entry.kind == "service-splitter":
-            weights = {str(s.get("ServiceSubset", "")): float(s["Weight"]) for s in body.get("Splits", [])}
+            weights = effective_splits(stage).get(entry.name)
+            if weights is None:
+                continue  # a nested splitter: Consul flattens it into the one that points at it
             out.append(
                 EnvoyExpectation(
                     f"a sidecar splits {entry.name} {weights} ({entry.path.name})",

@@ -101,6 +101,7 @@ class Stage:
     instances: tuple[Instance, ...]
     config_entries: tuple[ConfigEntry, ...]
     expect: Expectation
+    origin: str = "seed"  # "seed": from the original notes; "loadgen": one of loadgen's own
 
     def instance(self, instance_id: str) -> Instance:
         for inst in self.instances:
@@ -185,6 +186,7 @@ def load_stages(base: Path | None = None) -> StageBook:
             instances=tuple(instances),
             config_entries=entries,
             expect=Expectation(hello_a=exp.get("hello_a", "ok"), app_ids=tuple(exp.get("app_ids", ()))),
+            origin=spec.get("origin", "seed"),
         )
     return book
 
@@ -194,7 +196,8 @@ _INSTANCE_KEYS: dict[str, tuple[bool, type]] = {"app": (True, str), "registratio
                                                 "envoy_admin_port": (True, int)}
 _STAGE_KEYS: dict[str, tuple[bool, type]] = {"summary": (False, str), "instances": (True, list),
                                              "registrations": (False, dict), "config_entries": (False, list),
-                                             "expect": (False, dict)}
+                                             "expect": (False, dict), "origin": (False, str)}
+ORIGINS = ("seed", "loadgen")
 _EXPECT_KEYS: dict[str, tuple[bool, type]] = {"hello_a": (False, str), "app_ids": (False, list)}
 
 
@@ -257,3 +260,5 @@ def check_stages_doc(doc: dict[str, Any], path: Path) -> None:
             raise UsageError(f"{where}: expect.hello_a is {hello_a!r}; it must be one of "
                              f"{', '.join(HELLO_A_EXPECTATIONS)}")
         _strings(expect.get("app_ids", []), f"{where}: expect.app_ids")
+        if spec.get("origin", "seed") not in ORIGINS:
+            raise UsageError(f"{where}: origin is {spec['origin']!r}; it must be one of {', '.join(ORIGINS)}")

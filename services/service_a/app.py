@@ -5,7 +5,15 @@ GET /hello_a -> GET {SIDECAR_URL}/hello_b; answers JSON carrying service-b's
 When the upstream fails it answers 502 (upstream answered with an error status or
 garbage) or 503 (connection refused / reset / timeout) with a JSON reason -- never
 a hang and never HTML. Configured by PORT (3000), SIDECAR_URL
-(http://127.0.0.1:9000), UPSTREAM_TIMEOUT seconds (5) and UPSTREAM_KEEPALIVE (0).
+(http://127.0.0.1:9000), UPSTREAM_TIMEOUT seconds (5), UPSTREAM_KEEPALIVE (0) and
+PROPAGATE_HEADERS.
+
+Like real services, it passes request headers on to its upstream call -- tracing
+(W3C ``traceparent``/``tracestate``, B3), baggage, canary flags -- so a service-router
+route that matches a header (the header-route stage) sees the header a client sent to
+service-a. PROPAGATE_HEADERS is a comma-separated list of header names or glob patterns,
+case-insensitive (default ``x-*,traceparent,tracestate,b3``; empty: none). Hop-by-hop
+and framing headers are never passed on.
 
 By default every /hello_a opens a fresh connection to the sidecar, as the seed's
 service-a did: in the basic stage Envoy proxies TCP and balances per *connection*, and
@@ -17,11 +25,28 @@ UPSTREAM_KEEPALIVE=1 pools connections instead (to study exactly that behaviour)
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from fnmatch import fnmatchcase
 
 import aiohttp
 from aiohttp import web
 
 UPSTREAM_PATH = "/hello_b"
+DEFAULT_PROPAGATE = "x-*,traceparent,tracestate,b3"
+# Hop-by-hop (RFC 9110 7.6.1) and framing headers belong to one connection, never to the next.
+NEVER_PROPAGATED = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host",
+                              "content-length", "proxy-authorization", "proxy-authenticate", "proxy-connection"})
+
+
+def propagation_rule(spec: str) -> tuple[str, ...]:
+    """PROPAGATE_HEADERS as lower-case glob patterns."""
+    return tuple(p.strip().lower() for p in spec.split(",") if p.strip())
+
+
+def propagated(headers: Mapping[str, str], patterns: tuple[str, ...]) -> dict[str, str]:
+    """The request headers that go on to the upstream call."""
+    return {k: v for k, v in headers.items()
+            if k.lower() not in NEVER_PROPAGATED and any(fnmatchcase(k.lower(), p) for p in patterns)}
 
 
 def _failure(
@@ -33,9 +58,11 @@ def _failure(
     return web.json_response(body, status=status)
 
 
-def make_app(sidecar_url: str, timeout_s: float, keepalive: bool = False) -> web.Application:
+def make_app(sidecar_url: str, timeout_s: float, keepalive: bool = False,
+             propagate: str = DEFAULT_PROPAGATE) -> web.Application:
     upstream = sidecar_url.rstrip("/") + UPSTREAM_PATH
     timeout = aiohttp.ClientTimeout(total=timeout_s)
+    patterns = propagation_rule(propagate)
 
     async def on_startup(app: web.Application) -> None:
         connector = aiohttp.TCPConnector(force_close=not keepalive)
@@ -47,7 +74,7 @@ def make_app(sidecar_url: str, timeout_s: float, keepalive: bool = False) -> web
     async def hello(request: web.Request) -> web.Response:
         session: aiohttp.ClientSession = request.app["session"]
         try:
-            async with session.get(upstream) as resp:
+            async with session.get(upstream, headers=propagated(request.headers, patterns)) as resp:
                 text = await resp.text()
                 if resp.status != 200:
                     return _failure(502, "upstream_status", text[:200], upstream, resp.status)
@@ -91,7 +118,8 @@ def main() -> None:
     timeout_s = float(os.environ.get("UPSTREAM_TIMEOUT", "5"))
     host = os.environ.get("BIND_ADDR", "127.0.0.1")
     keepalive = os.environ.get("UPSTREAM_KEEPALIVE", "0") == "1"
-    web.run_app(make_app(sidecar_url, timeout_s, keepalive), host=host, port=port, print=None)
+    propagate = os.environ.get("PROPAGATE_HEADERS", DEFAULT_PROPAGATE)
+    web.run_app(make_app(sidecar_url, timeout_s, keepalive, propagate), host=host, port=port, print=None)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,17 @@ def book():
 
 
 def test_stage_names(book):
-    assert book.names == ["basic", "intentions", "l7-router", "splitter"]
+    assert book.names == ["basic", "intentions", "l7-router", "splitter", "header-route", "nested-splitter"]
+
+
+def test_the_stages_beyond_the_notes_say_so(book):
+    assert [s.name for s in book.stages.values() if s.origin == "loadgen"] == ["header-route", "nested-splitter"]
+    assert {s.origin for s in book.stages.values()} == {"seed", "loadgen"}
+    # The virtual service's entries come before the splitter that points at it (Consul checks the chain).
+    nested = [e.path.name for e in book.get("nested-splitter").config_entries]
+    assert nested.index("service-b-canary-defaults.hcl") < nested.index("service-b-splitter-nested.hcl")
+    header = book.get("header-route")
+    assert header.entry("service-router", "service-a").body["Routes"][0]["Destination"]["ServiceSubset"] == "v2"
 
 
 def test_unknown_stage_is_a_usage_error(book):
@@ -115,6 +125,8 @@ def _stages(tmp_path: Path, text: str) -> Path:
     (("envoy_admin_port = 19000", 'envoy_admin_port = "19000"'),
      "instance a: envoy_admin_port must be a whole number, not '19000'"),
     (('summary = "s"', 'sumary = "s"'), "stage basic has an unknown field 'sumary'"),
+    (('summary = "s"', 'summary = "s"\norigin = "mine"'), "stage basic: origin is 'mine'; it must be one of seed, "
+                                                         "loadgen"),
 ])
 def test_a_malformed_stages_file_names_file_stage_and_field(tmp_path: Path, change, message):
     assert load_stages(_stages(tmp_path, GOOD)).names == ["basic"]

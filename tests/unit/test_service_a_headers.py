@@ -1,0 +1,53 @@
+"""service-a passes request headers on to its upstream call, as real services do (tracing,
+baggage, canary flags), so a header route can match what a client sent to service-a.
+Its own code on loopback: a small aiohttp app stands in for the sidecar and records what it got."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from loadgen.canary.consul_view import PROPAGATED
+from services.service_a.app import DEFAULT_PROPAGATE, make_app, propagated, propagation_rule
+
+
+async def _through_service_a(headers: dict[str, str], propagate: str = DEFAULT_PROPAGATE) -> dict[str, str]:
+    seen: dict[str, str] = {}
+
+    async def hello_b(request: web.Request) -> web.Response:
+        seen.update(request.headers)
+        return web.json_response({"app_id": "1", "version": "v1"})
+
+    sidecar = web.Application()
+    sidecar.router.add_get("/hello_b", hello_b)
+    async with TestServer(sidecar, host="127.0.0.1") as upstream:
+        app = make_app(str(upstream.make_url("")), 5.0, propagate=propagate)
+        async with TestServer(app, host="127.0.0.1") as front, aiohttp.ClientSession() as client, \
+                client.get(front.make_url("/hello_a"), headers=headers) as resp:
+            assert resp.status == 200, await resp.text()
+    return {k.lower(): v for k, v in seen.items()}
+
+
+def test_x_headers_and_trace_context_reach_the_upstream_call():
+    got = asyncio.run(_through_service_a({"X-Canary": "1", "traceparent": "00-abc-def-01", "b3": "1-2",
+                                          "Authorization": "Bearer t", "Cookie": "c=1"}))
+    assert got["x-canary"] == "1" and got["traceparent"] == "00-abc-def-01" and got["b3"] == "1-2"
+    assert "authorization" not in got and "cookie" not in got
+
+
+def test_propagate_headers_is_configurable_and_can_be_off():
+    got = asyncio.run(_through_service_a({"X-Canary": "1", "Baggage": "k=v"}, propagate="baggage"))
+    assert got.get("baggage") == "k=v" and "x-canary" not in got
+    assert "x-canary" not in asyncio.run(_through_service_a({"X-Canary": "1"}, propagate=""))
+
+
+def test_hop_by_hop_headers_never_pass_even_when_a_pattern_matches():
+    assert propagated({"Connection": "close", "Host": "a", "TE": "x", "X-A": "1"}, ("*",)) == {"X-A": "1"}
+
+
+def test_loadgen_matches_chain_routes_with_service_as_default_rule():
+    # loadgen.canary.consul_view assumes the canary's headers reach the upstream by this rule.
+    assert propagation_rule(DEFAULT_PROPAGATE) == PROPAGATED
