@@ -1,6 +1,6 @@
 """What a stage writes into Consul besides workloads, kept in step with the run state: its
-config entries (applied in the stage file's order, removed newest first) and, at `down`, the
-registrations loadgen made."""
+config entries (applied in the stage file's order, removed in dependency order) and, at
+`down`, the registrations loadgen made."""
 
 from __future__ import annotations
 
@@ -11,6 +11,18 @@ from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
 from loadgen.mesh.stages import Stage
 from loadgen.mesh.state import MeshState, RunDir
 from loadgen.paths import consul_dir
+
+# Consul checks every discovery chain a change touches, so entries go in the reverse of the
+# order they depend on each other: a route or split before the resolver or service-defaults
+# it relies on (a splitter may point at a virtual service added after it was first written).
+_REMOVAL_RANK = {"service-intentions": 0, "service-router": 1, "service-splitter": 2, "service-resolver": 3,
+                 "service-defaults": 4}
+
+
+def removal_order(keys: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``keys`` (kind, name) in a safe order to delete: by kind, newest first within one."""
+    newest_first = list(reversed(keys))
+    return sorted(newest_first, key=lambda k: _REMOVAL_RANK.get(k[0], 0))
 
 
 def apply_entries(run: RunDir, stage: Stage, state: MeshState, consul: ConsulClient,
@@ -27,8 +39,8 @@ def apply_entries(run: RunDir, stage: Stage, state: MeshState, consul: ConsulCli
             state.config_entries.append(entry.key)
         run.save(state)
         say(f"applied {entry.path.relative_to(consul_dir())}")
-    # Remove what the previous stage wrote and this one does not, newest first.
-    for key in reversed(list(state.config_entries)):
+    # Remove what the previous stage wrote and this one does not.
+    for key in removal_order(list(state.config_entries)):
         if key not in wanted:
             consul.delete_config(*key)
             state.config_entries.remove(key)
@@ -43,7 +55,7 @@ def release(state: MeshState, say: Callable[[str], None]) -> list[str]:
     address = state.consul_address or DEFAULT_CONSUL
     with ConsulClient(address, timeout=3.0) as consul:
         if consul.reachable():
-            for key in reversed(state.config_entries):
+            for key in removal_order(state.config_entries):
                 try:
                     consul.delete_config(*key)
                     say(f"removed {key[0]}/{key[1]}")

@@ -154,3 +154,16 @@ def test_the_cli_exits_2_with_one_line_on_a_malformed_stages_file(tmp_path: Path
         f"loadgen: error: {tmp_path / 'consul' / 'stages.toml'}: stage basic: expect.hello_a is 'okk'; "
         "it must be one of ok, denied"]
     assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_entries_are_removed_routes_and_splits_before_what_they_rely_on():
+    from loadgen.mesh.entries import removal_order
+
+    # As `up --stage splitter` then `up --stage nested-splitter` leave them in the run state.
+    written = [("service-defaults", "service-a"), ("service-defaults", "service-b"), ("service-router", "service-a"),
+               ("service-resolver", "service-b"), ("service-splitter", "service-b"),
+               ("service-defaults", "service-b-canary"), ("service-splitter", "service-b-canary")]
+    order = removal_order(written)
+    assert order.index(("service-splitter", "service-b")) < order.index(("service-defaults", "service-b-canary"))
+    assert order[0] == ("service-router", "service-a") and order[-1] == ("service-defaults", "service-a")
+    assert sorted(order) == sorted(written)
