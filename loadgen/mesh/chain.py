@@ -37,7 +37,15 @@ class Request:
     headers: Mapping[str, str] = field(default_factory=dict)
 
     def header(self, name: str) -> str | None:
+        """A header's value, case-insensitive; Envoy's pseudo-headers (``:method``, ``:path``,
+        ``:authority``) too, since its routes match a method as ``:method``."""
         wanted = name.lower()
+        if wanted == ":method":
+            return self.method
+        if wanted == ":path":
+            return self.path
+        if wanted == ":authority":
+            wanted = "host"
         return next((v for k, v in self.headers.items() if k.lower() == wanted), None)
 
     @property
@@ -204,9 +212,10 @@ def _http_matches(http: Mapping[str, Any], request: Request) -> bool:
 def _header_matches(rule: Mapping[str, Any], request: Request) -> bool:
     value = request.header(str(rule.get("Name", "")))
     if value is None:
-        # Envoy (HeaderUtility::matchHeaders) on an absent header: a present matcher fails
-        # inverted or not; any other matcher fails, or holds when inverted.
-        return not rule.get("Present") and bool(rule.get("Invert"))
+        # Consul renders Present as Envoy's present_match and the rest as value matchers; on an
+        # absent header Envoy's present_match holds only inverted ("must be absent") and a value
+        # matcher never holds, inverted or not.
+        return bool(rule.get("Present")) and bool(rule.get("Invert"))
     if rule.get("Present"):
         hit = True
     elif rule.get("Exact"):

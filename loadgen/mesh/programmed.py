@@ -145,10 +145,12 @@ def _matches(match: Mapping[str, Any], request: Request) -> bool:
 def _header(rule: Mapping[str, Any], value: str | None) -> bool:
     present = "present_match" in rule
     invert = bool(rule.get("invert_match"))
-    if value is None:  # Envoy's HeaderUtility::matchHeaders on an absent header
-        if invert:
-            return not present
-        return present and not rule["present_match"]
+    if value is None and rule.get("treat_missing_header_as_empty"):
+        value = ""
+    if value is None:
+        # Envoy on an absent header: a present_match holds when it asks for absence (inverted
+        # or not); any value matcher fails, inverted or not (HeaderDataBaseImpl).
+        return present and (not rule["present_match"]) != invert
     if present:
         hit = bool(rule["present_match"])
     elif "string_match" in rule:

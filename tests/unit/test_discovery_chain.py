@@ -95,8 +95,9 @@ def test_header_matchers_follow_envoy_on_absent_and_inverted_headers():
 
     absent = Request("/")
     assert not _header_matches({"Name": "x", "Exact": "1"}, absent)
-    assert _header_matches({"Name": "x", "Exact": "1", "Invert": True}, absent)
-    assert not _header_matches({"Name": "x", "Present": True, "Invert": True}, absent)
+    assert not _header_matches({"Name": "x", "Exact": "1", "Invert": True}, absent)  # a value matcher needs a value
+    assert _header_matches({"Name": "x", "Present": True, "Invert": True}, absent)  # "must be absent"
+    assert not _header_matches({"Name": "x", "Present": True}, absent)
     given = Request("/", headers={"X": "Canary-7"})
     assert _header_matches({"Name": "x", "Prefix": "canary", "IgnoreCase": True}, given)
     assert not _header_matches({"Name": "x", "Prefix": "canary"}, given)

@@ -72,8 +72,12 @@ def test_inverted_and_absent_headers_follow_envoy():
         dump = with_routes([{"match": {"prefix": "/", "headers": [rule]}, "route": {"cluster": V1}}])
         return programmed_route(dump, Request("/", headers=headers)) is not None
 
-    assert hit({"name": "x", "string_match": {"exact": "1"}, "invert_match": True}, {})
-    assert not hit({"name": "x", "present_match": True, "invert_match": True}, {})
+    # An absent header: a value matcher fails even inverted; an inverted present_match holds.
+    assert not hit({"name": "x", "string_match": {"exact": "1"}, "invert_match": True}, {})
+    assert hit({"name": "x", "string_match": {"exact": ""}, "treat_missing_header_as_empty": True}, {})
+    assert hit({"name": "x", "present_match": True, "invert_match": True}, {})
+    assert not hit({"name": "x", "present_match": True}, {})
+    assert hit({"name": "x", "string_match": {"exact": "1"}, "invert_match": True}, {"x": "2"})
     assert not hit({"name": "x", "exact_match": "1"}, {"x": "2"})
     assert hit({"name": "x", "string_match": {"prefix": "CAN", "ignore_case": True}}, {"x": "canary"})
 
@@ -91,3 +95,21 @@ def test_an_unreachable_admin_is_one_line_with_exit_4():
         EnvoyAdmin(f"127.0.0.1:{port}", timeout=1).config_dump()
     assert err.value.code == ExitCode.UNREACHABLE and "--envoy-admin" in err.value.message
     assert "\n" not in err.value.message
+
+
+@pytest.mark.parametrize("name", ["splitter", "header_route", "nested", "decimal", "default_subset_v2"])
+@pytest.mark.parametrize("request_", [
+    Request("/hello_b"), Request("/hello_b", headers={"x-canary": "1"}), Request("/hello_b/beta?beta=1", "POST"),
+    Request("/hello_b/beta?beta=1"), Request("/hello_c/x"), Request("/hello_c/x", headers={"x-debug": "1"}),
+    Request("/other"),
+])
+def test_consuls_chain_and_envoys_route_agree_on_every_recorded_config(name, request_):
+    """Consul's compiled chain and the route the same Consul gave service-a's sidecar, recorded
+    together (data/README-chains.md): both matchers pick the same targets with the same shares."""
+    from loadgen.mesh.chain import compile_split
+
+    chain = json.loads((DATA / f"chain_{name}.json").read_text())
+    dump = json.loads((DATA / f"dump_{name}.json").read_text())
+    compiled = compile_split(chain, request_)
+    clusters = {t.cluster: compiled.shares[t.id] for t in compiled.targets}
+    assert programmed_route(dump, request_).weights == pytest.approx(clusters)
