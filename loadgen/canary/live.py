@@ -21,16 +21,18 @@ from loadgen.canary.options import CanaryOptions, budget, reachability
 from loadgen.canary.progress import Snapshot
 from loadgen.canary.result import CanaryResult
 from loadgen.canary.three_way import three_way_for
-from loadgen.errors import UsageError
+from loadgen.errors import LoadgenError, UsageError
 from loadgen.load.engine import LoadPlan, RunStats, run_blocking, run_load
 from loadgen.load.reachable import check_reachable
 from loadgen.load.sample import Sample, SampleWriter
+from loadgen.load.tally import Tally
 from loadgen.mesh.consul_api import ConsulClient
 from loadgen.stats import VerdictState
 
 __all__ = ["LOOK_EVERY_S", "run_live"]
 
 LOOK_EVERY_S = 0.1  # how often the live run asks the judge
+UNIDENTIFIED_STOP = 50  # answers without the --subset-from identity, and none with it: a wrong spec
 LOOK_EVERY_ENVOY_S = 0.5  # --subset-from envoy: each look reads the sidecar's counters over HTTP
 
 
@@ -94,7 +96,10 @@ def run_live(
             await asyncio.sleep(LOOK_EVERY_ENVOY_S if from_envoy else LOOK_EVERY_S)
             elapsed = time.monotonic() - started
             if from_envoy:
-                counters = await asyncio.to_thread(three.counters_now)
+                try:
+                    counters = await asyncio.to_thread(three.counters_now)
+                except LoadgenError:
+                    continue  # the sidecar's admin did not answer this time; the next look asks again
                 if not rebased and elapsed >= options.warmup:  # the warm-up's requests are not judged
                     baseline, rebased = counters, True
                     continue
@@ -108,6 +113,8 @@ def run_live(
                 on_look(Snapshot(verdict, check.tally.sent, time.monotonic() - started, check.tally.error_count))
             if verdict.decided and options.method == "sequential":
                 state["stop"] = True
+            if identity_never_matched(options.subset_from, check.tally):
+                state["stop"], state["unidentified"] = True, True
 
     async def main() -> RunStats:
         def stop(signum: int) -> None:
@@ -129,6 +136,10 @@ def run_live(
         if writer:
             writer.close()
     three.after()
+    if state.get("unidentified"):
+        raise UsageError(f"--subset-from {options.subset_from} named no backend in any of the first "
+                         f"{check.tally.errors['no_app_id']:,} answers (HTTP 200 without that header or JSON "
+                         "field): check the name, or use --subset-from envoy")
     # One last look that includes the responses still in flight when the run stopped. The
     # sequential judge's intervals only narrow, so a verdict reached at a look stands.
     if from_envoy:
@@ -154,3 +165,11 @@ def run_live(
         recorded_to=str(options.record) if options.record else None, generator=stats.health(False),
         recording_failed=writer.failed if writer else None,
     )
+
+
+def identity_never_matched(subset_from: str, tally: Tally) -> bool:
+    """A --subset-from rule that found nothing in the first answers (and never anything) is a
+    mistake in the rule, not a split to judge."""
+    if subset_from in ("auto", "envoy") or tally.app_ids:
+        return False
+    return tally.errors.get("no_app_id", 0) >= UNIDENTIFIED_STOP
