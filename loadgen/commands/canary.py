@@ -164,12 +164,16 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
     """Send traffic through service-a and decide whether service-b's split matches SPLIT.
 
     Reads service-b's APP_ID from every response, maps it to a subset (v1, v2, ...)
-    and judges PASS, FAIL or INCONCLUSIVE; the exit code gates CI.
+    and judges PASS, FAIL or INCONCLUSIVE; the exit code gates CI. Beside the traffic it
+    shows the split Consul compiled (the upstream's discovery chain) and the one the client
+    sidecar's Envoy was programmed with; a sidecar that differs from Consul (a stale proxy)
+    FAILs the run whatever the traffic did.
 
     \b
     Examples:
       loadgen canary --expect 85/15
       loadgen canary --expect consul --json result.json --junit junit.xml
+      loadgen canary --expect consul --stage header-route --header 'x-canary: 1'
       loadgen canary --target http://10.0.0.5:3000/hello_a --consul 10.0.0.5:8500 --expect v1=90,v2=10
       loadgen canary --replay run.jsonl --expect 85/15
     """
