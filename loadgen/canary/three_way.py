@@ -73,11 +73,16 @@ class ThreeWay:
     def read(self) -> EnvoyReading | None:
         if self.admin is None:
             return None
-        from loadgen.mesh.programmed import programmed_route
+        from loadgen.mesh.programmed import UnevaluableRoute, programmed_route
 
         dump = self.admin.config_dump()
         view = self.end_view or self.view
-        route = programmed_route(dump, self.request, view.compiled.upstream if view else None)
+        try:
+            route = programmed_route(dump, self.request, view.compiled.upstream if view else None)
+        except UnevaluableRoute as exc:
+            if exc.message not in self.notes:
+                self.notes.append(exc.message)
+            route = None
         clusters = set(self.clusters) | set(route.weights if route else ())
         return EnvoyReading(self.admin.address, route, self.admin.cluster_stats(sorted(clusters)))
 

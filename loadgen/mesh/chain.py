@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from loadgen.errors import UsageError
 
@@ -54,7 +54,13 @@ class Request:
 
     @property
     def query(self) -> dict[str, str]:
-        return dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
+        """Query parameters as Envoy matches them: not percent-decoded, the first of a repeated one."""
+        out: dict[str, str] = {}
+        for part in urlsplit(self.path).query.split("&"):
+            name, _, value = part.partition("=")
+            if name:
+                out.setdefault(name, value)
+        return out
 
     def describe(self) -> str:
         heads = "".join(f", {k}: {v}" for k, v in self.headers.items())

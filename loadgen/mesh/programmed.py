@@ -18,11 +18,15 @@ from typing import Any
 
 import httpx
 
-from loadgen.errors import UnreachableError
+from loadgen.errors import LoadgenError, UnreachableError
 from loadgen.mesh.chain import Request
 from loadgen.mesh.envoy_admin import _http_connection_managers, _section, listeners
 
-__all__ = ["ClusterCounters", "EnvoyAdmin", "ProgrammedRoute", "programmed_route"]
+__all__ = ["ClusterCounters", "EnvoyAdmin", "ProgrammedRoute", "UnevaluableRoute", "programmed_route"]
+
+
+class UnevaluableRoute(LoadgenError):
+    """The sidecar's route uses a matcher loadgen does not evaluate (its Envoy column is left out)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,10 @@ class ClusterCounters:
     rq_5xx: int = 0
 
     def delta(self, before: ClusterCounters) -> ClusterCounters:
+        """What was counted since ``before``; all of it when a counter went down (Envoy restarted
+        in between and counts from zero again)."""
+        if self.rq_total < before.rq_total or self.rq_2xx < before.rq_2xx or self.rq_5xx < before.rq_5xx:
+            return self
         return ClusterCounters(self.rq_total - before.rq_total, self.rq_2xx - before.rq_2xx,
                                self.rq_5xx - before.rq_5xx)
 
@@ -122,7 +130,18 @@ def _weights(action: Mapping[str, Any]) -> dict[str, float] | None:
 
 # -- Envoy's route match ----------------------------------------------------------------------
 
+_KNOWN_MATCH = {"prefix", "path", "safe_regex", "path_separated_prefix", "case_sensitive", "headers",
+                "query_parameters"}
+
+
 def _matches(match: Mapping[str, Any], request: Request) -> bool:
+    """Envoy's route match. A matcher loadgen does not evaluate (grpc, runtime_fraction, ...)
+    is an error, never a silent mismatch: a wrong route would put the wrong weights beside
+    Consul's."""
+    unknown = sorted(set(match) - _KNOWN_MATCH)
+    if unknown:
+        raise UnevaluableRoute(f"the client sidecar's route matches on {', '.join(unknown)}, which loadgen "
+                               "cannot evaluate: its Envoy column would be a guess")
     path = request.bare_path
     sensitive = match.get("case_sensitive", True)
     p, m = (path, lambda s: s) if sensitive else (path.lower(), lambda s: s.lower())
@@ -188,7 +207,7 @@ def _string(spec: Mapping[str, Any], value: str) -> bool:
         return w("contains") in v
     if "safe_regex" in spec:
         return _full(spec["safe_regex"].get("regex", ""), value)
-    raise UnreachableError(f"the client sidecar's route uses a string matcher loadgen cannot evaluate: {dict(spec)}")
+    raise UnevaluableRoute(f"the client sidecar's route uses a string matcher loadgen cannot evaluate: {dict(spec)}")
 
 
 def _full(pattern: str, value: str) -> bool:

@@ -12,7 +12,7 @@ import pytest
 
 from loadgen.errors import ExitCode, UnreachableError
 from loadgen.mesh.chain import Request
-from loadgen.mesh.programmed import ClusterCounters, EnvoyAdmin, programmed_route
+from loadgen.mesh.programmed import ClusterCounters, EnvoyAdmin, UnevaluableRoute, programmed_route
 
 DATA = Path(__file__).parent / "data"
 DUMP = json.loads((DATA / "splitter-service-a.json").read_text())
@@ -113,3 +113,18 @@ def test_consuls_chain_and_envoys_route_agree_on_every_recorded_config(name, req
     compiled = compile_split(chain, request_)
     clusters = {t.cluster: compiled.shares[t.id] for t in compiled.targets}
     assert programmed_route(dump, request_).weights == pytest.approx(clusters)
+
+
+def test_a_matcher_loadgen_cannot_evaluate_is_an_error_not_a_guess():
+    dump = with_routes([{"match": {"prefix": "/", "runtime_fraction": {"default_value": {"numerator": 50}}},
+                         "route": {"cluster": V1}}])
+    with pytest.raises(UnevaluableRoute, match="runtime_fraction"):
+        programmed_route(dump, Request("/hello_b"))
+
+
+def test_counters_that_went_down_mean_envoy_restarted_and_count_from_zero():
+    assert ClusterCounters(5, 5, 0).delta(ClusterCounters(100, 90, 10)) == ClusterCounters(5, 5, 0)
+
+
+def test_query_values_are_matched_as_sent_like_envoy_does():
+    assert Request("/p?a=x%20y&a=2&b").query == {"a": "x%20y", "b": ""}
