@@ -23,6 +23,7 @@ from loadgen.canary.result import CanaryResult
 from loadgen.canary.three_way import three_way_for
 from loadgen.errors import LoadgenError, UsageError
 from loadgen.load.engine import LoadPlan, RunStats, run_blocking, run_load
+from loadgen.load.identity import IdentityRule
 from loadgen.load.reachable import check_reachable
 from loadgen.load.sample import Sample, SampleWriter
 from loadgen.load.tally import Tally
@@ -43,13 +44,13 @@ def run_live(
 ) -> CanaryResult:
     """``envoy_admin``: the client sidecar's Envoy admin (``--envoy-admin``, or service-a's
     sidecar on the local mesh); None leaves the Envoy column empty."""
-    from_envoy = options.subset_from == "envoy"
+    from_envoy = IdentityRule.parse(options.subset_from).kind == "envoy"
     if from_envoy and envoy_admin is None:
         raise UsageError("--subset-from envoy counts the client sidecar's per-cluster requests: give its Envoy "
                          "admin with --envoy-admin ADDR (on the local mesh it is found by itself)")
     expectation = resolve_expectation(
         options.expect, options.mapping, consul, service=options.service, upstream=options.upstream,
-        headers=options.headers, path=options.upstream_path, counts_from_envoy=options.subset_from == "envoy", say=say)
+        headers=options.headers, path=options.upstream_path, counts_from_envoy=from_envoy, say=say)
     spec, mapping = expectation.spec, expectation.mapping
     if expectation.consul is not None:
         view = expectation.consul
@@ -78,7 +79,7 @@ def run_live(
     if options.warmup > 0:
         say(f"warm-up: requests in the first {options.warmup:g}s are reported but not judged")
     load = LoadPlan(url=target_url, rate=options.rate, max_requests=n_max, max_time=options.max_time,
-                    timeout=options.timeout, headers=options.headers)
+                    timeout=options.timeout, headers=options.headers, identity=IdentityRule.parse(options.subset_from))
     writer = SampleWriter(options.record) if options.record else None
     state: dict[str, Any] = {"stop": False, "signum": None}
 
@@ -170,6 +171,6 @@ def run_live(
 def identity_never_matched(subset_from: str, tally: Tally) -> bool:
     """A --subset-from rule that found nothing in the first answers (and never anything) is a
     mistake in the rule, not a split to judge."""
-    if subset_from in ("auto", "envoy") or tally.app_ids:
+    if IdentityRule.parse(subset_from).kind in ("auto", "envoy") or tally.app_ids:
         return False
     return tally.errors.get("no_app_id", 0) >= UNIDENTIFIED_STOP

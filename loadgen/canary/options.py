@@ -8,6 +8,7 @@ from pathlib import Path
 from loadgen.canary.expectation import expects_consul, mapping_from_option, resolve_spec
 from loadgen.errors import UsageError
 from loadgen.load.client import Endpoint
+from loadgen.load.identity import IdentityRule
 from loadgen.stats import JudgeConfig, SampleSizePlan, SplitSpec, plan_sample_size
 from loadgen.stats.bands import band_of, format_band
 from loadgen.stats.plan import approximate_fixed_n, default_budget
@@ -47,6 +48,7 @@ def validate(options: CanaryOptions) -> None:
         raise UsageError("--record and --replay cannot be used together")
     if options.target is not None:
         Endpoint.parse(options.target)
+    IdentityRule.parse(options.subset_from)
     if options.mapping is not None and not options.mapping.strip():
         raise UsageError("--map is empty: give APP_ID=SUBSET pairs like 1=v1,2=v2, or leave it out to read "
                          "the map from Consul")

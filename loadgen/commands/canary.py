@@ -116,6 +116,11 @@ class PlanningHelp(click.Command):
               help="The client sidecar's Envoy admin (host:port), read before and after the run for the Envoy "
                    "column and its cluster counters. Default: service-a's sidecar on the local mesh; none with "
                    "--target.")
+@click.option("--subset-from", "subset_from", default="auto", show_default=True, metavar="RULE",
+              help="How an answer names its backend: auto (an X-App-Id header or a JSON app_id), header:NAME, "
+                   "json:PATH (dotted, like json:upstream.app_id), or envoy (no per-answer identity: the judged "
+                   "counts are the client sidecar's per-cluster 2xx answers, which include any other traffic "
+                   "through that sidecar).")
 @click.option("--stage", "stage_name", default="splitter", show_default=True, metavar="STAGE",
               help="Local mesh: the stage to run against (used as it is when the mesh is at it, otherwise "
                    "brought up and put back afterwards). See `loadgen stages`.")
@@ -155,7 +160,8 @@ class PlanningHelp(click.Command):
 @runtime_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 def canary(expect: str, target: str | None, consul_addr: str | None, mapping: str | None, upstream: str | None,
-           upstream_path: str | None, envoy_admin: str | None, stage_name: str, headers: tuple[str, ...],
+           upstream_path: str | None, envoy_admin: str | None, subset_from: str, stage_name: str,
+           headers: tuple[str, ...],
            rate: float, max_requests: int | None, max_time: float, timeout: float, tolerance: str,
            confidence: float, method: str, max_unknown: float, max_errors: float, record: Path | None,
            replay_path: Path | None, json_path: Path | None, junit: Path | None, warmup: float | None,
@@ -183,6 +189,7 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
         expect=expect, target=target, consul=consul_addr, mapping=mapping, headers=parse_headers(headers), rate=rate,
         max_requests=max_requests, max_time=max_time, timeout=timeout, method=method, config=config,
         record=record, replay=replay_path, upstream=upstream, upstream_path=upstream_path, envoy_admin=envoy_admin,
+        subset_from=subset_from,
         warmup=warmup if warmup is not None else (0.0 if replay_path is not None else DEFAULT_WARMUP_S),
     )
     # Everything that can be checked without the network is, before anything starts: a wrong

@@ -22,17 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import psutil
 
 from loadgen.load.client import Client, RequestError
 from loadgen.load.health import GeneratorHealth
+from loadgen.load.identity import AUTO, IdentityRule, json_object
 from loadgen.load.sample import Sample
 from loadgen.load.schedule import RateSchedule, Segment
 
@@ -59,6 +58,7 @@ class LoadPlan:
     concurrency: int | None = None  # closed loop when set
     shard: tuple[int, int] | None = None  # (k, n): send only requests k, k+n, ... (worker k of n)
     start_at: float | None = None  # perf_counter instant to start at (shared by workers)
+    identity: IdentityRule = AUTO  # how a response names its backend (--subset-from)
 
     def __post_init__(self) -> None:
         if self.max_requests <= 0 or self.max_time <= 0 or self.timeout <= 0:
@@ -135,34 +135,20 @@ class RunStats:
                                cpu_share=round(self.cpu_share, 3))
 
 
-def _json_object(body: bytes) -> dict[str, Any] | None:
-    """The body as a JSON object, or None (cheaply, without parsing what cannot be one)."""
-    if not body or body[:1] != b"{":
-        return None
-    try:
-        obj = json.loads(body)
-    except ValueError:
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
 def app_id_of(headers: Mapping[str, str], body: bytes) -> str | None:
-    """service-b's APP_ID: the X-App-Id header, else the JSON body's ``app_id``."""
-    value = headers.get("X-App-Id")
-    if value:
-        return value
-    obj = _json_object(body)
-    return str(obj["app_id"]) if obj is not None and obj.get("app_id") is not None else None
+    """service-b's APP_ID: the X-App-Id header, else the JSON body's ``app_id`` (``--subset-from auto``)."""
+    return AUTO.of(headers, body)
 
 
 def _reason(body: bytes) -> str | None:
     """service-a's JSON reason for a failure (connection_reset, ...), kept short."""
-    obj = _json_object(body)
+    obj = json_object(body)
     reason = obj.get("error") if obj is not None else None
     return str(reason)[:40] if reason else None
 
 
-async def _one(client: Client, start: float, intended: float | None, clock: Callable[[], float]) -> Sample:
+async def _one(client: Client, start: float, intended: float | None, clock: Callable[[], float],
+               identity: IdentityRule = AUTO) -> Sample:
     """One request. ``intended`` None (closed loop): it was meant to start when it was sent."""
     sent = clock()
     if intended is None:
@@ -175,7 +161,7 @@ async def _one(client: Client, start: float, intended: float | None, clock: Call
     done = clock()
     # A timer may fire a little early; a request sent before its intended time started when sent.
     begun = min(intended, sent)
-    app_id = app_id_of(resp.headers, resp.body)
+    app_id = identity.of(resp.headers, resp.body)
     error = None
     if resp.status != 200:
         reason = _reason(resp.body)
@@ -222,7 +208,7 @@ async def _open_loop(plan: LoadPlan, client: Client, start: float, clock: Callab
 
     async def one(intended: float) -> None:
         try:
-            sample = await _one(client, start, intended, clock)
+            sample = await _one(client, start, intended, clock, plan.identity)
             stats.completed += 1
             on_sample(sample)
         finally:
@@ -353,7 +339,7 @@ async def _closed_loop(plan: LoadPlan, client: Client, start: float, clock: Call
             if now >= deadline:
                 return
             stats.sent += 1
-            sample = await _one(c, start, None, clock)
+            sample = await _one(c, start, None, clock, plan.identity)
             stats.completed += 1
             on_sample(sample)
 
