@@ -65,7 +65,10 @@ def run_live(
     reachable, about = reachability(options, spec, n_max)
     if not reachable:
         say(about)  # before anything is sent
-    check_reachable(target_url, options.headers, options.timeout)
+    load = LoadPlan(url=target_url, rate=options.rate, max_requests=n_max, max_time=options.max_time,
+                    timeout=options.timeout, headers=options.headers, identity=IdentityRule.parse(options.subset_from),
+                    method=options.request_method, body=options.body, tls=options.tls)
+    check_reachable(target_url, options.headers, options.timeout, client=load.client())
     three = three_way_for(expectation.consul, consul, envoy_admin, options.headers, options.upstream_path)
     three.before()
     if from_envoy:
@@ -78,8 +81,6 @@ def run_live(
         say(about)
     if options.warmup > 0:
         say(f"warm-up: requests in the first {options.warmup:g}s are reported but not judged")
-    load = LoadPlan(url=target_url, rate=options.rate, max_requests=n_max, max_time=options.max_time,
-                    timeout=options.timeout, headers=options.headers, identity=IdentityRule.parse(options.subset_from))
     writer = SampleWriter(options.record) if options.record else None
     state: dict[str, Any] = {"stop": False, "signum": None}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from loadgen.canary.expectation import expects_consul, mapping_from_option, resolve_spec
 from loadgen.errors import UsageError
-from loadgen.load.client import Endpoint
+from loadgen.load.client import Endpoint, TlsOptions
 from loadgen.load.identity import IdentityRule
 from loadgen.stats import JudgeConfig, SampleSizePlan, SplitSpec, plan_sample_size
 from loadgen.stats.bands import band_of, format_band
@@ -39,6 +39,9 @@ class CanaryOptions:
     upstream_path: str | None = None  # the path of service-a's upstream call (None: /hello_b)
     envoy_admin: str | None = None  # the client sidecar's Envoy admin; None: service-a's on the local mesh
     subset_from: str = "auto"  # how a response names its backend (loadgen.load.identity)
+    request_method: str = "GET"
+    body: bytes | None = None
+    tls: TlsOptions | None = None  # https:// targets
 
 
 def validate(options: CanaryOptions) -> None:
@@ -48,7 +51,13 @@ def validate(options: CanaryOptions) -> None:
         raise UsageError("--record and --replay cannot be used together")
     if options.target is not None:
         Endpoint.parse(options.target)
+        if options.tls is not None and Endpoint.parse(options.target).scheme != "https":
+            raise UsageError("--cacert and --insecure are for an https:// --target")
+    if options.tls is not None:
+        options.tls.context()  # a CA file that is missing or not PEM: one line now
     IdentityRule.parse(options.subset_from)
+    if not options.request_method.isalpha():
+        raise UsageError(f"-X {options.request_method!r} is not an HTTP method (GET, POST, PUT, ...)")
     if options.mapping is not None and not options.mapping.strip():
         raise UsageError("--map is empty: give APP_ID=SUBSET pairs like 1=v1,2=v2, or leave it out to read "
                          "the map from Consul")

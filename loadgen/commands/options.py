@@ -9,11 +9,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
 from loadgen.errors import UsageError
+from loadgen.load.client import TlsOptions
 from loadgen.load.schedule import parse_duration
 from loadgen.mesh.runtime.select import RUNTIMES
 
@@ -187,3 +189,23 @@ def runtime_option(func: Callable[..., Any]) -> Callable[..., Any]:
         help="Runtime to bring the local mesh up on when it is not running: process, docker or nomad. "
              "Default: what already runs, else $LOADGEN_RUNTIME, else process.",
     )(func)
+
+
+def request_body(data: str | None) -> bytes | None:
+    """--data TEXT, or --data @FILE for a file's bytes (as curl reads them)."""
+    if data is None:
+        return None
+    if not data.startswith("@"):
+        return data.encode()
+    path = Path(data[1:])
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"--data {data}: cannot read {path} ({exc.strerror or exc})") from None
+
+
+def tls_options(cacert: Path | None, insecure: bool) -> TlsOptions | None:
+    """--cacert / --insecure for an https:// target (None: the system's trust store)."""
+    if cacert is None and not insecure:
+        return None
+    return TlsOptions(cacert=str(cacert) if cacert else None, insecure=insecure)

@@ -1,21 +1,24 @@
 """A lean HTTP/1.1 client for the hot path: asyncio Protocols, llhttp (httptools), keep-alive.
 
 A full client (aiohttp's ClientSession) spends most of a request's CPU on features a load
-generator does not need. This one only sends GETs with fixed headers over persistent
-connections and parses responses with llhttp, so the generator stays cheaper than the
+generator does not need. This one sends one prebuilt request (any method, fixed headers,
+an optional body) over persistent connections, plain or TLS (SNI, a CA file or no
+verification), and parses responses with llhttp, so the generator stays cheaper than the
 mesh it measures. It handles Content-Length, chunked and read-until-close bodies,
 ``Connection: close``, connect and response timeouts, resets, malformed responses, and
 a fresh-connection-per-request mode (intentions are checked when a connection is set up).
 
 Errors are raised as :class:`RequestError` with a short ``kind``: connect_refused,
-connect_timeout, timeout, reset, bad_response.
+connect_timeout, tls_error, timeout, reset, bad_response.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httptools
@@ -39,10 +42,34 @@ class Response:
 
 
 @dataclass(frozen=True)
+class TlsOptions:
+    """How an https:// target is verified: a CA file (default: the system's trust store), or
+    not at all (``insecure``). ``server_name`` overrides the SNI / verified host name."""
+
+    cacert: str | None = None
+    insecure: bool = False
+    server_name: str | None = None
+
+    def context(self) -> ssl.SSLContext:
+        """The client context; a CA file that cannot be read is one line (exit 2)."""
+        if self.cacert is not None and not Path(self.cacert).is_file():
+            raise UsageError(f"--cacert {self.cacert}: no such file")
+        try:
+            ctx = ssl.create_default_context(cafile=self.cacert)
+        except (ssl.SSLError, OSError) as exc:
+            raise UsageError(f"--cacert {self.cacert} is not a PEM CA certificate ({exc})") from None
+        if self.insecure:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+
+@dataclass(frozen=True)
 class Endpoint:
     host: str
     port: int
     path: str  # with query
+    scheme: str = "http"
 
     @classmethod
     def parse(cls, url: str) -> Endpoint:
@@ -51,17 +78,14 @@ class Endpoint:
             port = parts.port  # raises on a port that is not a number in 0-65535
         except ValueError as exc:
             raise UsageError(f"{url!r} is not a valid URL ({exc})") from None
-        if parts.scheme == "https":
-            raise UsageError(f"{url!r} is not an http:// URL: https targets are not supported yet (the lean "
-                             "client speaks plain HTTP/1.1); give the http:// address of service-a")
-        if parts.scheme != "http" or not parts.hostname:
-            raise UsageError(f"{url!r} is not an http:// URL like http://127.0.0.1:3000/hello_a")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UsageError(f"{url!r} is not an http:// or https:// URL like http://127.0.0.1:3000/hello_a")
         if any(c.isspace() or ord(c) < 0x20 for c in url):
             raise UsageError(f"{url!r} contains whitespace or control characters")
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
-        return cls(parts.hostname, port or 80, path)
+        return cls(parts.hostname, port or (443 if parts.scheme == "https" else 80), path, parts.scheme)
 
 
 class _Connection(asyncio.Protocol):
@@ -158,37 +182,58 @@ class _Connection(asyncio.Protocol):
 
 @dataclass
 class Client:
-    """GETs one URL over a pool of keep-alive connections (or a new one per request)."""
+    """Sends one request (``method``, ``headers``, ``body``) to one URL over a pool of keep-alive
+    connections (or a new one per request), plain or TLS."""
 
     url: str
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float = 5.0
     connect_timeout: float = 2.0
     new_connection: bool = False
+    method: str = "GET"
+    body: bytes | None = None
+    tls: TlsOptions | None = None  # https:// only; None there means the system's trust store
     _idle: list[_Connection] = field(default_factory=list, init=False)
     _request: bytes = field(default=b"", init=False)
 
     def __post_init__(self) -> None:
         self.endpoint = Endpoint.parse(self.url)
+        if not self.method.isalpha() or not self.method.isupper():
+            raise UsageError(f"{self.method!r} is not an HTTP method (GET, POST, PUT, ...)")
+        self._ssl: ssl.SSLContext | None = None
+        self._server_name: str | None = None
+        if self.endpoint.scheme == "https":
+            tls = self.tls or TlsOptions()
+            self._ssl = tls.context()  # built once: a handshake reuses it
+            self._server_name = tls.server_name or self.endpoint.host
         name = f"[{self.endpoint.host}]" if ":" in self.endpoint.host else self.endpoint.host  # IPv6
-        host = name if self.endpoint.port == 80 else f"{name}:{self.endpoint.port}"
+        default_port = 443 if self.endpoint.scheme == "https" else 80
+        host = name if self.endpoint.port == default_port else f"{name}:{self.endpoint.port}"
         # A user's Host or User-Agent replaces ours (a Host header routes on many gateways).
         given = {k.lower(): v for k, v in self.headers.items()}
-        lines = [f"GET {self.endpoint.path} HTTP/1.1", f"Host: {given.get('host', host)}",
+        lines = [f"{self.method} {self.endpoint.path} HTTP/1.1", f"Host: {given.get('host', host)}",
                  f"User-Agent: {given.get('user-agent', 'loadgen')}"]
-        lines += [f"{k}: {v}" for k, v in self.headers.items() if k.lower() not in ("host", "user-agent")]
+        lines += [f"{k}: {v}" for k, v in self.headers.items()
+                  if k.lower() not in ("host", "user-agent", "content-length")]
+        if self.body is not None:
+            lines.append(f"Content-Length: {len(self.body)}")
         if self.new_connection:
             lines.append("Connection: close")
-        self._request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self._request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (self.body or b"")
 
     async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Connection:
+        where = f"{self.endpoint.host}:{self.endpoint.port}"
         try:
             _, conn = await asyncio.wait_for(
-                loop.create_connection(lambda: _Connection(loop), self.endpoint.host, self.endpoint.port),
+                loop.create_connection(lambda: _Connection(loop), self.endpoint.host, self.endpoint.port,
+                                       ssl=self._ssl, server_hostname=self._server_name),
                 self.connect_timeout,
             )
         except TimeoutError:
-            raise RequestError("connect_timeout", f"{self.endpoint.host}:{self.endpoint.port}") from None
+            raise RequestError("connect_timeout", where) from None
+        except ssl.SSLError as exc:  # before OSError, which it is too: a handshake, not a refusal
+            why = getattr(exc, "verify_message", None) or exc.reason or str(exc)  # "Hostname mismatch, ..."
+            raise RequestError("tls_error", f"{where}: {why}") from None
         except ConnectionRefusedError:
             raise RequestError("connect_refused", f"{self.endpoint.host}:{self.endpoint.port}") from None
         except OSError as exc:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from loadgen.load.client import Client, RequestError
+from loadgen.load.client import Client, RequestError, TlsOptions
 from loadgen.load.health import GeneratorHealth
 from loadgen.load.identity import AUTO, IdentityRule, json_object
 from loadgen.load.sample import Sample
@@ -59,6 +59,16 @@ class LoadPlan:
     shard: tuple[int, int] | None = None  # (k, n): send only requests k, k+n, ... (worker k of n)
     start_at: float | None = None  # perf_counter instant to start at (shared by workers)
     identity: IdentityRule = AUTO  # how a response names its backend (--subset-from)
+    method: str = "GET"
+    body: bytes | None = None
+    tls: TlsOptions | None = None  # https:// targets: CA file, no verification, SNI name
+
+    def client(self, **overrides: object) -> Client:
+        """A lean client sending this plan's request."""
+        args: dict[str, object] = {"headers": dict(self.headers), "timeout": self.timeout,
+                                   "new_connection": self.new_connection, "method": self.method, "body": self.body,
+                                   "tls": self.tls}
+        return Client(self.url, **{**args, **overrides})  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
         if self.max_requests <= 0 or self.max_time <= 0 or self.timeout <= 0:
@@ -183,7 +193,7 @@ async def run_load(
     # perf_counter, not loop.time(): uvloop's loop clock ticks in whole milliseconds.
     clock = time.perf_counter
     stats = RunStats()
-    client = Client(plan.url, headers=dict(plan.headers), timeout=plan.timeout, new_connection=plan.new_connection)
+    client = plan.client()
     proc = psutil.Process()
     if plan.start_at is not None and plan.start_at > clock():
         await asyncio.sleep(plan.start_at - clock())
@@ -323,8 +333,7 @@ async def _closed_loop(plan: LoadPlan, client: Client, start: float, clock: Call
     n = plan.shard[1] if plan.shard else 1
     cap = -(-plan.max_requests // n)
     # Each worker has its own connection (one request at a time per connection).
-    clients = [client] + [Client(plan.url, headers=dict(plan.headers), timeout=plan.timeout,
-                                 new_connection=plan.new_connection) for _ in range(plan.concurrency - 1)]
+    clients = [client] + [plan.client() for _ in range(plan.concurrency - 1)]
     stats.stopped_by = "max_time"
 
     async def worker(c: Client) -> None:

@@ -14,12 +14,14 @@ from loadgen.load.engine import run_blocking
 __all__ = ["check_reachable"]
 
 
-def check_reachable(url: str, headers: dict[str, str], timeout: float) -> None:
-    """GET ``url`` once; raise :class:`UnreachableError` when it cannot be reached or does
-    not answer HTTP/1.1. Any HTTP answer, even an error status, passes: the run counts it."""
+def check_reachable(url: str, headers: dict[str, str], timeout: float, client: Client | None = None) -> None:
+    """Send the run's request once (``client``, default a GET of ``url``); raise
+    :class:`UnreachableError` when the target cannot be reached, its TLS handshake fails, or it
+    does not answer HTTP/1.1. Any HTTP answer, even an error status, passes: the run counts it."""
 
     async def once() -> None:
-        client = Client(url, headers=headers, timeout=timeout)
+        nonlocal client
+        client = client or Client(url, headers=headers, timeout=timeout)
         try:
             await client.get()
         finally:
@@ -28,6 +30,9 @@ def check_reachable(url: str, headers: dict[str, str], timeout: float) -> None:
     try:
         run_blocking(once)
     except RequestError as exc:
+        if exc.kind == "tls_error":
+            raise UnreachableError(f"target {url}: TLS handshake failed ({exc.detail}); give the CA that signs "
+                                   "its certificate with --cacert, or --insecure") from None
         if exc.kind.startswith("connect"):
             raise UnreachableError(f"target {url} is unreachable ({exc.kind})") from None
         if exc.kind == "bad_response":
