@@ -91,8 +91,11 @@ class Endpoint:
 class _Connection(asyncio.Protocol):
     """One TCP connection; one request at a time (no pipelining)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, head: bool = False) -> None:
         self._loop = loop
+        # An answer to HEAD has a Content-Length but no body; llhttp cannot be told (httptools
+        # has no skip-body hook), so the message ends with its headers (see on_headers_complete).
+        self._head = head
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.keep_alive = True
@@ -144,6 +147,11 @@ class _Connection(asyncio.Protocol):
         self._chunked_or_length = "Content-Length" in self._headers or "chunked" in self._headers.get(
             "Transfer-Encoding", ""
         ).lower()
+        if self._head:
+            # No body follows; waiting for Content-Length bytes would end every HEAD in a timeout.
+            # The next request gets a fresh parser, so the one left mid-message does no harm.
+            self.keep_alive = self._parser.should_keep_alive()
+            self._complete()
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
@@ -200,6 +208,7 @@ class Client:
         self.endpoint = Endpoint.parse(self.url)
         if not self.method.isalpha() or not self.method.isupper():
             raise UsageError(f"{self.method!r} is not an HTTP method (GET, POST, PUT, ...)")
+        self._head = self.method == "HEAD"
         self._ssl: ssl.SSLContext | None = None
         self._server_name: str | None = None
         if self.endpoint.scheme == "https":
@@ -225,7 +234,7 @@ class Client:
         where = f"{self.endpoint.host}:{self.endpoint.port}"
         try:
             _, conn = await asyncio.wait_for(
-                loop.create_connection(lambda: _Connection(loop), self.endpoint.host, self.endpoint.port,
+                loop.create_connection(lambda: _Connection(loop, self._head), self.endpoint.host, self.endpoint.port,
                                        ssl=self._ssl, server_hostname=self._server_name),
                 self.connect_timeout,
             )
@@ -240,7 +249,8 @@ class Client:
             raise RequestError("connect_refused", str(exc)) from None
         return conn
 
-    async def get(self) -> Response:
+    async def send(self) -> Response:
+        """Send the request once; the response, or :class:`RequestError`."""
         loop = asyncio.get_running_loop()
         conn = None
         while self._idle:
@@ -276,6 +286,11 @@ class Client:
         else:
             self._idle.append(conn)
         return response
+
+    # The request is fixed at construction (any method), so these are one operation; get() is
+    # the original name, kept for the callers that use it.
+    request = send
+    get = send
 
     def close(self) -> None:
         for conn in self._idle:

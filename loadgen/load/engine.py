@@ -164,7 +164,7 @@ async def _one(client: Client, start: float, intended: float | None, clock: Call
     if intended is None:
         intended = sent
     try:
-        resp = await client.get()
+        resp = await client.send()
     except RequestError as exc:
         return Sample(t=intended - start, status=None, app_id=None, latency_ms=None, error=exc.kind,
                       sent_late_ms=max(0.0, (sent - intended) * 1000), new_connection=client.new_connection)
