@@ -46,7 +46,7 @@ def test_bad_input_is_refused_before_anything_starts(args, needle, tmp_path):
 
 @pytest.mark.parametrize(
     ("target", "needle"),
-    [("http://[::1/", "is not a valid URL"), ("https://127.0.0.1:1/hello_a", "https targets are not supported"),
+    [("http://[::1/", "is not a valid URL"), ("ftp://127.0.0.1:1/hello_a", "is not an http:// or https:// URL"),
      ("http://127.0.0.1:99999/", "is not a valid URL")],
 )
 def test_bad_targets_are_one_line_and_exit_2_at_once(target, needle, tmp_path):

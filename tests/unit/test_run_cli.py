@@ -25,7 +25,7 @@ def run(*args, tmp_path):
         ((), 2, "give --stage STAGE"),
         (("--all-stages", "--stage", "basic"), 2, "do not combine"),
         (("--target", "http://127.0.0.1:1/hello_a"), 4, "is unreachable"),
-        (("--target", "https://example.invalid/"), 2, "is not an http:// URL"),
+        (("--target", "ftp://127.0.0.1/x"), 2, "is not an http:// or https:// URL"),
         # Checked before the local mesh would be brought up (issue 13).
         (("--stage", "basic", "--run-id", "../../x"), 2, "must be one directory name"),
         (("--stage", "basic", "--record", "/proc/loadgen-no/rec.jsonl"), 2, "cannot write"),
