@@ -12,8 +12,10 @@ Like real services, it passes request headers on to its upstream call -- tracing
 (W3C ``traceparent``/``tracestate``, B3), baggage, canary flags -- so a service-router
 route that matches a header (the header-route stage) sees the header a client sent to
 service-a. PROPAGATE_HEADERS is a comma-separated list of header names or glob patterns,
-case-insensitive (default ``x-*,traceparent,tracestate,b3``; empty: none). Hop-by-hop
-and framing headers are never passed on.
+case-insensitive (default ``x-*,traceparent,tracestate,b3``: B3's multi-header form is
+``x-b3-*``; ``PROPAGATE_HEADERS=""`` passes none). Hop-by-hop and framing headers
+(connection, keep-alive, transfer-encoding, te, trailer, upgrade, proxy-*, host,
+content-length) are never passed on, even when a pattern such as ``*`` matches them.
 
 By default every /hello_a opens a fresh connection to the sidecar, as the seed's
 service-a did: in the basic stage Envoy proxies TCP and balances per *connection*, and
@@ -33,9 +35,11 @@ from aiohttp import web
 
 UPSTREAM_PATH = "/hello_b"
 DEFAULT_PROPAGATE = "x-*,traceparent,tracestate,b3"
-# Hop-by-hop (RFC 9110 7.6.1) and framing headers belong to one connection, never to the next.
+# Hop-by-hop (RFC 9110 7.6.1) and framing headers belong to one connection, never to the next;
+# every proxy-* header (Proxy-Authorization, Proxy-Connection, ...) speaks to one hop's proxy.
 NEVER_PROPAGATED = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host",
-                              "content-length", "proxy-authorization", "proxy-authenticate", "proxy-connection"})
+                              "content-length"})
+NEVER_PROPAGATED_PREFIX = "proxy-"
 
 
 def propagation_rule(spec: str) -> tuple[str, ...]:
@@ -45,8 +49,14 @@ def propagation_rule(spec: str) -> tuple[str, ...]:
 
 def propagated(headers: Mapping[str, str], patterns: tuple[str, ...]) -> dict[str, str]:
     """The request headers that go on to the upstream call."""
-    return {k: v for k, v in headers.items()
-            if k.lower() not in NEVER_PROPAGATED and any(fnmatchcase(k.lower(), p) for p in patterns)}
+    return {k: v for k, v in headers.items() if _may_propagate(k.lower(), patterns)}
+
+
+def _may_propagate(name: str, patterns: tuple[str, ...]) -> bool:
+    """``name`` (lower case) matches a pattern and is not hop-by-hop, whatever the patterns say."""
+    if name in NEVER_PROPAGATED or name.startswith(NEVER_PROPAGATED_PREFIX):
+        return False
+    return any(fnmatchcase(name, p) for p in patterns)
 
 
 def _failure(

@@ -46,6 +46,19 @@ def test_propagate_headers_is_configurable_and_can_be_off():
 
 def test_hop_by_hop_headers_never_pass_even_when_a_pattern_matches():
     assert propagated({"Connection": "close", "Host": "a", "TE": "x", "X-A": "1"}, ("*",)) == {"X-A": "1"}
+    hop = {"Keep-Alive": "5", "Transfer-Encoding": "chunked", "Upgrade": "h2c", "Content-Length": "0",
+           "Proxy-Authorization": "Basic x", "Proxy-Anything": "1"}
+    assert propagated(hop, ("*", "proxy-*", "keep-alive")) == {}
+
+
+def test_b3_multi_header_form_and_mixed_case_patterns():
+    got = asyncio.run(_through_service_a({"X-B3-TraceId": "abc", "X-B3-Sampled": "1", "Tracestate": "k=v",
+                                          "Proxy-Foo": "1"}))
+    assert got["x-b3-traceid"] == "abc" and got["x-b3-sampled"] == "1" and got["tracestate"] == "k=v"
+    assert "proxy-foo" not in got
+    # Patterns are case-insensitive too, and whitespace around the commas does not matter.
+    assert propagated({"Baggage": "k=v", "X-Other": "1"}, propagation_rule(" BAGGAGE , ")) == {"Baggage": "k=v"}
+    assert propagation_rule("") == ()
 
 
 def test_loadgen_matches_chain_routes_with_service_as_default_rule():
