@@ -13,6 +13,7 @@ from rich.table import Table
 
 from loadgen import interrupts
 from loadgen.commands.options import RunId, parse_headers, runtime_option
+from loadgen.commands.request_options import RequestOptions, build_request_options, request_options
 from loadgen.errors import ExitCode, UsageError
 from loadgen.load.client import Endpoint
 from loadgen.load.engine import LoadPlan
@@ -45,7 +46,8 @@ def _live_line(p: LoadProgress) -> str:
 @click.command("run")
 @click.option("--stage", "stage_name", metavar="STAGE", help="Stage to load: basic, intentions, l7-router, splitter.")
 @click.option("--all-stages", is_flag=True, help="Walk every stage in order (up -> load -> next) on the local mesh.")
-@click.option("--target", metavar="URL", help="Any service-a /hello_a URL instead of the local mesh.")
+@click.option("--target", metavar="URL", help="Any service-a /hello_a URL (http:// or https://) instead of the "
+                                             "local mesh.")
 @click.option("--rate", default="200", show_default=True, metavar="RATE",
               help="Open loop: 200 (per second), 100..500 (ramp over the run) or 100:10s,200:10s (steps).")
 @click.option("--concurrency", type=click.IntRange(1, 10_000), default=None,
@@ -55,7 +57,9 @@ def _live_line(p: LoadProgress) -> str:
 @click.option("--max-requests", type=click.IntRange(1, 100_000_000), default=100_000_000, help="Hard cap per stage.")
 @click.option("--timeout", default="5s", show_default=True, metavar="DURATION", help="Per-request timeout.")
 @click.option("--header", "headers", multiple=True, metavar="'NAME: VALUE'", help="Extra request header (repeatable).")
-@click.option("--new-connections", is_flag=True, help="A fresh TCP connection per request (no keep-alive).")
+@click.option("--new-connections", is_flag=True,
+              help="A fresh TCP connection per request (no keep-alive; over https:// a full TLS handshake each).")
+@request_options
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Generator processes (one core each); their histograms merge exactly.")
 @click.option("--record", type=click.Path(dir_okay=False, path_type=Path),
@@ -70,6 +74,7 @@ def _live_line(p: LoadProgress) -> str:
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str, concurrency: int | None,
         duration: str | None, max_requests: int, timeout: str, headers: tuple[str, ...], new_connections: bool,
+        request_method: str | None, data: str | None, cacert: str | None, insecure: bool, subset_from: str,
         workers: int, record: Path | None, out_root: Path | None, run_id: str | None, no_plots: bool, as_json: bool,
         runtime: str | None, quiet: bool) -> int:
     """Drive load through service-a and write latency reports per stage.
@@ -88,6 +93,8 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
       loadgen run --all-stages --rate 300 --duration 20s
       loadgen run --stage basic --concurrency 16 --duration 10s
       loadgen run --target http://127.0.0.1:3000/hello_a --rate 100..800 --duration 60s
+      loadgen run --target https://shop.example/hello_a --cacert ca.pem --method POST --data @order.json \
+          --header 'Content-Type: application/json' --subset-from json:upstream.app_id
     """
     book = load_stages()
     if all_stages and (stage_name or target):
@@ -103,7 +110,8 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
     if record and len(stages) > 1:
         raise UsageError("--record writes one stage's samples; use it with --stage")
     if target:
-        Endpoint.parse(target)  # a malformed or https URL is exit 2 before anything starts
+        Endpoint.parse(target)  # a malformed URL is exit 2 before anything starts
+    request = build_request_options(request_method, data, cacert, insecure, subset_from, target)
     if record:
         check_output(record)
     schedule = None if concurrency else RateSchedule.parse(rate)
@@ -117,7 +125,7 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
     for s in stages:
         result = _one_stage(str(s), target, schedule, concurrency, seconds, max_requests, timeout_s, hdrs,
                             new_connections, record, root / str(s), not no_plots, say, quiet or as_json, workers,
-                            runtime)
+                            runtime, request)
         results.append(result)
         if result.interrupted:
             break
@@ -138,13 +146,15 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
 def _one_stage(stage: str, target: str | None, schedule: RateSchedule | None, concurrency: int | None,
                seconds: float, max_requests: int, timeout: float, headers: dict[str, str], new_connections: bool,
                record: Path | None, out_dir: Path, plots: bool, say: Any, quiet: bool, workers: int,
-               runtime: str | None = None) -> StageResult:
+               runtime: str | None = None, request: RequestOptions | None = None) -> StageResult:
     def go(url: str, runtime_name: str) -> StageResult:
-        check_reachable(url, headers, timeout)
         plan = LoadPlan(url=url, schedule=schedule, max_requests=max_requests, max_time=seconds, timeout=timeout,
                         headers=headers, new_connection=new_connections, concurrency=concurrency,
                         rate=schedule.peak_rate if schedule and len(schedule.segments) == 1
                         and schedule.segments[0].start_rate == schedule.segments[0].end_rate else None)
+        plan = (request or RequestOptions()).apply(plan)
+        # The run's own request (method, body, TLS): a target that answers it is one the run can load.
+        check_reachable(url, headers, timeout, plan.client())
         what = f"{concurrency} connections, closed loop" if concurrency else f"rate {schedule.text if schedule else ''}"
         say(f"stage {stage}: {what} for {seconds:g}s against {url}" + (f", {workers} workers" if workers > 1 else ""))
         # A plain status line: rich's rendering would delay requests and distort the latency.
