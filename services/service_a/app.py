@@ -34,6 +34,8 @@ import aiohttp
 from aiohttp import web
 
 UPSTREAM_PATH = "/hello_b"
+# A typed application key (aiohttp >= 3.9) instead of a bare string: no NotAppKeyWarning.
+SESSION = web.AppKey("session", aiohttp.ClientSession)
 DEFAULT_PROPAGATE = "x-*,traceparent,tracestate,b3"
 # Hop-by-hop (RFC 9110 7.6.1) and framing headers belong to one connection, never to the next;
 # every proxy-* header (Proxy-Authorization, Proxy-Connection, ...) speaks to one hop's proxy.
@@ -76,13 +78,13 @@ def make_app(sidecar_url: str, timeout_s: float, keepalive: bool = False,
 
     async def on_startup(app: web.Application) -> None:
         connector = aiohttp.TCPConnector(force_close=not keepalive)
-        app["session"] = aiohttp.ClientSession(timeout=timeout, connector=connector)
+        app[SESSION] = aiohttp.ClientSession(timeout=timeout, connector=connector)
 
     async def on_cleanup(app: web.Application) -> None:
-        await app["session"].close()
+        await app[SESSION].close()
 
     async def hello(request: web.Request) -> web.Response:
-        session: aiohttp.ClientSession = request.app["session"]
+        session = request.app[SESSION]
         try:
             async with session.get(upstream, headers=propagated(request.headers, patterns)) as resp:
                 text = await resp.text()
