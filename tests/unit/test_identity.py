@@ -47,3 +47,41 @@ def test_rules_travel_to_worker_processes():
     rule = IdentityRule.parse("json:upstream.app_id")
     assert pickle.loads(pickle.dumps(rule)) == rule and rule.text == "json:upstream.app_id"
     assert IdentityRule.parse(" ENVOY ").kind == "envoy" and not IdentityRule.parse("envoy").per_response
+
+
+@pytest.mark.parametrize(("spec", "kind", "name"), [
+    ("HEADER:X-Subset", "header", "X-Subset"), (" json: a.0.b ", "json", "a.0.b"), ("Auto", "auto", ""),
+])
+def test_the_kind_is_any_case_and_the_argument_is_kept(spec, kind, name):
+    rule = IdentityRule.parse(spec)
+    assert (rule.kind, rule.name) == (kind, name)
+
+
+@pytest.mark.parametrize(("spec", "body"), [
+    ("json:upstream.app_id", b'{"upstream": {"app_id": null}}'),
+    ("json:upstream.app_id", b'{"upstream": "v1"}'),  # a step into a string names nothing
+    ("json:upstream.missing", BODY),
+])
+def test_a_missing_identity_is_none(spec, body):
+    assert IdentityRule.parse(spec).of({}, body) is None
+
+
+def test_the_engine_counts_an_answer_without_the_identity_as_no_app_id():
+    import asyncio
+    import time
+
+    from loadgen.load.client import Response
+    from loadgen.load.engine import _one
+
+    class Answers:
+        new_connection = False
+
+        async def send(self) -> Response:
+            return Response(200, {"X-App-Id": "1"}, b'{"app_id": "1"}', False)
+
+    async def one(spec: str):
+        return await _one(Answers(), 0.0, None, time.perf_counter, IdentityRule.parse(spec))  # type: ignore[arg-type]
+
+    assert (asyncio.run(one("auto")).app_id, asyncio.run(one("auto")).error) == ("1", None)
+    missing = asyncio.run(one("header:X-Subset"))
+    assert (missing.app_id, missing.error, missing.status) == (None, "no_app_id", 200)
