@@ -48,16 +48,11 @@ def run_live(
     if from_envoy and envoy_admin is None:
         raise UsageError("--subset-from envoy counts the client sidecar's per-cluster requests: give its Envoy "
                          "admin with --envoy-admin ADDR (on the local mesh it is found by itself)")
+    later: list[str] = []  # said once the target is known to answer (its error is the one line otherwise)
     expectation = resolve_expectation(
         options.expect, options.mapping, consul, service=options.service, upstream=options.upstream,
-        headers=options.headers, path=options.upstream_path, counts_from_envoy=from_envoy, say=say)
+        headers=options.headers, path=options.upstream_path, counts_from_envoy=from_envoy, say=later.append)
     spec, mapping = expectation.spec, expectation.mapping
-    if expectation.consul is not None:
-        view = expectation.consul
-        say(f"Consul compiled {view.compiled.upstream}'s chain for {view.compiled.request.describe()}: "
-            f"{view.compiled.route}; " + "; ".join(f"{n} {w * 100:.4g} % ({view.path(n)})"
-                                                   for n, w in zip(view.spec.names, view.spec.weights, strict=True)
-                                                   if w > 0))
     if expectation.unmapped_subsets:
         say(f"warning: no APP_ID maps to subset {', '.join(expectation.unmapped_subsets)} ({mapping.source})")
     check = SplitCheck(expectation, options.config, options.method, options.warmup)
@@ -69,6 +64,14 @@ def run_live(
                     timeout=options.timeout, headers=options.headers, identity=IdentityRule.parse(options.subset_from),
                     method=options.request_method, body=options.body, tls=options.tls)
     check_reachable(target_url, options.headers, options.timeout, client=load.client())
+    for line in later:
+        say(line)
+    if expectation.consul is not None:
+        view = expectation.consul
+        say(f"Consul compiled {view.compiled.upstream}'s chain for {view.compiled.request.describe()}: "
+            f"{view.compiled.route}; " + "; ".join(f"{n} {w * 100:.4g} % ({view.path(n)})"
+                                                   for n, w in zip(view.spec.names, view.spec.weights, strict=True)
+                                                   if w > 0))
     three = three_way_for(expectation.consul, consul, envoy_admin, options.headers, options.upstream_path)
     three.before()
     if from_envoy:

@@ -25,7 +25,8 @@ from loadgen.canary import (
 )
 from loadgen.canary.consul_view import CLIENT_SERVICE
 from loadgen.canary.expectation import expects_consul
-from loadgen.commands.options import Duration, Rate, parse_headers, request_body, runtime_option, tls_options
+from loadgen.commands.options import Duration, Rate, parse_headers, runtime_option
+from loadgen.commands.request_options import build_request_options, request_options
 from loadgen.errors import ExitCode, UsageError
 from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
 from loadgen.mesh.local import borrowed_stage
@@ -116,21 +117,11 @@ class PlanningHelp(click.Command):
               help="The client sidecar's Envoy admin (host:port), read before and after the run for the Envoy "
                    "column and its cluster counters. Default: service-a's sidecar on the local mesh; none with "
                    "--target.")
-@click.option("--subset-from", "subset_from", default="auto", show_default=True, metavar="RULE",
-              help="How an answer names its backend: auto (an X-App-Id header or a JSON app_id), header:NAME, "
-                   "json:PATH (dotted, like json:upstream.app_id), or envoy (no per-answer identity: the judged "
-                   "counts are the client sidecar's per-cluster 2xx answers, which include any other traffic "
-                   "through that sidecar).")
 @click.option("--stage", "stage_name", default="splitter", show_default=True, metavar="STAGE",
               help="Local mesh: the stage to run against (used as it is when the mesh is at it, otherwise "
                    "brought up and put back afterwards). See `loadgen stages`.")
 @click.option("--header", "headers", multiple=True, metavar="'NAME: VALUE'", help="Extra request header (repeatable).")
-@click.option("-X", "--request", "request_method", default="GET", show_default=True, metavar="METHOD",
-              help="The HTTP method of each request (as curl's -X; --method is the judge's).")
-@click.option("--data", metavar="TEXT|@FILE", help="A request body: the text, or @FILE for a file's bytes.")
-@click.option("--cacert", type=click.Path(dir_okay=False, path_type=Path),
-              help="https:// --target: the CA certificate (PEM) that signs its certificate (default: the system's).")
-@click.option("--insecure", is_flag=True, help="https:// --target: do not verify its certificate.")
+@request_options(method_flags=("-X", "--request"))  # --method is the judge's
 @click.option("--rate", type=Rate(min=0.1, max=100_000), default=500.0, show_default=True,
               help="Requests per second (open loop).")
 @click.option("--max-requests", type=click.IntRange(min=1, max=10_000_000), default=None,
@@ -167,7 +158,8 @@ class PlanningHelp(click.Command):
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 def canary(expect: str, target: str | None, consul_addr: str | None, mapping: str | None, upstream: str | None,
            upstream_path: str | None, envoy_admin: str | None, subset_from: str, stage_name: str,
-           headers: tuple[str, ...], request_method: str, data: str | None, cacert: Path | None, insecure: bool,
+           headers: tuple[str, ...], request_method: str | None, data: str | None, cacert: str | None,
+           insecure: bool,
            rate: float, max_requests: int | None, max_time: float, timeout: float, tolerance: str,
            confidence: float, method: str, max_unknown: float, max_errors: float, record: Path | None,
            replay_path: Path | None, json_path: Path | None, junit: Path | None, warmup: float | None,
@@ -189,14 +181,14 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
       loadgen canary --target http://10.0.0.5:3000/hello_a --consul 10.0.0.5:8500 --expect v1=90,v2=10
       loadgen canary --replay run.jsonl --expect 85/15
     """
+    request = build_request_options(request_method, data, cacert, insecure, subset_from, target)
     config = JudgeConfig(tolerance=Tolerance.parse(tolerance), alpha=1 - confidence / 100,
                          max_unknown=max_unknown / 100, max_errors=max_errors / 100)
     options = CanaryOptions(
         expect=expect, target=target, consul=consul_addr, mapping=mapping, headers=parse_headers(headers), rate=rate,
         max_requests=max_requests, max_time=max_time, timeout=timeout, method=method, config=config,
         record=record, replay=replay_path, upstream=upstream, upstream_path=upstream_path, envoy_admin=envoy_admin,
-        subset_from=subset_from, request_method=request_method.upper(), body=request_body(data),
-        tls=tls_options(cacert, insecure),
+        subset_from=request.identity.text, request_method=request.method, body=request.body, tls=request.tls,
         warmup=warmup if warmup is not None else (0.0 if replay_path is not None else DEFAULT_WARMUP_S),
     )
     # Everything that can be checked without the network is, before anything starts: a wrong
