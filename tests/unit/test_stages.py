@@ -167,3 +167,82 @@ def test_entries_are_removed_routes_and_splits_before_what_they_rely_on():
     assert order.index(("service-splitter", "service-b")) < order.index(("service-defaults", "service-b-canary"))
     assert order[0] == ("service-router", "service-a") and order[-1] == ("service-defaults", "service-a")
     assert sorted(order) == sorted(written)
+
+
+# -- loadgen's own stages: where they come from, and the CLI saying so -------------------------
+
+def test_header_route_keeps_the_splitter_stage_and_adds_its_own_router(book):
+    splitter, header = book.get("splitter"), book.get("header-route")
+    # Everything of the splitter stage but its router, which header-route replaces by its own file.
+    assert {e.path.name for e in header.config_entries} - {"service-a-router-header.hcl"} == \
+        {e.path.name for e in splitter.config_entries} - {"service-a-router.hcl"}
+    router = header.entry("service-router", "service-a")
+    assert router is not None and router.path.name == "service-a-router-header.hcl"
+    first, second = router.body["Routes"]
+    # The header route must come first: Consul (and Envoy) take the first route that matches.
+    assert first["Match"]["HTTP"] == {"PathPrefix": "/hello_b", "Header": [{"Name": "x-canary", "Exact": "1"}]}
+    assert first["Destination"] == {"Service": "service-b", "ServiceSubset": "v2"}
+    assert second == {"Match": {"HTTP": {"PathPrefix": "/hello_b"}}, "Destination": {"Service": "service-b"}}
+    assert splitter.entry("service-router", "service-a").path.name == "service-a-router.hcl"
+
+
+def test_nested_splitter_multiplies_to_75_25(book):
+    nested = book.get("nested-splitter")
+    top = nested.entry("service-splitter", "service-b")
+    canary = nested.entry("service-splitter", "service-b-canary")
+    defaults = nested.entry("service-defaults", "service-b-canary")
+    assert top is not None and canary is not None and defaults is not None
+    assert defaults.body["Protocol"] == "http"  # Consul refuses a splitter on a tcp service
+    effective: dict[str, float] = {}
+    for split in top.body["Splits"]:
+        if split.get("Service") == "service-b-canary":
+            for inner in canary.body["Splits"]:
+                effective[inner["ServiceSubset"]] = effective.get(inner["ServiceSubset"], 0) + \
+                    split["Weight"] * inner["Weight"] / 100
+        else:
+            effective[split["ServiceSubset"]] = effective.get(split["ServiceSubset"], 0) + split["Weight"]
+    assert effective == {"v1": 75, "v2": 25}
+    # Both new stages must show both backends to count as live.
+    for name in ("header-route", "nested-splitter"):
+        assert book.get(name).expect.hello_a == "ok" and book.get(name).expect.app_ids == ("1", "2")
+
+
+@pytest.mark.parametrize(("origin", "message"), [
+    ("1", "stage basic: origin must be a string, not 1"),
+    ('"Loadgen"', "stage basic: origin is 'Loadgen'; it must be one of seed, loadgen"),
+])
+def test_origin_must_be_seed_or_loadgen(tmp_path: Path, origin: str, message: str):
+    ok = load_stages(_stages(tmp_path, GOOD.replace('summary = "s"', 'summary = "s"\norigin = "loadgen"')))
+    assert ok.get("basic").origin == "loadgen"
+    assert load_stages(_stages(tmp_path, GOOD)).get("basic").origin == "seed"  # the default
+    with pytest.raises(UsageError, match=message):
+        load_stages(_stages(tmp_path, GOOD.replace('summary = "s"', f'summary = "s"\norigin = {origin}')))
+
+
+def _loadgen(*args: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COLUMNS": "250"}  # one table row per line
+    proc = subprocess.run([sys.executable, "-m", "loadgen.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_loadgen_stages_marks_loadgens_own(book):
+    text = _loadgen("stages")
+    rows = {line.split("│")[1].strip(): line for line in text.splitlines() if line.count("│") > 3}
+    for st in book.stages.values():
+        assert rows[st.name].rstrip(" │").endswith("loadgen" if st.origin == "loadgen" else "the original notes")
+    assert "header-route, nested-splitter: loadgen's own stages, not from the original notes" in text
+
+
+def test_up_stage_help_lists_every_stage(book):
+    from loadgen.commands.mesh import up
+
+    # The help spells the names out (reading stages.toml at import would turn a malformed file
+    # into a traceback instead of its one-line error); this keeps them in step with the file.
+    option = next(p for p in up.params if p.name == "stage_name")
+    assert (option.help or "").split(" (see")[0].split(" | ") == book.names
