@@ -34,8 +34,9 @@ import aiohttp
 from aiohttp import web
 
 UPSTREAM_PATH = "/hello_b"
-# A typed application key (aiohttp >= 3.9) instead of a bare string: no NotAppKeyWarning.
-SESSION = web.AppKey("session", aiohttp.ClientSession)
+# A typed application key where aiohttp has them (>= 3.9: no NotAppKeyWarning); the docker
+# runtime's image runs Debian bookworm's aiohttp 3.8, which has none, so a plain string there.
+SESSION = web.AppKey("session", aiohttp.ClientSession) if hasattr(web, "AppKey") else "session"
 DEFAULT_PROPAGATE = "x-*,traceparent,tracestate,b3"
 # Hop-by-hop (RFC 9110 7.6.1) and framing headers belong to one connection, never to the next;
 # every proxy-* header (Proxy-Authorization, Proxy-Connection, ...) speaks to one hop's proxy.
