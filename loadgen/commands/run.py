@@ -44,7 +44,9 @@ def _live_line(p: LoadProgress) -> str:
 
 
 @click.command("run")
-@click.option("--stage", "stage_name", metavar="STAGE", help="Stage to load: basic, intentions, l7-router, splitter.")
+@click.option("--stage", "stage_name", metavar="STAGE",
+              help="Stage to load: basic, intentions, l7-router, splitter, header-route, nested-splitter (see "
+                   "`loadgen stages`).")
 @click.option("--all-stages", is_flag=True, help="Walk every stage in order (up -> load -> next) on the local mesh.")
 @click.option("--target", metavar="URL", help="Any service-a /hello_a URL (http:// or https://) instead of the "
                                              "local mesh.")

@@ -48,11 +48,13 @@ def test_all_stages_walks_every_stage(loadgen, reports):
     proc = loadgen("run", "--all-stages", "--rate", "100", "--duration", "2s", "--out", str(reports),
                    "--run-id", "all", "--no-plots", "--json")
     result = json.loads(proc.stdout)
-    assert [s["stage"] for s in result["stages"]] == ["basic", "intentions", "l7-router", "splitter"]
+    # The seed's four, then loadgen's own two (consul/stages.toml's order).
+    assert [s["stage"] for s in result["stages"]] == ["basic", "intentions", "l7-router", "splitter",
+                                                      "header-route", "nested-splitter"]
     by_stage = {s["stage"]: s for s in result["stages"]}
     assert by_stage["intentions"]["requests"]["ok"] == 0  # the deny is in force
     assert by_stage["intentions"]["requests"]["errors"] == by_stage["intentions"]["requests"]["sent"]
-    for stage in ("basic", "l7-router", "splitter"):
+    for stage in ("basic", "l7-router", "splitter", "header-route", "nested-splitter"):
         assert by_stage[stage]["requests"]["errors"] == 0 and set(by_stage[stage]["split"]) == {"1", "2"}
     assert loadgen.state() == {}  # nothing was running before, so nothing is after
 
