@@ -15,7 +15,7 @@ import contextlib
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
@@ -23,11 +23,9 @@ from loadgen.canary.consul_view import ConsulView, chain_request, consul_view
 from loadgen.errors import LoadgenError
 from loadgen.mesh.chain import Request
 from loadgen.mesh.consul_api import ConsulClient
+from loadgen.mesh.programmed import ClusterCounters, EnvoyAdmin, ProgrammedRoute, UnevaluableRoute, programmed_route
 from loadgen.stats import Verdict, VerdictState
 from loadgen.stats.agreement import homogeneity_p
-
-if TYPE_CHECKING:
-    from loadgen.mesh.programmed import ClusterCounters, EnvoyAdmin, ProgrammedRoute
 
 __all__ = ["EnvoyReading", "ThreeWay", "three_way_for"]
 
@@ -73,8 +71,6 @@ class ThreeWay:
     def read(self) -> EnvoyReading | None:
         if self.admin is None:
             return None
-        from loadgen.mesh.programmed import UnevaluableRoute, programmed_route
-
         dump = self.admin.config_dump()
         view = self.end_view or self.view
         try:
@@ -261,8 +257,6 @@ def three_way_for(view: ConsulView | None, consul: ConsulClient | None, envoy_ad
             # A client of its own: the caller's may be closed by the end of the run (Locust's is).
             with ConsulClient(address, timeout=timeout) as again:
                 return consul_view(again, view.compiled.upstream, view.compiled.request)
-    from loadgen.mesh.programmed import EnvoyAdmin
-
     admin = EnvoyAdmin(envoy_admin) if envoy_admin else None
     return ThreeWay(view, admin, request, reread)
 
