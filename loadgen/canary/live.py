@@ -44,7 +44,8 @@ def run_live(
 ) -> CanaryResult:
     """``envoy_admin``: the client sidecar's Envoy admin (``--envoy-admin``, or service-a's
     sidecar on the local mesh); None leaves the Envoy column empty."""
-    from_envoy = IdentityRule.parse(options.subset_from).kind == "envoy"
+    identity = IdentityRule.parse(options.subset_from)
+    from_envoy = identity.kind == "envoy"
     if from_envoy and envoy_admin is None:
         raise UsageError("--subset-from envoy counts the client sidecar's per-cluster requests: give its Envoy "
                          "admin with --envoy-admin ADDR (on the local mesh it is found by itself)")
@@ -61,7 +62,7 @@ def run_live(
     if not reachable:
         say(about)  # before anything is sent
     load = LoadPlan(url=target_url, rate=options.rate, max_requests=n_max, max_time=options.max_time,
-                    timeout=options.timeout, headers=options.headers, identity=IdentityRule.parse(options.subset_from),
+                    timeout=options.timeout, headers=options.headers, identity=identity,
                     method=options.request_method, body=options.body, tls=options.tls)
     check_reachable(target_url, options.headers, options.timeout, client=load.client())
     for line in later:
@@ -118,7 +119,7 @@ def run_live(
                 on_look(Snapshot(verdict, check.tally.sent, time.monotonic() - started, check.tally.error_count))
             if verdict.decided and options.method == "sequential":
                 state["stop"] = True
-            if identity_never_matched(options.subset_from, check.tally):
+            if identity_never_matched(identity, check.tally):
                 state["stop"], state["unidentified"] = True, True
 
     async def main() -> RunStats:
@@ -172,9 +173,9 @@ def run_live(
     )
 
 
-def identity_never_matched(subset_from: str, tally: Tally) -> bool:
+def identity_never_matched(identity: IdentityRule, tally: Tally) -> bool:
     """A --subset-from rule that found nothing in the first answers (and never anything) is a
     mistake in the rule, not a split to judge."""
-    if IdentityRule.parse(subset_from).kind in ("auto", "envoy") or tally.app_ids:
+    if identity.kind in ("auto", "envoy") or tally.app_ids:
         return False
     return tally.errors.get("no_app_id", 0) >= UNIDENTIFIED_STOP
