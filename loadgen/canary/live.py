@@ -106,8 +106,9 @@ def run_live(
                     counters = await asyncio.to_thread(three.counters_now)
                 except LoadgenError:
                     continue  # the sidecar's admin did not answer this time; the next look asks again
-                if not rebased and elapsed >= options.warmup:  # the warm-up's requests are not judged
-                    baseline, rebased = counters, True
+                if not rebased:  # the warm-up's requests are not judged: count from its end
+                    if elapsed >= options.warmup:
+                        baseline, rebased = counters, True
                     continue
                 counts = three.answers(baseline, counters)
                 verdict = check.look_counts(elapsed, counts, 0, check.tally.error_count)
@@ -119,7 +120,7 @@ def run_live(
                 on_look(Snapshot(verdict, check.tally.sent, time.monotonic() - started, check.tally.error_count))
             if verdict.decided and options.method == "sequential":
                 state["stop"] = True
-            if identity_never_matched(identity, check.tally):
+            if identity_never_matched(identity, check.warm, check.tally):
                 state["stop"], state["unidentified"] = True, True
 
     async def main() -> RunStats:
@@ -142,9 +143,9 @@ def run_live(
         if writer:
             writer.close()
     three.after()
-    if state.get("unidentified"):
+    if state.get("unidentified") or identity_never_matched(identity, check.warm, check.tally):
         raise UsageError(f"--subset-from {options.subset_from} named no backend in any of the first "
-                         f"{check.tally.errors['no_app_id']:,} answers (HTTP 200 without that header or JSON "
+                         f"{_unidentified(check.warm, check.tally):,} answers (HTTP 200 without that header or JSON "
                          "field): check the name, or use --subset-from envoy")
     # One last look that includes the responses still in flight when the run stopped. The
     # sequential judge's intervals only narrow, so a verdict reached at a look stands.
@@ -173,9 +174,13 @@ def run_live(
     )
 
 
-def identity_never_matched(identity: IdentityRule, tally: Tally) -> bool:
-    """A --subset-from rule that found nothing in the first answers (and never anything) is a
-    mistake in the rule, not a split to judge."""
-    if identity.kind in ("auto", "envoy") or tally.app_ids:
+def identity_never_matched(identity: IdentityRule, *tallies: Tally) -> bool:
+    """A --subset-from rule that found nothing in the first answers (the warm-up's count too)
+    and never anything is a mistake in the rule, not a split to judge."""
+    if identity.kind in ("auto", "envoy") or any(t.app_ids for t in tallies):
         return False
-    return tally.errors.get("no_app_id", 0) >= UNIDENTIFIED_STOP
+    return _unidentified(*tallies) >= UNIDENTIFIED_STOP
+
+
+def _unidentified(*tallies: Tally) -> int:
+    return sum(t.errors.get("no_app_id", 0) for t in tallies)

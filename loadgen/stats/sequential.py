@@ -51,7 +51,7 @@ class SequentialJudge:
         # Dirichlet-multinomial SRM test: concentration of the same order as the bands'.
         self._srm_concentration = 0.25 / min(widths) ** 2
         self._max_log_bf = 0.0
-        self._last_total = 0
+        self._last_counts = [0] * (len(spec.names) + 2)  # per subset, then unknown and errors
         # Change test: cumulative counts and time at each look that brought new responses.
         self._change_test = change.ChangeTest(change.before_prior(spec.weights, widths))
         self._looks: list[list[int]] = []
@@ -72,9 +72,11 @@ class SequentialJudge:
         if any(x < 0 for x in c) or unknown < 0 or errors < 0:
             raise ValueError("counts must not be negative")
         total = sum(c) + unknown + errors
-        if total < self._last_total:
+        # Cumulative counts never go down; one that does is a caller's bug (a window that
+        # moved, a baseline reset) and would fake a change of split.
+        if any(now < then for now, then in zip([*c, unknown, errors], self._last_counts, strict=True)):
             raise ValueError("counts went down: a SequentialJudge follows one growing stream")
-        self._last_total = total
+        self._last_counts = [*c, unknown, errors]
         n = sum(c)
         lower, upper = self._split_intervals(c, n)
         self._lower, self._upper = _intersect(self._lower, self._upper, lower, upper)

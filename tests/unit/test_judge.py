@@ -129,6 +129,14 @@ def test_counts_must_grow():
         judge.update({"v1": 50, "v2": 20})
 
 
+def test_one_subset_going_down_is_refused_even_when_the_total_grows():
+    # A moved baseline once looked like this (v1 -1, v2 +6) and faked a change of split.
+    judge = SequentialJudge(SplitSpec.parse("85/15"))
+    judge.update({"v1": 212, "v2": 38})
+    with pytest.raises(ValueError, match="went down"):
+        judge.update({"v1": 211, "v2": 44})
+
+
 def test_srm_p_values():
     v = SequentialJudge(SplitSpec.parse("85/15")).update({"v1": 8500, "v2": 1500})
     assert v.srm_p == pytest.approx(1.0) and v.srm_p_anytime == pytest.approx(1.0)
