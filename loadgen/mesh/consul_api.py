@@ -11,9 +11,11 @@ from typing import Any
 import httpx
 
 from loadgen.errors import LoadgenError
+from loadgen.mesh.consul_refusal import explain_connect_error, explain_refusal
+from loadgen.mesh.consul_settings import DEFAULT_CONSUL, ConsulSettings
 from loadgen.mesh.http_api import HashiCorpApi
 
-DEFAULT_CONSUL = "http://127.0.0.1:8500"
+__all__ = ["DEFAULT_CONSUL", "ConsulClient", "ConsulSettings"]
 
 
 class ConsulClient(HashiCorpApi):
@@ -23,9 +25,26 @@ class ConsulClient(HashiCorpApi):
     token_env = "CONSUL_HTTP_TOKEN"  # the same variable the consul CLI reads
     token_header = "X-Consul-Token"
 
-    def __init__(self, address: str = DEFAULT_CONSUL, timeout: float = 5.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
-        super().__init__(address, timeout, transport)
+    def __init__(self, address: str | None = DEFAULT_CONSUL, timeout: float = 5.0,
+                 transport: httpx.BaseTransport | None = None, settings: ConsulSettings | None = None) -> None:
+        """``settings``: address, token and TLS (default: the consul CLI's environment, at
+        ``address`` when one is given -- None takes CONSUL_HTTP_ADDR too)."""
+        if settings is None:
+            settings = ConsulSettings.from_env(address=address)
+        elif address is not None and address != settings.address:
+            settings = settings.at(address)
+        self.settings = settings
+        super().__init__(settings.address, timeout, transport, headers=settings.headers(),
+                         verify=settings.ssl_context())
+        if settings.tls_server_name:
+            # httpcore verifies the certificate against the SNI name it sends.
+            self._extensions = {"sni_hostname": settings.tls_server_name}
+
+    def _refusal(self, method: str, path: str, resp: httpx.Response) -> str:
+        return explain_refusal(method, path, resp.status_code, resp.text, self.settings)
+
+    def _unreachable(self, exc: httpx.HTTPError) -> str:
+        return explain_connect_error(str(exc), self.settings) or super()._unreachable(exc)
 
     def leader(self) -> str:
         return self._request("GET", "/v1/status/leader") or ""

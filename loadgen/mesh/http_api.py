@@ -35,14 +35,20 @@ class HashiCorpApi:
     token_env = ""
     token_header = ""
 
-    def __init__(self, address: str, timeout: float, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, address: str, timeout: float, transport: httpx.BaseTransport | None = None,
+                 headers: dict[str, str] | None = None, verify: Any = True) -> None:
+        """``headers``/``verify``: the product's credentials and TLS; by default the token in
+        ``token_env`` and the system's CAs."""
         if "://" not in address:
             address = "http://" + address
         self.address = address.rstrip("/")
         self.timeout = timeout
-        token = os.environ.get(self.token_env) if self.token_env else None
+        if headers is None:
+            token = os.environ.get(self.token_env) if self.token_env else None
+            headers = {self.token_header: token} if token else {}
         self._http = httpx.Client(base_url=self.address, timeout=timeout, transport=transport,
-                                  headers={self.token_header: token} if token else {})
+                                  headers=headers, verify=verify)
+        self._extensions: dict[str, Any] = {}  # per request (Consul: the TLS server name to verify)
 
     def close(self) -> None:
         self._http.close()
@@ -56,29 +62,29 @@ class HashiCorpApi:
     def reachable(self) -> bool:
         """The agent answers and knows a leader."""
         try:
-            return self._http.get("/v1/status/leader", timeout=1.0).status_code == 200
+            return self._http.get("/v1/status/leader", timeout=1.0,
+                                  extensions=self._extensions).status_code == 200
         except httpx.HTTPError:
             return False
 
     # -- the request contract ----------------------------------------------------------
-    def _refusal_hint(self, status: int) -> str:
-        """Extra words for a refused request (e.g. which ACL token variable to set)."""
-        return f" (ACLs? set {self.token_env})" if status == 403 and self.token_env else ""
+    def _refusal(self, method: str, path: str, resp: httpx.Response) -> str:
+        """The one line for a refused request (Consul names the missing ACL rule)."""
+        hint = f" (ACLs? set {self.token_env})" if resp.status_code == 403 and self.token_env else ""
+        return f"{self.product} refused {method} {path}: HTTP {resp.status_code}: {resp.text.strip()[:300]}{hint}"
+
+    def _unreachable(self, exc: httpx.HTTPError) -> str:
+        """The one line for an agent that could not be reached (Consul names a TLS cause)."""
+        return f"{self.product} at {self.address} is unreachable ({type(exc).__name__}: {exc})"
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """The raw answer to ``method path``; 2xx and 404 are returned, anything else raises."""
         try:
-            resp = self._http.request(method, path, **kwargs)
+            resp = self._http.request(method, path, extensions=self._extensions, **kwargs)
         except httpx.HTTPError as exc:
-            raise UnreachableError(
-                f"{self.product} at {self.address} is unreachable ({type(exc).__name__}: {exc})"
-            ) from exc
+            raise UnreachableError(self._unreachable(exc)) from exc
         if resp.status_code >= 400 and resp.status_code != 404:
-            raise LoadgenError(
-                f"{self.product} refused {method} {path}: HTTP {resp.status_code}: {resp.text.strip()[:300]}"
-                f"{self._refusal_hint(resp.status_code)}",
-                ExitCode.UNREACHABLE,
-            )
+            raise LoadgenError(self._refusal(method, path, resp), ExitCode.UNREACHABLE)
         return resp
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:

@@ -91,15 +91,25 @@ def test_absent_is_none_and_json_is_parsed(client):
         assert api._request("GET", "/v1/x") == {"a": [1]}
 
 
-@pytest.mark.parametrize(("client", "product", "token"),
-                         [(ConsulClient, "Consul", "CONSUL_HTTP_TOKEN"), (NomadClient, "Nomad", "NOMAD_TOKEN")])
-def test_a_refusal_is_one_line_exit_4_with_the_acl_hint(client, product, token):
-    with client("127.0.0.1:1", transport=_answering(403, text="Permission denied\n")) as api, \
+def test_a_refusal_is_one_line_exit_4_with_the_acl_hint(monkeypatch):
+    monkeypatch.delenv("NOMAD_TOKEN", raising=False)
+    with NomadClient("127.0.0.1:1", transport=_answering(403, text="Permission denied\n")) as api, \
             pytest.raises(LoadgenError) as info:
         api._request("GET", "/v1/x")
     assert info.value.code == ExitCode.UNREACHABLE
-    assert info.value.message == (f"{product} refused GET /v1/x: HTTP 403: Permission denied "
-                                  f"(ACLs? set {token})")
+    assert info.value.message == "Nomad refused GET /v1/x: HTTP 403: Permission denied (ACLs? set NOMAD_TOKEN)"
+
+
+def test_a_consul_refusal_names_the_missing_rule_and_what_it_was_for(monkeypatch):
+    monkeypatch.setenv("CONSUL_HTTP_TOKEN", "s3cret-token")
+    body = "Permission denied: token with AccessorID 'a1b2' lacks permission 'service:read' on \"service-b\""
+    with ConsulClient("127.0.0.1:1", transport=_answering(403, text=body)) as api, \
+            pytest.raises(LoadgenError) as info:
+        api._request("GET", "/v1/config/service-splitter/service-b")
+    assert info.value.code == ExitCode.UNREACHABLE
+    assert info.value.message == ("Consul refused GET /v1/config/service-splitter/service-b: the token from "
+                                  "CONSUL_HTTP_TOKEN needs service:read on service-b to read its service-splitter")
+    assert "s3cret" not in info.value.message
 
 
 @pytest.mark.parametrize("client", [ConsulClient, NomadClient])

@@ -1,0 +1,94 @@
+"""One line a person can act on when Consul refuses a request or its TLS fails: the ACL rule
+that is missing and what loadgen wanted it for, the file or the name TLS did not accept.
+
+Pure: the message is built from the request, Consul's answer and the settings used; no token
+ever appears in it (only where the token came from).
+"""
+
+from __future__ import annotations
+
+import re
+
+from loadgen.mesh.consul_settings import ConsulSettings
+
+# Consul >= 1.12: Permission denied: token with AccessorID '...' lacks permission 'service:read' on "service-b"
+_LACKS = re.compile(r"lacks permission '(?P<rule>[\w:-]+)'(?: on \"(?P<on>[^\"]*)\")?")
+ANONYMOUS = "00000000-0000-0000-0000-000000000002"
+
+# What loadgen wanted, by call: (method or "*", path pattern) -> words.
+_PURPOSES: list[tuple[str, re.Pattern[str], str]] = [
+    ("GET", re.compile(r"^/v1/config/(?P<kind>[\w-]+)/(?P<name>[^/?]+)"), "read its {kind}"),
+    ("DELETE", re.compile(r"^/v1/config/(?P<kind>[\w-]+)/(?P<name>[^/?]+)"), "delete its {kind}"),
+    ("PUT", re.compile(r"^/v1/config"), "write a config entry"),
+    ("*", re.compile(r"^/v1/discovery-chain/(?P<name>[^/?]+)"), "read its discovery chain"),
+    ("*", re.compile(r"^/v1/(health|catalog)/service/(?P<name>[^/?]+)"), "read its instances"),
+    ("*", re.compile(r"^/v1/agent/service/register"), "register a service"),
+    ("*", re.compile(r"^/v1/agent/service/deregister"), "deregister a service"),
+    ("*", re.compile(r"^/v1/agent/self"), "read the agent's configuration"),
+    ("*", re.compile(r"^/v1/agent/checks"), "read the agent's health checks"),
+    ("*", re.compile(r"^/v1/connect/ca/roots"), "read the Connect CA's roots"),
+    ("*", re.compile(r"^/v1/connect/intentions"), "manage intentions"),
+    ("*", re.compile(r"^/v1/acl/"), "manage ACL tokens and policies"),
+]
+
+
+def purpose(method: str, path: str) -> str | None:
+    """Why loadgen made this call, in words ("read its service-splitter")."""
+    for m, pattern, words in _PURPOSES:
+        if m in ("*", method.upper()) and (match := pattern.match(path)):
+            return words.format(**match.groupdict())
+    return None
+
+
+def _whose(settings: ConsulSettings) -> str:
+    return f"the token from {settings.token_source}" if settings.token_source else \
+        "no token was sent (Consul used its anonymous token); set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE, and it"
+
+
+def explain_refusal(method: str, path: str, status: int, body: str, settings: ConsulSettings) -> str:
+    """The one line for an answer >= 400 (not 404)."""
+    body = body.strip()
+    head = f"Consul refused {method} {path}"
+    if status == 400 and "HTTP request to an HTTPS server" in body:
+        https = settings.address.replace("http://", "https://", 1)
+        return (f"Consul at {settings.address} serves HTTPS only: use {https} (CONSUL_HTTP_ADDR or --consul) "
+                "and its CA (CONSUL_CACERT)")
+    if status == 403 and "ACL not found" in body:
+        if not settings.token_source:
+            return f"{head}: ACL not found"
+        return f"{head}: Consul does not know the token from {settings.token_source} (wrong, deleted or expired)"
+    if status == 403:
+        why = purpose(method, path)
+        match = _LACKS.search(body)
+        if match:
+            rule, on = match["rule"], match["on"]
+            needs = f"{rule} on {on}" if on else rule
+            anonymous = ANONYMOUS in body or not settings.token_source
+            whose = _whose(settings) if anonymous else f"the token from {settings.token_source}"
+            return f"{head}: {whose} needs {needs}" + (f" to {why}" if why else "")
+        return f"{head}: permission denied for {_whose(settings)}" + (f" (to {why})" if why else "")
+    return f"{head}: HTTP {status}: {body[:300]}"
+
+
+def explain_connect_error(error: str, settings: ConsulSettings) -> str | None:
+    """A TLS failure named by its cause (None when ``error`` is not about TLS)."""
+    low = error.lower()
+    host = settings.tls_server_name or settings.address.split("://", 1)[-1].rsplit(":", 1)[0]
+    if "wrong version number" in low or "record layer failure" in low or "http_request" in low:
+        plain = settings.address.replace("https://", "http://", 1)
+        return (f"Consul at {settings.address} does not speak TLS on that port: use {plain}, or the agent's "
+                "HTTPS port")
+    if "mismatch" in low or "doesn't match" in low or "not valid for" in low:
+        return (f"Consul's TLS certificate at {settings.address} does not name {host!r}: set "
+                "CONSUL_TLS_SERVER_NAME to a name it holds (a Consul server's is server.<datacenter>.<domain>)")
+    if "certificate verify failed" in low or "unable to get local issuer" in low or "self-signed" in low \
+            or "self signed" in low:
+        ca = settings.cacert or settings.capath
+        if ca:
+            return f"Consul's TLS certificate at {settings.address} is not signed by the CA in {ca} (CONSUL_CACERT)"
+        return (f"Consul's TLS certificate at {settings.address} is not signed by a CA this system trusts: "
+                "give the agent's CA with CONSUL_CACERT")
+    if "certificate required" in low or "handshake failure" in low or "bad certificate" in low:
+        return (f"Consul at {settings.address} wants a client certificate (verify_incoming): set "
+                "CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY")
+    return None

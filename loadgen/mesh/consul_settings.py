@@ -1,0 +1,178 @@
+"""How to reach a Consul agent: address, ACL token and TLS, read the way the ``consul`` CLI reads them.
+
+The CLI's environment is honoured with the CLI's precedence (a ``--consul-*`` flag beats its
+variable; a token file beats a token, as ``consul`` does):
+
+=========================  ==========================  =====================================
+variable                   flag                        meaning
+=========================  ==========================  =====================================
+CONSUL_HTTP_ADDR           --consul                    ``[http|https://]host:port``
+CONSUL_HTTP_SSL            -                           ``true``: https for a bare host:port
+CONSUL_HTTP_TOKEN          -                           ACL token (never a flag: argv is public)
+CONSUL_HTTP_TOKEN_FILE     --consul-token-file         file holding the token; wins over it
+CONSUL_CACERT              --consul-cacert             CA bundle that signs the agent's cert
+CONSUL_CAPATH              -                           directory of CA certificates
+CONSUL_CLIENT_CERT/KEY     -                           client certificate (verify_incoming)
+CONSUL_HTTP_SSL_VERIFY     -                           ``false``: do not verify (warned)
+CONSUL_TLS_SERVER_NAME     -                           name to verify the agent's cert against
+CONSUL_NAMESPACE           -                           sent as X-Consul-Namespace (Enterprise)
+CONSUL_PARTITION           -                           sent as X-Consul-Partition (Enterprise)
+=========================  ==========================  =====================================
+
+Namespace and partition are only sent when set; Consul's open-source edition refuses them with
+its own one-line reason, which loadgen shows. The token is kept out of ``repr`` and every
+message: only where it came from (:attr:`ConsulSettings.token_source`) is ever said.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlparse
+
+from loadgen.errors import ExitCode, LoadgenError
+
+DEFAULT_CONSUL = "http://127.0.0.1:8500"
+_FALSE = {"0", "false", "f", "no", "off"}
+_TRUE = {"1", "true", "t", "yes", "on"}
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool | None:
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return None
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise LoadgenError(f"{name}={env[name]!r} is not a boolean (use true or false)")
+
+
+def normalise_address(address: str, https: bool = False) -> str:
+    """``host:port`` -> ``http://host:port`` (``https://`` when ``https``); a URL is kept."""
+    address = address.strip()
+    if address.startswith("unix://"):
+        raise LoadgenError(f"Consul address {address}: unix sockets are not supported; give host:port")
+    if "://" not in address:
+        address = ("https://" if https else "http://") + address
+    parsed = urlparse(address)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise LoadgenError(f"Consul address {address!r} is not [http|https://]host:port")
+    return address.rstrip("/")
+
+
+@dataclass(frozen=True)
+class ConsulSettings:
+    """Everything needed to talk to one Consul agent. Build it with :meth:`from_env`."""
+
+    address: str = DEFAULT_CONSUL
+    token: str | None = field(default=None, repr=False)
+    token_source: str | None = None  # "CONSUL_HTTP_TOKEN", "token file /run/x" -- said instead of the token
+    cacert: str | None = None
+    capath: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    verify: bool = True
+    tls_server_name: str | None = None
+    namespace: str | None = None
+    partition: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, address: str | None = None,
+                 token_file: str | None = None, cacert: str | None = None) -> ConsulSettings:
+        """The settings the ``consul`` CLI would use in ``env`` (default: this process's),
+        with the flags given here taking precedence over their variables."""
+        env = os.environ if env is None else env
+        https = bool(_flag(env, "CONSUL_HTTP_SSL"))
+        addr = normalise_address(address or env.get("CONSUL_HTTP_ADDR") or DEFAULT_CONSUL, https)
+        token, source = _token(env, token_file)
+        verify = _flag(env, "CONSUL_HTTP_SSL_VERIFY")
+        settings = cls(
+            address=addr, token=token, token_source=source,
+            cacert=cacert or env.get("CONSUL_CACERT") or None, capath=env.get("CONSUL_CAPATH") or None,
+            client_cert=env.get("CONSUL_CLIENT_CERT") or None, client_key=env.get("CONSUL_CLIENT_KEY") or None,
+            verify=verify is not False, tls_server_name=env.get("CONSUL_TLS_SERVER_NAME") or None,
+            namespace=env.get("CONSUL_NAMESPACE") or None, partition=env.get("CONSUL_PARTITION") or None,
+        )
+        settings.check_files()
+        return settings
+
+    def at(self, address: str) -> ConsulSettings:
+        """The same credentials for another address (a bare host:port keeps this scheme)."""
+        return replace(self, address=normalise_address(address, self.https))
+
+    @property
+    def https(self) -> bool:
+        return urlparse(self.address).scheme == "https"
+
+    @property
+    def tls_files(self) -> dict[str, str]:
+        """The TLS files given, by the variable that names each."""
+        named = {"CONSUL_CACERT": self.cacert, "CONSUL_CAPATH": self.capath,
+                 "CONSUL_CLIENT_CERT": self.client_cert, "CONSUL_CLIENT_KEY": self.client_key}
+        return {k: v for k, v in named.items() if v}
+
+    def check_files(self) -> None:
+        """Every file named exists (one line naming the variable and the path otherwise)."""
+        for name, path in self.tls_files.items():
+            p = Path(path)
+            if not (p.is_dir() if name == "CONSUL_CAPATH" else p.is_file()):
+                raise LoadgenError(f"{name} {path}: no such {'directory' if name == 'CONSUL_CAPATH' else 'file'}")
+        if bool(self.client_cert) != bool(self.client_key):
+            raise LoadgenError("CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY go together: give both or neither")
+
+    def headers(self) -> dict[str, str]:
+        out = {"X-Consul-Token": self.token} if self.token else {}
+        if self.namespace:
+            out["X-Consul-Namespace"] = self.namespace
+        if self.partition:
+            out["X-Consul-Partition"] = self.partition
+        return out
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        """What httpx's ``verify`` gets: True (system CAs), False, or a context with the CA
+        and client certificate given."""
+        if not self.https:
+            return True
+        if not self.verify:
+            return False
+        if not (self.cacert or self.capath or self.client_cert):
+            return True
+        try:
+            ctx = ssl.create_default_context(cafile=self.cacert, capath=self.capath)
+            if self.client_cert and self.client_key:
+                ctx.load_cert_chain(self.client_cert, self.client_key)
+        except (ssl.SSLError, OSError) as exc:
+            files = ", ".join(f"{k} {v}" for k, v in self.tls_files.items())
+            raise LoadgenError(f"the TLS files for Consul cannot be used ({files}): {exc}") from exc
+        return ctx
+
+    def describe_tls(self) -> str:
+        """For status and doctor: whether the agent's certificate is verified, and against what."""
+        if not self.https:
+            return "plain HTTP (no TLS)"
+        if not self.verify:
+            return "TLS, NOT verified (CONSUL_HTTP_SSL_VERIFY=false)"
+        against = self.cacert or self.capath or "the system's CAs"
+        name = f", name {self.tls_server_name}" if self.tls_server_name else ""
+        return f"TLS, verified against {against}{name}"
+
+
+def _token(env: Mapping[str, str], token_file: str | None) -> tuple[str | None, str | None]:
+    """The token and where it came from. As ``consul``: a token file (flag, then variable)
+    wins over CONSUL_HTTP_TOKEN; an unreadable or empty file is an error, not a fallback."""
+    path, source = (token_file, "--consul-token-file") if token_file else \
+        (env.get("CONSUL_HTTP_TOKEN_FILE") or None, "CONSUL_HTTP_TOKEN_FILE")
+    if path:
+        try:
+            token = Path(path).read_text().strip()
+        except OSError as exc:
+            raise LoadgenError(f"{source} {path} cannot be read: {exc.strerror or exc}", ExitCode.USAGE) from exc
+        if not token:
+            raise LoadgenError(f"{source} {path} is empty: it should hold an ACL token")
+        return token, f"token file {path}"
+    token = env.get("CONSUL_HTTP_TOKEN") or None
+    return token, ("CONSUL_HTTP_TOKEN" if token else None)
