@@ -71,10 +71,16 @@ def _home(path: object) -> str:
               help="When a first `up` fails or is interrupted, leave what it started running for inspection.")
 @click.option("--force", is_flag=True,
               help="Switch the stage even while commands (canary, run, probes) are using the mesh at another one.")
+@click.option("--secure", is_flag=True,
+              help="Consul with ACLs (default deny) and TLS only (HTTPS :8501, gRPC TLS :8503): a CA and "
+                   "certificate made by `consul tls`, a management token, a read-only token for loadgen's "
+                   "checks and a service-identity token per sidecar, all owner-only files in the run "
+                   "directory's secure/; an allow intention service-a -> service-b (the intentions stage "
+                   "denies it). Process runtime.")
 @click.option("--json", "as_json", is_flag=True, help="Print the target as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 def up(stage_name: str, runtime: str, driver: str | None, consul_addr: str | None, live_timeout: float,
-       keep_on_failure: bool, force: bool, as_json: bool, quiet: bool) -> int:
+       keep_on_failure: bool, force: bool, secure: bool, as_json: bool, quiet: bool) -> int:
     """Bring the local mesh to STAGE (starting or reusing what runs) and wait until it is live.
 
     Live means: every sidecar's Envoy admin API shows the stage's routes, splits and
@@ -89,7 +95,7 @@ def up(stage_name: str, runtime: str, driver: str | None, consul_addr: str | Non
     stage = load_stages().get(stage_name)
     started = time.monotonic()
     runtime_ = runtime_for(runtime, driver=driver, consul_address=consul_addr, live_timeout=live_timeout,
-                           keep_on_failure=keep_on_failure)
+                           keep_on_failure=keep_on_failure, secure=True if secure else None)
     target = up_for_user(runtime_, stage, _progress(quiet or as_json), force=force)
     if as_json:
         _print_json({"stage": target.stage, "service_a_url": target.service_a_url,
@@ -138,7 +144,8 @@ def status(as_json: bool) -> int:
     if as_json:
         _print_json({
             "stage": st.stage, "runtime": st.runtime, "consul": st.consul_address,
-            "consul_reachable": st.consul_reachable, "up": st.up, "problems": st.problems,
+            "consul_reachable": st.consul_reachable, "consul_security": st.security, "up": st.up,
+            "problems": st.problems,
             "borrowers": [{"pid": b.pid, "command": b.command, "stage": b.stage, "since": b.since}
                           for b in borrowers],
             "components": [c.__dict__ for c in st.components], "config_entries": st.config_entries,
@@ -149,6 +156,8 @@ def status(as_json: bool) -> int:
         return ExitCode.UNREACHABLE
     out.print(f"stage [bold]{st.stage}[/bold] on runtime {st.runtime}; Consul {st.consul_address} "
               f"({'reachable' if st.consul_reachable else 'UNREACHABLE'})", highlight=False)
+    if st.security:
+        out.print(f"  {st.security}", highlight=False)
     refs = any(c.ref for c in st.components)
     table = Table("component", "kind", "pid", *(["runs as"] if refs else []), "port", "running", "health")
     colour = {"passing": "green", "warning": "yellow", "critical": "red", "stopped": "red"}

@@ -12,6 +12,7 @@ from loadgen.errors import LoadgenError, UnreachableError
 from loadgen.interrupts import signals_held
 from loadgen.mesh import procs
 from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
+from loadgen.mesh.secure import SECURE_ADDRESS, SECURE_PORTS, SecureFiles
 from loadgen.mesh.state import MeshState, RunDir
 from loadgen.paths import consul_dir
 
@@ -27,8 +28,8 @@ def default_consul_answers() -> bool:
 def dev_agent_ports(state: MeshState, explicit: str | None) -> list[tuple[int, str]]:
     """The ports a dev agent would bind, when `up` is about to start one (none otherwise)."""
     running = state.consul_managed and "consul" in state.processes and procs.alive(state.processes["consul"])
-    if explicit is None and not running and not default_consul_answers():
-        return [(p, "the Consul dev agent") for p in CONSUL_DEV_PORTS]
+    if explicit is None and not running and (state.secure or not default_consul_answers()):
+        return [(p, "the Consul dev agent") for p in (SECURE_PORTS if state.secure else CONSUL_DEV_PORTS)]
     return []
 
 
@@ -45,27 +46,39 @@ def ensure_consul(run: RunDir, state: MeshState, explicit: str | None, consul_bi
         run.save(state)
         say(f"using Consul at {client.address}")
         return client
+    files = SecureFiles(run.path) if state.secure else None
+
+    def ours(address: str) -> ConsulClient:
+        # The secure agent is talked to with the management token and its own CA.
+        return ConsulClient(settings=files.settings("management")) if files else ConsulClient(address)
+
     rec = state.processes.get("consul")
     if rec and procs.alive(rec):
-        client = ConsulClient(state.consul_address or DEFAULT_CONSUL)
+        client = ours(state.consul_address or DEFAULT_CONSUL)
         if client.reachable():
             say(f"reusing the Consul dev agent (pid {rec.pid})")
             return client
         client.close()
-    client = ConsulClient(DEFAULT_CONSUL)
-    if client.reachable():
-        state.consul_address = client.address
-        run.save(state)
-        say(f"reusing the Consul agent already answering at {client.address}")
-        return client
+    if files is None:  # a secure mesh never borrows an agent it did not set up
+        client = ConsulClient(DEFAULT_CONSUL)
+        if client.reachable():
+            state.consul_address = client.address
+            run.save(state)
+            say(f"reusing the Consul agent already answering at {client.address}")
+            return client
+        client.close()
+    argv = [str(consul_bin), "agent", "-dev", "-config-file", str(consul_dir() / "agent.hcl")]
+    if files is not None:
+        argv += ["-config-file", str(files.prepare(consul_bin))]
+        say(f"ACLs default-deny and TLS: CA, certificate and tokens in {files.dir} (owner-only)")
+    client = ours(SECURE_ADDRESS if files else DEFAULT_CONSUL)
     say("starting the Consul dev agent")
     with signals_held():
         rec = procs.spawn(
-            "consul",
-            [str(consul_bin), "agent", "-dev", "-config-file", str(consul_dir() / "agent.hcl")],
+            "consul", argv,
             # In the run directory: a dev agent reads ./services as persisted services, and the
             # project root's services/ holds the apps' Python.
-            run.log("consul"), cwd=run.path, port=8500,
+            run.log("consul"), cwd=run.path, port=8501 if files else 8500,
         )
         state.processes["consul"] = rec
         state.consul_managed = True
@@ -76,13 +89,15 @@ def ensure_consul(run: RunDir, state: MeshState, explicit: str | None, consul_bi
         if not procs.alive(rec):
             raise UnreachableError("the Consul dev agent exited during start-up", procs.tail(rec.log))
         try:
-            if client.leader():
+            # A secure agent creates its management token just after electing itself.
+            if client.leader() and (files is None or client.acl_token_self()):
                 say(f"Consul dev agent up (pid {rec.pid})")
                 return client
         except LoadgenError:
             pass
         time.sleep(0.2)
-    raise UnreachableError("the Consul dev agent did not elect a leader within 30s", procs.tail(rec.log))
+    raise UnreachableError("the Consul dev agent did not elect a leader (and accept loadgen's management token) "
+                           "within 30s", procs.tail(rec.log))
 
 
 def check_connect(consul: ConsulClient) -> str:
@@ -93,9 +108,12 @@ def check_connect(consul: ConsulClient) -> str:
             f"Consul at {consul.address} has Connect disabled; enable it (connect {{ enabled = true }})"
         )
     port = cfg.get("GRPCPort") or 0
+    tls_port = cfg.get("GRPCTLSPort") or 0
+    host = urlparse(consul.address).hostname or "127.0.0.1"
+    if port <= 0 and tls_port > 0:
+        return f"https://{host}:{tls_port}"  # gRPC with TLS only (up --secure): Envoy verifies it
     if port <= 0:
         raise UnreachableError(
             f"Consul at {consul.address} has no gRPC port, which Envoy needs for xDS (ports {{ grpc = 8502 }})"
         )
-    host = urlparse(consul.address).hostname or "127.0.0.1"
     return f"{host}:{port}"

@@ -25,7 +25,7 @@ class ConsulClient(HashiCorpApi):
     token_env = "CONSUL_HTTP_TOKEN"  # the same variable the consul CLI reads
     token_header = "X-Consul-Token"
 
-    def __init__(self, address: str | None = DEFAULT_CONSUL, timeout: float = 5.0,
+    def __init__(self, address: str | None = None, timeout: float = 5.0,
                  transport: httpx.BaseTransport | None = None, settings: ConsulSettings | None = None) -> None:
         """``settings``: address, token and TLS (default: the consul CLI's environment, at
         ``address`` when one is given -- None takes CONSUL_HTTP_ADDR too)."""
@@ -94,3 +94,33 @@ class ConsulClient(HashiCorpApi):
     def ca_roots(self) -> dict[str, Any]:
         """The Connect CA's roots (/v1/connect/ca/roots): TrustDomain and Roots, one Active."""
         return self._request("GET", "/v1/connect/ca/roots") or {}
+
+    # -- ACLs (up --secure) ------------------------------------------------------------
+    def acl_create_policy(self, name: str, rules: str, description: str = "") -> dict[str, Any]:
+        return self._request("PUT", "/v1/acl/policy", json={"Name": name, "Rules": rules,
+                                                             "Description": description}) or {}
+
+    def acl_policy_by_name(self, name: str) -> dict[str, Any] | None:
+        # Listed, not read by name: Consul answers a missing policy with the 403 "ACL not
+        # found" of a missing token.
+        return next((p for p in self._request("GET", "/v1/acl/policies") or [] if p.get("Name") == name), None)
+
+    def acl_create_token(self, description: str, policies: list[str] | None = None,
+                         service_identities: list[str] | None = None) -> dict[str, Any]:
+        """A new token (its SecretID is in the answer: callers write it to a file, never print it)."""
+        body: dict[str, Any] = {"Description": description}
+        if policies:
+            body["Policies"] = [{"ID": p} for p in policies]
+        if service_identities:
+            body["ServiceIdentities"] = [{"ServiceName": s} for s in service_identities]
+        return self._request("PUT", "/v1/acl/token", json=body) or {}
+
+    def acl_token_self(self) -> dict[str, Any]:
+        """The token in use (its secret included in the answer: never printed)."""
+        return self._request("GET", "/v1/acl/token/self") or {}
+
+    def acl_delete_token(self, accessor_id: str) -> None:
+        self._send("DELETE", f"/v1/acl/token/{accessor_id}")
+
+    def acl_delete_policy(self, policy_id: str) -> None:
+        self._send("DELETE", f"/v1/acl/policy/{policy_id}")

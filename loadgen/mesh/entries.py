@@ -5,9 +5,11 @@ config entries (applied in the stage file's order, removed in dependency order) 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from loadgen.errors import LoadgenError
 from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
+from loadgen.mesh.secure import SecureFiles, mesh_settings, secure_entries
 from loadgen.mesh.stages import Stage
 from loadgen.mesh.state import MeshState, RunDir
 from loadgen.paths import consul_dir
@@ -32,8 +34,9 @@ def apply_entries(run: RunDir, stage: Stage, state: MeshState, consul: ConsulCli
     Writes come first: Consul checks every discovery chain an entry touches, so a splitter
     that points at a virtual service (nested-splitter) must be rewritten before that
     service's own entries can go (nested-splitter -> splitter)."""
-    wanted = {e.key for e in stage.config_entries}
-    for entry in stage.config_entries:
+    written = secure_entries(stage) if state.secure else stage.config_entries
+    wanted = {e.key for e in written}
+    for entry in written:
         consul.write_config(entry.body)
         if entry.key not in state.config_entries:
             state.config_entries.append(entry.key)
@@ -48,12 +51,12 @@ def apply_entries(run: RunDir, stage: Stage, state: MeshState, consul: ConsulCli
             say(f"removed {key[0]}/{key[1]}")
 
 
-def release(state: MeshState, say: Callable[[str], None]) -> list[str]:
+def release(state: MeshState, say: Callable[[str], None], run_path: Path) -> list[str]:
     """Remove our config entries (newest first) and registrations from Consul; returns
     warnings. Keeps going on a failed call: the parts must be stopped regardless."""
     warnings: list[str] = []
     address = state.consul_address or DEFAULT_CONSUL
-    with ConsulClient(address, timeout=3.0) as consul:
+    with ConsulClient(None, timeout=3.0, settings=mesh_settings(run_path, state.secure, address)) as consul:
         if consul.reachable():
             for key in removal_order(state.config_entries):
                 try:
@@ -68,10 +71,33 @@ def release(state: MeshState, say: Callable[[str], None]) -> list[str]:
                     say(f"deregistered {sid}")
                 except LoadgenError as exc:
                     warnings.append(f"could not deregister {sid}: {exc.message}")
+            if state.secure:
+                warnings += revoke(SecureFiles(run_path), consul, say)
         elif state.services or state.config_entries:
             warnings.append(
                 f"Consul at {address} is unreachable: registrations and config entries left as they are"
             )
     state.config_entries.clear()
     state.services.clear()
+    return warnings
+
+
+def revoke(files: SecureFiles, consul: ConsulClient, say: Callable[[str], None]) -> list[str]:
+    """Delete the tokens and policies `up --secure` made (the files go with the run directory's
+    secure/ when the agent stops)."""
+    warnings: list[str] = []
+    record = files.load_acl()
+    for accessor in record.get("tokens", []):
+        try:
+            consul.acl_delete_token(accessor)
+        except LoadgenError as exc:
+            warnings.append(f"could not delete an ACL token loadgen made: {exc.message}")
+    for policy in record.get("policies", []):
+        try:
+            consul.acl_delete_policy(policy)
+        except LoadgenError as exc:
+            warnings.append(f"could not delete an ACL policy loadgen made: {exc.message}")
+    if record.get("tokens") or record.get("policies"):
+        say(f"deleted {len(record.get('tokens', []))} ACL tokens and {len(record.get('policies', []))} policy")
+    files.save_acl({"tokens": [], "policies": []})
     return warnings

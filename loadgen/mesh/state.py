@@ -157,6 +157,7 @@ def user_took_over(state: MeshState, stage: str) -> None:
 class MeshState:
     consul_address: str | None = None
     consul_managed: bool = False  # True when we started the agent (and so stop it on down)
+    secure: bool = False  # `up --secure`: ACLs default-deny + TLS, credentials in the run directory's secure/
     stage: str | None = None
     runtime: str = "process"
     processes: dict[str, ProcRecord] = field(default_factory=dict)
@@ -174,6 +175,7 @@ class MeshState:
         return {
             "consul_address": self.consul_address,
             "consul_managed": self.consul_managed,
+            "secure": self.secure,
             "stage": self.stage,
             "runtime": self.runtime,
             "processes": {k: v.to_json() for k, v in self.processes.items()},
@@ -190,6 +192,7 @@ class MeshState:
         return cls(
             consul_address=data.get("consul_address"),  # type: ignore[arg-type]
             consul_managed=bool(data.get("consul_managed")),
+            secure=bool(data.get("secure")),
             stage=data.get("stage"),  # type: ignore[arg-type]
             runtime=str(data.get("runtime") or "process"),
             processes={k: ProcRecord.from_json(v) for k, v in procs.items()},  # type: ignore[union-attr]

@@ -33,10 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from loadgen.errors import LoadgenError
+from loadgen.errors import ExitCode, LoadgenError
 from loadgen.interrupts import signals_held
 from loadgen.mesh import procs, toolchain
-from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
+from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient, ConsulSettings
+from loadgen.mesh.secure import mesh_settings
 from loadgen.mesh.stages import Stage, StageBook, load_stages
 from loadgen.mesh.state import MeshState, RunDir
 
@@ -59,6 +60,15 @@ class Target:
     sidecar_admin: dict[str, int] = field(default_factory=dict)  # instance id -> Envoy admin port
     stage: str | None = None
     runtime: str = "process"
+    # How to reach its Consul: read-only (canary, watchers) and to write config (probes). None:
+    # the consul CLI's environment at consul_address.
+    consul_read: ConsulSettings | None = None
+    consul_write: ConsulSettings | None = None
+
+    def consul(self, write: bool = False) -> ConsulClient:
+        """A client of the mesh's Consul with the right credentials."""
+        settings = self.consul_write if write else self.consul_read
+        return ConsulClient(settings=settings) if settings else ConsulClient(self.consul_address)
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,8 @@ class MeshStatus:
     # Why a recorded mesh is only half up beyond a stopped component: no stage (an `up` that
     # never finished), a part of the stage never started, Consul unreachable.
     problems: list[str] = field(default_factory=list)
+    # ACLs (on, default policy) and TLS (verified against what), when Consul answered.
+    security: str | None = None
 
     @property
     def up(self) -> bool:
@@ -111,6 +123,22 @@ def half_up_problems(stage: Stage | None, recorded_stage: str | None, components
     return problems
 
 
+def describe_security(consul: ConsulClient) -> str:
+    """"ACLs on (default deny); TLS, verified against ..." for status and doctor."""
+    try:
+        cfg = consul.agent_self().get("DebugConfig", {})
+    except LoadgenError:
+        cfg = {}
+    acl = cfg.get("ACLResolverSettings") or {}
+    if not cfg:
+        acls = "ACLs: unknown (the token cannot read the agent's configuration)"
+    elif cfg.get("ACLsEnabled") or acl.get("ACLsEnabled"):
+        acls = f"ACLs on (default {acl.get('ACLDefaultPolicy', '?')})"
+    else:
+        acls = "ACLs off"
+    return f"{acls}; {consul.settings.describe_tls()}"
+
+
 class Runtime(ABC):
     """Brings stages up on this machine, takes them down and reports on them (see the module
     docstring for the contract: public methods for callers, *hooks* for runtimes)."""
@@ -124,8 +152,12 @@ class Runtime(ABC):
         book: StageBook | None = None,
         live_timeout: float = 90.0,
         keep_on_failure: bool = False,
+        secure: bool | None = None,
     ) -> None:
+        """``secure``: True for `up --secure` (ACLs default-deny + TLS), False for a plain
+        agent, None for whatever the running mesh is (plain when nothing runs)."""
         self.run = run_dir
+        self.secure = secure
         self.explicit_consul = consul_address
         self.book = book or load_stages()
         self.live_timeout = live_timeout
@@ -191,6 +223,7 @@ class Runtime(ABC):
         from loadgen.mesh.entries import apply_entries
         from loadgen.mesh.runtime.live import wait_live
         from loadgen.mesh.runtime.recorded import ensure_ports_free
+        from loadgen.mesh.secure import SecureFiles, issue_tokens
 
         say = progress or _noop
         with self.run.locked():
@@ -199,6 +232,7 @@ class Runtime(ABC):
             if self.explicit_consul is None and state.consul_address and not state.consul_managed and not state.empty:
                 # The running mesh was brought up with --consul: keep using that agent.
                 self.explicit_consul = state.consul_address
+            self._choose_security(state)
             self.check_prerequisites()
             consul_bin = toolchain.require("consul")
             ensure_ports_free(dev_agent_ports(state, self.explicit_consul) + self.host_ports(stage), state)
@@ -209,6 +243,9 @@ class Runtime(ABC):
                 consul = ensure_consul(self.run, state, self.explicit_consul, consul_bin, say)
                 try:
                     grpc = check_connect(consul)
+                    if state.secure:
+                        issue_tokens(SecureFiles(self.run.path), consul,
+                                     sorted({i.service for i in stage.instances}))
                     self.start_workloads(stage, state, consul, grpc, consul_bin, say)
                     apply_entries(self.run, stage, state, consul, say)
                     state.stage = stage.name
@@ -243,10 +280,11 @@ class Runtime(ABC):
         state = self.run.load()
         address = state.consul_address or DEFAULT_CONSUL
         entries: list[dict[str, object]] = []
-        with ConsulClient(address, timeout=2.0) as consul:
+        with ConsulClient(None, timeout=2.0, settings=self.consul_settings(state, "read").at(address)) as consul:
             reachable = consul.reachable()
             checks = consul.agent_checks() if reachable else {}
             components = self.components(state, checks, reachable)
+            security = describe_security(consul) if reachable else None
             if reachable:
                 for kind, name in state.config_entries:
                     live = consul.get_config(kind, name)
@@ -255,7 +293,7 @@ class Runtime(ABC):
         return MeshStatus(
             stage=state.stage, runtime=self.name, consul_address=state.consul_address,
             consul_reachable=reachable, components=components, config_entries=entries,
-            problems=self._problems(state, components, reachable),
+            problems=self._problems(state, components, reachable), security=security,
         )
 
     def current_target(self, stage: Stage) -> Target:
@@ -277,6 +315,26 @@ class Runtime(ABC):
         raise LoadgenError(f"no component {component!r} with a log; components: {known}")
 
     # -- shared by the methods above --------------------------------------------------------
+    def _choose_security(self, state: MeshState) -> None:
+        """`up --secure` on an empty machine makes a secure mesh; a running mesh keeps what it is."""
+        if self.secure is None:
+            return
+        if not state.empty and state.secure != self.secure:
+            now = "with --secure" if state.secure else "without --secure"
+            raise LoadgenError(f"the local mesh is up {now}: `loadgen down` before bringing it up "
+                               f"{'with' if self.secure else 'without'} --secure", ExitCode.ENVIRONMENT)
+        if self.secure and self.explicit_consul is not None:
+            raise LoadgenError("--secure sets up loadgen's own Consul agent; for an agent of yours with ACLs and "
+                               "TLS, give its address, token and CA the consul CLI's way (CONSUL_HTTP_ADDR, "
+                               "CONSUL_HTTP_TOKEN_FILE, CONSUL_CACERT)")
+        if self.secure and self.name != "process":
+            raise LoadgenError(f"--secure runs on the process runtime so far, not {self.name}", ExitCode.ENVIRONMENT)
+        state.secure = self.secure
+
+    def consul_settings(self, state: MeshState, role: str = "management") -> ConsulSettings:
+        """How to reach the mesh's Consul as ``role`` (management or read; plain: the environment's)."""
+        return mesh_settings(self.run.path, state.secure, state.consul_address, role)
+
     def _target(self, stage: Stage, state: MeshState) -> Target:
         return Target(
             service_a_url=SERVICE_A_URL,
@@ -284,6 +342,8 @@ class Runtime(ABC):
             sidecar_admin={i.id: i.envoy_admin_port for i in stage.instances},
             stage=stage.name,
             runtime=self.name,
+            consul_read=self.consul_settings(state, "read") if state.secure else None,
+            consul_write=self.consul_settings(state) if state.secure else None,
         )
 
     def _sidecar_log(self, state: MeshState, instance: str) -> str | None:

@@ -71,7 +71,7 @@ class DockerRuntime(Runtime):
             self.run.state_file.unlink(missing_ok=True)
             say("nothing to stop")
         else:
-            warnings = entries.release(state, say)
+            warnings = entries.release(state, say, self.run.path)
             stop_recorded(self.run, state, say, stop=self.stop_part, describe=self.describe)
         # Anything labelled for this run directory that the state no longer knows about.
         with contextlib.suppress(Exception):

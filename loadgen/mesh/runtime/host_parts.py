@@ -18,6 +18,7 @@ from loadgen.interrupts import signals_held
 from loadgen.mesh import envoy_admin, procs
 from loadgen.mesh.consul_api import ConsulClient
 from loadgen.mesh.runtime.base import Progress
+from loadgen.mesh.secure import SecureFiles
 from loadgen.mesh.stages import Instance, Stage
 from loadgen.mesh.state import MeshState, RunDir
 
@@ -115,6 +116,10 @@ def _start_sidecars(parts: HostParts, stage: Stage, state: MeshState, consul: Co
             "-http-addr", consul.address,
             "-grpc-addr", grpc,
         ]
+        if state.secure:  # its own service-identity token, and the CA both Consul ports present
+            files = SecureFiles(parts.run.path)
+            args += ["-token-file", str(files.token_file(inst.service)), "-ca-file", str(files.ca),
+                     "-grpc-ca-file", str(files.ca)]
         with signals_held():
             rec = parts.launch_sidecar(inst, args, consul_bin, envoy_bin)
             state.processes[name] = rec

@@ -381,7 +381,7 @@ class NomadRuntime(Runtime):
             self.run.state_file.unlink(missing_ok=True)
             say("nothing to stop")
         else:
-            warnings += entries.release(state, say)
+            warnings += entries.release(state, say, self.run.path)
             stop_recorded(self.run, state, say)
         # Whatever an unclean stop or a lost run left, recorded or not.
         self._reap_orphans(say)

@@ -11,6 +11,7 @@ from loadgen.mesh.consul_api import ConsulClient
 from loadgen.mesh.runtime.base import SERVICE_A_URL, ComponentStatus, Progress, Runtime
 from loadgen.mesh.runtime.host_parts import host_ports_of_parts, start_host_workloads
 from loadgen.mesh.runtime.recorded import describe_pid, recorded_components, stop_recorded
+from loadgen.mesh.secure import forget_secure
 from loadgen.mesh.stages import Instance, Stage
 from loadgen.mesh.state import MeshState
 from loadgen.paths import project_root
@@ -39,8 +40,9 @@ class ProcessRuntime(Runtime):
             self.run.state_file.unlink(missing_ok=True)
             say("nothing to stop")
             return []
-        warnings = entries.release(state, say)
+        warnings = entries.release(state, say, self.run.path)
         stop_recorded(self.run, state, say, stop=self.stop_part, describe=self.describe)
+        forget_secure(self.run.path, say)
         return warnings
 
     def components(self, state: MeshState, checks: dict[str, dict[str, Any]],
