@@ -87,6 +87,18 @@ class Expectation:
         return [s for s in self.spec.names if s not in self.mapping.app_ids.values() and self.spec.weight(s) > 0]
 
 
+def _answers(consul: ConsulClient, must: bool) -> bool:
+    """Whether Consul answers; when it ``must`` (--expect consul), why it does not is the error
+    (a TLS certificate, plain HTTP to an HTTPS port), not a bare "unreachable"."""
+    try:
+        consul.leader()
+        return True
+    except LoadgenError as exc:
+        if must:
+            raise LoadgenError(f"--expect consul: {exc.message}", exc.code) from exc
+        return False
+
+
 def resolve_expectation(expect: str, map_text: str | None, consul: ConsulClient | None, *, service: str,
                         upstream: str | None = None, headers: Mapping[str, str] | None = None,
                         path: str | None = None, counts_from_envoy: bool = False,
@@ -95,7 +107,7 @@ def resolve_expectation(expect: str, map_text: str | None, consul: ConsulClient 
     read for the request service-a makes: it *is* the split for ``--expect consul``, and the
     Consul column otherwise (a chain that cannot be read is then only a note)."""
     view = None
-    if consul is not None and consul.reachable():
+    if consul is not None and _answers(consul, expects_consul(expect)):
         try:
             view = consul_view(consul, upstream or client_upstream(consul), chain_request(headers or {}, path))
         except LoadgenError as exc:

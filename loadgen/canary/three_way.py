@@ -251,11 +251,11 @@ def three_way_for(view: ConsulView | None, consul: ConsulClient | None, envoy_ad
     request = view.compiled.request if view else chain_request(headers, path)
     reread = None
     if view is not None and consul is not None:
-        address, timeout = consul.address, consul.timeout
+        settings, timeout = consul.settings, consul.timeout
 
         def reread() -> ConsulView:
             # A client of its own: the caller's may be closed by the end of the run (Locust's is).
-            with ConsulClient(address, timeout=timeout) as again:
+            with ConsulClient(timeout=timeout, settings=settings) as again:
                 return consul_view(again, view.compiled.upstream, view.compiled.request)
     admin = EnvoyAdmin(envoy_admin) if envoy_admin else None
     return ThreeWay(view, admin, request, reread)

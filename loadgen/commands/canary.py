@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from loadgen.canary.expectation import expects_consul
 from loadgen.commands.options import Duration, Rate, parse_headers, runtime_option
 from loadgen.commands.request_options import build_request_options, request_options
 from loadgen.errors import ExitCode, UsageError
-from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
+from loadgen.mesh.consul_api import ConsulClient
 from loadgen.mesh.local import borrowed_stage
 from loadgen.mesh.runtime.select import runtime_for
 from loadgen.mesh.stages import load_stages
@@ -237,6 +238,9 @@ def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = No
         return replay(options)
     if options.target is not None:
         consul = ConsulClient(options.consul) if options.consul else _default_consul()
+        if consul is not None and consul.settings.https and not consul.settings.verify:
+            err.print("loadgen: warning: TLS to Consul is NOT verified (CONSUL_HTTP_SSL_VERIFY=false)",
+                      highlight=False)
         try:
             with line:
                 return run_live(options, options.target, consul, say, on_look, envoy_admin=options.envoy_admin)
@@ -245,7 +249,7 @@ def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = No
                 consul.close()
     load_stages().get(stage_name)  # an unknown stage is one line (exit 2) before anything starts
     with borrowed_stage(stage_name, say, runtime_for(runtime) if runtime else None) as mesh_target:
-        consul = ConsulClient(options.consul or mesh_target.consul_address)
+        consul = ConsulClient(options.consul) if options.consul else mesh_target.consul()
         admin_port = mesh_target.sidecar_admin.get(CLIENT_SERVICE)
         admin = options.envoy_admin or (f"127.0.0.1:{admin_port}" if admin_port else None)
         try:
@@ -259,8 +263,10 @@ def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = No
 
 
 def _default_consul() -> ConsulClient | None:
-    client = ConsulClient(DEFAULT_CONSUL, timeout=2.0)
-    if client.reachable():
+    """The agent of the consul CLI's environment: CONSUL_HTTP_ADDR's (used even when it does
+    not answer, so its failure is named), else the local agent when one answers."""
+    client = ConsulClient(timeout=2.0)
+    if os.environ.get("CONSUL_HTTP_ADDR") or client.reachable():
         return client
     client.close()
     return None

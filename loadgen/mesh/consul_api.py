@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from loadgen.errors import LoadgenError
-from loadgen.mesh.consul_refusal import explain_connect_error, explain_refusal
+from loadgen.errors import ExitCode, LoadgenError
+from loadgen.mesh.consul_refusal import explain_connect_error, explain_refusal, filtered_refusal
 from loadgen.mesh.consul_settings import DEFAULT_CONSUL, ConsulSettings
 from loadgen.mesh.http_api import HashiCorpApi
 
@@ -66,7 +66,18 @@ class ConsulClient(HashiCorpApi):
         """Service entries (Node, Service, Checks) of ``name``, optionally through a
         filter expression -- the same selector language resolver subsets use."""
         params = {"filter": filter_expr} if filter_expr else None
-        return self._request("GET", f"/v1/health/service/{name}", params=params) or []
+        return self._read_instances(f"/v1/health/service/{name}", name, params)
+
+    def _read_instances(self, path: str, name: str, params: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """A list of ``name``'s instances. Under ACLs Consul hides what the token may not read
+        instead of refusing: an empty list it says was filtered is a refusal, named as one."""
+        resp = self._send("GET", path, params=params)
+        body = resp.json() if resp.status_code == 200 and resp.content else []
+        filtered = resp.headers.get("X-Consul-Results-Filtered-By-ACLs", "").lower() == "true"
+        deny = resp.headers.get("X-Consul-Default-ACL-Policy", "").lower() == "deny"  # Consul < 1.15 says no more
+        if not body and (filtered or deny):
+            raise LoadgenError(filtered_refusal(path, name, self.settings, certain=filtered), ExitCode.UNREACHABLE)
+        return body or []
 
     # -- config entries ----------------------------------------------------------------
     def write_config(self, entry: dict[str, Any]) -> int:
@@ -84,7 +95,7 @@ class ConsulClient(HashiCorpApi):
 
     def catalog_service(self, name: str) -> list[dict[str, Any]]:
         """Catalog entries of ``name`` (ServiceProxy carries a sidecar's upstreams)."""
-        return self._request("GET", f"/v1/catalog/service/{name}") or []
+        return self._read_instances(f"/v1/catalog/service/{name}", name)
 
     def discovery_chain(self, name: str) -> dict[str, Any]:
         """The chain Consul compiled for ``name`` (routers, splitters, resolvers -> targets)."""

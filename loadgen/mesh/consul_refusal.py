@@ -70,6 +70,17 @@ def explain_refusal(method: str, path: str, status: int, body: str, settings: Co
     return f"{head}: HTTP {status}: {body[:300]}"
 
 
+def filtered_refusal(path: str, service: str, settings: ConsulSettings, certain: bool = True) -> str:
+    """Consul answered an empty list: filtered by ACLs (X-Consul-Results-Filtered-By-ACLs), or,
+    when it only says its default policy is deny, perhaps filtered."""
+    if certain:
+        return (f"Consul hid {service}'s instances from GET {path}: {_whose(settings)} needs service:read on "
+                f"{service} and node:read")
+    return (f"Consul shows no instance of {service} (GET {path}); with ACLs default deny it hides what a token "
+            f"may not read: {_whose(settings)} needs service:read on {service} and node:read, or {service} is "
+            "not registered")
+
+
 def explain_connect_error(error: str, settings: ConsulSettings) -> str | None:
     """A TLS failure named by its cause (None when ``error`` is not about TLS)."""
     low = error.lower()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from loadgen.errors import LoadgenError
 from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
-from loadgen.mesh.secure import SecureFiles, mesh_settings, secure_entries
+from loadgen.mesh.secure import SecureFiles, mesh_settings
 from loadgen.mesh.stages import Stage
 from loadgen.mesh.state import MeshState, RunDir
 from loadgen.paths import consul_dir
@@ -34,9 +34,8 @@ def apply_entries(run: RunDir, stage: Stage, state: MeshState, consul: ConsulCli
     Writes come first: Consul checks every discovery chain an entry touches, so a splitter
     that points at a virtual service (nested-splitter) must be rewritten before that
     service's own entries can go (nested-splitter -> splitter)."""
-    written = secure_entries(stage) if state.secure else stage.config_entries
-    wanted = {e.key for e in written}
-    for entry in written:
+    wanted = {e.key for e in stage.config_entries}
+    for entry in stage.config_entries:
         consul.write_config(entry.body)
         if entry.key not in state.config_entries:
             state.config_entries.append(entry.key)

@@ -155,3 +155,34 @@ def rbac_mentions(dump: dict[str, Any], source_service: str) -> bool:
         return False
     text = json.dumps(listener)
     return "rbac" in text.lower() and f"/svc/{source_service}" in text
+
+
+def _rbac_rules(node: Any) -> Iterator[dict[str, Any]]:
+    """Every RBAC filter's ``rules`` under ``node`` (network and HTTP filters alike)."""
+    if isinstance(node, dict):
+        config = node.get("typed_config") or {}
+        # A filter without rules admits everything; empty rules are ALLOW with no policy: nobody.
+        if "rbac" in str(node.get("name", "")).lower() and isinstance(config, dict) and "rules" in config:
+            yield config["rules"] if isinstance(config["rules"], dict) else {}
+        for value in node.values():
+            yield from _rbac_rules(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _rbac_rules(item)
+
+
+def rbac_allows(dump: dict[str, Any], source_service: str) -> bool:
+    """Whether the inbound listener lets ``source_service`` in, as Envoy's RBAC filters decide
+    for a whole service: an ALLOW filter admits only the principals its policies name (Consul's
+    default-deny), a DENY filter refuses them (default allow). No RBAC filter admits everyone.
+    An L7 permission that admits only some requests counts as admitting the service."""
+    listener = public_listener(dump)
+    if listener is None:
+        return False
+    needle = f"/svc/{source_service}"
+    for rules in _rbac_rules(listener):
+        named = any(needle in json.dumps(policy) for policy in (rules.get("policies") or {}).values())
+        action = str(rules.get("action", "ALLOW")).upper()
+        if (action == "ALLOW") != named:
+            return False
+    return True

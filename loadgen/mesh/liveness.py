@@ -109,10 +109,13 @@ def envoy_expectations(stage: Stage, previous: Stage | None = None) -> list[Envo
         elif entry.kind == "service-intentions":
             dest_ids = tuple(i.id for i in stage.instances if i.service == entry.name)
             for src in body.get("Sources", []):
+                # An L7 source (Permissions, no Action) admits the service for some requests.
+                allow = str(src.get("Action", "allow")).lower() == "allow"
                 out.append(
                     EnvoyExpectation(
-                        f"every {entry.name} sidecar has an RBAC rule for {src['Name']} ({entry.path.name})",
-                        dest_ids, lambda d, s=src["Name"]: envoy_admin.rbac_mentions(d, s), "all",
+                        f"every {entry.name} sidecar's RBAC {'admits' if allow else 'refuses'} {src['Name']} "
+                        f"({entry.path.name})",
+                        dest_ids, lambda d, s=src["Name"], a=allow: envoy_admin.rbac_allows(d, s) == a, "all",
                     )
                 )
     if previous is not None:
@@ -124,8 +127,8 @@ def envoy_expectations(stage: Stage, previous: Stage | None = None) -> list[Envo
                 for src in entry.body.get("Sources", []):
                     out.append(
                         EnvoyExpectation(
-                            f"no {entry.name} sidecar keeps an RBAC rule for {src['Name']}",
-                            dest_ids, lambda d, s=src["Name"]: not envoy_admin.rbac_mentions(d, s), "all",
+                            f"every {entry.name} sidecar's RBAC admits {src['Name']} again (no intention left)",
+                            dest_ids, lambda d, s=src["Name"]: envoy_admin.rbac_allows(d, s), "all",
                         )
                     )
             elif entry.kind == "service-splitter":

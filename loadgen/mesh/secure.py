@@ -17,6 +17,7 @@ Nothing here prints or logs a token: files are named, never their content.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from loadgen.errors import ExitCode, LoadgenError
 from loadgen.mesh.consul_settings import DEFAULT_CONSUL, ConsulSettings
-from loadgen.mesh.stages import ConfigEntry, Stage, load_config_entry
+from loadgen.mesh.stages import Stage, load_config_entry
 from loadgen.paths import consul_dir
 
 SECURE_ADDRESS = "https://127.0.0.1:8501"
@@ -182,12 +183,14 @@ def mesh_settings(run_path: Path, secure: bool, address: str | None, role: str =
 ALLOW_ENTRY = "intentions/allow-service-a-to-service-b.hcl"
 
 
-def secure_entries(stage: Stage) -> tuple[ConfigEntry, ...]:
-    """The stage's config entries on a secure mesh: under default-deny, service-a -> service-b
-    needs an allow intention, unless the stage writes its own (the intentions stage's deny)."""
+def secure_stage(stage: Stage) -> Stage:
+    """The stage as a secure mesh runs it: under default-deny, service-a -> service-b needs an
+    allow intention, unless the stage writes its own (the intentions stage's deny). Its
+    writes, removals and liveness all follow from the entries returned."""
     if stage.entry("service-intentions", "service-b") is not None:
-        return stage.config_entries
-    return (load_config_entry(consul_dir() / ALLOW_ENTRY), *stage.config_entries)
+        return stage
+    allow = load_config_entry(consul_dir() / ALLOW_ENTRY)
+    return dataclasses.replace(stage, config_entries=(allow, *stage.config_entries))
 
 
 def forget_secure(run_path: Path, say: Callable[[str], None]) -> None:

@@ -104,7 +104,7 @@ def measure_propagation(weights: str, given: TargetOptions, rate: float, keep: b
     On the local mesh at stage splitter (borrowed, put back afterwards) or the deployment ``given``.
     """
     with probe_target("splitter", given, "service-a", say) as target, \
-            ConsulClient(target.consul_address) as consul:
+            target.consul() as consul:
         mapping = subset_map(consul)
         original = live_splitter(consul)
         new = SplitSpec.parse(weights, names=list(mapping.subsets) if "=" not in weights else None)

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from loadgen.errors import UsageError
+from loadgen.mesh.consul_api import ConsulClient, ConsulSettings
 from loadgen.mesh.local import borrowed_stage
 from loadgen.probes.watch import LOCAL_UPSTREAM
 
@@ -27,6 +28,12 @@ class ProbeTarget:
     url: str
     consul_address: str
     sidecar_admin: dict[str, str]  # sidecar name -> its Envoy admin host:port
+    consul_settings: ConsulSettings | None = None  # the local secure mesh's management credentials
+
+    def consul(self) -> ConsulClient:
+        """A client of the Consul to write to (the consul CLI's environment for a given one)."""
+        return ConsulClient(settings=self.consul_settings) if self.consul_settings else \
+            ConsulClient(self.consul_address)
 
 
 @contextlib.contextmanager
@@ -42,7 +49,8 @@ def probe_target(stage: str, given: TargetOptions, sidecars_of: str,
             raise UsageError("--consul and --envoy-admin go with --target (the local mesh knows its own)")
         with borrowed_stage(stage, say) as t:
             yield ProbeTarget(LOCAL_UPSTREAM, t.consul_address, {k: f"127.0.0.1:{v}" for k, v in
-                                                                 t.sidecar_admin.items() if k.startswith(sidecars_of)})
+                                                                 t.sidecar_admin.items() if k.startswith(sidecars_of)},
+                              t.consul_write)
         return
     if not given.consul or not given.envoy_admins:
         raise UsageError(

@@ -131,3 +131,41 @@ def test_tls_failures_in_words(tmp_path):
     assert "does not speak TLS" in explain_connect_error("[SSL: WRONG_VERSION_NUMBER] wrong version number", s)
     assert explain_connect_error("[Errno 111] Connection refused", s) is None
 
+
+
+def test_an_empty_list_consul_filtered_is_a_refusal():
+    import httpx
+
+    from loadgen.mesh.consul_api import ConsulClient
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=[], headers={"X-Consul-Results-Filtered-By-ACLs": "true"})
+
+    settings = ConsulSettings(address="http://127.0.0.1:1", token=SECRET, token_source="CONSUL_HTTP_TOKEN")
+    with ConsulClient(settings=settings, transport=httpx.MockTransport(answer)) as consul, \
+            pytest.raises(LoadgenError) as info:
+        consul.catalog_service("service-a")
+    assert info.value.code == ExitCode.UNREACHABLE
+    assert info.value.message == ("Consul hid service-a's instances from GET /v1/catalog/service/service-a: the "
+                                  "token from CONSUL_HTTP_TOKEN needs service:read on service-a and node:read")
+
+    def unfiltered(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=[])
+
+    with ConsulClient(settings=settings, transport=httpx.MockTransport(unfiltered)) as consul:
+        assert consul.health_service("service-a") == []
+
+
+def test_an_empty_list_under_default_deny_may_be_hidden():
+    import httpx
+
+    from loadgen.mesh.consul_api import ConsulClient
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=[], headers={"X-Consul-Default-ACL-Policy": "deny"})
+
+    with ConsulClient(settings=ConsulSettings(address="http://127.0.0.1:1"),
+                      transport=httpx.MockTransport(answer)) as consul, pytest.raises(LoadgenError) as info:
+        consul.catalog_service("service-a-sidecar-proxy")
+    assert "no token was sent" in info.value.message and "or service-a-sidecar-proxy is not registered" in \
+        info.value.message

@@ -86,3 +86,31 @@ def test_removal_expectations_when_leaving_a_stage():
     split = {**l7, "service-a": dump("splitter-service-a")}
     assert all(e.holds(l7) for e in unsplit)
     assert not all(e.holds(split) for e in unsplit)
+
+
+def test_rbac_decides_as_envoy_does():
+    # Default allow: a DENY filter refuses the services it names, admits the rest.
+    assert not envoy_admin.rbac_allows(dump("intentions-service-b-1"), "service-a")
+    assert envoy_admin.rbac_allows(dump("intentions-service-b-1"), "service-c")
+    assert envoy_admin.rbac_allows(dump("basic-service-b-1"), "service-a")
+
+
+def _with_rbac(rules: dict | None) -> dict:
+    config = {"@type": "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC", "stat_prefix": "x"}
+    if rules is not None:
+        config["rules"] = rules
+    listener = {"name": "public_listener:127.0.0.1:21001", "filter_chains": [
+        {"filters": [{"name": "envoy.filters.network.rbac", "typed_config": config}]}]}
+    return {"configs": [{"@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
+                         "dynamic_listeners": [{"active_state": {"listener": listener}}]}]}
+
+
+def test_rbac_default_deny_admits_only_what_an_allow_names():
+    principal = {"authenticated": {"principal_name": {"safe_regex": {"regex": "^spiffe://t/ns/default/dc/[^/]+/svc/"
+                                                                              "service-a$"}}}}
+    allow_a = _with_rbac({"action": "ALLOW", "policies": {"p": {"permissions": [{"any": True}],
+                                                                "principals": [principal]}}})
+    assert envoy_admin.rbac_allows(allow_a, "service-a")
+    assert not envoy_admin.rbac_allows(allow_a, "service-c")
+    assert not envoy_admin.rbac_allows(_with_rbac({}), "service-a")  # ALLOW with no policy: nobody
+    assert envoy_admin.rbac_allows(_with_rbac(None), "service-a")  # no rules: everyone

@@ -37,7 +37,7 @@ from loadgen.errors import ExitCode, LoadgenError
 from loadgen.interrupts import signals_held
 from loadgen.mesh import procs, toolchain
 from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient, ConsulSettings
-from loadgen.mesh.secure import mesh_settings
+from loadgen.mesh.secure import SecureFiles, issue_tokens, mesh_settings, secure_stage
 from loadgen.mesh.stages import Stage, StageBook, load_stages
 from loadgen.mesh.state import MeshState, RunDir
 
@@ -223,7 +223,6 @@ class Runtime(ABC):
         from loadgen.mesh.entries import apply_entries
         from loadgen.mesh.runtime.live import wait_live
         from loadgen.mesh.runtime.recorded import ensure_ports_free
-        from loadgen.mesh.secure import SecureFiles, issue_tokens
 
         say = progress or _noop
         with self.run.locked():
@@ -233,6 +232,9 @@ class Runtime(ABC):
                 # The running mesh was brought up with --consul: keep using that agent.
                 self.explicit_consul = state.consul_address
             self._choose_security(state)
+            if state.secure:
+                stage = secure_stage(stage)
+                previous = secure_stage(previous) if previous else None
             self.check_prerequisites()
             consul_bin = toolchain.require("consul")
             ensure_ports_free(dev_agent_ports(state, self.explicit_consul) + self.host_ports(stage), state)
