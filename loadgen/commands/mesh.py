@@ -97,13 +97,21 @@ def up(stage_name: str, runtime: str, driver: str | None, consul_addr: str | Non
     runtime_ = runtime_for(runtime, driver=driver, consul_address=consul_addr, live_timeout=live_timeout,
                            keep_on_failure=keep_on_failure, secure=True if secure else None)
     target = up_for_user(runtime_, stage, _progress(quiet or as_json), force=force)
+    # How a person reaches the secure agent: the files, never a token.
+    env = {"CONSUL_HTTP_ADDR": target.consul_address, "CONSUL_CACERT": target.consul_read.cacert,
+           "CONSUL_HTTP_TOKEN_FILE": target.consul_read.token_source.removeprefix("token file ")} \
+        if target.consul_read and target.consul_read.token_source else None
     if as_json:
         _print_json({"stage": target.stage, "service_a_url": target.service_a_url,
                      "consul": target.consul_address, "sidecar_admin": target.sidecar_admin,
+                     "secure": env is not None, "consul_env": env,
                      "seconds": round(time.monotonic() - started, 2)})
     else:
         out.print(f"[green]stage {stage.name} is live[/green] in {time.monotonic() - started:.1f}s: "
                   f"{stage.summary}\n  try: curl {target.service_a_url}", highlight=False)
+        if env:
+            out.print("  Consul (ACLs default deny, TLS), read-only:\n    "
+                      + " ".join(f"{k}={v}" for k, v in env.items()), highlight=False, soft_wrap=True)
     return ExitCode.OK
 
 

@@ -12,6 +12,7 @@ or report; `down` deletes the tokens, the policy and the files.
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
 import uuid
 from pathlib import Path
@@ -65,7 +66,7 @@ def test_the_files_are_owner_only_and_the_agent_is_acl_and_tls_only(secure):
     for token in (files / "tokens").iterdir():
         assert token.stat().st_mode & 0o777 == 0o600, token
     assert (files / "agent-secure.hcl").stat().st_mode & 0o777 == 0o600
-    ca = str(files / "consul-agent-ca.pem")
+    ca = ssl.create_default_context(cafile=str(files / "consul-agent-ca.pem"))
     # No token: refused by default-deny, naming the rule it lacks.
     r = httpx.get(f"{HTTPS}/v1/agent/self", verify=ca, timeout=5)
     assert r.status_code == 403 and "lacks permission 'agent:read'" in r.text
@@ -174,7 +175,7 @@ def test_down_removes_tokens_policy_and_files(secure):
     # Last in this module: the fixture's own down then finds nothing to do.
     secure("up", "--stage", "splitter", "-q")
     files = _files(secure)
-    ca = str(files / "consul-agent-ca.pem")
+    ca = ssl.create_default_context(cafile=str(files / "consul-agent-ca.pem"))
     management = (files / "tokens" / "management").read_text().strip()
     headers = {"X-Consul-Token": management}
     before = httpx.get(f"{HTTPS}/v1/acl/tokens", verify=ca, headers=headers, timeout=5).json()
