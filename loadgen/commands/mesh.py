@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -14,8 +15,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from loadgen.errors import ExitCode, UnreachableError
+from loadgen.errors import ExitCode, LoadgenError, UnreachableError
 from loadgen.mesh import toolchain
+from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient, ConsulSettings
 from loadgen.mesh.doctor import check_parts
 from loadgen.mesh.liveness import get_hello_a
 from loadgen.mesh.local import down_for_user, up_for_user
@@ -225,8 +227,9 @@ def doctor(as_json: bool) -> int:
     """
     rows = check_parts()
     bad = [r for r in rows if r.required and not r.compatible]
+    agent = _consul_agent()
     if as_json:
-        _print_json({"ok": not bad, "parts": [dataclasses.asdict(r) for r in rows]})
+        _print_json({"ok": not bad, "parts": [dataclasses.asdict(r) for r in rows], "consul_agent": agent})
     else:
         table = Table("part", "version", "wanted", "usable")
         table.add_column("found at", overflow="fold")
@@ -240,7 +243,31 @@ def doctor(as_json: bool) -> int:
                 out.print(f"  [dim]{r.part}: {p}[/dim]", highlight=False)
             if r.fix:
                 out.print(f"  {r.part}: fix with: {r.fix}", highlight=False)
+        state = "answers" if agent["reachable"] else f"does not answer ({agent['why']})"
+        out.print(f"Consul agent at {agent['address']} ({agent['whose']}): {state}"
+                  + (f"; {agent['security']}" if agent["security"] else ""), highlight=False)
     return ExitCode.ENVIRONMENT if bad else ExitCode.OK
+
+
+def _consul_agent() -> dict[str, object]:
+    """The agent loadgen would use: the running local mesh's, else the consul CLI's environment's."""
+    try:
+        runtime_ = runtime_for()
+        state = runtime_.run.load()
+        whose = "the local mesh's" if not state.empty else "CONSUL_HTTP_ADDR" if os.environ.get(
+            "CONSUL_HTTP_ADDR") else "the default address"
+        settings = runtime_.consul_settings(state, "read") if not state.empty else ConsulSettings.from_env()
+    except LoadgenError as exc:
+        return {"address": os.environ.get("CONSUL_HTTP_ADDR", DEFAULT_CONSUL), "whose": "CONSUL_HTTP_ADDR",
+                "reachable": False, "why": exc.message, "security": None}
+    with ConsulClient(timeout=2.0, settings=settings) as consul:
+        try:
+            consul.leader()
+        except LoadgenError as exc:
+            return {"address": consul.address, "whose": whose, "reachable": False, "why": exc.message,
+                    "security": None}
+        return {"address": consul.address, "whose": whose, "reachable": True, "why": None,
+                "security": consul.describe_security()}
 
 
 @click.group()

@@ -52,6 +52,21 @@ class ConsulClient(HashiCorpApi):
     def agent_self(self) -> dict[str, Any]:
         return self._request("GET", "/v1/agent/self") or {}
 
+    def describe_security(self) -> str:
+        """"ACLs on (default deny); TLS, verified against ..." for status and doctor."""
+        try:
+            cfg = self.agent_self().get("DebugConfig", {})
+        except LoadgenError:
+            cfg = {}
+        acl = cfg.get("ACLResolverSettings") or {}
+        if not cfg:
+            acls = "ACLs: unknown (the token cannot read the agent's configuration)"
+        elif cfg.get("ACLsEnabled") or acl.get("ACLsEnabled"):
+            acls = f"ACLs on (default {acl.get('ACLDefaultPolicy', '?')})"
+        else:
+            acls = "ACLs off"
+        return f"{acls}; {self.settings.describe_tls()}"
+
     # -- services ---------------------------------------------------------------------
     def register_service(self, definition: dict[str, Any]) -> None:
         self._send("PUT", "/v1/agent/service/register", json=definition)

@@ -80,6 +80,9 @@ def test_the_files_are_owner_only_and_the_agent_is_acl_and_tls_only(secure):
     status = secure.json("status")
     assert status["consul"] == HTTPS and status["up"]
     assert status["consul_security"].startswith("ACLs on (default deny); TLS, verified against ")
+    doctor = json.loads(secure("doctor", "--json", check=False).stdout)["consul_agent"]
+    assert doctor["address"] == HTTPS and doctor["reachable"] and doctor["whose"] == "the local mesh's"
+    assert doctor["security"].startswith("ACLs on (default deny); TLS, verified against ")
 
 
 @pytest.mark.parametrize(("stage", "answer"), [("basic", 200), ("intentions", None), ("l7-router", 200),

@@ -123,22 +123,6 @@ def half_up_problems(stage: Stage | None, recorded_stage: str | None, components
     return problems
 
 
-def describe_security(consul: ConsulClient) -> str:
-    """"ACLs on (default deny); TLS, verified against ..." for status and doctor."""
-    try:
-        cfg = consul.agent_self().get("DebugConfig", {})
-    except LoadgenError:
-        cfg = {}
-    acl = cfg.get("ACLResolverSettings") or {}
-    if not cfg:
-        acls = "ACLs: unknown (the token cannot read the agent's configuration)"
-    elif cfg.get("ACLsEnabled") or acl.get("ACLsEnabled"):
-        acls = f"ACLs on (default {acl.get('ACLDefaultPolicy', '?')})"
-    else:
-        acls = "ACLs off"
-    return f"{acls}; {consul.settings.describe_tls()}"
-
-
 class Runtime(ABC):
     """Brings stages up on this machine, takes them down and reports on them (see the module
     docstring for the contract: public methods for callers, *hooks* for runtimes)."""
@@ -286,7 +270,7 @@ class Runtime(ABC):
             reachable = consul.reachable()
             checks = consul.agent_checks() if reachable else {}
             components = self.components(state, checks, reachable)
-            security = describe_security(consul) if reachable else None
+            security = consul.describe_security() if reachable else None
             if reachable:
                 for kind, name in state.config_entries:
                     live = consul.get_config(kind, name)
