@@ -187,3 +187,26 @@ def test_down_removes_tokens_policy_and_files(secure):
     proc = secure("down")
     assert "deleted 3 ACL tokens and 1 policy" in proc.stderr + proc.stdout
     assert not files.exists()
+
+
+def test_splitter_on_the_docker_runtime_with_secure(secure, tmp_path):
+    # After test_down: the same run directory, now with the sidecars in containers that mount
+    # secure/ read-only.
+    from tests.integration.runtimes import DockerParts
+
+    DockerParts().require()
+    secure("down", "-q")
+    try:
+        up = secure.json("up", "--stage", "splitter", "--runtime", "docker", "--secure", "-q")
+        assert up["secure"] and up["consul_env"]["CONSUL_HTTP_ADDR"] == HTTPS
+        assert all(box["ref"].startswith("container ") for box in secure.json("status")["components"]
+                   if box["kind"] == "sidecar")
+        report = tmp_path / "canary.json"
+        proc = secure("canary", "--expect", "85/15", "--target", SERVICE_A, "--envoy-admin", "127.0.0.1:19000",
+                      "--json", str(report), "-q", env=_user_env(secure), check=False)
+        assert proc.returncode == 0, (proc.stdout, proc.stderr)
+        assert json.loads(report.read_text())["verdict"] == "PASS"
+        _no_secret_in(secure, proc.stdout, proc.stderr, report.read_text())
+    finally:
+        secure("down", "-q", check=False)
+    assert not _files(secure).exists()

@@ -313,8 +313,9 @@ class Runtime(ABC):
             raise LoadgenError("--secure sets up loadgen's own Consul agent; for an agent of yours with ACLs and "
                                "TLS, give its address, token and CA the consul CLI's way (CONSUL_HTTP_ADDR, "
                                "CONSUL_HTTP_TOKEN_FILE, CONSUL_CACERT)")
-        if self.secure and self.name != "process":
-            raise LoadgenError(f"--secure runs on the process runtime so far, not {self.name}", ExitCode.ENVIRONMENT)
+        if self.secure and self.name == "nomad":
+            raise LoadgenError("--secure runs on the process and docker runtimes so far, not nomad",
+                               ExitCode.ENVIRONMENT)
         state.secure = self.secure
 
     def consul_settings(self, state: MeshState, role: str = "management") -> ConsulSettings:

@@ -27,6 +27,7 @@ from loadgen.mesh.images import build_all, docker_client
 from loadgen.mesh.runtime.base import ComponentStatus, Progress, Runtime
 from loadgen.mesh.runtime.host_parts import host_ports_of_parts, start_host_workloads
 from loadgen.mesh.runtime.recorded import recorded_components, stop_recorded
+from loadgen.mesh.secure import SecureFiles, forget_secure
 from loadgen.mesh.stages import Instance, Stage
 from loadgen.mesh.state import MeshState
 
@@ -73,6 +74,7 @@ class DockerRuntime(Runtime):
         else:
             warnings = entries.release(state, say, self.run.path)
             stop_recorded(self.run, state, say, stop=self.stop_part, describe=self.describe)
+            forget_secure(self.run.path, say)
         # Anything labelled for this run directory that the state no longer knows about.
         with contextlib.suppress(Exception):
             for box in self.client.containers.list(all=True, filters={"label": f"{LABEL}={self.run.path}"}):
@@ -98,7 +100,12 @@ class DockerRuntime(Runtime):
 
     def launch_sidecar(self, inst: Instance, args: list[str], consul_bin: Path, envoy_bin: Path
                        ) -> procs.ProcRecord:
-        return self._run(f"{inst.id}-sidecar", self.tags()["consul-envoy"], inst.envoy_admin_port, command=args)
+        # A secure mesh's CA and token files, at the same path and read-only (the container runs
+        # as root, as the host's files are owner-only).
+        secure = SecureFiles(self.run.path).dir
+        volumes = {str(secure): {"bind": str(secure), "mode": "ro"}} if "-token-file" in args else None
+        return self._run(f"{inst.id}-sidecar", self.tags()["consul-envoy"], inst.envoy_admin_port, command=args,
+                         volumes=volumes)
 
     def stop_part(self, rec: procs.ProcRecord) -> None:
         if rec.container is None:
