@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 from rich.table import Table
 
 from loadgen.commands.options import Rate
-from loadgen.errors import ExitCode
+from loadgen.errors import ExitCode, UsageError
 from loadgen.paths import project_root
 from loadgen.probes import (
     IntentionsReport,
@@ -22,6 +24,8 @@ from loadgen.probes import (
     measure_propagation,
     protocols_to_probe,
 )
+from loadgen.probes.permission_report import PermissionsReport
+from loadgen.probes.permissions import measure_permissions
 from loadgen.report.files import check_output, write_output
 from loadgen.report.probe_plots import intention_plots, propagation_plots
 from loadgen.stage_load import new_run_id
@@ -63,10 +67,14 @@ def _remote_options(which: str) -> Any:
               help="Where to write a PNG timeline per repeat.  [default: reports/<time>-intentions/]")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write every measurement as JSON ('-' for stdout).")
+@click.option("--permissions", is_flag=True,
+              help="L7 permissions instead: allow only GET /hello_b for service-a and check, per request class, "
+                   "that allowed requests reach service-b and denied ones get Envoy's RBAC 403 (stage l7-router; "
+                   "--rate is shared by the classes).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 def intentions(repeat: int, rate: float, pooled_rate: float, protocol: str, target: str | None,
                consul_addr: str | None, admins: tuple[str, ...], strict: bool, plots_dir: Path | None,
-               json_path: Path | None, quiet: bool) -> int:
+               json_path: Path | None, permissions: bool, quiet: bool) -> int:
     """Time how long a deny intention (service-a -> service-b) takes to bite, and its removal to heal.
 
     On the local mesh (stage basic for --protocol tcp, l7-router for http; put back afterwards).
@@ -78,10 +86,17 @@ def intentions(repeat: int, rate: float, pooled_rate: float, protocol: str, targ
     Exit codes: 0 measured, 1 security violation (a new-connection request reached service-b after
     every sidecar showed the deny; with --strict also pooled ones), 2 usage, 4 unreachable (also when
     probe traffic never steadily succeeds before a deny, or a deny never stops it, within 20 s).
+
+    With --permissions: see the README's "L7 permissions"; exit 1 when a denied-class request reached
+    service-b after every sidecar showed the permissions, or an allowed-class request was refused.
     """
+    if permissions:
+        _refuse_with_permissions(protocol, pooled_rate, strict, plots_dir, target)
     if json_path is not None:
         check_output(json_path)  # before anything is changed in Consul
     say = (lambda m: None) if quiet or json_path == Path("-") else (lambda m: err.print(m, highlight=False))
+    if permissions:
+        return _permissions(repeat, rate, json_path, say)
     given = TargetOptions(target, consul_addr, admins)
     report = IntentionsReport(rate=rate, strict=strict)
     for proto in protocols_to_probe(protocol, given):
@@ -98,6 +113,58 @@ def intentions(repeat: int, rate: float, pooled_rate: float, protocol: str, targ
                   highlight=False)
         return ExitCode.FAIL
     return ExitCode.OK
+
+
+def _refuse_with_permissions(protocol: str, pooled_rate: float, strict: bool, plots_dir: Path | None,
+                             target: str | None) -> None:
+    """Options of the deny/allow probe that mean nothing with --permissions: one line, exit 2."""
+    source = click.get_current_context().get_parameter_source
+    if source("protocol") == ParameterSource.COMMANDLINE and protocol != "http":
+        raise UsageError("--permissions needs service-b at protocol http (stage l7-router): drop --protocol")
+    if target is not None:
+        raise UsageError("--permissions runs on the local mesh only (stage l7-router); drop --target")
+    given = [name for name, used in (("--pooled-rate", source("pooled_rate") == ParameterSource.COMMANDLINE),
+                                      ("--strict", strict), ("--plots", plots_dir is not None)) if used]
+    if given:
+        raise UsageError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to --permissions")
+
+
+def _permissions(repeat: int, rate: float, json_path: Path | None, say: Callable[[str], None]) -> int:
+    report = measure_permissions(TargetOptions(), repeat, rate, say)
+    if json_path is not None:
+        write_output(json_path, json.dumps(report.to_json(), indent=2) + "\n")
+    if json_path != Path("-"):
+        _print_permissions(report)
+    if report.violations or report.wrongly_denied:
+        err.print(f"loadgen: {report.violations} denied-class request(s) reached service-b after every sidecar "
+                  f"showed the permissions; {report.wrongly_denied} allowed-class request(s) were refused",
+                  highlight=False)
+        return ExitCode.FAIL
+    return ExitCode.OK
+
+
+def _print_permissions(report: PermissionsReport) -> None:
+    """One row per repeat and class; "denied" and "reached again": first / all, ms after the write."""
+    for c in report.classes:
+        out.print(f"{c.name}: {c.method} {c.path}" + "".join(f" ({k}: {v})" for k, v in c.headers)
+                  + f", should be {c.expect}", highlight=False)
+    table = Table(title=f"ms after Consul committed the write (resolution {1000 / report.rate_per_class:.0f} ms "
+                        "per class)")
+    for col in ("#", "class", "reached", "denied", "errors", "envoy", "denied", "envoy", "reached again",
+                "violations", "wrongly denied"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for i, cycle in enumerate(report.cycles, start=1):
+        r, lift = cycle.restrict, cycle.lift
+        for c in report.classes:
+            a, b = r.classes[c.name], lift.classes[c.name]
+            table.add_row(str(i), c.name, str(a.reached + b.reached), str(a.denied + b.denied),
+                          str(a.errors + b.errors),
+                          _cell(r.all_sidecars_ms), f"{_cell(a.first_ms)} / {_cell(a.all_ms)}",
+                          _cell(lift.all_sidecars_ms), f"{_cell(b.first_ms)} / {_cell(b.all_ms)}",
+                          str(a.violations) + (f" in {a.violation_window_ms:.0f} ms" if a.violations else ""),
+                          str(a.wrongly_denied + b.wrongly_denied))
+    out.print(table)
+    out.print(f"service-b's service-intentions before: {report.found}; put back as it was.", highlight=False)
 
 
 def _print_intentions(result: ProtocolResult, rate: float) -> None:

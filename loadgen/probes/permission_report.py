@@ -1,0 +1,205 @@
+"""What ``loadgen intentions --permissions`` found, worked out from what was seen: pure.
+
+Request classes, how one answer is classed (reached service-b, refused by Envoy's RBAC, or an
+error), one timed phase per class and the whole report's ``--json``. No clock and no network:
+observations, the write's instant and each sidecar's instant in, results out
+(tests/unit/test_permissions_report.py drives it directly).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from loadgen.load.sample import Sample
+from loadgen.probes.intention_phase import when_all_sidecars_showed
+from loadgen.probes.intention_report import Distribution
+from loadgen.probes.watch import Observation
+
+# Envoy's RBAC filter refuses a request with exactly this local reply (403, text/plain). A 403
+# with any other body is not Envoy's RBAC (e.g. an application's own 403), so it is an error.
+ENVOY_RBAC_BODY = b"RBAC: access denied"
+
+REACHED, DENIED, ERROR = "reached", "denied", "error"
+
+
+@dataclass(frozen=True)
+class RequestClass:
+    """One kind of request the permissions should allow or deny, sent at service-a's upstream."""
+
+    name: str
+    method: str
+    path: str
+    expect: str  # "allowed" or "denied" while the permissions are in force
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "method": self.method, "path": self.path, "headers": dict(self.headers),
+                "expect": self.expect}
+
+
+# The classes consul/intentions/service-b-permissions.hcl is written for. service-a's router
+# (l7-router stage) sends every /hello_b... path to service-b, so a class that gets through
+# answers from service-b: 200 with an APP_ID for GET /hello_b, 405 for POST, 404 for /hello_b/admin.
+DEFAULT_CLASSES = (
+    RequestClass("get-hello-b", "GET", "/hello_b", "allowed"),
+    RequestClass("post-hello-b", "POST", "/hello_b", "denied"),
+    RequestClass("get-hello-b-admin", "GET", "/hello_b/admin", "denied"),
+    RequestClass("get-hello-b-x-debug", "GET", "/hello_b", "denied", (("x-debug", "1"),)),
+)
+
+
+def answer_kind(s: Sample) -> str:
+    """REACHED (service-b answered), DENIED (Envoy's RBAC 403) or ERROR (no answer, a 5xx, another 403).
+
+    Every answer below 500 other than the RBAC reply is service-b's own: on this route Envoy
+    itself answers only the RBAC 403 or a 5xx (no healthy upstream, a reset), so a 404 or 405
+    means the request was let through to service-b (a path or method it does not serve).
+    """
+    if s.status is None or s.status >= 500:
+        return ERROR
+    if s.status == 403:
+        return DENIED if s.bytes == len(ENVOY_RBAC_BODY) else ERROR
+    return REACHED
+
+
+@dataclass
+class ClassPhase:
+    """One request class over one phase; instants in ms after Consul committed the write."""
+
+    expect: str  # the class's outcome once the phase's change is in force: REACHED or DENIED
+    requests: int
+    reached: int
+    denied: int
+    errors: int
+    first_ms: float | None  # first request with the phase's outcome (None: never, or no change)
+    all_ms: float | None  # from when every request had it
+    violations: int = 0  # a denied class reached service-b after every sidecar showed the permissions
+    violation_window_ms: float | None = None  # how long after that the last of them was sent
+    wrongly_denied: int = 0  # an allowed class refused by RBAC (it is allowed before and after)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"expect": self.expect, "requests": self.requests, "reached": self.reached, "denied": self.denied,
+                "errors": self.errors, "first_ms": self.first_ms, "all_ms": self.all_ms,
+                "violations": self.violations, "violation_window_ms": self.violation_window_ms,
+                "wrongly_denied": self.wrongly_denied}
+
+
+@dataclass
+class PermissionPhase:
+    """``restrict`` (the permissions written) or ``lift`` (the entry found before put back)."""
+
+    action: str
+    write_index: int
+    envoy_ms: dict[str, float | None]  # per sidecar: when its RBAC showed the change
+    classes: dict[str, ClassPhase]
+
+    @property
+    def all_sidecars_ms(self) -> float | None:
+        return when_all_sidecars_showed(self.envoy_ms)
+
+    @property
+    def violations(self) -> int:
+        return sum(c.violations for c in self.classes.values())
+
+    @property
+    def wrongly_denied(self) -> int:
+        return sum(c.wrongly_denied for c in self.classes.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {"write_index": self.write_index, "envoy_ms": self.envoy_ms,
+                "envoy_all_sidecars_ms": self.all_sidecars_ms,
+                "classes": {name: c.to_json() for name, c in self.classes.items()}}
+
+
+def _ms(t: float | None, t0: float) -> float | None:
+    return None if t is None else round((t - t0) * 1000, 2)
+
+
+def _switch(mine: list[Observation], wanted: str) -> tuple[float | None, float | None]:
+    """(first request with ``wanted``, first of the unbroken run of ``wanted`` that ends the phase)."""
+    hits = [o.sent for o in mine if answer_kind(o.sample) == wanted]
+    if not hits or answer_kind(mine[-1].sample) != wanted:
+        return (hits[0] if hits else None), None
+    misses = [o.sent for o in mine if answer_kind(o.sample) != wanted]
+    return hits[0], next(t for t in hits if not misses or t > misses[-1])
+
+
+def analyse_class(cls: RequestClass, action: str, t0: float, mine: list[Observation],
+                  shown_at: float | None) -> ClassPhase:
+    """One class's phase. ``shown_at``: the perf_counter instant every sidecar showed the change."""
+    mine = sorted(mine, key=lambda o: o.sent)
+    kinds = [answer_kind(o.sample) for o in mine]
+    changes = cls.expect == "denied"  # an allowed class reaches service-b before, during and after
+    wanted = DENIED if changes and action == "restrict" else REACHED
+    first, all_from = _switch(mine, wanted) if changes else (None, None)
+    result = ClassPhase(expect=wanted, requests=len(mine), reached=kinds.count(REACHED), denied=kinds.count(DENIED),
+                        errors=kinds.count(ERROR), first_ms=_ms(first, t0), all_ms=_ms(all_from, t0))
+    if not changes:
+        result.wrongly_denied = result.denied
+    elif action == "restrict" and shown_at is not None:
+        leaked = [o.sent for o, k in zip(mine, kinds, strict=True) if k == REACHED and o.sent > shown_at]
+        result.violations = len(leaked)
+        result.violation_window_ms = _ms(max(leaked), shown_at) if leaked else None
+    return result
+
+
+def analyse_permission_phase(action: str, t0: float, index: int, obs: list[Observation],
+                             envoy: dict[str, float], sidecars: list[str],
+                             classes: tuple[RequestClass, ...]) -> PermissionPhase:
+    """The phase's per-class results, in ms after ``t0`` (when Consul committed the write)."""
+    shown_at = max(envoy.values()) if envoy and len(envoy) == len(sidecars) else None
+    per_class = {c.name: analyse_class(c, action, t0, [o for o in obs if o.stream == c.name], shown_at)
+                 for c in classes}
+    return PermissionPhase(action=action, write_index=index, envoy_ms={k: _ms(envoy.get(k), t0) for k in sidecars},
+                           classes=per_class)
+
+
+@dataclass
+class PermissionCycle:
+    restrict: PermissionPhase
+    lift: PermissionPhase
+
+    def to_json(self) -> dict[str, Any]:
+        return {"restrict": self.restrict.to_json(), "lift": self.lift.to_json()}
+
+
+@dataclass
+class PermissionsReport:
+    """Everything one ``loadgen intentions --permissions`` measured."""
+
+    entry: str  # the permissions file written
+    rate_per_class: float
+    classes: tuple[RequestClass, ...]
+    found: str  # what service-b's service-intentions was before: "none" or "an entry" (put back after)
+    cycles: list[PermissionCycle] = field(default_factory=list)
+
+    @property
+    def violations(self) -> int:
+        return sum(c.restrict.violations + c.lift.violations for c in self.cycles)
+
+    @property
+    def wrongly_denied(self) -> int:
+        return sum(c.restrict.wrongly_denied + c.lift.wrongly_denied for c in self.cycles)
+
+    def distributions(self, action: str) -> dict[str, dict[str, Distribution]]:
+        """Per denied class: first and all over the repeats' ``action`` phases."""
+        out = {}
+        for c in self.classes:
+            if c.expect == "denied":
+                phases = [getattr(cycle, action).classes[c.name] for cycle in self.cycles]
+                out[c.name] = {"first": Distribution.of([p.first_ms for p in phases]),
+                               "all": Distribution.of([p.all_ms for p in phases])}
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mode": "permissions", "entry": self.entry, "found": self.found,
+            "resolution_ms": round(1000 / self.rate_per_class, 2),
+            "classes": [c.to_json() for c in self.classes],
+            "repeats": [c.to_json() for c in self.cycles],
+            "distributions_ms": {action: {name: {k: d.to_json() for k, d in figures.items()}
+                                          for name, figures in self.distributions(action).items()}
+                                 for action in ("restrict", "lift")},
+            "violations": self.violations, "wrongly_denied": self.wrongly_denied,
+        }
