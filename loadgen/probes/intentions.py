@@ -11,7 +11,8 @@ so service-a's own connection handling does not blur what Envoy does. Two stream
 One repeat: traffic is steady and allowed; the deny is written (clock starts when Consul's PUT
 returned); we look for the first denied request and the instant from which every new-connection
 request is denied, and when each service-b sidecar's RBAC rule appeared (Envoy admin). Then the
-deny is removed and the same is timed for the allow. Any request on a new connection that
+deny is replaced by an allow (which also holds under ACL default-deny) and the same is timed for
+the allow; the entry found before the probe is put back after it. Any request on a new connection that
 succeeds after every sidecar shows the deny is a security violation.
 """
 
@@ -48,7 +49,7 @@ def measure_intentions(protocol: str, given: TargetOptions, repeats: int, rate: 
                        say: Callable[[str], None]) -> ProtocolResult:
     """Time ``repeats`` deny/allow cycles on one protocol's target (the local mesh is put back after)."""
     stage = STAGE_FOR_PROTOCOL.get(protocol, "basic")
-    with probe_target(stage, given, "service-b", say) as target, ConsulClient(target.consul_address) as consul:
+    with probe_target(stage, given, "service-b", say) as target, target.consul() as consul:
         probe = IntentionProbe(consul, target.sidecar_admin, rate_new=rate, rate_pooled=pooled_rate, say=say,
                                upstream=target.url)
         return ProtocolResult(protocol, probe.run(repeats))
@@ -65,6 +66,8 @@ class IntentionProbe:
     say: Callable[[str], None] = print
     entry: dict[str, Any] = field(default_factory=lambda: {
         "Kind": "service-intentions", "Name": "service-b", "Sources": [{"Name": "service-a", "Action": "deny"}]})
+    allow_entry: dict[str, Any] = field(default_factory=lambda: {
+        "Kind": "service-intentions", "Name": "service-b", "Sources": [{"Name": "service-a", "Action": "allow"}]})
 
     def run(self, repeats: int) -> list[IntentionCycle]:
         plans = {
@@ -76,7 +79,10 @@ class IntentionProbe:
         traffic = ProbeTraffic(plans)
         watcher = EnvoyWatcher(self.sidecar_admin, rbac_for("service-a", True))
         results: list[IntentionCycle] = []
-        self.consul.delete_config("service-intentions", "service-b")
+        # What was there is put back at the end (a user's entry, the secure mesh's allow). The
+        # probe starts from an explicit allow, which also holds under ACL default-deny.
+        original = self.consul.get_config("service-intentions", "service-b")
+        self.consul.write_config(self.allow_entry)
         traffic.start()
         watcher.start()
         try:
@@ -88,7 +94,10 @@ class IntentionProbe:
                          f"(envoy {_ms_or_never(deny.all_sidecars_ms)}), "
                          f"allow healed after {_ms_or_never(allow.all_ms.get('new'))}")
         finally:
-            self.consul.delete_config("service-intentions", "service-b")
+            if original is None:
+                self.consul.delete_config("service-intentions", "service-b")
+            else:
+                self.consul.write_config({k: v for k, v in original.items() if not k.endswith("Index")})
             watcher.stop()
             traffic.stop()
         return results
@@ -98,11 +107,7 @@ class IntentionProbe:
         old = "ok" if action == "deny" else "denied"
         self._settle(traffic, old)
         watcher.arm(rbac_for("service-a", action == "deny"))
-        if action == "deny":
-            index = self.consul.write_config(self.entry)
-        else:
-            self.consul.delete_config("service-intentions", "service-b")
-            index = 0
+        index = self.consul.write_config(self.entry if action == "deny" else self.allow_entry)
         t0 = time.perf_counter()  # Consul has committed the write: the clock starts
         deadline = t0 + PHASE_MAX_S
         while time.perf_counter() < deadline:

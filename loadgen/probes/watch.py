@@ -141,8 +141,10 @@ class EnvoyWatcher:
             t.join(timeout=5)
 
 
-def rbac_for(source: str, present: bool) -> Callable[[dict[str, Any]], bool]:
-    return lambda dump: envoy_admin.rbac_mentions(dump, source) == present
+def rbac_for(source: str, denied: bool) -> Callable[[dict[str, Any]], bool]:
+    """A sidecar whose RBAC refuses (``denied``) or admits ``source``, whatever Consul's default
+    policy: a DENY rule naming it (default allow) or an ALLOW rule that does not (default deny)."""
+    return lambda dump: envoy_admin.rbac_allows(dump, source) != denied
 
 
 def split_is(service: str, weights: dict[str, int] | None) -> Callable[[dict[str, Any]], bool]:

@@ -166,6 +166,25 @@ def test_tls_not_verified_is_said(secure):
     assert "TLS to Consul is NOT verified (CONSUL_HTTP_SSL_VERIFY=false)" in proc.stderr
 
 
+def test_intentions_probe_measures_deny_and_allow_under_default_deny(secure):
+    secure("up", "--stage", "basic", "-q")
+    proc = secure("intentions", "--repeat", "1", "--json", "-", timeout=240)
+    report = json.loads(proc.stdout)
+    assert report["violations"] == 0
+    cycle = report["protocols"]["tcp"]["repeats"][0]
+    for phase in (cycle["deny"], cycle["allow"]):
+        assert 0 < phase["first_ms"]["new"] <= phase["all_ms"]["new"] < 30_000, phase
+        assert all(0 < v < 30_000 for v in phase["envoy_ms"].values()), phase
+    # The secure stage's allow is back: service-a reaches service-b again.
+    files = _files(secure)
+    ca = ssl.create_default_context(cafile=str(files / "consul-agent-ca.pem"))
+    read = {"X-Consul-Token": (files / "tokens" / "read").read_text().strip()}
+    entry = httpx.get(f"{HTTPS}/v1/config/service-intentions/service-b", verify=ca, headers=read, timeout=5).json()
+    assert [(s["Name"], s["Action"]) for s in entry["Sources"]] == [("service-a", "allow")]
+    assert httpx.get(SERVICE_A, timeout=5).status_code == 200
+    _no_secret_in(secure, proc.stdout, proc.stderr)
+
+
 def test_no_token_in_any_log_or_state_file(secure):
     secure("up", "--stage", "splitter", "-q")
     texts = [p.read_text(errors="replace") for p in secure.run_dir.rglob("*")
