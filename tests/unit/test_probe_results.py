@@ -96,6 +96,12 @@ def test_progress_line_and_table_read_the_same_envoy_figure(monkeypatch):
         start = stop = lambda self: None
 
     class Consul:
+        def get_config(self, kind, name):
+            return None
+
+        def write_config(self, entry):
+            return 1
+
         def delete_config(self, kind, name):
             pass
 

@@ -63,7 +63,7 @@ def test_settled_traffic_returns_at_once():
 
 
 class _FakeConsul(BaseHTTPRequestHandler):
-    """Accepts every config write and delete, as a Consul agent would."""
+    """Accepts every config write and delete, as a Consul agent would, and has no entry to read."""
 
     def _answer(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -74,7 +74,12 @@ class _FakeConsul(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    do_PUT = do_DELETE = do_GET = _answer
+    def do_GET(self) -> None:
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_PUT = do_DELETE = _answer
 
     def log_message(self, *args: object) -> None:
         pass
