@@ -302,21 +302,21 @@ class Runtime(ABC):
 
     # -- shared by the methods above --------------------------------------------------------
     def _choose_security(self, state: MeshState) -> None:
-        """`up --secure` on an empty machine makes a secure mesh; a running mesh keeps what it is."""
-        if self.secure is None:
-            return
-        if not state.empty and state.secure != self.secure:
+        """`up --secure` on an empty machine makes a secure mesh, `up` a plain one; a running mesh
+        keeps what it is (asking for the other is refused)."""
+        if state.empty:
+            state.secure = bool(self.secure)  # not what a mesh taken down before was
+        elif self.secure is not None and state.secure != self.secure:
             now = "with --secure" if state.secure else "without --secure"
             raise LoadgenError(f"the local mesh is up {now}: `loadgen down` before bringing it up "
                                f"{'with' if self.secure else 'without'} --secure", ExitCode.ENVIRONMENT)
-        if self.secure and self.explicit_consul is not None:
+        if state.secure and self.explicit_consul is not None:
             raise LoadgenError("--secure sets up loadgen's own Consul agent; for an agent of yours with ACLs and "
                                "TLS, give its address, token and CA the consul CLI's way (CONSUL_HTTP_ADDR, "
                                "CONSUL_HTTP_TOKEN_FILE, CONSUL_CACERT)")
-        if self.secure and self.name == "nomad":
+        if state.secure and self.name == "nomad":
             raise LoadgenError("--secure runs on the process and docker runtimes so far, not nomad",
                                ExitCode.ENVIRONMENT)
-        state.secure = self.secure
 
     def consul_settings(self, state: MeshState, role: str = "management") -> ConsulSettings:
         """How to reach the mesh's Consul as ``role`` (management or read; plain: the environment's)."""
