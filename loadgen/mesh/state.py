@@ -19,6 +19,12 @@ import psutil
 from loadgen.errors import ExitCode, LoadgenError
 from loadgen.mesh.procs import ProcRecord
 
+# psutil's create_time is boot time (/proc/stat btime, whole seconds, recomputed from the wall
+# clock on every read) plus the process's start in jiffies: it can move by a whole second between
+# two reads when the clock is adjusted, and a live borrower must not be taken for a dead one.
+# A recycled pid started within 1.5 s of the one recorded is not a practical case.
+START_SLACK_S = 1.5
+
 
 @dataclass
 class Borrower:
@@ -40,12 +46,12 @@ class Borrower:
     def alive(self) -> bool:
         try:
             p = psutil.Process(self.pid)
-            return abs(p.create_time() - self.create_time) < 0.01 and p.status() != psutil.STATUS_ZOMBIE
+            return abs(p.create_time() - self.create_time) < START_SLACK_S and p.status() != psutil.STATUS_ZOMBIE
         except psutil.Error:
             return False
 
     def same(self, other: Borrower) -> bool:
-        return self.pid == other.pid and abs(self.create_time - other.create_time) < 0.01
+        return self.pid == other.pid and abs(self.create_time - other.create_time) < START_SLACK_S
 
     def describe(self) -> str:
         return f"loadgen pid {self.pid} ({self.command}, stage {self.stage})"
