@@ -27,12 +27,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from loadgen.errors import ExitCode, LoadgenError
+from loadgen.mesh.consul_api import ConsulClient
 from loadgen.mesh.consul_settings import DEFAULT_CONSUL, ConsulSettings
 from loadgen.mesh.stages import Stage, load_config_entry
 from loadgen.paths import consul_dir
 
 SECURE_ADDRESS = "https://127.0.0.1:8501"
-SECURE_GRPC = "https://127.0.0.1:8503"
 SECURE_PORTS = (8501, 8503, 8600, 8300, 8301, 8302)
 READ_POLICY = "loadgen-read"
 # What loadgen's read-only commands need: the chain and config entries of any service
@@ -148,12 +148,9 @@ tls {{
             return {"tokens": [], "policies": []}
 
 
-def issue_tokens(files: SecureFiles, consul: object, services: list[str]) -> None:
+def issue_tokens(files: SecureFiles, consul: ConsulClient, services: list[str]) -> None:
     """The read token and one service-identity token per service (made with the management
     token; their accessor ids recorded for ``down``)."""
-    from loadgen.mesh.consul_api import ConsulClient
-
-    assert isinstance(consul, ConsulClient)
     record = files.load_acl()
     if not files.token_file("read").exists():
         policy = consul.acl_policy_by_name(READ_POLICY) or consul.acl_create_policy(
