@@ -9,14 +9,15 @@ SequentialJudge's requests to a verdict are random; their mean and p95 come from
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import betaincinv
 from scipy.stats import binom, norm
 
 from loadgen.stats.bands import band_of
 from loadgen.stats.decide import JudgeConfig
-from loadgen.stats.fixed import clopper_pearson
 from loadgen.stats.spec import SplitSpec
 
 MAX_N = 10_000_000
@@ -31,19 +32,14 @@ class SampleSizePlan:
 def _fixed_power(n: int, w: float, half_width: float, alpha_each: float) -> float:
     """P(Clopper-Pearson interval inside the band) at n when the true share is w."""
     lo_band, hi_band = band_of(w, half_width)
-    s = np.arange(n + 1)
-    # Interval ends are monotone in s, so the PASSing s form one run; find it exactly.
-    ok = np.zeros(n + 1, dtype=bool)
-    centre = round(w * n)
-    for direction in (1, -1):
-        x = centre if direction == 1 else centre - 1
-        while 0 <= x <= n:
-            lo, hi = clopper_pearson(int(x), n, alpha_each)
-            if lo >= lo_band and hi <= hi_band:
-                ok[x] = True
-                x += direction
-            else:
-                break
+    # Only counts whose share lies inside the band can have their interval inside it; their
+    # interval ends come from one vectorised inverse incomplete beta (beta.ppf per count made
+    # a 0.1-point band take 4 s to plan).
+    s = np.arange(max(0, int(np.floor(lo_band * n)) - 1), min(n, int(np.ceil(hi_band * n)) + 1) + 1)
+    with np.errstate(all="ignore"):
+        lo = np.where(s <= 0, 0.0, betaincinv(np.maximum(s, 1), n - s + 1, alpha_each))
+        hi = np.where(s >= n, 1.0, betaincinv(s + 1, np.maximum(n - s, 1), 1 - alpha_each))
+    ok = (lo >= lo_band) & (hi <= hi_band)
     return float(binom.pmf(s[ok], n, w).sum()) if ok.any() else 0.0
 
 
@@ -90,6 +86,8 @@ def default_budget(fixed_n: int | None) -> int:
     return max(5000, 4 * (fixed_n or 25_000))
 
 
+@functools.lru_cache(maxsize=32)
 def plan_sample_size(spec: SplitSpec, config: JudgeConfig, power: float = 0.8) -> SampleSizePlan:
-    """The fixed test's n at ``power`` (None when above MAX_N), for budgets and --plan."""
+    """The fixed test's n at ``power`` (None when above MAX_N), for budgets and --plan.
+    Cached: a canary asks for its plan when checking its options and again when it starts."""
     return SampleSizePlan(fixed_sample_size(spec, config, power), power)
