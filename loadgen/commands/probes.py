@@ -12,7 +12,7 @@ from click.core import ParameterSource
 from rich.console import Console
 from rich.table import Table
 
-from loadgen.commands.options import Rate
+from loadgen.commands.options import Duration, Rate
 from loadgen.errors import ExitCode, UsageError
 from loadgen.paths import project_root
 from loadgen.probes import (
@@ -25,7 +25,7 @@ from loadgen.probes import (
     protocols_to_probe,
 )
 from loadgen.probes.permission_report import PermissionsReport
-from loadgen.probes.permissions import measure_permissions
+from loadgen.probes.permissions import DEFAULT_GRACE_S, measure_permissions
 from loadgen.report.files import check_output, write_output
 from loadgen.report.probe_plots import intention_plots, propagation_plots
 from loadgen.stage_load import new_run_id
@@ -62,7 +62,11 @@ def _remote_options(which: str) -> Any:
 @click.option("--protocol", type=click.Choice(["tcp", "http", "both"]), default="tcp", show_default=True,
               help="service-b's protocol: tcp (stage basic: L4 RBAC) or http (stage l7-router: L7 RBAC).")
 @_remote_options("each service-b sidecar")
-@click.option("--strict", is_flag=True, help="Count pooled-connection successes after the deny as violations too.")
+@click.option("--strict", is_flag=True, help="Count pooled-connection successes after the deny as violations too "
+                                            "(with --permissions: every leak, as --grace 0).")
+@click.option("--grace", type=Duration(allow_zero=True), default=None, metavar="DURATION",
+              help="With --permissions: a denied-class request that reaches service-b this soon after every "
+                   "sidecar showed the rules is a leak on a draining connection, not a violation.  [default: 2s]")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to write a PNG timeline per repeat.  [default: reports/<time>-intentions/]")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -74,7 +78,7 @@ def _remote_options(which: str) -> Any:
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 def intentions(repeat: int, rate: float, pooled_rate: float, protocol: str, target: str | None,
                consul_addr: str | None, admins: tuple[str, ...], strict: bool, plots_dir: Path | None,
-               json_path: Path | None, permissions: bool, quiet: bool) -> int:
+               json_path: Path | None, permissions: bool, grace: float | None, quiet: bool) -> int:
     """Time how long a deny intention (service-a -> service-b) takes to bite, and its removal to heal.
 
     On the local mesh (stage basic for --protocol tcp, l7-router for http; put back afterwards).
@@ -88,15 +92,21 @@ def intentions(repeat: int, rate: float, pooled_rate: float, protocol: str, targ
     probe traffic never steadily succeeds before a deny, or a deny never stops it, within 20 s).
 
     With --permissions: see the README's "L7 permissions"; exit 1 when a denied-class request reached
-    service-b after every sidecar showed the permissions, or an allowed-class request was refused.
+    service-b later than --grace after every sidecar showed the permissions (any time with --strict,
+    or when the class never went steadily denied), or an allowed-class request was refused.
     """
     if permissions:
-        _refuse_with_permissions(protocol, pooled_rate, strict, plots_dir, target)
+        _refuse_with_permissions(protocol, pooled_rate, plots_dir, target)
+        if strict and grace:
+            raise UsageError("--strict counts every leak (a grace of 0): drop --grace or --strict")
+    elif grace is not None:
+        raise UsageError("--grace applies to --permissions only")
     if json_path is not None:
         check_output(json_path)  # before anything is changed in Consul
     say = (lambda m: None) if quiet or json_path == Path("-") else (lambda m: err.print(m, highlight=False))
     if permissions:
-        return _permissions(repeat, rate, json_path, say)
+        grace_s = 0.0 if strict else (DEFAULT_GRACE_S if grace is None else grace)
+        return _permissions(repeat, rate, grace_s, json_path, say)
     given = TargetOptions(target, consul_addr, admins)
     report = IntentionsReport(rate=rate, strict=strict)
     for proto in protocols_to_probe(protocol, given):
@@ -115,7 +125,7 @@ def intentions(repeat: int, rate: float, pooled_rate: float, protocol: str, targ
     return ExitCode.OK
 
 
-def _refuse_with_permissions(protocol: str, pooled_rate: float, strict: bool, plots_dir: Path | None,
+def _refuse_with_permissions(protocol: str, pooled_rate: float, plots_dir: Path | None,
                              target: str | None) -> None:
     """Options of the deny/allow probe that mean nothing with --permissions: one line, exit 2."""
     source = click.get_current_context().get_parameter_source
@@ -124,21 +134,23 @@ def _refuse_with_permissions(protocol: str, pooled_rate: float, strict: bool, pl
     if target is not None:
         raise UsageError("--permissions runs on the local mesh only (stage l7-router); drop --target")
     given = [name for name, used in (("--pooled-rate", source("pooled_rate") == ParameterSource.COMMANDLINE),
-                                      ("--strict", strict), ("--plots", plots_dir is not None)) if used]
+                                      ("--plots", plots_dir is not None)) if used]
     if given:
         raise UsageError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to --permissions")
 
 
-def _permissions(repeat: int, rate: float, json_path: Path | None, say: Callable[[str], None]) -> int:
-    report = measure_permissions(TargetOptions(), repeat, rate, say)
+def _permissions(repeat: int, rate: float, grace_s: float, json_path: Path | None,
+                 say: Callable[[str], None]) -> int:
+    report = measure_permissions(TargetOptions(), repeat, rate, say, grace_s)
     if json_path is not None:
         write_output(json_path, json.dumps(report.to_json(), indent=2) + "\n")
     if json_path != Path("-"):
         _print_permissions(report)
     if report.violations or report.wrongly_denied:
-        err.print(f"loadgen: {report.violations} denied-class request(s) reached service-b after every sidecar "
-                  f"showed the permissions; {report.wrongly_denied} allowed-class request(s) were refused",
-                  highlight=False)
+        late = ("never steadily denied: " + report.stopped) if report.stopped else \
+            f"later than {grace_s * 1000:.0f} ms after every sidecar showed the permissions"
+        err.print(f"loadgen: {report.violations} denied-class request(s) reached service-b {late}; "
+                  f"{report.wrongly_denied} allowed-class request(s) were refused", highlight=False)
         return ExitCode.FAIL
     return ExitCode.OK
 
@@ -150,20 +162,29 @@ def _print_permissions(report: PermissionsReport) -> None:
                   + f", should be {c.expect}", highlight=False)
     table = Table(title=f"ms after Consul committed the write (resolution {1000 / report.rate_per_class:.0f} ms "
                         "per class)")
-    for col in ("#", "class", "reached", "denied", "errors", "envoy", "denied", "envoy", "reached again",
-                "violations", "wrongly denied"):
+    for col in ("#", "class", "reached", "denied", "errors", "envoy", "denied", "leaked", "violations", "envoy",
+                "reached again", "wrongly denied"):
         table.add_column(col, justify="left" if col == "class" else "right")
     for i, cycle in enumerate(report.cycles, start=1):
         r, lift = cycle.restrict, cycle.lift
         for c in report.classes:
-            a, b = r.classes[c.name], lift.classes[c.name]
-            table.add_row(str(i), c.name, str(a.reached + b.reached), str(a.denied + b.denied),
-                          str(a.errors + b.errors),
-                          _cell(r.all_sidecars_ms), f"{_cell(a.first_ms)} / {_cell(a.all_ms)}",
-                          _cell(lift.all_sidecars_ms), f"{_cell(b.first_ms)} / {_cell(b.all_ms)}",
-                          str(a.violations) + (f" in {a.violation_window_ms:.0f} ms" if a.violations else ""),
-                          str(a.wrongly_denied + b.wrongly_denied))
+            a, b = r.classes[c.name], (lift.classes[c.name] if lift else None)
+            denied = "never" if a.never_bit else f"{_cell(a.first_ms)} / {_cell(a.all_ms)}"
+            table.add_row(str(i), c.name, str(a.reached + (b.reached if b else 0)),
+                          str(a.denied + (b.denied if b else 0)), str(a.errors + (b.errors if b else 0)),
+                          _cell(r.all_sidecars_ms), denied,
+                          str(a.leaks) + (f" in {a.leak_window_ms:.0f} ms" if a.leaks else ""),
+                          str(a.violations),
+                          _cell(lift.all_sidecars_ms) if lift else "-",
+                          f"{_cell(b.first_ms)} / {_cell(b.all_ms)}" if b else "-",
+                          str(a.wrongly_denied + (b.wrongly_denied if b else 0)))
     out.print(table)
+    closes = [cy.restrict.drain_closes for cy in report.cycles]
+    drained = ("could not be read" if None in closes
+               else f"{sum(c for c in closes if c is not None)} draining connection(s) closed by service-b's sidecars")
+    out.print(f"leaked: reached service-b after every sidecar showed the rules, on connections opened before "
+              f"({drained} in the restrict phases); a violation when later than {report.grace_s * 1000:.0f} ms "
+              "after, or when the class was never steadily denied.", highlight=False)
     out.print(f"service-b's service-intentions before: {report.found}; put back as it was.", highlight=False)
 
 

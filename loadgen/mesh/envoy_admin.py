@@ -20,6 +20,20 @@ def config_dump(admin_port: int, host: str = "127.0.0.1", timeout: float = 3.0) 
     return resp.json()
 
 
+def counter(address: str, name: str, timeout: float = 2.0) -> int | None:
+    """One counter of the Envoy at admin ``address`` (host:port); None when it cannot be read or
+    Envoy has no such counter."""
+    try:
+        text = httpx.get(f"http://{address}/stats", params={"filter": f"^{name}$"}, timeout=timeout).text
+    except httpx.HTTPError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(": ")
+        if key == name and value.strip().isdigit():
+            return int(value)
+    return None
+
+
 def ready(admin_port: int, host: str = "127.0.0.1") -> bool:
     """Envoy's own readiness: LIVE once its initial xDS fetch completed."""
     try:

@@ -65,7 +65,14 @@ def answer_kind(s: Sample) -> str:
 
 @dataclass
 class ClassPhase:
-    """One request class over one phase; instants in ms after Consul committed the write."""
+    """One request class over one phase; instants in ms after Consul committed the write.
+
+    A denied-class request that reaches service-b after every sidecar showed the permissions is a
+    **leak**: Envoy serves a connection opened before the change with the old rules until it closes
+    it (a filter-chain drain; ``drain_closes`` of the phase is its evidence). A leak is a
+    **violation** when it came more than the grace after the sidecars showed the rules, or the
+    class never went steadily denied (the permissions did not bite), or always under ``strict``.
+    """
 
     expect: str  # the class's outcome once the phase's change is in force: REACHED or DENIED
     requests: int
@@ -74,15 +81,19 @@ class ClassPhase:
     errors: int
     first_ms: float | None  # first request with the phase's outcome (None: never, or no change)
     all_ms: float | None  # from when every request had it
-    violations: int = 0  # a denied class reached service-b after every sidecar showed the permissions
-    violation_window_ms: float | None = None  # how long after that the last of them was sent
+    leaks: int = 0  # a denied class reached service-b after every sidecar showed the permissions
+    leak_window_ms: float | None = None  # how long after that the last leak was sent
+    violations: int = 0  # the leaks that count against the permissions (see the class docstring)
+    violation_window_ms: float | None = None  # how long after the sidecars showed the last of them was sent
+    never_bit: bool = False  # a denied class that was not steadily denied by the end of the phase
     wrongly_denied: int = 0  # an allowed class refused by RBAC (it is allowed before and after)
 
     def to_json(self) -> dict[str, Any]:
         return {"expect": self.expect, "requests": self.requests, "reached": self.reached, "denied": self.denied,
                 "errors": self.errors, "first_ms": self.first_ms, "all_ms": self.all_ms,
+                "leaks": self.leaks, "leak_window_ms": self.leak_window_ms,
                 "violations": self.violations, "violation_window_ms": self.violation_window_ms,
-                "wrongly_denied": self.wrongly_denied}
+                "never_bit": self.never_bit, "wrongly_denied": self.wrongly_denied}
 
 
 @dataclass
@@ -93,6 +104,7 @@ class PermissionPhase:
     write_index: int
     envoy_ms: dict[str, float | None]  # per sidecar: when its RBAC showed the change
     classes: dict[str, ClassPhase]
+    drain_closes: int | None = None  # connections service-b's sidecars closed while draining (None: unread)
 
     @property
     def all_sidecars_ms(self) -> float | None:
@@ -106,9 +118,17 @@ class PermissionPhase:
     def wrongly_denied(self) -> int:
         return sum(c.wrongly_denied for c in self.classes.values())
 
+    @property
+    def leaks(self) -> int:
+        return sum(c.leaks for c in self.classes.values())
+
+    @property
+    def never_bit(self) -> list[str]:
+        return [name for name, c in self.classes.items() if c.never_bit]
+
     def to_json(self) -> dict[str, Any]:
         return {"write_index": self.write_index, "envoy_ms": self.envoy_ms,
-                "envoy_all_sidecars_ms": self.all_sidecars_ms,
+                "envoy_all_sidecars_ms": self.all_sidecars_ms, "drain_closes": self.drain_closes,
                 "classes": {name: c.to_json() for name, c in self.classes.items()}}
 
 
@@ -126,8 +146,9 @@ def _switch(mine: list[Observation], wanted: str) -> tuple[float | None, float |
 
 
 def analyse_class(cls: RequestClass, action: str, t0: float, mine: list[Observation],
-                  shown_at: float | None) -> ClassPhase:
-    """One class's phase. ``shown_at``: the perf_counter instant every sidecar showed the change."""
+                  shown_at: float | None, grace_s: float = 0.0) -> ClassPhase:
+    """One class's phase. ``shown_at``: the perf_counter instant every sidecar showed the change;
+    ``grace_s``: how long after it a leak is still taken for a draining connection (0: strict)."""
     mine = sorted(mine, key=lambda o: o.sent)
     kinds = [answer_kind(o.sample) for o in mine]
     changes = cls.expect == "denied"  # an allowed class reaches service-b before, during and after
@@ -137,31 +158,38 @@ def analyse_class(cls: RequestClass, action: str, t0: float, mine: list[Observat
                         errors=kinds.count(ERROR), first_ms=_ms(first, t0), all_ms=_ms(all_from, t0))
     if not changes:
         result.wrongly_denied = result.denied
-    elif action == "restrict" and shown_at is not None:
-        leaked = [o.sent for o, k in zip(mine, kinds, strict=True) if k == REACHED and o.sent > shown_at]
-        result.violations = len(leaked)
-        result.violation_window_ms = _ms(max(leaked), shown_at) if leaked else None
+    elif action == "restrict":
+        result.never_bit = all_from is None
+        if shown_at is not None:
+            leaked = [o.sent for o, k in zip(mine, kinds, strict=True) if k == REACHED and o.sent > shown_at]
+            result.leaks = len(leaked)
+            result.leak_window_ms = _ms(max(leaked), shown_at) if leaked else None
+            # The permissions did not bite: every leak counts, however early.
+            counted = leaked if result.never_bit else [t for t in leaked if t - shown_at > grace_s]
+            result.violations = len(counted)
+            result.violation_window_ms = _ms(max(counted), shown_at) if counted else None
     return result
 
 
 def analyse_permission_phase(action: str, t0: float, index: int, obs: list[Observation],
                              envoy: dict[str, float], sidecars: list[str],
-                             classes: tuple[RequestClass, ...]) -> PermissionPhase:
+                             classes: tuple[RequestClass, ...], grace_s: float = 0.0,
+                             drain_closes: int | None = None) -> PermissionPhase:
     """The phase's per-class results, in ms after ``t0`` (when Consul committed the write)."""
     shown_at = max(envoy.values()) if envoy and len(envoy) == len(sidecars) else None
-    per_class = {c.name: analyse_class(c, action, t0, [o for o in obs if o.stream == c.name], shown_at)
+    per_class = {c.name: analyse_class(c, action, t0, [o for o in obs if o.stream == c.name], shown_at, grace_s)
                  for c in classes}
     return PermissionPhase(action=action, write_index=index, envoy_ms={k: _ms(envoy.get(k), t0) for k in sidecars},
-                           classes=per_class)
+                           classes=per_class, drain_closes=drain_closes)
 
 
 @dataclass
 class PermissionCycle:
     restrict: PermissionPhase
-    lift: PermissionPhase
+    lift: PermissionPhase | None  # None: the repeats stopped after a restrict that did not bite
 
     def to_json(self) -> dict[str, Any]:
-        return {"restrict": self.restrict.to_json(), "lift": self.lift.to_json()}
+        return {"restrict": self.restrict.to_json(), "lift": self.lift.to_json() if self.lift else None}
 
 
 @dataclass
@@ -172,22 +200,29 @@ class PermissionsReport:
     rate_per_class: float
     classes: tuple[RequestClass, ...]
     found: str  # what service-b's service-intentions was before: "none" or "an entry" (put back after)
+    grace_s: float = 0.0  # leaks within this long after the sidecars showed the rules are not violations
     cycles: list[PermissionCycle] = field(default_factory=list)
+    stopped: str | None = None  # why the repeats stopped early (a class the permissions never denied)
 
     @property
     def violations(self) -> int:
-        return sum(c.restrict.violations + c.lift.violations for c in self.cycles)
+        return sum(c.restrict.violations for c in self.cycles)  # a lift lets every class through
 
     @property
     def wrongly_denied(self) -> int:
-        return sum(c.restrict.wrongly_denied + c.lift.wrongly_denied for c in self.cycles)
+        return sum(c.restrict.wrongly_denied + (c.lift.wrongly_denied if c.lift else 0) for c in self.cycles)
+
+    @property
+    def leaks(self) -> int:
+        return sum(c.restrict.leaks for c in self.cycles)
 
     def distributions(self, action: str) -> dict[str, dict[str, Distribution]]:
         """Per denied class: first and all over the repeats' ``action`` phases."""
         out = {}
         for c in self.classes:
             if c.expect == "denied":
-                phases = [getattr(cycle, action).classes[c.name] for cycle in self.cycles]
+                phases = [getattr(cycle, action).classes[c.name] for cycle in self.cycles
+                          if getattr(cycle, action) is not None]
                 out[c.name] = {"first": Distribution.of([p.first_ms for p in phases]),
                                "all": Distribution.of([p.all_ms for p in phases])}
         return out
@@ -201,5 +236,6 @@ class PermissionsReport:
             "distributions_ms": {action: {name: {k: d.to_json() for k, d in figures.items()}
                                           for name, figures in self.distributions(action).items()}
                                  for action in ("restrict", "lift")},
-            "violations": self.violations, "wrongly_denied": self.wrongly_denied,
+            "grace_ms": round(self.grace_s * 1000, 1), "leaks": self.leaks,
+            "violations": self.violations, "wrongly_denied": self.wrongly_denied, "stopped": self.stopped,
         }

@@ -7,8 +7,11 @@ sidecar upstream listener (127.0.0.1:9000), as the deny/allow probe does. One re
 * ``restrict``: the permissions entry (consul/intentions/service-b-permissions.hcl, merged into
   the service-intentions entry found, replacing only service-a's source) is written; the clock
   starts when Consul's PUT returned. Per denied class: the first request Envoy's RBAC refused and
-  the instant from which every one was; a denied-class request that reaches service-b after
-  every service-b sidecar's Envoy showed the new RBAC rules is a **violation**, and an
+  the instant from which every one was. A denied-class request that reaches service-b after
+  every service-b sidecar's Envoy showed the new RBAC rules is a **leak**: Envoy keeps serving
+  connections opened before the change with the old filter chain until it closes them (the
+  phase's ``drain_closes`` counts those closes). A leak later than the grace after the sidecars
+  showed the rules, or of a class that never went steadily denied, is a **violation**; an
   allowed-class request refused at any time is **wrongly denied**.
 * ``lift``: the entry found before is put back exactly (or deleted when there was none), and
   the same is timed for the denied classes reaching service-b again.
@@ -56,6 +59,10 @@ PHASE_MAX_S = 20.0  # give up waiting for a phase's change after this long
 TAIL_S = 1.5  # keep watching after the change looked complete, to catch stragglers
 KIND = "service-intentions"
 SERVER_FIELDS = ("CreateIndex", "ModifyIndex", "Hash")  # Consul's bookkeeping, not the user's entry
+# Connections of service-b's sidecars closed because their filter chain (with the old RBAC rules)
+# was draining: the evidence that a leak came on a connection opened before the change.
+DRAIN_CLOSES = "http.public_listener.downstream_cx_drain_close"
+DEFAULT_GRACE_S = 2.0
 
 
 def load_permissions_entry(path: Path | None = None) -> dict[str, Any]:
@@ -104,8 +111,8 @@ def rbac_rules(dump: dict[str, Any]) -> str:
     return json.dumps(found, sort_keys=True)
 
 
-def measure_permissions(given: TargetOptions, repeats: int, rate: float,
-                        say: Callable[[str], None]) -> PermissionsReport:
+def measure_permissions(given: TargetOptions, repeats: int, rate: float, say: Callable[[str], None],
+                        grace_s: float = DEFAULT_GRACE_S) -> PermissionsReport:
     """Time ``repeats`` restrict/lift cycles on the local mesh at l7-router (put back afterwards)."""
     if given.url is not None:
         raise UsageError("--permissions runs on the local mesh only (stage l7-router); drop --target")
@@ -113,7 +120,7 @@ def measure_permissions(given: TargetOptions, repeats: int, rate: float,
     with probe_target(STAGE, given, "service-b", say) as target, target.consul() as consul:
         split = urlsplit(target.url)
         probe = PermissionProbe(consul, target.sidecar_admin, f"{split.scheme}://{split.netloc}", permissions,
-                                rate_per_class=rate / len(DEFAULT_CLASSES), say=say)
+                                rate_per_class=rate / len(DEFAULT_CLASSES), grace_s=grace_s, say=say)
         return probe.run(repeats)
 
 
@@ -125,13 +132,14 @@ class PermissionProbe:
     permissions: dict[str, Any]
     classes: tuple[RequestClass, ...] = DEFAULT_CLASSES
     rate_per_class: float = 125.0
+    grace_s: float = DEFAULT_GRACE_S  # leaks this soon after the sidecars showed the rules: draining, not violations
     say: Callable[[str], None] = print
 
     def run(self, repeats: int) -> PermissionsReport:
         name = self.permissions["Name"]
         found = self.consul.get_config(KIND, name)
         report = PermissionsReport(entry=f"consul/{PERMISSIONS_FILE}", rate_per_class=self.rate_per_class,
-                                   classes=self.classes,
+                                   classes=self.classes, grace_s=self.grace_s,
                                    found="none" if found is None else f"{len(found.get('Sources') or [])} source(s)")
         restrict = with_permissions(found, self.permissions)
         # Each phase is bounded, so the traffic is too: this is only a backstop.
@@ -146,6 +154,12 @@ class PermissionProbe:
             for i in range(repeats):
                 r = self._phase("restrict", traffic, watcher, lambda d: rbac_rules(d) not in baselines,
                                 lambda: self.consul.write_config(restrict))
+                if r.never_bit:  # nothing to lift, and no later repeat can tell more
+                    report.cycles.append(PermissionCycle(r, None))
+                    report.stopped = (f"repeat {i + 1}: {', '.join(r.never_bit)} still reached service-b at the "
+                                      f"end of the {PHASE_MAX_S:g} s phase")
+                    self.say(report.stopped)
+                    break
                 lift = self._phase("lift", traffic, watcher, lambda d: rbac_rules(d) in baselines,
                                    lambda: self._put_back(found))
                 report.cycles.append(PermissionCycle(r, lift))
@@ -186,6 +200,7 @@ class PermissionProbe:
                shown: Callable[[dict[str, Any]], bool], write: Callable[[], int]) -> PermissionPhase:
         self._settle(traffic, "lift" if action == "restrict" else "restrict")
         watcher.arm(shown)
+        closes_before = self._drain_closes()
         index = write()
         t0 = time.perf_counter()  # Consul has committed the write: the clock starts
         deadline = t0 + PHASE_MAX_S
@@ -194,8 +209,14 @@ class PermissionProbe:
             if len(watcher.changed_at) == len(self.sidecar_admin) and self._steady(traffic, action, 0.3, 1):
                 break
         time.sleep(TAIL_S)
+        closes_after = self._drain_closes()
+        closes = None if closes_before is None or closes_after is None else closes_after - closes_before
         return analyse_permission_phase(action, t0, index, traffic.since(t0), dict(watcher.changed_at),
-                                        list(self.sidecar_admin), self.classes)
+                                        list(self.sidecar_admin), self.classes, self.grace_s, closes)
+
+    def _drain_closes(self) -> int | None:
+        counts = [envoy_admin.counter(a, DRAIN_CLOSES) for a in self.sidecar_admin.values()]
+        return None if None in counts else sum(c for c in counts if c is not None)
 
     def _steady(self, traffic: ProbeTraffic, action: str, seconds: float, least: int) -> bool:
         """Every class's requests of the last ``seconds`` had the outcome ``action`` gives it."""

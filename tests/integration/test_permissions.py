@@ -25,11 +25,14 @@ def _permissions(loadgen) -> tuple[int, dict]:
 
 
 def _check_one_cycle(code: int, report: dict) -> None:
-    # Exit 1 exactly when a denied class got through after the sidecars showed the rules (or an
-    # allowed request was refused); the report says how many and how long after.
+    # Exit 1 exactly when a denied class got through later than the grace after the sidecars
+    # showed the rules (or an allowed request was refused); the report says how many and when.
     assert code == (1 if report["violations"] or report["wrongly_denied"] else 0), report
+    assert report["grace_ms"] == 2000.0 and report["stopped"] is None
     [cycle] = report["repeats"]
     restrict, lift = cycle["restrict"], cycle["lift"]
+    # The evidence for leaks being draining connections: service-b's sidecars count their closes.
+    assert restrict["drain_closes"] is not None and restrict["drain_closes"] >= 0
     for phase in (restrict, lift):
         assert phase["envoy_all_sidecars_ms"] is not None and phase["envoy_all_sidecars_ms"] > 0, phase
         allowed = phase["classes"][ALLOWED]
@@ -41,7 +44,13 @@ def _check_one_cycle(code: int, report: dict) -> None:
         # Envoy's RBAC reply (403 "RBAC: access denied") is the only answer counted as denied.
         assert bite["denied"] > 50 and bite["errors"] == 0, (name, bite)
         assert bite["first_ms"] is not None and 0 < bite["first_ms"] <= bite["all_ms"], (name, bite)
-        assert bite["violations"] == 0 or bite["violation_window_ms"] is not None
+        assert bite["leaks"] >= bite["violations"] and not bite["never_bit"], (name, bite)
+        assert (bite["leaks"] == 0) == (bite["leak_window_ms"] is None), (name, bite)
+        if bite["leaks"]:  # a connection opened before the change was still served the old rules
+            assert restrict["drain_closes"] > 0, restrict
+        # The permissions bite in the data plane: nothing of a denied class gets through once the
+        # sidecars have shown the rules and drained what they served before (the evidence).
+        assert bite["violations"] == 0, (name, bite)
         # Lifted: every request of the class reaches service-b again by the end of the phase.
         assert heal["all_ms"] is not None and 0 < heal["first_ms"] <= heal["all_ms"], (name, heal)
         assert heal["reached"] > 50 and heal["violations"] == 0

@@ -94,7 +94,7 @@ def test_rbac_rules_tell_the_states_apart_and_ignore_key_order():
     (["--protocol", "tcp"], "--permissions needs service-b at protocol http"),
     (["--protocol", "both"], "--permissions needs service-b at protocol http"),
     (["--target", "http://127.0.0.1:9000/hello_b"], "--permissions runs on the local mesh only"),
-    (["--strict"], "--strict does not apply to --permissions"),
+    (["--strict", "--grace", "1s"], "--strict counts every leak (a grace of 0)"),
     (["--pooled-rate", "50", "--plots", "/tmp/x"], "--pooled-rate, --plots do not apply to --permissions"),
 ])
 def test_options_that_mean_nothing_with_permissions_are_one_line_and_exit_2(args, said):
@@ -102,3 +102,13 @@ def test_options_that_mean_nothing_with_permissions_are_one_line_and_exit_2(args
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and said in lines[0] and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--grace", "1s"], "--grace applies to --permissions only"),
+    (["--permissions", "--grace", "-1s"], "--grace"),
+])
+def test_grace_outside_permissions_or_negative_is_one_line_and_exit_2(args, said):
+    result = CliRunner().invoke(cli, ["intentions", *args])
+    assert result.exit_code == 2, result.output
+    assert said in result.output and "Traceback" not in result.output

@@ -46,11 +46,12 @@ def test_answers_are_classed_by_who_gave_them():
     assert answer_kind(Sample(t=0, status=403, app_id=None, latency_ms=1.0, error="http_403", bytes=9)) == ERROR
 
 
-def _restrict(post_kinds: list[str], shown_at: float | None) -> dict:
+def _restrict(post_kinds: list[str], shown_at: float | None, grace_s: float = 0.0) -> dict:
     obs = _stream(ALLOWED, ["ok"] * 10) + _stream(POST, post_kinds) + _stream(ADMIN, ["405"] * 3 + [RBAC] * 7) + \
         _stream(DEBUG, ["ok"] * 5 + [RBAC] * 5)
     envoy = {} if shown_at is None else {"b1": shown_at - 0.01, "b2": shown_at}
-    return analyse_permission_phase("restrict", 100.0, 42, obs, envoy, ["b1", "b2"], DEFAULT_CLASSES)
+    return analyse_permission_phase("restrict", 100.0, 42, obs, envoy, ["b1", "b2"], DEFAULT_CLASSES, grace_s,
+                                    drain_closes=3)
 
 
 def test_restrict_times_each_denied_class_and_leaves_the_allowed_one_alone():
@@ -115,3 +116,33 @@ def test_the_report_sums_violations_and_summarises_each_denied_class():
     assert data["repeats"][1]["restrict"]["classes"][POST]["violation_window_ms"] == 45.0
     assert [c["expect"] for c in data["classes"]] == ["allowed", "denied", "denied", "denied"]
     assert data["classes"][3]["headers"] == {"x-debug": "1"}
+
+
+def test_leaks_within_the_grace_are_leaks_and_later_ones_violations():
+    # POST leaks at 100.04 and 100.06 after every sidecar showed the rules at 100.015.
+    leaky = ["405", RBAC, RBAC, "405", RBAC, "405"] + [RBAC] * 4
+    within = _restrict(leaky, shown_at=100.015, grace_s=0.05).classes[POST]
+    assert (within.leaks, within.leak_window_ms) == (2, 45.0)
+    assert (within.violations, within.violation_window_ms) == (0, None)
+    split = _restrict(leaky, shown_at=100.015, grace_s=0.03).classes[POST]
+    assert (split.leaks, split.violations, split.violation_window_ms) == (2, 1, 45.0)  # 100.04 is 25 ms after
+    assert _restrict(leaky, shown_at=100.015, grace_s=0.03).to_json()["drain_closes"] == 3
+
+
+def test_a_class_never_steadily_denied_counts_every_leak_whatever_the_grace():
+    phase = _restrict([RBAC] * 9 + ["405"], shown_at=100.0, grace_s=10.0)
+    post = phase.classes[POST]
+    assert post.never_bit and post.all_ms is None and (post.leaks, post.violations) == (1, 1)
+    assert phase.never_bit == [POST]
+    assert not phase.classes[ADMIN].never_bit and not phase.classes[ALLOWED].never_bit
+
+
+def test_a_report_stopped_after_a_restrict_that_did_not_bite_has_no_lift():
+    phase = _restrict([RBAC] * 9 + ["405"], shown_at=100.0, grace_s=1.0)
+    report = PermissionsReport(entry="consul/x.hcl", rate_per_class=125.0, classes=DEFAULT_CLASSES, found="none",
+                               grace_s=1.0, cycles=[PermissionCycle(phase, None)], stopped="repeat 1: post")
+    data = report.to_json()
+    assert data["repeats"][0]["lift"] is None and data["stopped"] == "repeat 1: post"
+    assert data["violations"] == report.violations == 1 and data["grace_ms"] == 1000.0
+    assert report.wrongly_denied == 0 and data["leaks"] == report.leaks >= 1
+    assert data["distributions_ms"]["lift"][POST]["all"]["n"] == 0
