@@ -185,6 +185,28 @@ def test_intentions_probe_measures_deny_and_allow_under_default_deny(secure):
     _no_secret_in(secure, proc.stdout, proc.stderr)
 
 
+def test_l7_permissions_bite_per_request_class_with_no_violation(secure):
+    secure("up", "--stage", "l7-router", "-q")
+    proc = secure("intentions", "--permissions", "--repeat", "1", "--json", "-", timeout=240)
+    report = json.loads(proc.stdout)
+    assert report["violations"] == 0 and report["wrongly_denied"] == 0, report
+    assert report["found"] == "1 source(s)"  # the secure stage's allow, merged into and put back
+    [cycle] = report["repeats"]
+    allowed = cycle["restrict"]["classes"]["get-hello-b"]
+    assert allowed["requests"] > 50 and allowed["reached"] == allowed["requests"], allowed  # GET /hello_b: 200
+    for name in ("post-hello-b", "get-hello-b-admin", "get-hello-b-x-debug"):
+        bite = cycle["restrict"]["classes"][name]
+        assert bite["denied"] > 50 and bite["errors"] == 0 and not bite["never_bit"], (name, bite)  # RBAC 403
+        assert cycle["lift"]["classes"][name]["all_ms"] is not None, (name, cycle["lift"])
+    files = _files(secure)
+    ca = ssl.create_default_context(cafile=str(files / "consul-agent-ca.pem"))
+    read = {"X-Consul-Token": (files / "tokens" / "read").read_text().strip()}
+    entry = httpx.get(f"{HTTPS}/v1/config/service-intentions/service-b", verify=ca, headers=read, timeout=5).json()
+    assert [(s["Name"], s["Action"], s.get("Permissions")) for s in entry["Sources"]] == \
+        [("service-a", "allow", None)]
+    _no_secret_in(secure, proc.stdout, proc.stderr)
+
+
 def test_no_token_in_any_log_or_state_file(secure):
     secure("up", "--stage", "splitter", "-q")
     texts = [p.read_text(errors="replace") for p in secure.run_dir.rglob("*")
