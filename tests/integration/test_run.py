@@ -118,10 +118,15 @@ def test_workers_merge_exactly(loadgen, reports):
     s = json.loads(proc.stdout)["stages"][0]
     gen = s["generator"]
     assert gen["workers"] == 2 and len(gen["per_worker"]) == 2
-    assert s["requests"]["sent"] == sum(w["sent"] for w in gen["per_worker"]) == 1200
+    sent = s["requests"]["sent"]
+    assert sent == sum(w["sent"] for w in gen["per_worker"])
+    # Every request of the schedule is sent or, when a worker on a loaded machine missed the
+    # deadline, counted as dropped (max_time is a wall-clock deadline): none is lost in the merge.
+    assert sent + gen["dropped"] == 1200 and gen["dropped"] == sum(w["dropped"] for w in gen["per_worker"])
+    assert gen["dropped"] <= 12, gen  # a slip at the deadline, not a generator that fell behind
     rows = [json.loads(line) for line in record.read_text().splitlines()]
-    assert len(rows) == 1200 and [r["t"] for r in rows] == sorted(r["t"] for r in rows)
+    assert len(rows) == sent and [r["t"] for r in rows] == sorted(r["t"] for r in rows)
     # The merged histogram holds every answer once; the split is over all of them.
-    assert s["latency_ms"]["corrected"]["count"] == 1200
+    assert s["latency_ms"]["corrected"]["count"] == sent
     assert sum(v["count"] for v in s["split"].values()) == s["requests"]["ok"]
     assert sum(1 for r in rows if r["app_id"] == "1") == s["split"]["1"]["count"]
