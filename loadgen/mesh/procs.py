@@ -19,6 +19,13 @@ from pathlib import Path
 
 import psutil
 
+# psutil's create_time is boot time (/proc/stat btime, whole seconds, derived from the wall clock
+# on every read) plus the process's start in jiffies: it can move by a whole second between two
+# reads. With a 10 ms tolerance a live sidecar was now and then taken for one that had exited
+# ("the Envoy sidecar of service-a exited", with an empty log). A recycled pid started within
+# 1.5 s of the one recorded is not a practical case (pids are handed out in sequence).
+START_SLACK_S = 1.5
+
 START_MARKER = "=== loadgen started"
 
 
@@ -61,7 +68,7 @@ def spawn(
 def alive(rec: ProcRecord) -> bool:
     try:
         p = psutil.Process(rec.pid)
-        return abs(p.create_time() - rec.create_time) < 0.01 and p.status() != psutil.STATUS_ZOMBIE
+        return abs(p.create_time() - rec.create_time) < START_SLACK_S and p.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
 

@@ -17,13 +17,7 @@ from typing import Any
 import psutil
 
 from loadgen.errors import ExitCode, LoadgenError
-from loadgen.mesh.procs import ProcRecord
-
-# psutil's create_time is boot time (/proc/stat btime, whole seconds, recomputed from the wall
-# clock on every read) plus the process's start in jiffies: it can move by a whole second between
-# two reads when the clock is adjusted, and a live borrower must not be taken for a dead one.
-# A recycled pid started within 1.5 s of the one recorded is not a practical case.
-START_SLACK_S = 1.5
+from loadgen.mesh.procs import START_SLACK_S, ProcRecord
 
 
 @dataclass
