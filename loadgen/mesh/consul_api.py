@@ -102,6 +102,17 @@ class ConsulClient(HashiCorpApi):
             raise LoadgenError(f"Consul did not apply {entry.get('Kind')}/{entry.get('Name')}: {resp.text.strip()}")
         return int(resp.headers.get("X-Consul-Index", "0"))
 
+    def write_config_cas(self, entry: dict[str, Any], modify_index: int) -> bool:
+        """PUT a config entry only if its ModifyIndex is still ``modify_index`` (0: only if it does
+        not exist); False when someone else changed it first."""
+        resp = self._send("PUT", "/v1/config", json=entry, params={"cas": str(modify_index)})
+        return resp.text.strip() == "true"
+
+    def delete_config_cas(self, kind: str, name: str, modify_index: int) -> bool:
+        """DELETE a config entry only if its ModifyIndex is still ``modify_index``."""
+        resp = self._send("DELETE", f"/v1/config/{kind}/{name}", params={"cas": str(modify_index)})
+        return resp.text.strip() == "true"
+
     def get_config(self, kind: str, name: str) -> dict[str, Any] | None:
         return self._request("GET", f"/v1/config/{kind}/{name}")
 
