@@ -16,6 +16,7 @@ from loadgen.commands.canary import canary
 from loadgen.commands.probes import intentions, propagation
 from loadgen.commands.report import report
 from loadgen.commands.run import run
+from loadgen.commands.shift import shift
 from loadgen.errors import ExitCode, LoadgenError
 
 err = Console(stderr=True, soft_wrap=True)
@@ -86,6 +87,7 @@ cli.add_command(run)
 cli.add_command(report)
 cli.add_command(intentions)
 cli.add_command(propagation)
+cli.add_command(shift)
 
 
 def main() -> None:

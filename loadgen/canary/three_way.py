@@ -135,15 +135,22 @@ class ThreeWay:
 
     def counter_deltas(self) -> dict[str, int] | None:
         """Requests each subset's cluster saw during the run (all traffic through the sidecar)."""
+        deltas = self.cluster_deltas()
+        return None if deltas is None else {name: d.rq_total for name, d in deltas.items()}
+
+    def cluster_deltas(self) -> dict[str, ClusterCounters] | None:
+        """Each subset's cluster counters over the run (requests, 2xx, 5xx)."""
         if self.start is None or self.end is None:
             return None
         clusters = self.clusters
-        out: dict[str, int] = {}
+        out: dict[str, ClusterCounters] = {}
         for cluster, after in self.end.counters.items():
             before = self.start.counters.get(cluster)
             delta = after.delta(before) if before is not None else after
             name = clusters.get(cluster, cluster)
-            out[name] = out.get(name, 0) + delta.rq_total
+            have = out.get(name, ClusterCounters())
+            out[name] = ClusterCounters(have.rq_total + delta.rq_total, have.rq_2xx + delta.rq_2xx,
+                                        have.rq_5xx + delta.rq_5xx)
         return out
 
     def agreement(self, traffic: Mapping[str, int], alpha: float) -> str | None:
@@ -203,7 +210,8 @@ class ThreeWay:
         view = self.end_view or self.view
         traffic = {s.name: s for s in verdict.subsets} if verdict else {}
         envoy = self.envoy_shares()
-        counters = self.counter_deltas()
+        deltas = self.cluster_deltas()
+        counters = None if deltas is None else {name: d.rq_total for name, d in deltas.items()}
         total = sum(counters.values()) if counters else 0
         names = list(dict.fromkeys([*(view.spec.names if view else ()), *traffic, *(envoy or {})]))
         rows = {}
@@ -215,8 +223,9 @@ class ThreeWay:
                 "envoy": round(envoy.get(name, 0.0), 6) if envoy is not None else None,
                 "traffic": None if s is None else {"share": round(s.share, 6), "lower": round(s.lower, 6),
                                                    "upper": round(s.upper, 6), "count": s.count},
-                "envoy_counters": None if counters is None else {
+                "envoy_counters": None if deltas is None or counters is None else {
                     "requests": counters.get(name, 0),
+                    "5xx": deltas[name].rq_5xx if name in deltas else 0,
                     "share": round(counters.get(name, 0) / total, 6) if total else None},
             }
         reading = self.end or self.start

@@ -72,7 +72,7 @@ def test_in_step_sidecar_and_counters_agreeing():
     assert judged is verdict and notes == []
     rows = three.to_json(verdict)["subsets"]
     assert rows["v2"]["consul"] == 0.15 and rows["v2"]["envoy"] == 0.15
-    assert rows["v2"]["envoy_counters"] == {"requests": 150, "share": 0.15}
+    assert rows["v2"]["envoy_counters"] == {"requests": 150, "5xx": 0, "share": 0.15}
     assert rows["v2"]["traffic"]["count"] == 150
 
 

@@ -1,0 +1,220 @@
+"""``loadgen shift``: a progressive weight shift, each step proved in the data plane, rolled
+back on its own when anything is wrong (loadgen.shift)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from loadgen.canary.consul_view import CLIENT_SERVICE
+from loadgen.canary.progress import Snapshot
+from loadgen.commands.options import Duration, Rate, parse_headers, runtime_option
+from loadgen.errors import UsageError
+from loadgen.mesh.consul_api import ConsulClient
+from loadgen.mesh.local import borrowed_stage
+from loadgen.mesh.runtime.select import runtime_for
+from loadgen.report.files import check_output, write_output
+from loadgen.report.statusline import StatusLine
+from loadgen.report.terminal import live_line
+from loadgen.shift.gate import LatencyGate
+from loadgen.shift.lock import shift_lock
+from loadgen.shift.runner import ShiftRun, ShiftSettings, ShiftWhere
+from loadgen.shift.timeline import ShiftReport
+from loadgen.stats import JudgeConfig, Tolerance
+
+__all__ = ["shift"]
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+STDOUT = Path("-")
+
+
+def _share(text: str | None, option: str) -> float | None:
+    """``1%`` or ``0.5`` (percent) -> a share."""
+    if text is None:
+        return None
+    try:
+        value = float(text.strip().rstrip("%"))
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: give a percentage like 1% or 0.5") from None
+    if not 0 <= value <= 100:
+        raise UsageError(f"{option} {text!r} must be between 0 and 100 %")
+    return value / 100
+
+
+def _ms(text: str | None, option: str) -> float | None:
+    """``50ms``, ``0.2s`` or a plain number of milliseconds."""
+    if text is None:
+        return None
+    raw = text.strip().lower()
+    try:
+        value = float(raw[:-2]) if raw.endswith("ms") else float(raw[:-1]) * 1000 if raw.endswith("s") \
+            else float(raw)
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: give a latency like 50ms or 0.2s") from None
+    if not value > 0:
+        raise UsageError(f"{option} {text!r} must be more than 0")
+    return value
+
+
+@click.command()
+@click.option("--steps", required=True, metavar="STEPS",
+              help="With --subset: its share at each step, like 25,50,100 (the other subsets keep their relative "
+                   "proportions). Without: whole splits, like 90/10,50/50,0/100 (or v1=90,v2=10;v1=50,v2=50).")
+@click.option("--subset", metavar="NAME", help="The subset the --steps shares go to (a subset of the splitter).")
+@click.option("--service", default="service-b", show_default=True, help="The service whose splitter is shifted.")
+@click.option("--target", metavar="URL", help="service-a's /hello_a on any deployment (needs --consul). Default: the "
+                                              "local mesh at stage splitter.")
+@click.option("--consul", "consul_addr", metavar="ADDR", help="The Consul to write to and read from (with --target).")
+@click.option("--envoy-admin", metavar="ADDR",
+              help="The client sidecar's Envoy admin (host:port), watched for each step's route. Default: service-a's "
+                   "sidecar on the local mesh; none with --target.")
+@click.option("--header", "headers", multiple=True, metavar="'NAME: VALUE'", help="Extra request header (repeatable).")
+@click.option("--rate", type=Rate(min=1, max=100_000), default=200.0, show_default=True,
+              help="Requests per second during each verification (open loop).")
+@click.option("--tolerance", default="2", show_default=True, metavar="POINTS|PCT%",
+              help="Allowed deviation of each share, as for `loadgen canary`.")
+@click.option("--confidence", type=float, default=99.0, show_default=True, help="Confidence in percent.")
+@click.option("--verify-time", type=Duration(), default="60s", show_default=True,
+              help="Budget of each step's verification (it stops as soon as the judge is sure).")
+@click.option("--step-timeout", type=Duration(), default="60s", show_default=True,
+              help="Bound of every wait: --apply-cmd, Consul and Envoy showing a step's weights.")
+@click.option("--hold", type=Duration(allow_zero=True), default="0s", show_default=True,
+              help="Keep each step under load this long after it passed, judged and gated again (soak).")
+@click.option("--max-p99", metavar="LATENCY", help="Gate: each subset's p99 at most this, like 50ms.")
+@click.option("--max-errors", metavar="PCT", help="Gate: each subset's 5xx share at most this, like 1%.")
+@click.option("--max-p99-ratio", type=click.FloatRange(min=1.0), default=None,
+              help="Gate: the shifted subset's p99 at most this many times the others' (like 1.2).")
+@click.option("--apply-cmd", metavar="COMMAND",
+              help="Run COMMAND (sh) to apply each step instead of loadgen's own Consul write; it gets "
+                   "LOADGEN_WEIGHTS=v1=75,v2=25, LOADGEN_WEIGHT_<SUBSET> and LOADGEN_STEP in its environment.")
+@click.option("--no-rollback", is_flag=True, help="On a failure, leave the splitter where the shift stopped.")
+@click.option("--force", is_flag=True, help="Start even when the live split does not match the splitter.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the whole timeline as JSON ('-' for stdout).")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write JUnit XML, one testcase per step ('-' for stdout).")
+@runtime_option
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+def shift(steps: str, subset: str | None, service: str, target: str | None, consul_addr: str | None,
+          envoy_admin: str | None, headers: tuple[str, ...], rate: float, tolerance: str, confidence: float,
+          verify_time: float, step_timeout: float, hold: float, max_p99: str | None, max_errors: str | None,
+          max_p99_ratio: float | None, apply_cmd: str | None, no_rollback: bool, force: bool,
+          json_path: Path | None, junit: Path | None, runtime: str | None, quiet: bool) -> int:
+    """Shift traffic to a subset step by step, proving each step in the data plane.
+
+    Each step's weights are written to the service-splitter (a whole entry, check-and-set),
+    timed until Consul's compiled chain and the client sidecar's Envoy show them, then verified:
+    the split judged against them (as `loadgen canary --expect consul`) and the latency/error
+    gate per subset. Any failure, a concurrent change of the splitter, or Ctrl-C writes the
+    starting splitter back and verifies that too.
+
+    Exit codes: 0 every step passed, 1 a step failed (rolled back), 2 usage, 4 unreachable
+    before anything was written, 5 another shift of the service is running, 130/143 interrupted
+    (rolled back).
+
+    \b
+    Examples:
+      loadgen shift --subset v2 --steps 25,50,100
+      loadgen shift --steps 90/10,50/50,0/100 --max-p99 50ms --max-errors 1% --junit shift.xml
+      loadgen shift --subset v2 --steps 25,50 --apply-cmd ./apply-weights.sh
+    """
+    gate = LatencyGate(max_p99_ms=_ms(max_p99, "--max-p99"), max_errors=_share(max_errors, "--max-errors"),
+                       max_p99_ratio=max_p99_ratio)
+    if max_p99_ratio is not None and subset is None:
+        raise UsageError("--max-p99-ratio compares the shifted subset with the others: it needs --subset")
+    if target is not None and consul_addr is None:
+        raise UsageError("--target needs --consul: the shift writes the splitter there")
+    if json_path == STDOUT and junit == STDOUT:
+        raise UsageError("--json - and --junit - cannot both go to stdout; give one of them a file")
+    for path in (json_path, junit):
+        if path is not None:
+            check_output(path)
+    config = JudgeConfig(tolerance=Tolerance.parse(tolerance), alpha=1 - confidence / 100)
+    settings = ShiftSettings(steps=steps, subset=subset, service=service, rate=rate, config=config,
+                             verify_time=verify_time, step_timeout=step_timeout, hold=hold, gate=gate,
+                             rollback=not no_rollback, force=force, apply_cmd=apply_cmd,
+                             headers=parse_headers(headers))
+    quiet = quiet or STDOUT in (json_path, junit)
+    line = StatusLine(enabled=not quiet)
+
+    def say(msg: str) -> None:
+        if not quiet or msg.startswith("warning"):
+            line.clear()
+            err.print(msg, highlight=False, markup=False)
+
+    def on_look(snap: Snapshot) -> None:
+        line.update(live_line(snap.verdict, snap.sent, snap.elapsed, snap.errors))
+
+    report = _run(settings, target, consul_addr, envoy_admin, runtime, say, on_look, line)
+    if json_path is not None:
+        write_output(json_path, json.dumps(report.to_json(), indent=2) + "\n")
+    if junit is not None:
+        write_output(junit, report.junit())
+    if STDOUT not in (json_path, junit):
+        _print(report)
+    if report.failure is not None:
+        err.print(f"loadgen: shift {report.outcome}: {report.failure}"
+                  + (f"; {report.rollback_note}" if report.rollback_note else ""), highlight=False, markup=False)
+    return report.exit_code
+
+
+Say = Callable[[str], None]
+OnLook = Callable[[Snapshot], None]
+
+
+def _run(settings: ShiftSettings, target: str | None, consul_addr: str | None, envoy_admin: str | None,
+         runtime: str | None, say: Say, on_look: OnLook, line: StatusLine) -> ShiftReport:
+    if target is not None:
+        assert consul_addr is not None
+        with ConsulClient(consul_addr) as consul:
+            where = ShiftWhere(target, consul, consul, envoy_admin)
+            return _shift(settings, where, consul.address, say, on_look, line)
+    with borrowed_stage("splitter", say, runtime_for(runtime) if runtime else None) as mesh:
+        admin_port = mesh.sidecar_admin.get(CLIENT_SERVICE)
+        admin = envoy_admin or (f"127.0.0.1:{admin_port}" if admin_port else None)
+        with mesh.consul(write=True) as write, mesh.consul() as read:
+            where = ShiftWhere(mesh.service_a_url, write, read, admin)
+            return _shift(settings, where, write.address, say, on_look, line)
+
+
+def _shift(settings: ShiftSettings, where: ShiftWhere, address: str, say: Say, on_look: OnLook,
+           line: StatusLine) -> ShiftReport:
+    with shift_lock(address, settings.service):
+        run = ShiftRun(settings, where, say, on_look)
+        start, steps = run.plan()  # every bad input is one line here, before anything is written
+        with line:
+            return run.run(start, steps)
+
+
+def _print(report: ShiftReport) -> None:
+    """One row per phase: weights, when Consul and Envoy showed them (ms after the write), the
+    verdict with the watched subset's observed share and interval, p99 and 5xx per subset."""
+    watched = report.subset
+    table = Table(title=f"shift of {report.service}: {report.outcome}")
+    for col in ("phase", "weights", "consul", "envoy", "verdict", "observed", "p99 ms", "5xx", "result"):
+        table.add_column(col, justify="right" if col in ("consul", "envoy") else "left")
+    for p in report.phases:
+        names = [watched] if watched in p.observed else list(p.observed)[-1:]
+        observed = ", ".join(f"{n} {p.observed[n] * 100:.1f} % [{p.interval[n][0] * 100:.1f}-"
+                             f"{p.interval[n][1] * 100:.1f}]" for n in names)
+        p99 = ", ".join(f"{n} {h['p99_ms']:.1f}" for n, h in p.subsets.items() if h.get("p99_ms") is not None)
+        errors = ", ".join(f"{n} {h['errors']}" for n, h in p.subsets.items() if h.get("errors"))
+        table.add_row(p.name, "/".join(f"{w:g}" for w in p.weights.values()), _cell(p.consul_ms),
+                      _cell(p.envoy_ms), p.verdict or "-", observed or "-", p99 or "-", errors or "0",
+                      "passed" if p.passed else (p.failure or "not finished"))
+    out.print(table)
+    out.print("consul, envoy: ms after the write until Consul's compiled chain and the client sidecar's route "
+              "showed the weights; observed: share [99 % interval]", style="dim", highlight=False)
+    if report.rollback_note:
+        out.print(report.rollback_note, highlight=False)
+
+
+def _cell(ms: float | None) -> str:
+    return "-" if ms is None else f"{ms:.0f}"
+

@@ -1,0 +1,359 @@
+"""ShiftRun: a progressive weight shift, each step proved in the data plane, rolled back on its own.
+
+For each step: write the weights (a whole service-splitter entry with CAS, or the user's
+``--apply-cmd``), time when Consul's compiled chain and the client sidecar's Envoy route show
+them, then verify the step with the canary's core (``--expect consul``: the three-way check,
+so a stale sidecar FAILs) and the latency/error gate per subset; ``--hold`` soaks the step under
+load that much longer. Any failure, a concurrent write or Ctrl-C/SIGTERM writes the rollback
+point back (CAS on what the shift itself last wrote, so someone else's later write is never
+undone), waits for Consul and Envoy to show it, and verifies it the same way.
+
+Every wait is bounded by ``step_timeout`` and every verification by ``verify_time``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+
+from loadgen.canary.consul_view import chain_request, client_upstream, consul_view
+from loadgen.canary.live import run_live
+from loadgen.canary.options import CanaryOptions
+from loadgen.canary.progress import Snapshot
+from loadgen.canary.result import CanaryResult
+from loadgen.canary.three_way import WEIGHT_SLACK, ThreeWay
+from loadgen.errors import LoadgenError
+from loadgen.interrupts import Interrupted, Terminated
+from loadgen.mesh.consul_api import ConsulClient
+from loadgen.mesh.programmed import EnvoyAdmin
+from loadgen.shift.gate import LatencyGate, SubsetHealth
+from loadgen.shift.splitter import SPLITTER, ConcurrentChange, SplitterWriter, StartPoint, read_start
+from loadgen.shift.steps import ShiftStep, plan_steps
+from loadgen.shift.timeline import Look, PhaseRecord, ShiftReport
+from loadgen.stats import JudgeConfig, VerdictState
+
+__all__ = ["ShiftRun", "ShiftSettings", "ShiftWhere"]
+
+POLL_S = 0.1
+START_CHECK_S = 15.0  # the budget of the check that the live split is the starting point
+
+
+@dataclass(frozen=True)
+class ShiftSettings:
+    steps: str
+    subset: str | None = None
+    service: str = "service-b"
+    rate: float = 200.0
+    config: JudgeConfig = field(default_factory=JudgeConfig)
+    verify_time: float = 60.0  # each step's verification budget
+    step_timeout: float = 60.0  # each wait for Consul / Envoy / --apply-cmd
+    hold: float = 0.0
+    gate: LatencyGate = field(default_factory=LatencyGate)
+    rollback: bool = True
+    force: bool = False
+    apply_cmd: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    timeout: float = 5.0  # per request
+    warmup: float = 0.5  # of each verification: requests sent as the step settles are reported, not judged
+
+
+@dataclass(frozen=True)
+class ShiftWhere:
+    """Where the shift runs: service-a's URL, Consul (writes and reads) and the client sidecar."""
+
+    target_url: str
+    consul_write: ConsulClient
+    consul_read: ConsulClient
+    envoy_admin: str | None  # host:port of the client sidecar's Envoy admin (None: not watched)
+
+
+class ShiftRun:
+    def __init__(self, settings: ShiftSettings, where: ShiftWhere, say: Callable[[str], None],
+                 on_look: Callable[[Snapshot], None] | None = None) -> None:
+        self.settings = settings
+        self.where = where
+        self.say = say
+        self.on_look = on_look
+        self.t0 = time.monotonic()
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    # -- the whole shift -----------------------------------------------------------------
+    def plan(self) -> tuple[StartPoint, list[ShiftStep]]:
+        """The rollback point and the steps: every bad input is found here, before any write."""
+        start = read_start(self.where.consul_write, self.settings.service)
+        steps = plan_steps(self.settings.steps, start.weights, self.settings.subset)
+        return start, steps
+
+    def run(self, start: StartPoint, steps: list[ShiftStep]) -> ShiftReport:
+        s = self.settings
+        report = ShiftReport(service=s.service, subset=s.subset, start=dict(start.weights),
+                             start_entry=start.entry, planned=[dict(st.weights) for st in steps])
+        writer = SplitterWriter(self.where.consul_write, start)
+        self.say(f"start: {start.describe()} (the rollback point)")
+        try:
+            if not s.force:
+                check = self._verify_only("start", start.weights, START_CHECK_S)
+                report.phases.append(check)
+                if not check.passed:
+                    report.failure = (f"the live split does not match the starting point ({check.failure}); "
+                                      "nothing was written (--force shifts anyway)")
+                    return report
+            for step in steps:
+                phase = self._step(step, writer, report)
+                if not phase.passed:
+                    report.failure = f"{phase.name} ({step.label()}): {phase.failure}"
+                    break
+        except ConcurrentChange as exc:
+            report.failure = exc.message
+            report.concurrent_change = True
+        except KeyboardInterrupt as exc:
+            report.signum = getattr(exc, "signum", 2)
+            report.failure = "interrupted"
+        except LoadgenError as exc:
+            if not writer.changed:
+                raise  # nothing written: its own one line and code (e.g. 4, unreachable)
+            report.failure = exc.message
+        finally:
+            self._finish(report, writer)
+        return report
+
+    def _finish(self, report: ShiftReport, writer: SplitterWriter) -> None:
+        if report.failure is None or not writer.changed:
+            return
+        if not self.settings.rollback:
+            report.rollback_note = "--no-rollback: the splitter is left as the shift stopped"
+            return
+        if self.settings.apply_cmd is not None:
+            self.say("rolling back with loadgen's own write (the --apply-cmd is not asked to undo)")
+        try:
+            self._rollback(report, writer)
+        except ConcurrentChange as exc:
+            report.rolled_back = False
+            report.rollback_note = f"not rolled back: {exc.message}; the shift rolls back only what it wrote"
+        except KeyboardInterrupt:
+            report.rolled_back = False
+            report.rollback_note = "the rollback was interrupted: check the splitter"
+        except LoadgenError as exc:
+            report.rolled_back = False
+            report.rollback_note = f"the rollback failed: {exc.message}"
+
+    # -- one step ------------------------------------------------------------------------
+    def _step(self, step: ShiftStep, writer: SplitterWriter, report: ShiftReport) -> PhaseRecord:
+        phase = PhaseRecord(f"step {step.index}", dict(step.weights), started=self.now())
+        report.phases.append(phase)
+        self.say(f"step {step.index}: {'/'.join(step.weights)} {step.label()}")
+        if self.settings.apply_cmd is not None:
+            self._apply_cmd(step, phase)
+            if phase.failure:
+                return self._ended(phase)
+            phase.modify_index = writer.adopt(step.weights)
+        else:
+            phase.modify_index = writer.write(step.weights)
+            phase.written = self.now()
+        if not self._propagated(phase, step.weights):
+            return self._ended(phase)
+        self._judge(phase, step.weights, self.settings.verify_time)
+        if phase.passed and self.settings.hold > 0:
+            self._soak(phase, step.weights)
+        return self._ended(phase)
+
+    def _apply_cmd(self, step: ShiftStep, phase: PhaseRecord) -> None:
+        """Run the user's command with the step's weights in its environment, then wait until
+        Consul's splitter entry holds them; the clock starts when the command exits."""
+        cmd = self.settings.apply_cmd
+        assert cmd is not None
+        try:
+            done = subprocess.run(cmd, shell=True, env={**os.environ, **step.env()}, capture_output=True, text=True,
+                                  timeout=self.settings.step_timeout)
+        except subprocess.TimeoutExpired:
+            phase.failure = f"--apply-cmd did not exit within {self.settings.step_timeout:g} s"
+            return
+        phase.written = self.now()
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            phase.failure = f"--apply-cmd exited {done.returncode}: {tail[0][:300]}"
+            return
+        deadline = time.monotonic() + self.settings.step_timeout
+        while True:
+            entry = self.where.consul_read.get_config(SPLITTER, self.settings.service) or {}
+            legs = {sp.get("ServiceSubset"): float(sp.get("Weight", 0)) for sp in entry.get("Splits") or []}
+            if all(abs(legs.get(n, 0.0) - w) <= 0.005 for n, w in step.weights.items()):
+                return
+            if time.monotonic() > deadline:
+                phase.failure = (f"--apply-cmd exited 0 but Consul's service-splitter never showed {step.label()} "
+                                 f"within {self.settings.step_timeout:g} s (it has "
+                                 f"{'/'.join(f'{v:g}' for v in legs.values()) or 'no splitter'})")
+                return
+            time.sleep(POLL_S)
+
+    def _propagated(self, phase: PhaseRecord, weights: Mapping[str, float]) -> bool:
+        """Wait until Consul's compiled chain, then the client sidecar's route, show ``weights``."""
+        assert phase.written is not None
+        want = {n: w / 100 for n, w in weights.items() if w > 0}
+        request = chain_request(self.settings.headers)
+        upstream = client_upstream(self.where.consul_read)
+        deadline = time.monotonic() + self.settings.step_timeout
+        view = None
+        while True:
+            view = consul_view(self.where.consul_read, upstream, request)
+            if _same({n: w for n, w in zip(view.spec.names, view.spec.weights, strict=True) if w > 0}, want):
+                phase.consul_ms = round((self.now() - phase.written) * 1000, 1)
+                break
+            if time.monotonic() > deadline:
+                phase.failure = (f"Consul's compiled chain for {upstream} did not show the weights within "
+                                 f"{self.settings.step_timeout:g} s")
+                return False
+            time.sleep(POLL_S)
+        if self.where.envoy_admin is None:
+            return True
+        three = ThreeWay(view, EnvoyAdmin(self.where.envoy_admin), request)
+        while True:
+            shares = three.envoy_shares(three.read())
+            if shares is not None and _same({n: w for n, w in shares.items() if w > 0}, want):
+                phase.envoy_ms = round((self.now() - phase.written) * 1000, 1)
+                return True
+            if time.monotonic() > deadline:
+                phase.failure = (f"stale proxy: the client sidecar ({self.where.envoy_admin}) still routes "
+                                 f"{_percent(shares)} {self.settings.step_timeout:g} s after the write")
+                return False
+            time.sleep(POLL_S)
+
+    # -- verification --------------------------------------------------------------------
+    def _verify_only(self, name: str, weights: Mapping[str, float], budget: float) -> PhaseRecord:
+        phase = PhaseRecord(name, dict(weights), started=self.now())
+        self.say(f"{name}: checking that the live split is {'/'.join(f'{w:g}' for w in weights.values())}")
+        self._judge(phase, weights, budget)
+        return self._ended(phase)
+
+    def _judge(self, phase: PhaseRecord, weights: Mapping[str, float], budget: float) -> None:
+        """The split judge against Consul's chain (which shows ``weights`` by now) and the gate."""
+        result = self._canary(budget, phase)
+        self._record(phase, result)
+        if result.signum is not None:
+            raise _interrupted(result.signum)
+        verdict = result.verdict.state
+        gate = self.settings.gate.check(phase_subsets(result), weights, self.settings.subset,
+                                        failed=sum(result.errors.values()), requests=result.requests)
+        phase.gate = gate.to_json()
+        if verdict is not VerdictState.PASS:
+            phase.failure = f"split {verdict.value}: {result.verdict.reason}"
+        elif not gate.held:
+            phase.failure = "gate: " + "; ".join(gate.problems)
+        phase.passed = phase.failure is None
+        broken = "" if gate.held else f", gate broken ({'; '.join(gate.problems)})"
+        self.say(f"{phase.name}: {verdict.value}{broken}")
+
+    def _soak(self, phase: PhaseRecord, weights: Mapping[str, float]) -> None:
+        """``--hold``: the step under load that long after it passed, judged once at the end
+        (a fixed-length run) and gated again."""
+        s = self.settings
+        self.say(f"{phase.name}: holding {s.hold:g} s")
+        n = max(1, int(s.rate * s.hold))
+        result = self._canary(s.hold + s.timeout, phase, method="fixed", max_requests=n, warmup=0.0)
+        if result.signum is not None:
+            raise _interrupted(result.signum)
+        gate = s.gate.check(phase_subsets(result), weights, s.subset, failed=sum(result.errors.values()),
+                            requests=result.requests)
+        state = result.verdict.state
+        phase.hold = {"seconds": s.hold, "requests": result.requests, "verdict": state.value,
+                      "reason": result.verdict.reason, "gate": gate.to_json(),
+                      "subsets": {k: v.to_json() for k, v in phase_subsets(result).items() if k in weights}}
+        if state is VerdictState.FAIL:
+            phase.passed, phase.failure = False, f"hold: split FAIL: {result.verdict.reason}"
+        elif not gate.held:
+            phase.passed, phase.failure = False, "hold: gate: " + "; ".join(gate.problems)
+
+    def _canary(self, budget: float, phase: PhaseRecord, method: str = "sequential", max_requests: int | None = None,
+                warmup: float | None = None) -> CanaryResult:
+        s = self.settings
+        config = s.config if s.gate.max_errors is None else replace(s.config, max_errors=s.gate.max_errors)
+        options = CanaryOptions(expect="consul", rate=s.rate, max_time=budget, timeout=s.timeout, method=method,
+                                max_requests=max_requests, config=config, service=s.service, headers=s.headers,
+                                warmup=s.warmup if warmup is None else warmup, envoy_admin=self.where.envoy_admin)
+        watched = s.subset
+
+        def look(snap: Snapshot) -> None:
+            subsets = {x.name: x for x in snap.verdict.subsets}
+            mine = subsets.get(watched) if watched else None
+            if mine is None and snap.verdict.subsets:
+                mine = snap.verdict.subsets[-1]
+            if mine is not None and snap.verdict.n:
+                phase.looks.append(Look(self.now(), mine.share, mine.lower, mine.upper))
+            if self.on_look is not None:
+                self.on_look(snap)
+
+        return run_live(options, self.where.target_url, self.where.consul_read, _quiet(self.say), look,
+                        envoy_admin=self.where.envoy_admin)
+
+    # -- rollback ------------------------------------------------------------------------
+    def _rollback(self, report: ShiftReport, writer: SplitterWriter) -> None:
+        start = writer.start
+        phase = PhaseRecord("rollback", dict(start.weights), started=self.now())
+        report.phases.append(phase)
+        self.say(f"rolling back to {start.describe()}")
+        phase.modify_index = writer.rollback()
+        phase.written = self.now()
+        if self._propagated(phase, start.weights):
+            self._judge(phase, start.weights, self.settings.verify_time)
+        self._ended(phase)
+        report.rolled_back = phase.passed
+        report.rollback_note = ("rolled back and verified in the data plane" if phase.passed
+                                else f"rolled back in Consul, but not verified: {phase.failure}")
+
+    def _record(self, phase: PhaseRecord, result: CanaryResult) -> None:
+        phase.verdict = result.verdict.state.value
+        phase.reason = result.verdict.reason
+        phase.requests += result.requests
+        phase.observed = {x.name: round(x.share, 6) for x in result.verdict.subsets}
+        phase.interval = {x.name: [round(x.lower, 6), round(x.upper, 6)] for x in result.verdict.subsets}
+        phase.subsets = {k: v.to_json() for k, v in phase_subsets(result).items() if k in phase.weights}
+
+    def _ended(self, phase: PhaseRecord) -> PhaseRecord:
+        phase.ended = self.now()
+        return phase
+
+
+def phase_subsets(result: CanaryResult) -> dict[str, SubsetHealth]:
+    """Per subset: answers and p99 (its APP_IDs' corrected latency; the worst instance's p99 when
+    several answer for it), and its cluster's requests and 5xx when the sidecar was read."""
+    by_subset: dict[str, SubsetHealth] = {}
+    counters = ((result.three_way or {}).get("subsets") or {})
+    for app_id, summary in result.by_app_id.items():
+        name = result.mapping.app_ids.get(app_id)
+        if name is None:
+            continue
+        have = by_subset.get(name, SubsetHealth(0, None))
+        p99 = summary.get("p99")
+        worst = p99 if have.p99_ms is None else (have.p99_ms if p99 is None else max(have.p99_ms, p99))
+        by_subset[name] = SubsetHealth(have.answers + int(summary.get("count", 0)), worst)
+    for name, row in counters.items():
+        seen = row.get("envoy_counters")
+        if seen is None:
+            continue
+        have = by_subset.get(name, SubsetHealth(0, None))
+        by_subset[name] = replace(have, errors=int(seen.get("5xx", 0)), requests=int(seen.get("requests", 0)))
+    return by_subset
+
+
+def _same(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
+    return set(a) == set(b) and all(abs(a[n] - b[n]) <= WEIGHT_SLACK for n in a)
+
+
+def _percent(shares: Mapping[str, float] | None) -> str:
+    return "nothing it could read" if shares is None else \
+        "/".join(f"{n} {w * 100:.4g} %" for n, w in shares.items() if w > 0)
+
+
+def _quiet(say: Callable[[str], None]) -> Callable[[str], None]:
+    """The canary's own lines, kept to warnings: the shift says what each step does."""
+    return lambda line: say(line) if line.startswith("warning") else None
+
+
+def _interrupted(signum: int) -> KeyboardInterrupt:
+    return Terminated() if signum == Terminated.signum else Interrupted()
+
