@@ -1,7 +1,8 @@
 """A small, typed client for the parts of Nomad's HTTP API the nomad runtime uses.
 
 Every call follows :mod:`loadgen.mesh.http_api`'s contract: JSON in, JSON (or None when
-absent) out, one-line LoadgenErrors when Nomad is unreachable or refuses.
+absent) out, one-line LoadgenErrors when Nomad is unreachable or refuses. Address, token and
+TLS are the nomad CLI's environment (:mod:`loadgen.mesh.nomad_settings`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Any
 import httpx
 
 from loadgen.mesh.http_api import HashiCorpApi
+from loadgen.mesh.nomad_settings import DEFAULT_NOMAD, NomadSettings
 
-DEFAULT_NOMAD = "http://127.0.0.1:4646"
+__all__ = ["DEFAULT_NOMAD", "NomadClient", "NomadSettings"]
 
 
 class NomadClient(HashiCorpApi):
@@ -23,9 +25,22 @@ class NomadClient(HashiCorpApi):
     token_env = "NOMAD_TOKEN"  # the same variable the nomad CLI reads
     token_header = "X-Nomad-Token"
 
-    def __init__(self, address: str = DEFAULT_NOMAD, timeout: float = 10.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
-        super().__init__(address, timeout, transport)
+    def __init__(self, address: str | None = None, timeout: float = 10.0,
+                 transport: httpx.BaseTransport | None = None, settings: NomadSettings | None = None) -> None:
+        """``settings``: address, token and TLS (default: the nomad CLI's environment; an
+        ``address`` given here beats NOMAD_ADDR, as the CLI's -address does)."""
+        if settings is None:
+            settings = NomadSettings.from_env(address=address)
+        elif address is not None:
+            settings = settings.at(address)
+        self.settings = settings
+        super().__init__(settings.address, timeout, transport, headers=settings.headers(),
+                         verify=settings.ssl_context())
+        if settings.params():
+            self._http.params = settings.params()
+        if settings.tls_server_name:
+            # httpcore verifies the certificate against the SNI name it sends.
+            self._extensions = {"sni_hostname": settings.tls_server_name}
 
     def leader(self) -> str:
         return self._request("GET", "/v1/status/leader") or ""
