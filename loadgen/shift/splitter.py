@@ -146,6 +146,13 @@ class SplitterWriter:
         self.index = self._index_of(self.start.weights)
         return self.index
 
+    def check(self, when: str) -> None:
+        """ConcurrentChange when the splitter is no longer the one this writer last wrote or found."""
+        entry = self.current()
+        now = 0 if entry is None else int(entry.get("ModifyIndex", 0))
+        if now != self.index:
+            raise ConcurrentChange(self._changed_by_someone(when))
+
     def current(self) -> dict[str, Any] | None:
         return self.consul.get_config(SPLITTER, self.start.service)
 

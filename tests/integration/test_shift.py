@@ -1,0 +1,188 @@
+"""`loadgen shift` on the real mesh (process runtime, stage splitter): a clean shift, a bad
+release rolled back, a concurrent write caught by CAS, --apply-cmd, Ctrl-C, and bad input.
+
+Each test starts from the stage's splitter (85/15) and puts it back afterwards. service-b v2 is
+the instance on :3002; its fault injection (POST /test/fault) plays the bad release.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import httpx
+import pytest
+
+CONSUL = "http://127.0.0.1:8500"
+SPLITTER = f"{CONSUL}/v1/config/service-splitter/service-b"
+V2_FAULT = "http://127.0.0.1:3002/test/fault"
+START = {"Kind": "service-splitter", "Name": "service-b",
+         "Splits": [{"Weight": 85, "ServiceSubset": "v1"}, {"Weight": 15, "ServiceSubset": "v2"}]}
+# Wide enough that each step decides in a few seconds at 200/s; the split is still checked.
+FAST = ("--tolerance", "5", "--rate", "200", "--verify-time", "40s", "--step-timeout", "30s")
+
+
+def _weights() -> dict[str, float]:
+    entry = httpx.get(SPLITTER, timeout=5).json()
+    return {s["ServiceSubset"]: float(s["Weight"]) for s in entry["Splits"]}
+
+
+@pytest.fixture
+def splitter(loadgen):
+    loadgen("up", "--stage", "splitter", "-q")
+    httpx.put(f"{CONSUL}/v1/config", json=START, timeout=5).raise_for_status()
+    httpx.post(V2_FAULT, params={"error_rate": 0, "delay_ms": 0}, timeout=5).raise_for_status()
+    yield
+    httpx.post(V2_FAULT, params={"error_rate": 0, "delay_ms": 0}, timeout=5)
+    httpx.put(f"{CONSUL}/v1/config", json=START, timeout=5)
+
+
+def _shift(loadgen, *args: str, timeout: float = 300) -> tuple[int, dict, str]:
+    proc = loadgen("shift", *args, *FAST, "--json", "-", timeout=timeout, check=False)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stdout, (proc.returncode, proc.stderr)
+    return proc.returncode, json.loads(proc.stdout), proc.stderr
+
+
+def test_a_clean_shift_passes_every_step_and_leaves_v2_at_100(loadgen, splitter, tmp_path):
+    junit = tmp_path / "shift.xml"
+    code, report, stderr = _shift(loadgen, "--subset", "v2", "--steps", "25,50,100", "--junit", str(junit))
+    assert code == 0 and report["outcome"] == "shifted", stderr
+    assert _weights() == {"v1": 0.0, "v2": 100.0}
+    names = [p["name"] for p in report["phases"]]
+    assert names == ["start", "step 1", "step 2", "step 3"]
+    for phase, want in zip(report["phases"][1:], ({"v1": 75, "v2": 25}, {"v1": 50, "v2": 50},
+                                                   {"v1": 0, "v2": 100}), strict=True):
+        assert phase["passed"] and phase["verdict"] == "PASS" and phase["weights"] == want, phase
+        # Consul's chain showed the weights before the client sidecar's route did, both after the write.
+        assert 0 <= phase["consul_ms"] <= phase["envoy_ms"] < 30_000, phase
+        lo, hi = phase["interval"]["v2"]
+        assert lo <= want["v2"] / 100 <= hi, phase
+        assert phase["looks"], phase
+    assert report["rolled_back"] is None and report["start_entry"]["Splits"][1]["Weight"] == 15
+    xml = junit.read_text()
+    assert xml.count("<testcase") == 4 and "<failure" not in xml
+
+
+def test_a_failing_v2_fails_the_first_step_and_the_rollback_is_verified(loadgen, splitter):
+    before = httpx.get(SPLITTER, timeout=5).json()["ModifyIndex"]
+    httpx.post(V2_FAULT, params={"error_rate": 0.5}, timeout=5).raise_for_status()
+    code, report, stderr = _shift(loadgen, "--subset", "v2", "--steps", "25,50,100", "--max-errors", "1%")
+    assert code == 1 and report["outcome"] == "failed", stderr
+    phases = {p["name"]: p for p in report["phases"]}
+    assert list(phases) == ["start", "step 1", "rollback"]  # stopped at the first step that saw it
+    step = phases["step 1"]
+    assert not step["passed"] and "gate" in step["failure"] and "v2" in step["failure"], step
+    assert step["subsets"]["v2"]["errors"] > 0 and step["subsets"]["v1"]["errors"] == 0, step
+    rollback = phases["rollback"]
+    assert rollback["passed"] and rollback["weights"] == {"v1": 85.0, "v2": 15.0} and rollback["envoy_ms"], rollback
+    assert report["rolled_back"] is True and "verified" in report["rollback_note"]
+    entry = httpx.get(SPLITTER, timeout=5).json()
+    assert _weights() == {"v1": 85.0, "v2": 15.0} and entry["ModifyIndex"] > before
+    assert "shift failed: step 1" in stderr and "rolled back and verified" in stderr
+
+
+def test_a_concurrent_write_is_caught_and_not_overwritten(loadgen, splitter):
+    theirs = {**START, "Splits": [{"Weight": 60, "ServiceSubset": "v1"}, {"Weight": 40, "ServiceSubset": "v2"}]}
+    first_step_seen = threading.Event()
+
+    def someone_else() -> None:
+        # Another client writes the splitter as soon as the shift's first step is in Consul.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if _weights() == {"v1": 75.0, "v2": 25.0}:
+                httpx.put(f"{CONSUL}/v1/config", json=theirs, timeout=5).raise_for_status()
+                first_step_seen.set()
+                return
+            time.sleep(0.05)
+
+    writer = threading.Thread(target=someone_else, daemon=True)
+    writer.start()
+    code, report, stderr = _shift(loadgen, "--subset", "v2", "--steps", "25,50,100")
+    writer.join(timeout=5)
+    assert first_step_seen.is_set(), "the other client never saw the first step"
+    assert code == 1 and report["concurrent_change"], (report["failure"], stderr)
+    assert "someone else" in report["failure"]
+    # Their write stands: the shift rolls back only what it wrote, and says so.
+    assert report["rolled_back"] is False and "rolls back only what it wrote" in report["rollback_note"]
+    assert _weights() == {"v1": 60.0, "v2": 40.0}
+
+
+def test_apply_cmd_applies_each_step_through_the_users_script(loadgen, splitter, tmp_path):
+    script = tmp_path / "apply.py"
+    log = tmp_path / "applied.txt"
+    script.write_text(textwrap.dedent(f"""
+        import json, os, urllib.request
+        weights = dict(p.split("=") for p in os.environ["LOADGEN_WEIGHTS"].split(","))
+        with open({str(log)!r}, "a") as fh:
+            fh.write(os.environ["LOADGEN_STEP"] + " " + os.environ["LOADGEN_WEIGHTS"] + " "
+                     + os.environ["LOADGEN_WEIGHT_V2"] + "\\n")
+        entry = {{"Kind": "service-splitter", "Name": "service-b",
+                  "Splits": [{{"Weight": float(weights["v1"]), "ServiceSubset": "v1"}},
+                             {{"Weight": float(weights["v2"]), "ServiceSubset": "v2"}}]}}
+        req = urllib.request.Request("{CONSUL}/v1/config", data=json.dumps(entry).encode(), method="PUT")
+        assert urllib.request.urlopen(req).read().strip() == b"true"
+    """))
+    code, report, stderr = _shift(loadgen, "--subset", "v2", "--steps", "50,100", "--apply-cmd",
+                                  f"{sys.executable} {script}")
+    assert code == 0, (report.get("failure"), stderr)
+    assert log.read_text().splitlines() == ["1 v1=50,v2=50 50", "2 v1=0,v2=100 100"]
+    assert _weights() == {"v1": 0.0, "v2": 100.0}
+    assert all(p["passed"] and p["envoy_ms"] is not None for p in report["phases"][1:])
+
+
+def test_a_failing_apply_cmd_is_a_failed_step_with_its_last_line(loadgen, splitter):
+    code, report, stderr = _shift(loadgen, "--subset", "v2", "--steps", "50", "--apply-cmd",
+                                  "echo 'terraform: plan refused' >&2; exit 3")
+    assert code == 1 and "--apply-cmd exited 3: terraform: plan refused" in report["failure"], stderr
+    assert _weights() == {"v1": 85.0, "v2": 15.0}  # nothing was written, so nothing to roll back
+    assert report["rolled_back"] is None
+
+
+def test_ctrl_c_mid_step_rolls_back_and_exits_130(loadgen, splitter, tmp_path):
+    out = tmp_path / "shift.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loadgen.cli", "shift", "--subset", "v2", "--steps", "25,50,100", "--tolerance", "0.5",
+         "--rate", "200", "--verify-time", "60s", "--force", "--json", str(out), "-q"],
+        env=loadgen.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # A 0.5-point band keeps the first step's verification running: interrupt it there.
+        deadline = time.monotonic() + 90
+        while _weights() != {"v1": 75.0, "v2": 25.0}:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the first step was never written"
+            time.sleep(0.05)
+        time.sleep(2.0)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    report = json.loads(out.read_text())
+    assert report["outcome"] == "interrupted" and report["rolled_back"] is True, report
+    assert _weights() == {"v1": 85.0, "v2": 15.0}
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (("--subset", "v2", "--steps", "25,20"), "--steps must go up"),
+    (("--subset", "v9", "--steps", "25"), "--subset 'v9' is not in the splitter"),
+    (("--steps", "90/20"), "add up to 110"),
+    (("--steps", "25,50"), "needs --subset"),
+    (("--subset", "v2", "--steps", "25", "--max-errors", "lots"), "--max-errors 'lots'"),
+])
+def test_bad_input_is_one_line_exit_2_and_nothing_written(loadgen, splitter, args, said):
+    before = httpx.get(SPLITTER, timeout=5).json()["ModifyIndex"]
+    proc = loadgen("shift", *args, check=False)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = [line for line in proc.stderr.splitlines() if line.strip() and not line.startswith(" ")]
+    assert said in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[-1].startswith("loadgen: error:") or "Error:" in lines[-1], proc.stderr
+    assert httpx.get(SPLITTER, timeout=5).json()["ModifyIndex"] == before
