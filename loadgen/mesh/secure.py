@@ -10,7 +10,10 @@ Everything lives in the run directory's ``secure/`` (mode 0700; every token file
   mesh and is also the agent's own token (a dev agent; a production agent gets a node identity);
 - ``tokens/management`` (config entries, registrations: loadgen's writes), ``tokens/read``
   (canary, status, watchers: :data:`READ_RULES`), ``tokens/<service>`` (each sidecar: a service
-  identity, least privilege), and ``acl.json`` (the accessor ids ``down`` deletes).
+  identity, least privilege), and ``acl.json`` (the accessor ids ``down`` deletes);
+- on the nomad runtime, ``tokens/nomad`` (the Nomad agent's Consul token: :data:`NOMAD_RULES`)
+  and ``nomad-consul.json``, the agent's ``consul`` block (HTTPS 8501 and gRPC TLS 8503 with the
+  CA, that token), given to ``nomad agent`` as one more ``-config``. Nomad's own ACLs stay off.
 
 Nothing here prints or logs a token: files are named, never their content.
 """
@@ -51,6 +54,29 @@ agent_prefix "" {
 }
 """
 
+NOMAD_POLICY = "loadgen-nomad"
+# What the Nomad 1.6 agent (server + client in one) needs of Consul, from the "ACL requirements"
+# comments of Nomad v1.6.3's sources (command/agent/consul/service_client.go, nomad/consul.go,
+# client/consul/consul.go): agent:read (agent/self: the Consul fingerprint, its gRPC TLS port and
+# Envoy versions; syncing its services and checks), node:read (catalog datacenters),
+# service:write (the jobs' services, their sidecars and checks, and Nomad's own), and acl:write
+# (the server derives a service-identity token for each Connect sidecar, revokes it when the
+# allocation stops, and reads a job submitter's token). operator:write is only for ingress and
+# terminating gateways' config entries, which the mesh has none of. acl:write lets this token
+# make any token: it lives 0600 in secure/ and dies with the mesh.
+NOMAD_RULES = """\
+agent_prefix "" {
+  policy = "read"
+}
+node_prefix "" {
+  policy = "read"
+}
+service_prefix "" {
+  policy = "write"
+}
+acl = "write"
+"""
+
 
 def _private(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` readable by its owner only (created so, never widened)."""
@@ -72,6 +98,7 @@ class SecureFiles:
         self.config = self.dir / "agent-secure.hcl"
         self.tokens = self.dir / "tokens"
         self.acl_record = self.dir / "acl.json"
+        self.nomad_config = self.dir / "nomad-consul.json"
 
     def token_file(self, role: str) -> Path:
         return self.tokens / role
@@ -167,6 +194,63 @@ def issue_tokens(files: SecureFiles, consul: ConsulClient, services: list[str]) 
         record["tokens"].append(token["AccessorID"])
         _private(files.token_file(service), token["SecretID"])
     files.save_acl(record)
+
+
+def issue_nomad_token(files: SecureFiles, consul: ConsulClient) -> None:
+    """The Nomad agent's Consul token (policy :data:`NOMAD_POLICY`), made once per mesh with the
+    management token and recorded for ``down``."""
+    if files.token_file("nomad").exists():
+        return
+    record = files.load_acl()
+    policy = consul.acl_policy_by_name(NOMAD_POLICY) or consul.acl_create_policy(
+        NOMAD_POLICY, NOMAD_RULES, "loadgen: the Nomad agent of the nomad runtime (Connect service identities)")
+    if policy["ID"] not in record["policies"]:
+        record["policies"].append(policy["ID"])
+    token = consul.acl_create_token("loadgen Nomad agent (registrations, sidecar service identities)",
+                                    policies=[policy["ID"]])
+    record["tokens"].append(token["AccessorID"])
+    _private(files.token_file("nomad"), token["SecretID"])
+    files.save_acl(record)
+
+
+def write_nomad_config(files: SecureFiles, grpc: str) -> Path:
+    """The Nomad agent's ``consul`` block for the secure agent (0600: it holds Nomad's token);
+    ``grpc`` is the agent's gRPC TLS address (``https://127.0.0.1:8503``).
+
+    - ``ssl``/``ca_file``: HTTPS to 127.0.0.1:8501, verified against the mesh's CA; Nomad passes
+      them on to ``consul connect envoy`` (``-ca-file``, CONSUL_HTTP_SSL) for each sidecar;
+    - ``grpc_address``/``grpc_ca_file``: the gRPC TLS port, where each allocation's Consul socket
+      proxy leads; with the CA given, ``consul connect envoy`` speaks TLS through that socket;
+    - ``token``: a Consul token makes Nomad derive a service-identity token per sidecar;
+    - ``allow_unauthenticated = false``: a job is accepted only with a Consul token that may
+      write its services (loadgen submits each job with its service's own token), so reaching
+      Nomad's API is not enough to get service identities;
+    - ``share_ssl = false``: there are no Connect native tasks to hand the TLS settings to.
+    """
+    config = {"consul": {
+        "address": SECURE_ADDRESS.split("://", 1)[1],
+        "ssl": True,
+        "verify_ssl": True,
+        "ca_file": str(files.ca),
+        "grpc_address": grpc.split("://", 1)[-1],
+        "grpc_ca_file": str(files.ca),
+        "token": files.token_file("nomad").read_text().strip(),
+        "allow_unauthenticated": False,
+        "share_ssl": False,
+    }}
+    _private(files.nomad_config, json.dumps(config, indent=2))
+    return files.nomad_config
+
+
+NOMAD_SI_PREFIX = "_nomad_si "  # how Nomad 1.6 describes the service-identity tokens it derives
+
+
+def nomad_si_tokens(consul: ConsulClient) -> list[str]:
+    """Accessor ids of the service-identity tokens Nomad derived for Connect sidecars and has
+    not revoked yet (it revokes each when its allocation stops)."""
+    # ConsulClient has no token listing of its own; the request contract is the same.
+    tokens = consul._request("GET", "/v1/acl/tokens") or []
+    return [t["AccessorID"] for t in tokens if str(t.get("Description", "")).startswith(NOMAD_SI_PREFIX)]
 
 
 def mesh_settings(run_path: Path, secure: bool, address: str | None, role: str = "management") -> ConsulSettings:

@@ -314,9 +314,6 @@ class Runtime(ABC):
             raise LoadgenError("--secure sets up loadgen's own Consul agent; for an agent of yours with ACLs and "
                                "TLS, give its address, token and CA the consul CLI's way (CONSUL_HTTP_ADDR, "
                                "CONSUL_HTTP_TOKEN_FILE, CONSUL_CACERT)")
-        if state.secure and self.name == "nomad":
-            raise LoadgenError("--secure runs on the process and docker runtimes so far, not nomad",
-                               ExitCode.ENVIRONMENT)
 
     def consul_settings(self, state: MeshState, role: str = "management") -> ConsulSettings:
         """How to reach the mesh's Consul as ``role`` (management or read; plain: the environment's)."""

@@ -38,6 +38,13 @@ from loadgen.mesh.consul_api import ConsulClient
 from loadgen.mesh.nomad_api import DEFAULT_NOMAD, NomadClient
 from loadgen.mesh.runtime.base import ComponentStatus, Progress, Runtime
 from loadgen.mesh.runtime.recorded import recorded_components, stop_recorded, worst_health
+from loadgen.mesh.secure import (
+    SecureFiles,
+    forget_secure,
+    issue_nomad_token,
+    nomad_si_tokens,
+    write_nomad_config,
+)
 from loadgen.mesh.stages import Instance, Stage
 from loadgen.mesh.state import MeshState
 from loadgen.paths import project_root
@@ -207,14 +214,24 @@ class NomadRuntime(Runtime):
         bin_dir.mkdir(parents=True, exist_ok=True)
         (bin_dir / "consul").symlink_to(Path(str(consul_bin)).resolve())
         local = self.data_dir / "local.json"
-        http = consul.address.split("://", 1)[-1]
-        config: dict[str, Any] = {"data_dir": str(self.state_dir), "consul": {"address": http, "grpc_address": grpc}}
+        config: dict[str, Any] = {"data_dir": str(self.state_dir)}
+        extra: list[str] = []
+        if state.secure:
+            # HTTPS and gRPC TLS with the mesh's CA and a Consul token of Nomad's own, in a 0600
+            # file of secure/ (never in local.json, which is not private). Nomad's ACLs stay off.
+            files = SecureFiles(self.run.path)
+            issue_nomad_token(files, consul)
+            extra = ["-config", str(write_nomad_config(files, grpc))]
+            say(f"Nomad talks to Consul over TLS with a token of its own ({files.nomad_config}); "
+                "Nomad's own ACLs are off")
+        else:
+            config["consul"] = {"address": consul.address.split("://", 1)[-1], "grpc_address": grpc}
         if self.driver == "docker":
             # The infra container holding each allocation's namespace is our own pause image (no
             # registry to pull one from), and Nomad must not garbage-collect the local images.
             config["plugin"] = {"docker": {"config": {"infra_image": self.images["pause"], "gc": {"image": False}}}}
         local.write_text(json.dumps(config))
-        argv = [str(toolchain.require("nomad")), "agent", "-config", str(self.agent_hcl), "-config", str(local)]
+        argv = [str(toolchain.require("nomad")), "agent", "-config", str(self.agent_hcl), "-config", str(local), *extra]
         say("starting the Nomad agent (server + client)")
         with signals_held():  # started and recorded, or neither: `down` must know what to stop
             rec = procs.spawn("nomad", argv, self.run.log("nomad"),
@@ -271,6 +288,10 @@ class NomadRuntime(Runtime):
         # service-b first, so service-a's upstream has endpoints when its sidecar starts.
         for job in sorted(jobs, reverse=True):
             spec = nomad.parse((nomad_dir() / f"{job}.nomad.hcl").read_text(), jobs[job])
+            if state.secure:
+                # allow_unauthenticated = false: the job comes with a Consul token that may write
+                # its service -- the service's own identity token (Nomad checks it, never stores it).
+                spec["ConsulToken"] = SecureFiles(self.run.path).token_file(job).read_text().strip()
             with signals_held():
                 nomad.register(spec)
                 jobs_recorded = NomadRecord(state).jobs
@@ -376,6 +397,8 @@ class NomadRuntime(Runtime):
                     warnings.append("the Nomad agent is not running: its tasks are stopped directly")
             record.jobs.clear()
             self.run.save(state)
+            if state.secure:
+                self._revoke_si_tokens(say, warnings)
         # Config entries, then the Nomad and Consul agents.
         if state.empty:
             self.run.state_file.unlink(missing_ok=True)
@@ -383,6 +406,7 @@ class NomadRuntime(Runtime):
         else:
             warnings += entries.release(state, say, self.run.path)
             stop_recorded(self.run, state, say)
+            forget_secure(self.run.path, say)
         # Whatever an unclean stop or a lost run left, recorded or not.
         self._reap_orphans(say)
         known = self._known_allocs()
@@ -427,6 +451,28 @@ class NomadRuntime(Runtime):
                 say(f"stopped and purged job {job}")
         with contextlib.suppress(LoadgenError):
             nomad.gc()
+
+    def _revoke_si_tokens(self, say: Progress, warnings: list[str]) -> None:
+        """Nomad revokes the service-identity token of each sidecar when its allocation stops;
+        wait a moment for that, then delete any it left (`down` leaves no token loadgen's
+        mesh made, its own or Nomad's)."""
+        files = SecureFiles(self.run.path)
+        if not files.token_file("management").exists():
+            return
+        try:
+            with ConsulClient(settings=files.settings("management"), timeout=5.0) as consul:
+                deadline = time.monotonic() + 5
+                left = nomad_si_tokens(consul)
+                while left and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    left = nomad_si_tokens(consul)
+                for accessor in left:
+                    consul.acl_delete_token(accessor)
+        except LoadgenError as exc:
+            warnings.append(f"could not check the service-identity tokens Nomad derived: {exc.message}")
+            return
+        say(f"deleted {len(left)} service-identity token(s) Nomad had not revoked" if left
+            else "Nomad revoked the service-identity tokens it derived for the sidecars")
 
     def _reap_orphans(self, say: Progress) -> None:
         """Tasks outlive a Nomad agent that died; stop any still running from our data dir."""
