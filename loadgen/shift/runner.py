@@ -324,12 +324,23 @@ class ShiftRun:
         self.say(f"rolling back to {start.describe()}")
         phase.modify_index = writer.rollback()
         phase.written = self.now()
-        if self._propagated(phase, start.weights):
-            self._judge(phase, start.weights, max(START_CHECK_S, self.settings.verify_time / 2), gated=False)
+        if not self._propagated(phase, start.weights):
+            self._ended(phase)
+            report.rolled_back = False
+            report.rollback_note = f"written back to Consul, but not seen in the data plane: {phase.failure}"
+            return
+        self._judge(phase, start.weights, max(START_CHECK_S, self.settings.verify_time / 2), gated=False)
         self._ended(phase)
-        report.rolled_back = phase.passed
-        report.rollback_note = ("rolled back and verified in the data plane" if phase.passed
-                                else f"rolled back in Consul, but not verified: {phase.failure}")
+        if phase.passed:
+            report.rolled_back, report.rollback_note = True, "rolled back and verified in the data plane"
+        elif phase.verdict == VerdictState.INCONCLUSIVE.value:
+            # Consul and the client sidecar show the start again; the traffic is not shown to differ.
+            report.rolled_back = True
+            report.rollback_note = ("rolled back: Consul and the client sidecar show the start again; the traffic "
+                                    f"did not decide within its budget ({phase.failure})")
+        else:
+            report.rolled_back = False
+            report.rollback_note = f"rolled back in Consul, but the traffic does not follow: {phase.failure}"
 
     def _record(self, phase: PhaseRecord, result: CanaryResult) -> None:
         phase.verdict = result.verdict.state.value
