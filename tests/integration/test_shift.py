@@ -191,3 +191,18 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(loadgen, splitter, arg
     assert said in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert lines[-1].startswith("loadgen: error:") or "Error:" in lines[-1], proc.stderr
     assert httpx.get(SPLITTER, timeout=5).json()["ModifyIndex"] == before
+
+
+def test_with_no_splitter_the_shift_starts_from_the_default_subset_and_its_rollback_deletes_it(loadgen, splitter):
+    httpx.delete(SPLITTER, timeout=5).raise_for_status()
+    try:
+        # Resolver DefaultSubset v1: all traffic to v1. v2 fails half its answers: step 1 breaks the gate.
+        httpx.post(V2_FAULT, params={"error_rate": 0.5}, timeout=5).raise_for_status()
+        code, report, stderr = _shift(loadgen, "--subset", "v2", "--steps", "20,100", "--max-errors", "1%")
+        assert code == 1, stderr
+        assert report["start"] == {"v1": 100.0, "v2": 0.0} and report["start_entry"] is None
+        assert [p["name"] for p in report["phases"]] == ["start", "step 1", "rollback"]
+        assert report["rolled_back"] is True, report["rollback_note"]
+        assert httpx.get(SPLITTER, timeout=5).status_code == 404  # the splitter the shift created is gone
+    finally:
+        httpx.put(f"{CONSUL}/v1/config", json=START, timeout=5)
