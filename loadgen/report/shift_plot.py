@@ -54,32 +54,40 @@ def shift_timeline_png(report: dict[str, Any], path: Path, dpi: int = 100) -> Pa
     phases = list(report.get("phases") or [])
     subset = watched_subset(report)
     end = _end_of(phases)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), dpi=dpi, sharex=True,
-                                      gridspec_kw={"height_ratios": [2.2, 1]})
-    try:
-        _phase_spans(top, bottom, phases, end)
-        _configured(top, report, phases, subset, end)
-        _observed(top, phases, subset)
-        _marks(top, bottom, phases, subset)
-        _latency(bottom, phases, end)
-        top.set_xlim(0, end * 1.02)
-        top.set_ylim(-3, 125)  # room above 100 % for the phase names and the marks' labels
-        top.set_yticks([0, 25, 50, 75, 100])
-        top.set_ylabel(f"share of {subset or '?'} (%)")
-        top.grid(axis="y", alpha=0.3)
-        top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-        bottom.set_xlabel("seconds since the shift began")
-        bottom.set_ylabel("p99 (ms)")
-        bottom.grid(axis="y", alpha=0.3)
-        bottom.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-        fig.suptitle(_title(report), fontsize=10, x=0.01, ha="left")
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-    finally:
-        plt.close(fig)
+    # Failures quote options, upstreams and a command's output: a '$' in them is text, not mathtext
+    # (which would mangle it, or fail the whole drawing on a stray backslash).
+    with plt.rc_context({"text.parse_math": False}):
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), dpi=dpi, sharex=True,
+                                          gridspec_kw={"height_ratios": [2.2, 1]})
+        try:
+            _phase_spans(top, bottom, phases, end)
+            _configured(top, report, phases, subset, end)
+            _observed(top, phases, subset)
+            _marks(top, bottom, phases, subset)
+            _latency(bottom, phases, end)
+            top.set_xlim(0, end * 1.02)
+            top.set_ylim(-3, 125)  # room above 100 % for the phase names and the marks' labels
+            top.set_yticks([0, 25, 50, 75, 100])
+            top.set_ylabel(f"share of {subset or '?'} (%)")
+            top.grid(axis="y", alpha=0.3)
+            _legend(top)
+            bottom.set_xlabel("seconds since the shift began")
+            bottom.set_ylabel("p99 (ms)")
+            bottom.grid(axis="y", alpha=0.3)
+            _legend(bottom)
+            fig.suptitle(_title(report), fontsize=10, x=0.01, ha="left")
+            fig.tight_layout()
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png")
+        finally:
+            plt.close(fig)
     _write_bytes(Path(path), buf.getvalue())
     return Path(path)
+
+
+def _legend(ax: Any) -> None:
+    if ax.get_legend_handles_labels()[0]:  # a timeline with nothing drawn has nothing to explain
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
 
 
 # -- the pieces ------------------------------------------------------------------------------------
