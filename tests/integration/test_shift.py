@@ -43,7 +43,7 @@ def splitter(loadgen):
 
 
 def _shift(loadgen, *args: str, timeout: float = 300) -> tuple[int, dict, str]:
-    proc = loadgen("shift", *args, *FAST, "--json", "-", timeout=timeout, check=False)
+    proc = loadgen("shift", *FAST, *args, "--json", "-", timeout=timeout, check=False)  # args win
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.stdout, (proc.returncode, proc.stderr)
     return proc.returncode, json.loads(proc.stdout), proc.stderr
@@ -206,3 +206,34 @@ def test_with_no_splitter_the_shift_starts_from_the_default_subset_and_its_rollb
         assert httpx.get(SPLITTER, timeout=5).status_code == 404  # the splitter the shift created is gone
     finally:
         httpx.put(f"{CONSUL}/v1/config", json=START, timeout=5)
+
+
+def test_an_apply_cmd_that_never_makes_consul_show_the_weights_fails_the_step(loadgen, splitter):
+    code, report, stderr = _shift(loadgen, "--subset", "v2", "--steps", "50", "--apply-cmd", "true",
+                                  "--step-timeout", "3s")
+    assert code == 1, stderr
+    assert "never showed 50/50 within 3 s" in report["failure"], report["failure"]
+    assert report["rolled_back"] is None and _weights() == {"v1": 85.0, "v2": 15.0}
+
+
+def test_a_second_shift_of_the_same_service_is_refused_while_one_runs(loadgen, splitter, tmp_path):
+    first = subprocess.Popen(
+        [sys.executable, "-m", "loadgen.cli", "shift", "--subset", "v2", "--steps", "25", "--tolerance", "0.5",
+         "--verify-time", "30s", "--force", "-q"],
+        env=loadgen.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while _weights() != {"v1": 75.0, "v2": 25.0}:
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        second = loadgen("shift", "--subset", "v2", "--steps", "50", check=False)
+        assert second.returncode == 5, second.stderr
+        assert "another loadgen shift of service-b" in second.stderr and "Traceback" not in second.stderr
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert _weights() == {"v1": 85.0, "v2": 15.0}  # the first one rolled back
