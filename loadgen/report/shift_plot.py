@@ -278,7 +278,8 @@ def _latency(bottom: Any, phases: list[Mapping[str, Any]], end: float) -> None:
             note = f"{p99:.0f}" + (f" ({errors} 5xx)" if errors else "")
             # Staggered along the span, so two subsets with close p99s do not print over each other.
             x = a + (b - a) * (0.02 + 0.3 * (names.index(name) % 3))
-            bottom.text(x, p99, note, ha="left", va="bottom", fontsize=7, color=colours[name])
+            bottom.text(x, p99, note, ha="left", va="bottom", fontsize=7, color=colours[name],
+                        bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 0.5})
     if top_ms == 0:
         bottom.text(0.5, 0.5, "no p99 recorded", transform=bottom.transAxes, ha="center", va="center",
                     fontsize=9, color=MARK)
