@@ -18,13 +18,16 @@ from loadgen.errors import UsageError
 from loadgen.mesh.consul_api import ConsulClient
 from loadgen.mesh.local import borrowed_stage
 from loadgen.mesh.runtime.select import runtime_for
+from loadgen.paths import project_root
 from loadgen.report.files import check_output, write_output
+from loadgen.report.shift_html import write_shift_html
 from loadgen.report.statusline import StatusLine
 from loadgen.report.terminal import live_line
 from loadgen.shift.gate import LatencyGate
 from loadgen.shift.lock import shift_lock
 from loadgen.shift.runner import ShiftRun, ShiftSettings, ShiftWhere
 from loadgen.shift.timeline import ShiftReport
+from loadgen.stage_load import new_run_id
 from loadgen.stats import JudgeConfig, Tolerance
 
 __all__ = ["shift"]
@@ -99,13 +102,16 @@ def _ms(text: str | None, option: str) -> float | None:
               help="Write the whole timeline as JSON ('-' for stdout).")
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path),
               help="Write JUnit XML, one testcase per step ('-' for stdout).")
+@click.option("--html", "html_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to write the HTML report with the timeline plot.  [default: reports/<time>-shift/]")
 @runtime_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 def shift(steps: str, subset: str | None, service: str, target: str | None, consul_addr: str | None,
           envoy_admin: str | None, headers: tuple[str, ...], rate: float, tolerance: str, confidence: float,
           verify_time: float, step_timeout: float, hold: float, max_p99: str | None, max_errors: str | None,
           max_p99_ratio: float | None, apply_cmd: str | None, no_rollback: bool, force: bool,
-          json_path: Path | None, junit: Path | None, runtime: str | None, quiet: bool) -> int:
+          json_path: Path | None, junit: Path | None, html_dir: Path | None, runtime: str | None,
+          quiet: bool) -> int:
     """Shift traffic to a subset step by step, proving each step in the data plane.
 
     Each step's weights are written to the service-splitter (a whole entry, check-and-set),
@@ -152,12 +158,15 @@ def shift(steps: str, subset: str | None, service: str, target: str | None, cons
         line.update(live_line(snap.verdict, snap.sent, snap.elapsed, snap.errors))
 
     report = _run(settings, target, consul_addr, envoy_admin, runtime, say, on_look, line)
+    data = report.to_json()
     if json_path is not None:
-        write_output(json_path, json.dumps(report.to_json(), indent=2) + "\n")
+        write_output(json_path, json.dumps(data, indent=2) + "\n")
     if junit is not None:
         write_output(junit, report.junit())
+    page = write_shift_html(data, html_dir or project_root() / "reports" / f"{new_run_id()}-shift")
     if STDOUT not in (json_path, junit):
         _print(report)
+        out.print(f"report: {page}", style="dim", highlight=False)
     if report.failure is not None:
         err.print(f"loadgen: shift {report.outcome}: {report.failure}"
                   + (f"; {report.rollback_note}" if report.rollback_note else ""), highlight=False, markup=False)

@@ -50,8 +50,9 @@ def _shift(loadgen, *args: str, timeout: float = 300) -> tuple[int, dict, str]:
 
 
 def test_a_clean_shift_passes_every_step_and_leaves_v2_at_100(loadgen, splitter, tmp_path):
-    junit = tmp_path / "shift.xml"
-    code, report, stderr = _shift(loadgen, "--subset", "v2", "--steps", "25,50,100", "--junit", str(junit))
+    junit, html = tmp_path / "shift.xml", tmp_path / "html"
+    code, report, stderr = _shift(loadgen, "--subset", "v2", "--steps", "25,50,100", "--junit", str(junit),
+                                  "--html", str(html))
     assert code == 0 and report["outcome"] == "shifted", stderr
     assert _weights() == {"v1": 0.0, "v2": 100.0}
     names = [p["name"] for p in report["phases"]]
@@ -67,6 +68,8 @@ def test_a_clean_shift_passes_every_step_and_leaves_v2_at_100(loadgen, splitter,
     assert report["rolled_back"] is None and report["start_entry"]["Splits"][1]["Weight"] == 15
     xml = junit.read_text()
     assert xml.count("<testcase") == 4 and "<failure" not in xml
+    page = (html / "index.html").read_text()
+    assert all(name in page for name in names) and (html / "shift.png").stat().st_size > 10_000
 
 
 def test_a_failing_v2_fails_the_first_step_and_the_rollback_is_verified(loadgen, splitter):
