@@ -78,7 +78,8 @@ def _home(path: object) -> str:
                    "certificate made by `consul tls`, a management token, a read-only token for loadgen's "
                    "checks and a service-identity token per sidecar, all owner-only files in the run "
                    "directory's secure/; an allow intention service-a -> service-b (the intentions stage "
-                   "denies it). Process and docker runtimes.")
+                   "denies it). Every runtime; on nomad, Nomad reaches Consul over TLS with a token of its own and "
+                   "Nomad's own ACLs stay off.")
 @click.option("--json", "as_json", is_flag=True, help="Print the target as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 def up(stage_name: str, runtime: str, driver: str | None, consul_addr: str | None, live_timeout: float,

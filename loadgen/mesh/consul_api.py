@@ -156,6 +156,10 @@ class ConsulClient(HashiCorpApi):
         """The token in use (its secret included in the answer: never printed)."""
         return self._request("GET", "/v1/acl/token/self") or {}
 
+    def acl_tokens(self) -> list[dict[str, Any]]:
+        """Every ACL token's listing (accessor ids and descriptions; secrets are not listed)."""
+        return self._request("GET", "/v1/acl/tokens") or []
+
     def acl_delete_token(self, accessor_id: str) -> None:
         self._send("DELETE", f"/v1/acl/token/{accessor_id}")
 

@@ -97,6 +97,8 @@ def revoke(files: SecureFiles, consul: ConsulClient, say: Callable[[str], None])
         except LoadgenError as exc:
             warnings.append(f"could not delete an ACL policy loadgen made: {exc.message}")
     if record.get("tokens") or record.get("policies"):
-        say(f"deleted {len(record.get('tokens', []))} ACL tokens and {len(record.get('policies', []))} policy")
+        tokens, policies = len(record.get("tokens", [])), len(record.get("policies", []))
+        say(f"deleted {tokens} ACL token{'s' if tokens != 1 else ''} and {policies} "
+            f"polic{'ies' if policies != 1 else 'y'}")
     files.save_acl({"tokens": [], "policies": []})
     return warnings

@@ -248,8 +248,7 @@ NOMAD_SI_PREFIX = "_nomad_si "  # how Nomad 1.6 describes the service-identity t
 def nomad_si_tokens(consul: ConsulClient) -> list[str]:
     """Accessor ids of the service-identity tokens Nomad derived for Connect sidecars and has
     not revoked yet (it revokes each when its allocation stops)."""
-    # ConsulClient has no token listing of its own; the request contract is the same.
-    tokens = consul._request("GET", "/v1/acl/tokens") or []
+    tokens = consul.acl_tokens()
     return [t["AccessorID"] for t in tokens if str(t.get("Description", "")).startswith(NOMAD_SI_PREFIX)]
 
 

@@ -177,7 +177,7 @@ def test_down_removes_every_token_and_policy_and_the_files(secure_nomad):
     state_dir = _nomad_state_dir(secure_nomad)
     proc = secure_nomad("down")
     out = proc.stdout + proc.stderr
-    assert "deleted 4 ACL tokens and 2 policy" in out, out
+    assert "deleted 4 ACL tokens and 2 policies" in out, out
     assert "Nomad revoked the service-identity tokens it derived" in out, out
     assert not _files(secure_nomad).exists() and not state_dir.exists()
     assert secure_nomad.state() == {}
