@@ -34,6 +34,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from loadgen.errors import ExitCode, LoadgenError
+from loadgen.mesh.tls_client import ClientTls
 
 DEFAULT_CONSUL = "http://127.0.0.1:8500"
 _FALSE = {"0", "false", "f", "no", "off"}
@@ -109,20 +110,18 @@ class ConsulSettings:
         return urlparse(self.address).scheme == "https"
 
     @property
+    def tls(self) -> ClientTls:
+        return ClientTls("Consul", "CONSUL_", self.https, self.verify, "CONSUL_HTTP_SSL_VERIFY=false",
+                         self.cacert, self.capath, self.client_cert, self.client_key, self.tls_server_name)
+
+    @property
     def tls_files(self) -> dict[str, str]:
         """The TLS files given, by the variable that names each."""
-        named = {"CONSUL_CACERT": self.cacert, "CONSUL_CAPATH": self.capath,
-                 "CONSUL_CLIENT_CERT": self.client_cert, "CONSUL_CLIENT_KEY": self.client_key}
-        return {k: v for k, v in named.items() if v}
+        return self.tls.files
 
     def check_files(self) -> None:
         """Every file named exists (one line naming the variable and the path otherwise)."""
-        for name, path in self.tls_files.items():
-            p = Path(path)
-            if not (p.is_dir() if name == "CONSUL_CAPATH" else p.is_file()):
-                raise LoadgenError(f"{name} {path}: no such {'directory' if name == 'CONSUL_CAPATH' else 'file'}")
-        if bool(self.client_cert) != bool(self.client_key):
-            raise LoadgenError("CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY go together: give both or neither")
+        self.tls.check_files()
 
     def headers(self) -> dict[str, str]:
         out = {"X-Consul-Token": self.token} if self.token else {}
@@ -133,32 +132,12 @@ class ConsulSettings:
         return out
 
     def ssl_context(self) -> ssl.SSLContext | bool:
-        """What httpx's ``verify`` gets: True (system CAs), False, or a context with the CA
-        and client certificate given."""
-        if not self.https:
-            return True
-        if not self.verify:
-            return False
-        if not (self.cacert or self.capath or self.client_cert):
-            return True
-        try:
-            ctx = ssl.create_default_context(cafile=self.cacert, capath=self.capath)
-            if self.client_cert and self.client_key:
-                ctx.load_cert_chain(self.client_cert, self.client_key)
-        except (ssl.SSLError, OSError) as exc:
-            files = ", ".join(f"{k} {v}" for k, v in self.tls_files.items())
-            raise LoadgenError(f"the TLS files for Consul cannot be used ({files}): {exc}") from exc
-        return ctx
+        """What httpx's ``verify`` gets (see ClientTls.ssl_context)."""
+        return self.tls.ssl_context()
 
     def describe_tls(self) -> str:
         """For status and doctor: whether the agent's certificate is verified, and against what."""
-        if not self.https:
-            return "plain HTTP (no TLS)"
-        if not self.verify:
-            return "TLS, NOT verified (CONSUL_HTTP_SSL_VERIFY=false)"
-        against = self.cacert or self.capath or "the system's CAs"
-        name = f", name {self.tls_server_name}" if self.tls_server_name else ""
-        return f"TLS, verified against {against}{name}"
+        return self.tls.describe()
 
 
 def _token(env: Mapping[str, str], token_file: str | None) -> tuple[str | None, str | None]:

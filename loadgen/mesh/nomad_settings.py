@@ -30,10 +30,10 @@ import os
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from urllib.parse import urlparse
 
 from loadgen.errors import LoadgenError
+from loadgen.mesh.tls_client import ClientTls
 
 DEFAULT_NOMAD = "http://127.0.0.1:4646"
 _FALSE = {"0", "false", "f", "no", "off"}
@@ -107,21 +107,18 @@ class NomadSettings:
         return urlparse(self.address).scheme == "https"
 
     @property
+    def tls(self) -> ClientTls:
+        return ClientTls("Nomad", "NOMAD_", self.https, self.verify, "NOMAD_SKIP_VERIFY=true",
+                         self.cacert, self.capath, self.client_cert, self.client_key, self.tls_server_name)
+
+    @property
     def tls_files(self) -> dict[str, str]:
         """The TLS files given, by the variable that names each."""
-        named = {"NOMAD_CACERT": self.cacert, "NOMAD_CAPATH": self.capath,
-                 "NOMAD_CLIENT_CERT": self.client_cert, "NOMAD_CLIENT_KEY": self.client_key}
-        return {k: v for k, v in named.items() if v}
+        return self.tls.files
 
     def check_files(self) -> None:
         """Every file named exists (one line naming the variable and the path otherwise)."""
-        for name, path in self.tls_files.items():
-            is_dir = name == "NOMAD_CAPATH"
-            p = Path(path)
-            if not (p.is_dir() if is_dir else p.is_file()):
-                raise LoadgenError(f"{name} {path}: no such {'directory' if is_dir else 'file'}")
-        if bool(self.client_cert) != bool(self.client_key):
-            raise LoadgenError("NOMAD_CLIENT_CERT and NOMAD_CLIENT_KEY go together: give both or neither")
+        self.tls.check_files()
 
     def headers(self) -> dict[str, str]:
         return {"X-Nomad-Token": self.token} if self.token else {}
@@ -136,28 +133,9 @@ class NomadSettings:
         return out
 
     def ssl_context(self) -> ssl.SSLContext | bool:
-        """What httpx's ``verify`` gets: True (system CAs), False, or a context with the CA
-        and client certificate given. Plain http ignores them, as the CLI does."""
-        if not self.https:
-            return True
-        if not self.verify:
-            return False
-        if not (self.cacert or self.capath or self.client_cert):
-            return True
-        try:
-            ctx = ssl.create_default_context(cafile=self.cacert, capath=self.capath)
-            if self.client_cert and self.client_key:
-                ctx.load_cert_chain(self.client_cert, self.client_key)
-        except (ssl.SSLError, OSError) as exc:
-            files = ", ".join(f"{k} {v}" for k, v in self.tls_files.items())
-            raise LoadgenError(f"the TLS files for Nomad cannot be used ({files}): {exc}") from exc
-        return ctx
+        """What httpx's ``verify`` gets (see ClientTls.ssl_context)."""
+        return self.tls.ssl_context()
 
     def describe_tls(self) -> str:
-        if not self.https:
-            return "plain HTTP (no TLS)"
-        if not self.verify:
-            return "TLS, NOT verified (NOMAD_SKIP_VERIFY=true)"
-        against = self.cacert or self.capath or "the system's CAs"
-        name = f", name {self.tls_server_name}" if self.tls_server_name else ""
-        return f"TLS, verified against {against}{name}"
+        """For status and doctor: whether the agent's certificate is verified, and against what."""
+        return self.tls.describe()

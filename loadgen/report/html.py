@@ -99,20 +99,25 @@ def render(run_id: str, summaries: list[StageSummary]) -> str:
         *(_instance_section(s, i, colours[i]) for i, s in enumerate(summaries)),
         "</section>",
     ]
+    return page(f"loadgen report: {run_id}", CSP, CSS, [part for part in body if part])
+
+
+def page(title: str, csp: str, css: str, body: list[str]) -> str:
+    """A whole self-contained page: no script, inline CSS, ``csp`` as its Content-Security-Policy."""
     return "\n".join([
         "<!DOCTYPE html>",
         '<html lang="en">',
         "<head>",
         '<meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+        f'<meta http-equiv="Content-Security-Policy" content="{csp}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         # An empty inline icon, or the browser asks the file system for /favicon.ico.
         '<link rel="icon" href="data:,">',
-        f"<title>loadgen report: {escape(run_id)}</title>",
-        f"<style>{CSS}</style>",
+        f"<title>{escape(title)}</title>",
+        f"<style>{css}</style>",
         "</head>",
         "<body>",
-        *[part for part in body if part],
+        *body,
         "</body>",
         "</html>",
         "",

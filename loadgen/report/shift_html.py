@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.report.files import write_output
-from loadgen.report.html import CSS, DASH
+from loadgen.report.html import CSS, DASH, page
 from loadgen.report.shift_plot import shift_timeline_png, watched_subset
 
 __all__ = ["PNG_NAME", "write_shift_html"]
@@ -60,23 +60,7 @@ def render_shift(report: Mapping[str, Any]) -> str:
         "sidecar's route showed the weights. Observed: share [99 % interval]. p99 and 5xx per subset over the "
         "phase's verification (5xx from the client sidecar's counters; " + DASH + ": not read).</p></section>",
     ]
-    return "\n".join([
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        '<link rel="icon" href="data:,">',
-        f"<title>{escape(title)}</title>",
-        f"<style>{CSS}\n{EXTRA_CSS}</style>",
-        "</head>",
-        "<body>",
-        *body,
-        "</body>",
-        "</html>",
-        "",
-    ])
+    return page(title, CSP, f"{CSS}\n{EXTRA_CSS}", body)
 
 
 # -- pieces of the page ------------------------------------------------------------------------

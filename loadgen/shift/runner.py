@@ -210,32 +210,44 @@ class ShiftRun:
         request = chain_request(self.settings.headers)
         upstream = client_upstream(self.where.consul_read)
         deadline = time.monotonic() + self.settings.step_timeout
-        view = None
-        while True:
-            view = consul_view(self.where.consul_read, upstream, request)
-            if _same({n: w for n, w in zip(view.spec.names, view.spec.weights, strict=True) if w > 0}, want):
-                phase.consul_ms = round((self.now() - phase.written) * 1000, 1)
-                break
-            guard()
-            if time.monotonic() > deadline:
-                phase.failure = (f"Consul's compiled chain for {upstream} did not show the weights within "
-                                 f"{self.settings.step_timeout:g} s")
-                return False
-            time.sleep(POLL_S)
+        views = []
+
+        def consul_shows() -> bool:
+            views.append(consul_view(self.where.consul_read, upstream, request))
+            view = views[-1]
+            return _same({n: w for n, w in zip(view.spec.names, view.spec.weights, strict=True) if w > 0}, want)
+
+        if not self._wait(consul_shows, guard, deadline):
+            phase.failure = (f"Consul's compiled chain for {upstream} did not show the weights within "
+                             f"{self.settings.step_timeout:g} s")
+            return False
+        phase.consul_ms = round((self.now() - phase.written) * 1000, 1)
         if self.where.envoy_admin is None:
             return True
-        three = ThreeWay(view, EnvoyAdmin(self.where.envoy_admin), request)
-        while True:
-            shares = three.envoy_shares(three.read())
-            if shares is not None and _same({n: w for n, w in shares.items() if w > 0}, want):
-                phase.envoy_ms = round((self.now() - phase.written) * 1000, 1)
-                return True
+        three = ThreeWay(views[-1], EnvoyAdmin(self.where.envoy_admin), request)
+        seen: list[dict[str, float] | None] = [None]
+
+        def envoy_shows() -> bool:
+            seen[0] = three.envoy_shares(three.read())
+            return seen[0] is not None and _same({n: w for n, w in seen[0].items() if w > 0}, want)
+
+        if not self._wait(envoy_shows, guard, deadline):
+            phase.failure = (f"stale proxy: the client sidecar ({self.where.envoy_admin}) still routes "
+                             f"{_percent(seen[0])} {self.settings.step_timeout:g} s after the write")
+            return False
+        phase.envoy_ms = round((self.now() - phase.written) * 1000, 1)
+        return True
+
+    @staticmethod
+    def _wait(shown: Callable[[], bool], guard: Callable[[], None], deadline: float) -> bool:
+        """Poll ``shown`` until it is true (True) or ``deadline`` passes (False); ``guard`` raises
+        between polls when the splitter was changed by someone else."""
+        while not shown():
             guard()
             if time.monotonic() > deadline:
-                phase.failure = (f"stale proxy: the client sidecar ({self.where.envoy_admin}) still routes "
-                                 f"{_percent(shares)} {self.settings.step_timeout:g} s after the write")
                 return False
             time.sleep(POLL_S)
+        return True
 
     # -- verification --------------------------------------------------------------------
     def _verify_only(self, name: str, weights: Mapping[str, float], budget: float) -> PhaseRecord:
