@@ -206,8 +206,8 @@ def _print(report: ShiftReport) -> None:
     verdict with the watched subset's observed share and interval, p99 and 5xx per subset."""
     watched = report.subset
     table = Table(title=f"shift of {report.service}: {report.outcome}")
-    for col in ("phase", "weights", "consul", "envoy", "verdict", "observed", "p99 ms", "5xx", "result"):
-        table.add_column(col, justify="right" if col in ("consul", "envoy") else "left")
+    for col in ("phase", "weights", "consul", "envoy", "traffic", "verdict", "observed", "p99 ms", "5xx", "result"):
+        table.add_column(col, justify="right" if col in ("consul", "envoy", "traffic") else "left")
     for p in report.phases:
         names = [watched] if watched in p.observed else list(p.observed)[-1:]
         observed = ", ".join(f"{n} {p.observed[n] * 100:.1f} % [{p.interval[n][0] * 100:.1f}-"
@@ -215,11 +215,12 @@ def _print(report: ShiftReport) -> None:
         p99 = ", ".join(f"{n} {h['p99_ms']:.1f}" for n, h in p.subsets.items() if h.get("p99_ms") is not None)
         errors = ", ".join(f"{n} {h['errors']}" for n, h in p.subsets.items() if h.get("errors"))
         table.add_row(p.name, "/".join(f"{w:g}" for w in p.weights.values()), _cell(p.consul_ms),
-                      _cell(p.envoy_ms), p.verdict or "-", observed or "-", p99 or "-", errors or "0",
-                      "passed" if p.passed else (p.failure or "not finished"))
+                      _cell(p.envoy_ms), _cell(p.traffic_ms), p.verdict or "-", observed or "-", p99 or "-",
+                      errors or "0", "passed" if p.passed else (p.failure or "not finished"))
     out.print(table)
-    out.print("consul, envoy: ms after the write until Consul's compiled chain and the client sidecar's route "
-              "showed the weights; observed: share [99 % interval]", style="dim", highlight=False)
+    out.print("consul, envoy, traffic: ms after the write until Consul's compiled chain, the client sidecar's route "
+              "and the traffic (the watched subset's interval holding the new share, not the old) showed the "
+              "weights; observed: share [99 % interval]", style="dim", highlight=False)
     if report.rollback_note:
         out.print(report.rollback_note, highlight=False)
 

@@ -32,7 +32,7 @@ from loadgen.mesh.programmed import EnvoyAdmin
 from loadgen.shift.gate import LatencyGate, SubsetHealth
 from loadgen.shift.splitter import SPLITTER, ConcurrentChange, SplitterWriter, StartPoint, read_start
 from loadgen.shift.steps import ShiftStep, plan_steps
-from loadgen.shift.timeline import Look, PhaseRecord, ShiftReport
+from loadgen.shift.timeline import Look, PhaseRecord, ShiftReport, traffic_followed
 from loadgen.stats import FixedJudge, JudgeConfig, SplitSpec, Verdict, VerdictState
 
 __all__ = ["ShiftRun", "ShiftSettings", "ShiftWhere"]
@@ -166,6 +166,7 @@ class ShiftRun:
         if not self._propagated(phase, step.weights, guard):
             return self._ended(phase)
         self._judge(phase, step.weights, self.settings.verify_time)
+        self._followed(phase, report.phases[-2].weights if len(report.phases) > 1 else writer.start.weights)
         guard()  # a verdict on someone else's weights is not this step's
         if phase.passed and self.settings.hold > 0:
             self._soak(phase, step.weights)
@@ -313,13 +314,10 @@ class ShiftRun:
         options = CanaryOptions(expect="consul", rate=s.rate, max_time=budget, timeout=s.timeout, method=method,
                                 max_requests=max_requests, config=config, service=s.service, headers=s.headers,
                                 warmup=s.warmup if warmup is None else warmup, envoy_admin=self.where.envoy_admin)
-        watched = s.subset
+        watched = s.subset or list(phase.weights)[-1]  # as the timeline's plot and traffic_ms take it
 
         def look(snap: Snapshot) -> None:
-            subsets = {x.name: x for x in snap.verdict.subsets}
-            mine = subsets.get(watched) if watched else None
-            if mine is None and snap.verdict.subsets:
-                mine = snap.verdict.subsets[-1]
+            mine = {x.name: x for x in snap.verdict.subsets}.get(watched)
             if mine is not None and snap.verdict.n:
                 phase.looks.append(Look(self.now(), mine.share, mine.lower, mine.upper))
             if self.on_look is not None:
@@ -342,6 +340,7 @@ class ShiftRun:
             report.rollback_note = f"written back to Consul, but not seen in the data plane: {phase.failure}"
             return
         self._judge(phase, start.weights, max(START_CHECK_S, self.settings.verify_time / 2), gated=False)
+        self._followed(phase, report.phases[-2].weights)
         self._ended(phase)
         if phase.passed:
             report.rolled_back, report.rollback_note = True, "rolled back and verified in the data plane"
@@ -353,6 +352,12 @@ class ShiftRun:
         else:
             report.rolled_back = False
             report.rollback_note = f"rolled back in Consul, but the traffic does not follow: {phase.failure}"
+
+    def _followed(self, phase: PhaseRecord, before: Mapping[str, float]) -> None:
+        """When traffic followed the write, from the watched subset's looks."""
+        watched = self.settings.subset or list(phase.weights)[-1]
+        phase.traffic_ms = traffic_followed(phase.looks, before.get(watched, 0.0) / 100,
+                                            phase.weights.get(watched, 0.0) / 100, phase.written)
 
     def _record(self, phase: PhaseRecord, result: CanaryResult) -> None:
         phase.verdict = result.verdict.state.value

@@ -10,7 +10,7 @@ from typing import Any
 from loadgen import interrupts
 from loadgen.errors import ExitCode
 
-__all__ = ["Look", "PhaseRecord", "ShiftReport"]
+__all__ = ["Look", "PhaseRecord", "ShiftReport", "traffic_followed"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class PhaseRecord:
     modify_index: int | None = None
     consul_ms: float | None = None  # Consul's compiled chain showed the weights, ms after the write
     envoy_ms: float | None = None  # the client sidecar's route showed them
+    traffic_ms: float | None = None  # the watched subset's interval first held the new share and not the old
     verdict: str | None = None  # PASS / FAIL / INCONCLUSIVE of the split judge
     reason: str = ""
     interval: dict[str, list[float]] = field(default_factory=dict)  # subset -> [lower, upper] share
@@ -52,6 +53,7 @@ class PhaseRecord:
         return {
             "name": self.name, "weights": self.weights, "started_s": _r(self.started), "written_s": _r(self.written),
             "modify_index": self.modify_index, "consul_ms": self.consul_ms, "envoy_ms": self.envoy_ms,
+            "traffic_ms": self.traffic_ms,
             "verdict": self.verdict, "reason": self.reason, "observed": self.observed, "interval": self.interval,
             "requests": self.requests, "subsets": self.subsets, "gate": self.gate, "hold": self.hold,
             "ended_s": _r(self.ended), "passed": self.passed, "failure": self.failure,
@@ -120,6 +122,18 @@ class ShiftReport:
         suite.set("failures", str(failures))
         ET.indent(suite)
         return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def traffic_followed(looks: list[Look], old: float, new: float, written: float | None) -> float | None:
+    """Ms after the write when traffic followed: the first look whose interval holds the new share
+    (a fraction) and no longer the old one. None when the shares are too close to tell apart in
+    the looks taken, or nothing was written."""
+    if written is None or old == new:
+        return None
+    for look in looks:
+        if look.lower <= new <= look.upper and not look.lower <= old <= look.upper:
+            return round((look.t - written) * 1000, 1)
+    return None
 
 
 def _r(t: float | None) -> float | None:

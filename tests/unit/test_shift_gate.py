@@ -65,3 +65,14 @@ def test_the_report_exit_codes_and_junit_name_the_step_that_broke():
     assert suite.get("failures") == "1" and cases[0].get("time") == "2.500"
     interrupted = ShiftReport("service-b", "v2", {}, None, [], failure="interrupted", signum=2)
     assert int(interrupted.exit_code) == 130 and interrupted.outcome == "interrupted"
+
+
+def test_traffic_followed_is_the_first_look_that_holds_the_new_share_and_not_the_old():
+    from loadgen.shift.timeline import Look, traffic_followed
+
+    looks = [Look(10.2, 0.20, 0.10, 0.30), Look(10.4, 0.24, 0.17, 0.31), Look(10.6, 0.25, 0.21, 0.29)]
+    # Written at 10.0, 15 % -> 25 %: the look at 10.2 still holds 15 %; the one at 10.4 (17-31 %) is the first not to.
+    assert traffic_followed(looks, 0.15, 0.25, 10.0) == 400.0
+    assert traffic_followed(looks, 0.25, 0.25, 10.0) is None  # no change to see
+    assert traffic_followed(looks, 0.24, 0.25, 10.0) is None  # too close to tell apart in these looks
+    assert traffic_followed(looks, 0.15, 0.25, None) is None
