@@ -57,7 +57,8 @@ def render_shift(report: Mapping[str, Any]) -> str:
         '<section id="phases"><h2>Phases</h2>',
         _phase_table(report),
         '<p class="muted">consul, envoy: ms after the write until Consul\'s compiled chain and the client '
-        "sidecar's route showed the weights. Observed: share [99 % interval]. p99 and 5xx per subset over the "
+        "sidecar's route showed the weights; traffic ms: until the watched subset's interval held the new share "
+        "and no longer the old. Observed: share [99 % interval]. p99 and 5xx per subset over the "
         "phase's verification (5xx from the client sidecar's counters; " + DASH + ": not read).</p></section>",
     ]
     return page(title, CSP, f"{CSS}\n{EXTRA_CSS}", body)
@@ -99,7 +100,8 @@ def _phase_table(report: Mapping[str, Any]) -> str:
     if not phases:
         return '<p class="muted">No phase was recorded.</p>'
     watched = watched_subset(report)
-    head = ("phase", "weights", "consul ms", "envoy ms", "verdict", "observed", "p99 ms", "5xx", "gate", "result")
+    head = ("phase", "weights", "consul ms", "envoy ms", "traffic ms", "verdict", "observed", "p99 ms", "5xx", "gate",
+            "result")
     rows = ["<thead><tr>" + "".join(f'<th scope="col">{h}</th>' for h in head) + "</tr></thead><tbody>"]
     for p in phases:
         rollback = p.get("name") == "rollback"
@@ -107,6 +109,7 @@ def _phase_table(report: Mapping[str, Any]) -> str:
             f'<td class="nw">{escape(_weights(p.get("weights") or {}, names=True))}</td>',
             f'<td class="num">{_ms(p.get("consul_ms"))}</td>',
             f'<td class="num">{_ms(p.get("envoy_ms"))}</td>',
+            f'<td class="num">{_ms(p.get("traffic_ms"))}</td>',
             f"<td>{_verdict(p)}</td>",
             f'<td class="nw">{_observed(p, watched)}</td>',
             f'<td class="nw">{_per_subset(p, "p99_ms")}</td>',
