@@ -74,8 +74,9 @@ def _ms(text: str | None, option: str) -> float | None:
 @click.option("--target", metavar="URL", help="service-a's /hello_a on any deployment (needs --consul). Default: the "
                                               "local mesh at stage splitter.")
 @click.option("--consul", "consul_addr", metavar="ADDR", help="The Consul to write to and read from (with --target).")
-@click.option("--envoy-admin", metavar="ADDR",
-              help="The client sidecar's Envoy admin (host:port), watched for each step's route. Default: service-a's "
+@click.option("--envoy-admin", "envoy_admins", metavar="ADDR", multiple=True,
+              help="A client sidecar's Envoy admin (host:port); repeat it for every client sidecar: each must show "
+                   "each step's route, and the first one's counters go beside the traffic. Default: service-a's "
                    "sidecar on the local mesh; none with --target.")
 @click.option("--header", "headers", multiple=True, metavar="'NAME: VALUE'", help="Extra request header (repeatable).")
 @click.option("--rate", type=Rate(min=1, max=100_000), default=200.0, show_default=True,
@@ -107,7 +108,7 @@ def _ms(text: str | None, option: str) -> float | None:
 @runtime_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 def shift(steps: str, subset: str | None, service: str, target: str | None, consul_addr: str | None,
-          envoy_admin: str | None, headers: tuple[str, ...], rate: float, tolerance: str, confidence: float,
+          envoy_admins: tuple[str, ...], headers: tuple[str, ...], rate: float, tolerance: str, confidence: float,
           verify_time: float, step_timeout: float, hold: float, max_p99: str | None, max_errors: str | None,
           max_p99_ratio: float | None, apply_cmd: str | None, no_rollback: bool, force: bool,
           json_path: Path | None, junit: Path | None, html_dir: Path | None, runtime: str | None,
@@ -157,7 +158,7 @@ def shift(steps: str, subset: str | None, service: str, target: str | None, cons
     def on_look(snap: Snapshot) -> None:
         line.update(live_line(snap.verdict, snap.sent, snap.elapsed, snap.errors))
 
-    report = _run(settings, target, consul_addr, envoy_admin, runtime, say, on_look, line)
+    report = _run(settings, target, consul_addr, envoy_admins, runtime, say, on_look, line)
     data = report.to_json()
     if json_path is not None:
         write_output(json_path, json.dumps(data, indent=2) + "\n")
@@ -177,18 +178,20 @@ Say = Callable[[str], None]
 OnLook = Callable[[Snapshot], None]
 
 
-def _run(settings: ShiftSettings, target: str | None, consul_addr: str | None, envoy_admin: str | None,
+def _run(settings: ShiftSettings, target: str | None, consul_addr: str | None, envoy_admins: tuple[str, ...],
          runtime: str | None, say: Say, on_look: OnLook, line: StatusLine) -> ShiftReport:
     if target is not None:
         assert consul_addr is not None
         with ConsulClient(consul_addr) as consul:
-            where = ShiftWhere(target, consul, consul, envoy_admin)
+            first, *more = envoy_admins or (None,)
+            where = ShiftWhere(target, consul, consul, first, tuple(a for a in more if a))
             return _shift(settings, where, consul.address, say, on_look, line)
     with borrowed_stage("splitter", say, runtime_for(runtime) if runtime else None) as mesh:
         admin_port = mesh.sidecar_admin.get(CLIENT_SERVICE)
-        admin = envoy_admin or (f"127.0.0.1:{admin_port}" if admin_port else None)
+        admins = envoy_admins or ((f"127.0.0.1:{admin_port}",) if admin_port else ())
+        admin, more = (admins[0], tuple(admins[1:])) if admins else (None, ())
         with mesh.consul(write=True) as write, mesh.consul() as read:
-            where = ShiftWhere(mesh.service_a_url, write, read, admin)
+            where = ShiftWhere(mesh.service_a_url, write, read, admin, more)
             return _shift(settings, where, write.address, say, on_look, line)
 
 

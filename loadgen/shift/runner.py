@@ -68,7 +68,8 @@ class ShiftWhere:
     target_url: str
     consul_write: ConsulClient
     consul_read: ConsulClient
-    envoy_admin: str | None  # host:port of the client sidecar's Envoy admin (None: not watched)
+    envoy_admin: str | None  # host:port of the client sidecar whose traffic is judged (None: not watched)
+    more_admins: tuple[str, ...] = ()  # other client sidecars that must show each step too
 
 
 class ShiftRun:
@@ -223,20 +224,28 @@ class ShiftRun:
                              f"{self.settings.step_timeout:g} s")
             return False
         phase.consul_ms = round((self.now() - phase.written) * 1000, 1)
-        if self.where.envoy_admin is None:
+        admins = [a for a in (self.where.envoy_admin, *self.where.more_admins) if a]
+        if not admins:
             return True
-        three = ThreeWay(views[-1], EnvoyAdmin(self.where.envoy_admin), request)
-        seen: list[dict[str, float] | None] = [None]
+        threes = {a: ThreeWay(views[-1], EnvoyAdmin(a), request) for a in admins}
+        seen: dict[str, dict[str, float] | None] = {}
 
         def envoy_shows() -> bool:
-            seen[0] = three.envoy_shares(three.read())
-            return seen[0] is not None and _same({n: w for n, w in seen[0].items() if w > 0}, want)
+            for admin, three in threes.items():  # every client sidecar, the slowest decides
+                if admin not in phase.envoy_each_ms:
+                    seen[admin] = three.envoy_shares(three.read())
+                    shares = seen[admin]
+                    if shares is not None and _same({n: w for n, w in shares.items() if w > 0}, want):
+                        phase.envoy_each_ms[admin] = round((self.now() - phase.written) * 1000, 1)
+            return len(phase.envoy_each_ms) == len(threes)
 
         if not self._wait(envoy_shows, guard, deadline):
-            phase.failure = (f"stale proxy: the client sidecar ({self.where.envoy_admin}) still routes "
-                             f"{_percent(seen[0])} {self.settings.step_timeout:g} s after the write")
+            stale = [a for a in threes if a not in phase.envoy_each_ms]
+            phase.failure = ("stale proxy: " + "; ".join(f"the client sidecar ({a}) still routes "
+                                                          f"{_percent(seen.get(a))}" for a in stale)
+                             + f" {self.settings.step_timeout:g} s after the write")
             return False
-        phase.envoy_ms = round((self.now() - phase.written) * 1000, 1)
+        phase.envoy_ms = max(phase.envoy_each_ms.values())
         return True
 
     @staticmethod

@@ -34,7 +34,8 @@ class PhaseRecord:
     written: float | None = None  # the write returned (or --apply-cmd exited)
     modify_index: int | None = None
     consul_ms: float | None = None  # Consul's compiled chain showed the weights, ms after the write
-    envoy_ms: float | None = None  # the client sidecar's route showed them
+    envoy_ms: float | None = None  # every watched client sidecar's route showed them (the slowest)
+    envoy_each_ms: dict[str, float] = field(default_factory=dict)  # per client sidecar admin
     traffic_ms: float | None = None  # the watched subset's interval first held the new share and not the old
     verdict: str | None = None  # PASS / FAIL / INCONCLUSIVE of the split judge
     reason: str = ""
@@ -53,7 +54,7 @@ class PhaseRecord:
         return {
             "name": self.name, "weights": self.weights, "started_s": _r(self.started), "written_s": _r(self.written),
             "modify_index": self.modify_index, "consul_ms": self.consul_ms, "envoy_ms": self.envoy_ms,
-            "traffic_ms": self.traffic_ms,
+            "envoy_each_ms": self.envoy_each_ms, "traffic_ms": self.traffic_ms,
             "verdict": self.verdict, "reason": self.reason, "observed": self.observed, "interval": self.interval,
             "requests": self.requests, "subsets": self.subsets, "gate": self.gate, "hold": self.hold,
             "ended_s": _r(self.ended), "passed": self.passed, "failure": self.failure,

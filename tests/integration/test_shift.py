@@ -240,3 +240,16 @@ def test_a_second_shift_of_the_same_service_is_refused_while_one_runs(loadgen, s
             first.kill()
             first.wait()
     assert _weights() == {"v1": 85.0, "v2": 15.0}  # the first one rolled back
+
+
+def test_every_client_sidecar_given_must_show_the_step(loadgen, splitter):
+    # service-b-1's sidecar (admin :19001) has no route to service-b: as a second client sidecar
+    # it never shows the step, so the step fails naming it -- as a stale client would.
+    code, report, stderr = _shift(loadgen, "--subset", "v2", "--steps", "50", "--step-timeout", "3s", "--force",
+                                  "--envoy-admin", "127.0.0.1:19000", "--envoy-admin", "127.0.0.1:19001")
+    assert code == 1, stderr
+    step = report["phases"][0]
+    assert step["name"] == "step 1" and "stale proxy" in step["failure"] and "127.0.0.1:19001" in step["failure"]
+    assert "127.0.0.1:19000" not in step["failure"] and "127.0.0.1:19000" in step["envoy_each_ms"], step
+    assert report["rolled_back"] is False and "not seen in the data plane" in report["rollback_note"]
+    assert _weights() == {"v1": 85.0, "v2": 15.0}  # written back all the same
