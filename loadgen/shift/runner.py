@@ -144,8 +144,10 @@ class ShiftRun:
             report.rolled_back = False
             report.rollback_note = f"not rolled back: {exc.message}; the shift rolls back only what it wrote"
         except KeyboardInterrupt:
+            written = any(p.name == "rollback" and p.written is not None for p in report.phases)
             report.rolled_back = False
-            report.rollback_note = "the rollback was interrupted: check the splitter"
+            report.rollback_note = ("rolled back in Consul, but its check in the data plane was interrupted" if written
+                                    else "the rollback was interrupted before it was written: check the splitter")
         except LoadgenError as exc:
             report.rolled_back = False
             report.rollback_note = f"the rollback failed: {exc.message}"
