@@ -253,3 +253,14 @@ def test_every_client_sidecar_given_must_show_the_step(loadgen, splitter):
     assert "127.0.0.1:19000" not in step["failure"] and "127.0.0.1:19000" in step["envoy_each_ms"], step
     assert report["rolled_back"] is False and "not seen in the data plane" in report["rollback_note"]
     assert _weights() == {"v1": 85.0, "v2": 15.0}  # written back all the same
+
+
+def test_hold_soaks_each_passed_step_under_load_and_gates_it_again(loadgen, splitter):
+    code, report, stderr = _shift(loadgen, "--subset", "v2", "--steps", "50", "--hold", "3s", "--max-errors", "1%",
+                                  "--force")
+    assert code == 0, stderr
+    [step] = report["phases"]
+    hold = step["hold"]
+    assert hold["seconds"] == 3.0 and hold["verdict"] in ("PASS", "INCONCLUSIVE"), hold  # one look, fixed length
+    assert hold["requests"] >= 400 and hold["gate"]["held"], hold  # 3 s at 200/s
+    assert set(hold["subsets"]) == {"v1", "v2"}
