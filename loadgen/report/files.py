@@ -268,6 +268,20 @@ def _write_atomically(target: Path, text: str, existing: os.stat_result | None) 
         # The directory refuses a new file but the file itself may take the text.
         _write_in_place(target, text, truncate=True)
         return
+    _fill_and_replace(fd, tmp, target, text.encode("utf-8"), existing)
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """A binary file (a PNG) written as :func:`write_output` writes a regular file: a temporary
+    file beside it, fsync, os.replace -- a reader never sees half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = _create_temp(path)
+    _fill_and_replace(fd, tmp, path, data, None)
+
+
+def _fill_and_replace(fd: int, tmp: str, target: Path, data: bytes, existing: os.stat_result | None) -> None:
+    """Write ``data`` to the temporary file ``fd`` (keeping ``existing``'s mode and owner), fsync
+    it and put it in ``target``'s place; the temporary file is removed on any failure."""
     try:
         try:
             if existing is not None:
@@ -275,7 +289,7 @@ def _write_atomically(target: Path, text: str, existing: os.stat_result | None) 
                 if (existing.st_uid, existing.st_gid) != (os.geteuid(), os.getegid()):
                     with contextlib.suppress(OSError):
                         os.fchown(fd, existing.st_uid, existing.st_gid)
-            _write_all(fd, text.encode("utf-8"))
+            _write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -8,14 +8,13 @@ subset's p99 over every phase's span. The rollback is drawn in red so it cannot 
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
-import secrets
 import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from loadgen.report.files import write_bytes
 
 __all__ = ["shift_timeline_png", "watched_subset"]
 
@@ -81,7 +80,7 @@ def shift_timeline_png(report: dict[str, Any], path: Path, dpi: int = 100) -> Pa
             fig.savefig(buf, format="png")
         finally:
             plt.close(fig)
-    _write_bytes(Path(path), buf.getvalue())
+    write_bytes(Path(path), buf.getvalue())
     return Path(path)
 
 
@@ -301,26 +300,3 @@ def _title(report: Mapping[str, Any]) -> str:
     if len(lines) > 3:
         lines = [*lines[:2], textwrap.shorten(" ".join(lines[2:]), 130, placeholder=" \u2026")]
     return "\n".join(lines)
-
-
-# -- writing -----------------------------------------------------------------------------------------
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    """As report.files.write_output does for text: a temporary file beside ``path``, fsync,
-    os.replace -- a reader (or the HTML page) never sees half a PNG."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name[:100]}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
