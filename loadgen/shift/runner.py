@@ -273,13 +273,13 @@ class ShiftRun:
         the gate. The start check and the rollback judge the split only: their errors and latency
         are what the shift started from, reported but not held against them."""
         result = self._canary(budget, phase, gated=gated)
-        self._record(phase, result)
+        subsets = phase_subsets(result)
+        self._record(phase, result, subsets)
         if result.signum is not None:
             raise _interrupted(result.signum)
         verdict = result.verdict.state
         gate = (self.settings.gate if gated else LatencyGate()).check(
-            phase_subsets(result), weights, self.settings.subset, failed=sum(result.errors.values()),
-            requests=result.requests)
+            subsets, weights, self.settings.subset, failed=sum(result.errors.values()), requests=result.requests)
         phase.gate = gate.to_json() if gated else None
         problems = [] if gate.held else ["gate: " + "; ".join(gate.problems)]
         if verdict is not VerdictState.PASS:
@@ -305,12 +305,12 @@ class ShiftRun:
         result = self._canary(s.hold + s.timeout, phase, method="fixed", max_requests=n, warmup=0.0)
         if result.signum is not None:
             raise _interrupted(result.signum)
-        gate = s.gate.check(phase_subsets(result), weights, s.subset, failed=sum(result.errors.values()),
-                            requests=result.requests)
+        subsets = phase_subsets(result)
+        gate = s.gate.check(subsets, weights, s.subset, failed=sum(result.errors.values()), requests=result.requests)
         state = result.verdict.state
         phase.hold = {"seconds": s.hold, "requests": result.requests, "verdict": state.value,
                       "reason": result.verdict.reason, "gate": gate.to_json(),
-                      "subsets": {k: v.to_json() for k, v in phase_subsets(result).items() if k in weights}}
+                      "subsets": {k: v.to_json() for k, v in subsets.items() if k in weights}}
         if state is VerdictState.FAIL:
             phase.passed, phase.failure = False, f"hold: split FAIL: {result.verdict.reason}"
         elif not gate.held:
@@ -370,13 +370,13 @@ class ShiftRun:
         phase.traffic_ms = traffic_followed(phase.looks, before.get(watched, 0.0) / 100,
                                             phase.weights.get(watched, 0.0) / 100, phase.written)
 
-    def _record(self, phase: PhaseRecord, result: CanaryResult) -> None:
+    def _record(self, phase: PhaseRecord, result: CanaryResult, subsets: Mapping[str, SubsetHealth]) -> None:
         phase.verdict = result.verdict.state.value
         phase.reason = result.verdict.reason
         phase.requests += result.requests
         phase.observed = {x.name: round(x.share, 6) for x in result.verdict.subsets}
         phase.interval = {x.name: [round(x.lower, 6), round(x.upper, 6)] for x in result.verdict.subsets}
-        phase.subsets = {k: v.to_json() for k, v in phase_subsets(result).items() if k in phase.weights}
+        phase.subsets = {k: v.to_json() for k, v in subsets.items() if k in phase.weights}
 
     def _ended(self, phase: PhaseRecord) -> PhaseRecord:
         phase.ended = self.now()
