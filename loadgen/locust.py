@@ -37,8 +37,9 @@ from locust.contrib.fasthttp import FastHttpUser
 from locust.runners import MasterRunner, WorkerRunner
 
 from loadgen.canary import CanaryResult, Expectation, SplitCheck, resolve_expectation, resolve_mapping
+from loadgen.canary.final import final_verdict
 from loadgen.canary.three_way import ThreeWay, three_way_for
-from loadgen.errors import ExitCode, LoadgenError, exit_code
+from loadgen.errors import ExitCode, LoadgenError
 from loadgen.load.engine import app_id_of
 from loadgen.load.histograms import LatencyBook
 from loadgen.load.sample import Sample
@@ -197,31 +198,36 @@ class LocustCanary:
             out[name] = {key: "" if row[key] is None else f"{row[key] * 100:.4g} %" for key in ("consul", "envoy")}
         return out
 
-    def result(self, verdict: Verdict) -> CanaryResult:
-        """The same result (and JSON schema) as ``loadgen canary``'s, from Locust's merged counts."""
-        assert self.check is not None
+    def result(self, traffic: Verdict) -> CanaryResult:
+        """The same result (and JSON schema) as ``loadgen canary``'s, from Locust's merged counts,
+        and the same final verdict (:func:`final_verdict`: a stale client sidecar FAILs)."""
+        assert self.check is not None and self.expectation is not None
         tally = TRACKER.merged()
         elapsed = time.monotonic() - self.started
+        self._three_way_after()
+        answered = dict(self.expectation.classify(tally.app_ids)[0])
+        final = final_verdict(traffic, self.three, answered, self.config.alpha)
         return self.check.result(
-            verdict, tally=tally, target=str(self.environment.host or MeshUser.host), requests=tally.sent,
+            final.verdict, tally=tally, target=str(self.environment.host or MeshUser.host), requests=tally.sent,
             duration_s=elapsed, stopped_by=self.stopped_by, source="locust",
             rate_achieved=tally.sent / elapsed if elapsed > 0 else None,
             workers={w: {"app_ids": r["app_ids"], "errors": r["errors"]} for w, r in TRACKER.workers.items()},
-            three_way=self._three_way_after(verdict),
+            notes=final.notes, three_way=final.three_way,
         )
 
-    def _three_way_after(self, verdict: Verdict) -> dict[str, Any] | None:
-        if self.three is None:
-            return None
-        self.three.after()
-        return self.three.to_json(verdict)
+    def _three_way_after(self) -> None:
+        """Consul and the client sidecar read again once the test is over (never raises)."""
+        if self.three is not None:
+            self.three.after()
 
-    def write_outputs(self, verdict: Verdict) -> None:
-        result = self.result(verdict)
+    def write_outputs(self, traffic: Verdict) -> CanaryResult:
+        """Judge the run finally and write --canary-json / --canary-junit; the result says the exit code."""
+        result = self.result(traffic)
         if self.json_path:
             write_json(self.json_path, result.to_json())
         if self.junit_path:
             write_output(self.junit_path, result.junit())
+        return result
 
 
 def _latency(book: LatencyBook, app_ids: list[str]) -> dict[str, Any]:
@@ -373,8 +379,8 @@ def _quitting(environment: Any, **_kw: Any) -> None:
     v = canary.look(final=True)
     if v is None:
         return
-    canary.write_outputs(v)
-    log.info("loadgen canary: %s -- %s", v.state.value, v.reason)
+    result = canary.write_outputs(v)
+    log.info("loadgen canary: %s -- %s", result.verdict.state.value, result.verdict.reason)
     if isinstance(environment.runner, MasterRunner):
         log.info("loadgen canary: judged the sum of %d workers' reports", len(TRACKER.workers))
-    environment.process_exit_code = exit_code(v.state)
+    environment.process_exit_code = int(result.exit_code)

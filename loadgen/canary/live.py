@@ -9,7 +9,6 @@ reported in every case.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from loadgen import interrupts
 from loadgen.canary.check import SplitCheck
 from loadgen.canary.expectation import resolve_expectation
+from loadgen.canary.final import final_verdict
 from loadgen.canary.options import CanaryOptions, budget, reachability
 from loadgen.canary.progress import Snapshot
 from loadgen.canary.result import CanaryResult
@@ -28,7 +28,6 @@ from loadgen.load.reachable import check_reachable
 from loadgen.load.sample import Sample, SampleWriter
 from loadgen.load.tally import Tally
 from loadgen.mesh.consul_api import ConsulClient
-from loadgen.stats import VerdictState
 
 __all__ = ["LOOK_EVERY_S", "run_live"]
 
@@ -158,17 +157,16 @@ def run_live(
     signum = state["signum"]
     stopped_by = "verdict" if verdict.decided and stats.stopped_by == "stop" and signum is None \
         else ("interrupted" if signum is not None else stats.stopped_by)
-    if signum is not None and verdict.state is VerdictState.INCONCLUSIVE:
-        verdict = dataclasses.replace(verdict, reason=f"{interrupts.describe(signum)}: " + verdict.reason)
-    # A stale sidecar fails the run whatever the traffic did (three_way.ThreeWay.judge).
+    # The one final verdict of every canary (canary.final): a stale sidecar fails the run
+    # whatever the traffic did, and an undecided interrupted run says so.
     answered = None if from_envoy else dict(expectation.classify(check.tally.app_ids + check.warm.app_ids)[0])
-    verdict, found = three.judge(verdict, answered, options.config.alpha)  # the counters count the warm-up too
+    final = final_verdict(verdict, three, answered, options.config.alpha, signum)  # counters count the warm-up too
     return check.result(
-        verdict, target=target_url, requests=stats.sent, duration_s=stats.elapsed, stopped_by=stopped_by,
+        final.verdict, target=target_url, requests=stats.sent, duration_s=stats.elapsed, stopped_by=stopped_by,
         rate_asked=options.rate, rate_achieved=stats.achieved_rate, late_starts=stats.late, signum=signum,
         max_requests=n_max, reachable=reachable,
-        notes=[*(notes or []), *check.tally.went_silent(stats.elapsed), *found],
-        three_way=three.to_json(verdict), identity=options.subset_from,
+        notes=[*(notes or []), *check.tally.went_silent(stats.elapsed), *final.notes],
+        three_way=final.three_way, identity=options.subset_from,
         recorded_to=str(options.record) if options.record else None, generator=stats.health(False),
         recording_failed=writer.failed if writer else None,
     )

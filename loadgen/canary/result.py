@@ -14,7 +14,14 @@ from loadgen.mesh.subsets import SubsetMap
 from loadgen.report.files import junit_xml
 from loadgen.stats import SampleSizePlan, SplitSpec, Verdict
 
-__all__ = ["CanaryResult", "warmup_report"]
+__all__ = ["GENERATOR_KEYS", "WARMUP_KEYS", "CanaryResult", "warmup_report"]
+
+# The JSON's "generator" and "warmup" objects hold every one of these keys whoever wrote the
+# result (a live run, a replay, Locust): null where a value does not apply, so one schema
+# reads them all. (generator: RunStats.health(); warmup: warmup_report().)
+GENERATOR_KEYS = ("valid", "problems", "late", "late_share", "max_late_ms", "dropped", "dropped_share",
+                  "cpu_share", "workers", "per_worker")
+WARMUP_KEYS = ("seconds", "requests", "app_id_counts", "errors")
 
 
 @dataclass
@@ -97,8 +104,8 @@ class CanaryResult:
             "replayed_from": self.replayed_from,
             "recorded_to": self.recorded_to,
             "interrupted_by": None if self.signum is None else signal.Signals(self.signum).name,
-            "generator": self.generator,
-            "warmup": self.warmup,
+            "generator": _every_key(GENERATOR_KEYS, self.generator),
+            "warmup": _every_key(WARMUP_KEYS, self.warmup),
             "warnings": self.warnings,
             "source": self.source,
             "workers": self.workers,
@@ -136,6 +143,12 @@ def warmup_report(seconds: float, warm: Tally) -> dict[str, Any] | None:
         return None
     return {"seconds": seconds, "requests": warm.sent, "app_id_counts": dict(warm.app_ids),
             "errors": dict(warm.errors)}
+
+
+def _every_key(keys: tuple[str, ...], values: dict[str, Any] | None) -> dict[str, Any]:
+    """``values`` with each of ``keys`` (None where missing), then anything else it holds."""
+    values = values or {}
+    return {**{k: values.get(k) for k in keys}, **values}
 
 
 def _split_text(shares: dict[str, float]) -> str:

@@ -33,7 +33,7 @@ def locust(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]
 
 def _schema(doc: dict) -> dict:
     """The keys of a canary JSON, and of its objects with fixed keys (the others are keyed by data)."""
-    return {k: sorted(v) if k in ("judge", "plan", "mapping") else None for k, v in doc.items()}
+    return {k: sorted(v) if k in ("judge", "plan", "mapping", "generator", "warmup") else None for k, v in doc.items()}
 
 
 def test_headless_gate_pass_writes_outputs(tmp_path, loadgen):
