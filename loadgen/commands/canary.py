@@ -273,7 +273,8 @@ def _default_consul() -> ConsulClient | None:
 
 
 def _print_result(result: CanaryResult) -> None:
-    out.print(verdict_table(result.verdict, result.three_way))
+    # A CI log (stdout not a terminal) gets the plain layout, which never cuts a number short.
+    out.print(verdict_table(result.verdict, result.three_way, plain=not out.is_terminal))
     _print_three_way(result.three_way)
     lat = result.latency_ms
     facts = [f"{result.requests} requests in {result.duration_s:.1f}s"]

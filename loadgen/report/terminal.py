@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rich.console import Group
+from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.table import Table
 from rich.text import Text
 
@@ -27,37 +27,22 @@ def live_line(verdict: Verdict, sent: int, elapsed: float, errors: int) -> str:
     return f"{sent} requests  {rate:.0f}/s  {elapsed:.1f}s{errs}  |  {shares}  |  {verdict.state.value}"
 
 
-def verdict_table(verdict: Verdict, three_way: Mapping[str, Any] | None = None) -> Group:
+def verdict_table(verdict: Verdict, three_way: Mapping[str, Any] | None = None, plain: bool = False) -> Group:
     """The verdict per subset; with ``three_way`` (CanaryResult.three_way) the Consul and Envoy
-    columns stand beside the traffic's, and the sidecar's counters after it."""
-    rows = (three_way or {}).get("subsets") or {}
-    table = Table(title=None)
-    table.add_column("subset")
-    table.add_column("expected", justify="right")
-    table.add_column("band", justify="right")
-    if three_way:
-        table.add_column("Consul", justify="right")
-        table.add_column("Envoy", justify="right")
-    table.add_column("traffic" if three_way else "observed", justify="right")
-    table.add_column("interval" if three_way else "true share (interval)", justify="right")
-    table.add_column("n", justify="right")
-    if three_way:
-        table.add_column("counters", justify="right")  # the sidecar's per-cluster requests
-    table.add_column("")
-    marks = {"inside": "[green]within[/]", "outside": "[red]OUTSIDE[/]", "undecided": "[yellow]undecided[/]"}
-    for s in verdict.subsets:
-        row = rows.get(s.name) or {}
-        cells = [s.name, f"{s.expected * 100:.4g} %", format_band(s.band)]
-        if three_way:
-            cells += [_share(row.get("consul")), _share(row.get("envoy"))]
-        cells += [f"{_pct(s.share)} %", f"{_pct(s.lower)}-{_pct(s.upper)} %", str(s.count)]
-        if three_way:
-            counters = row.get("envoy_counters")
-            cells.append("-" if counters is None else f"{counters['requests']:,}")
-        table.add_row(*cells, marks[s.status])
-    for name, row in rows.items():  # what the sidecar or Consul name that the judged spec does not
-        if name not in {s.name for s in verdict.subsets} and (row.get("consul") or row.get("envoy")):
-            table.add_row(name, "-", "-", _share(row.get("consul")), _share(row.get("envoy")), "-", "-", "-", "-", "")
+    columns stand beside the traffic's, and the sidecar's counters after it.
+
+    ``plain``: for a CI log (stdout not a terminal) -- no box, and a table too wide for the
+    console's width (80, or ``COLUMNS``) becomes one wrapped block per subset, so no number or
+    header is ever cut short (rich's table would squeeze a column to "subs…" or "83.1…")."""
+    headers, rows = _table_cells(verdict, three_way)
+    if plain:
+        table: Any = PlainTable(headers, [[*cells[:-1], _PLAIN_MARKS.get(cells[-1], cells[-1])] for cells in rows])
+    else:
+        table = Table(title=None)
+        for i, header in enumerate(headers):
+            table.add_column(header, justify="left" if i in (0, len(headers) - 1) else "right")
+        for cells in rows:
+            table.add_row(*cells[:-1], _MARKS.get(cells[-1], cells[-1]))
     colour = COLOURS[verdict.state]
     head = Text.assemble(("verdict: ", "bold"), (verdict.state.value, f"bold {colour}"), f"  {verdict.reason}")
     extra = []
@@ -72,6 +57,72 @@ def verdict_table(verdict: Verdict, three_way: Mapping[str, Any] | None = None) 
     lines = [table, head, Text(srm, style="dim")]
     lines += [Text(e, style="yellow") for e in extra]
     return Group(*lines)
+
+
+_MARKS = {"inside": "[green]within[/]", "outside": "[red]OUTSIDE[/]", "undecided": "[yellow]undecided[/]"}
+_PLAIN_MARKS = {"inside": "within", "outside": "OUTSIDE", "undecided": "undecided"}
+
+
+def _table_cells(verdict: Verdict, three_way: Mapping[str, Any] | None) -> tuple[list[str], list[list[str]]]:
+    """The table's headers and rows as text; a row's last cell is the subset's status
+    (inside/outside/undecided, or "" for a row the judged spec does not have)."""
+    rows_3 = (three_way or {}).get("subsets") or {}
+    headers = ["subset", "expected", "band"]
+    if three_way:
+        headers += ["Consul", "Envoy"]
+    headers += ["traffic" if three_way else "observed", "interval" if three_way else "true share (interval)", "n"]
+    if three_way:
+        headers.append("counters")  # the sidecar's per-cluster requests
+    headers.append("")
+    rows = []
+    for s in verdict.subsets:
+        row = rows_3.get(s.name) or {}
+        cells = [s.name, f"{s.expected * 100:.4g} %", format_band(s.band)]
+        if three_way:
+            cells += [_share(row.get("consul")), _share(row.get("envoy"))]
+        cells += [f"{_pct(s.share)} %", f"{_pct(s.lower)}-{_pct(s.upper)} %", str(s.count)]
+        if three_way:
+            counters = row.get("envoy_counters")
+            cells.append("-" if counters is None else f"{counters['requests']:,}")
+        rows.append([*cells, s.status])
+    for name, row in rows_3.items():  # what the sidecar or Consul name that the judged spec does not
+        if name not in {s.name for s in verdict.subsets} and (row.get("consul") or row.get("envoy")):
+            rows.append([name, "-", "-", _share(row.get("consul")), _share(row.get("envoy")), "-", "-", "-", "-", ""])
+    return headers, rows
+
+
+class PlainTable:
+    """A table in plain text that never cuts a cell: aligned columns when they fit the console's
+    width, otherwise one block per row of "header value" items wrapped between items."""
+
+    GAP = "  "
+
+    def __init__(self, headers: list[str], rows: list[list[str]]) -> None:
+        self.headers, self.rows = headers, rows
+
+    def lines(self, width: int) -> list[str]:
+        widths = [max(len(c) for c in column) for column in zip(self.headers, *self.rows, strict=True)]
+        if sum(widths) + len(self.GAP) * (len(widths) - 1) <= width:
+            return [self.GAP.join(c.ljust(w) if i == 0 else c.rjust(w)
+                                  for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+                    for cells in (self.headers, *self.rows)]
+        out = []
+        for cells in self.rows:
+            items = [f"{h} {c}" if h else c for h, c in zip(self.headers[1:], cells[1:], strict=True) if c]
+            line = f"{self.headers[0]} {cells[0]}:"
+            for k, item in enumerate(items):
+                piece = item + ("," if k < len(items) - 1 else "")
+                if len(line) + 1 + len(piece) <= width:
+                    line = f"{line} {piece}"
+                else:
+                    out.append(line)
+                    line = "   " + piece
+            out.append(line)
+        return out
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for line in self.lines(options.max_width):
+            yield Text(line)
 
 
 def _change_text(verdict: Verdict) -> str:
