@@ -26,10 +26,11 @@ from loadgen.load.engine import LoadPlan, RunStats, run_blocking, run_load
 from loadgen.load.identity import IdentityRule
 from loadgen.load.reachable import check_reachable
 from loadgen.load.sample import Sample, SampleWriter
+from loadgen.load.send_order import PrefixLag, SendOrder
 from loadgen.load.tally import Tally
 from loadgen.mesh.consul_api import ConsulClient
 
-__all__ = ["LOOK_EVERY_S", "run_live"]
+__all__ = ["LOOK_EVERY_S", "judged_prefix_line", "run_live"]
 
 LOOK_EVERY_S = 0.1  # how often the live run asks the judge
 UNIDENTIFIED_STOP = 50  # answers without the --subset-from identity, and none with it: a wrong spec
@@ -92,6 +93,11 @@ def run_live(
         if writer:
             writer.write(sample, subset)
 
+    # The judge sees answers in the order their requests were sent, up to the earliest request
+    # still in flight (load.send_order): a faster or slower subset cannot skew what is judged.
+    order = SendOrder(on_sample)
+    lag_at_look: list[PrefixLag] = []  # the judged prefix's lag at the latest look
+
     baseline = three.start.counters if three.start else {}
 
     async def monitor(started: float) -> None:
@@ -100,6 +106,9 @@ def run_live(
         while not state["stop"]:
             await asyncio.sleep(LOOK_EVERY_ENVOY_S if from_envoy else LOOK_EVERY_S)
             elapsed = time.monotonic() - started
+            # A look is dated by the send time up to which the judged prefix is complete.
+            judged_t = order.frontier_t or 0.0
+            lag_at_look[:] = [order.lag()]
             if from_envoy:
                 try:
                     counters = await asyncio.to_thread(three.counters_now)
@@ -112,7 +121,7 @@ def run_live(
                 counts = three.answers(baseline, counters)
                 verdict = check.look_counts(elapsed, counts, 0, check.tally.error_count)
             else:
-                verdict = check.look(elapsed)
+                verdict = check.look(judged_t)
             if writer:
                 writer.flush()
             if on_look:
@@ -131,7 +140,7 @@ def run_live(
             started = time.monotonic()
             mon = asyncio.create_task(monitor(started))
             try:
-                return await run_load(load, on_sample, lambda: state["stop"])
+                return await run_load(load, order, lambda: state["stop"])
             finally:
                 state["stop"] = True
                 await asyncio.gather(mon, return_exceptions=True)
@@ -153,7 +162,7 @@ def run_live(
         verdict = check.look_counts(stats.elapsed, three.answers(baseline, end), 0, check.tally.error_count,
                                     final=True)
     else:
-        verdict = check.look(stats.elapsed, final=True)
+        verdict = check.look(order.frontier_t or 0.0, final=True)
     signum = state["signum"]
     stopped_by = "verdict" if verdict.decided and stats.stopped_by == "stop" and signum is None \
         else ("interrupted" if signum is not None else stats.stopped_by)
@@ -166,10 +175,33 @@ def run_live(
         rate_asked=options.rate, rate_achieved=stats.achieved_rate, late_starts=stats.late, signum=signum,
         max_requests=n_max, reachable=reachable,
         notes=[*(notes or []), *check.tally.went_silent(stats.elapsed), *final.notes],
+        judged_prefix=judged_prefix(lag_at_look[0] if lag_at_look else None, from_envoy),
         three_way=final.three_way, identity=options.subset_from,
         recorded_to=str(options.record) if options.record else None, generator=stats.health(False),
         recording_failed=writer.failed if writer else None,
     )
+
+
+def judged_prefix(lag: PrefixLag | None, from_envoy: bool) -> dict[str, Any]:
+    """How the run was judged, for the result: answers in send order, and how far the judged prefix
+    trailed the newest request at the last look before the run stopped (the final look judges
+    every request sent, once all have ended)."""
+    return {
+        "order": "routed by the client sidecar" if from_envoy else "send",
+        "at_last_look": None if lag is None else lag.to_json(),
+    }
+
+
+def judged_prefix_line(prefix: dict[str, Any]) -> str | None:
+    """The judged prefix in one line for people (None when there is nothing to say)."""
+    if prefix.get("order") != "send":
+        return f"judged: requests as {prefix.get('order')}" if prefix.get("order") else None
+    last = prefix.get("at_last_look")
+    if not last:
+        return "judged in send order"
+    return (f"judged in send order: at the last look the judged prefix trailed the newest request by "
+            f"{last['lag_s'] * 1000:.0f} ms ({last['held']:,} answers held back behind {last['in_flight']:,} "
+            "requests still in flight; the final look judged them all)")
 
 
 def identity_never_matched(identity: IdentityRule, *tallies: Tally) -> bool:

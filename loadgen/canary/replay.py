@@ -10,6 +10,7 @@ from loadgen.canary.options import CanaryOptions
 from loadgen.canary.progress import Snapshot
 from loadgen.canary.result import CanaryResult
 from loadgen.errors import UsageError
+from loadgen.load.recording_order import samples_in_send_order
 from loadgen.load.sample import read_samples
 from loadgen.mesh.subsets import SubsetMap
 from loadgen.stats import Verdict
@@ -20,7 +21,7 @@ REPLAY_LOOK_EVERY = 50  # samples between looks when replaying a recording
 
 
 def replay(options: CanaryOptions, on_look: Callable[[Snapshot], None] | None = None) -> CanaryResult:
-    """Judge a recording as the live run would have, looking every REPLAY_LOOK_EVERY samples.
+    """Judge a recording as the live run would have, in send order, looking every REPLAY_LOOK_EVERY samples.
 
     The file is read twice, streaming (a long recording is never held in memory): once to
     check every line and learn the subsets recorded, so a bad line is exit 2 with nothing
@@ -31,10 +32,13 @@ def replay(options: CanaryOptions, on_look: Callable[[Snapshot], None] | None = 
         raise UsageError("--replay judges without any network: give the split, like --expect 85/15")
     recorded: dict[str, str] = {}
     total = 0
+    last_t, in_order = float("-inf"), True
     for sample, sub in read_samples(path):
         total += 1
         if sample.app_id is not None and sub is not None:
             recorded[sample.app_id] = sub
+        in_order = in_order and sample.t >= last_t
+        last_t = sample.t
     if options.mapping:
         mapping = mapping_from_option(options.mapping)
     else:
@@ -50,7 +54,8 @@ def replay(options: CanaryOptions, on_look: Callable[[Snapshot], None] | None = 
                        options.config, options.method, options.warmup)
     verdict: Verdict | None = None
     last_t = 0.0
-    for i, (sample, _) in enumerate(read_samples(path), start=1):
+    # Judged in send order (by t), as the live run judges, whatever the order of the lines.
+    for i, (sample, _) in enumerate(samples_in_send_order(path, known_in_order=in_order), start=1):
         check.add(sample)
         last_t = sample.t
         if options.method == "sequential" and i % REPLAY_LOOK_EVERY == 0:

@@ -11,8 +11,9 @@ from loadgen import interrupts
 from loadgen.errors import ExitCode, exit_code
 from loadgen.load.tally import Tally
 from loadgen.mesh.subsets import SubsetMap
-from loadgen.report.files import junit_xml
-from loadgen.stats import SampleSizePlan, SplitSpec, Verdict
+from loadgen.report.junit import TestCase, TestSuite, render
+from loadgen.stats import SampleSizePlan, SplitSpec, Verdict, VerdictState
+from loadgen.stats.bands import format_band
 
 __all__ = ["GENERATOR_KEYS", "WARMUP_KEYS", "CanaryResult", "warmup_report"]
 
@@ -54,6 +55,9 @@ class CanaryResult:
     workers: dict[str, dict[str, Any]] | None = None  # Locust's distributed runs: each worker's counts
     three_way: dict[str, Any] | None = None  # Consul / Envoy / traffic per subset (canary.three_way)
     identity: str = "auto"  # how a response named its backend (--subset-from)
+    # The order answers were judged in ("send": the complete prefix by send time) and how far that
+    # prefix trailed the newest request at the last look; None where it does not apply.
+    judged_prefix: dict[str, Any] | None = None
 
     @property
     def warnings(self) -> list[str]:
@@ -111,6 +115,7 @@ class CanaryResult:
             "workers": self.workers,
             "three_way": self.three_way,
             "subset_from": self.identity,
+            "judged_prefix": self.judged_prefix,
             "exit_code": int(self.exit_code),
         }
 
@@ -129,8 +134,38 @@ class CanaryResult:
             checks.append(("client sidecar routes as Consul compiled", three.get("stale"),
                            three.get("stale") or f"Envoy {_split_text(envoy)} = Consul "
                                                  f"{properties.get('consul', '?')}"))
-        return junit_xml(self.verdict, suite=suite, duration_s=self.duration_s, properties=properties,
-                         checks=checks)
+        return render(TestSuite(suite, _junit_cases(self.verdict, suite, checks), time_s=self.duration_s,
+                                properties=properties))
+
+
+def _junit_cases(verdict: Verdict, suite: str, checks: list[tuple[str, str | None, str]]) -> list[TestCase]:
+    """One case per subset (its share within the band), one per extra check (name, failure
+    message or None, text) and one for the verdict."""
+    cases = []
+    for s in verdict.subsets:
+        text = (f"expected {s.expected * 100:.4g} %, band {format_band(s.band)}; observed "
+                f"{s.share * 100:.2f} % of n={verdict.n}; true share {s.lower * 100:.2f}-{s.upper * 100:.2f} %")
+        if s.status == "outside":
+            cases.append(TestCase(f"subset {s.name}", suite, failure=f"{s.name} outside its band",
+                                  failure_type="SplitMismatch", failure_text=text))
+        elif s.status == "undecided":
+            cases.append(TestCase(f"subset {s.name}", suite, skipped=f"{s.name} not decided: {text}"))
+        else:
+            cases.append(TestCase(f"subset {s.name}", suite, system_out=text))
+    for name, failure, text in checks:
+        if failure:
+            cases.append(TestCase(name, suite, failure=failure, failure_type="Check", failure_text=text))
+        else:
+            cases.append(TestCase(name, suite, system_out=text))
+    if verdict.state is VerdictState.FAIL:
+        kind = "SplitChanged" if verdict.change is not None and verdict.change.detected else "FAIL"
+        cases.append(TestCase("verdict", suite, failure=verdict.reason, failure_type=kind,
+                              failure_text=verdict.reason))
+    elif verdict.state is not VerdictState.PASS:
+        cases.append(TestCase("verdict", suite, skipped=f"{verdict.state.value}: {verdict.reason}"))
+    else:
+        cases.append(TestCase("verdict", suite, system_out=verdict.reason))
+    return cases
 
 
 def latency_by_app_id(tally: Tally) -> dict[str, dict[str, float]]:

@@ -180,7 +180,11 @@ class ThreeWay:
         return self.admin.cluster_stats(sorted(self.clusters))
 
     def answers(self, before: Mapping[str, ClusterCounters], after: Mapping[str, ClusterCounters]) -> dict[str, int]:
-        """Successful (2xx) answers per subset between two readings: ``--subset-from envoy``'s counts."""
+        """Requests the sidecar routed to each subset between two readings: ``--subset-from envoy``'s
+        counts. ``upstream_rq_total`` counts a request when the sidecar hands it to a cluster's
+        connection, not when it is answered, so a reading holds every request routed so far in the
+        order they were routed, whichever subset answers faster (answered counts such as 2xx would
+        over-represent the faster subset among the newest requests, and under-count a failing one)."""
         clusters = self.clusters
         out: dict[str, int] = {}
         for cluster, now in after.items():
@@ -188,7 +192,7 @@ class ThreeWay:
             if name is None:
                 continue
             then = before.get(cluster)
-            out[name] = out.get(name, 0) + (now.delta(then) if then is not None else now).rq_2xx
+            out[name] = out.get(name, 0) + (now.delta(then) if then is not None else now).rq_total
         return out
 
     def judge(self, verdict: Verdict, traffic: Mapping[str, int] | None, alpha: float) -> tuple[Verdict, list[str]]:

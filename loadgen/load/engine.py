@@ -34,6 +34,7 @@ from loadgen.load.health import GeneratorHealth
 from loadgen.load.identity import AUTO, IdentityRule, json_object
 from loadgen.load.sample import Sample
 from loadgen.load.schedule import RateSchedule, Segment
+from loadgen.load.send_order import SendOrder
 
 STOP_POLL_S = 0.1  # the longest the open loop sleeps before looking at should_stop() again
 LATE_MS = 10.0  # a request starting this much after its intended time is late
@@ -186,10 +187,15 @@ async def _one(client: Client, start: float, intended: float | None, clock: Call
 
 
 async def run_load(
-    plan: LoadPlan, on_sample: Callable[[Sample], None], should_stop: Callable[[], bool] = lambda: False
+    plan: LoadPlan, on_sample: Callable[[Sample], None] | SendOrder,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> RunStats:
-    """Run ``plan``; call ``on_sample`` for every request as it completes. In-flight requests
-    always finish (each bounded by the timeout): no collected sample is ever dropped."""
+    """Run ``plan``; hand every request's sample on **in the order the requests were sent**
+    (:class:`SendOrder`: a sample waits until every earlier request has ended, at most the
+    per-request timeout). Give a :class:`SendOrder` to watch how far the released prefix
+    trails the sends; a plain callable is wrapped in one. In-flight requests always finish:
+    no collected sample is ever dropped."""
+    order = on_sample if isinstance(on_sample, SendOrder) else SendOrder(on_sample)
     # perf_counter, not loop.time(): uvloop's loop clock ticks in whole milliseconds.
     clock = time.perf_counter
     stats = RunStats()
@@ -201,10 +207,11 @@ async def run_load(
     start = plan.start_at if plan.start_at is not None else clock()
     try:
         if plan.closed_loop:
-            await _closed_loop(plan, client, start, clock, stats, on_sample, should_stop)
+            await _closed_loop(plan, client, start, clock, stats, order, should_stop)
         else:
-            await _open_loop(plan, client, start, clock, stats, on_sample, should_stop)
+            await _open_loop(plan, client, start, clock, stats, order, should_stop)
     finally:
+        order.close()  # requests cancelled before they ended leave gaps: release the rest
         client.close()
         stats.elapsed = clock() - start
         stats.cpu_share = (sum(proc.cpu_times()[:2]) - cpu0) / stats.elapsed if stats.elapsed > 0 else 0.0
@@ -212,15 +219,15 @@ async def run_load(
 
 
 async def _open_loop(plan: LoadPlan, client: Client, start: float, clock: Callable[[], float], stats: RunStats,
-                     on_sample: Callable[[Sample], None], should_stop: Callable[[], bool]) -> None:
+                     order: SendOrder, should_stop: Callable[[], bool]) -> None:
     slots = asyncio.Semaphore(plan.max_in_flight)
     tasks: set[asyncio.Task[None]] = set()
 
-    async def one(intended: float) -> None:
+    async def one(intended: float, ticket: int) -> None:
         try:
             sample = await _one(client, start, intended, clock, plan.identity)
             stats.completed += 1
-            on_sample(sample)
+            order.done(ticket, sample)
         finally:
             slots.release()
 
@@ -261,7 +268,7 @@ async def _open_loop(plan: LoadPlan, client: Client, start: float, clock: Callab
             if late_ms > stats.max_late_ms:
                 stats.max_late_ms = late_ms
         stats.sent += 1
-        task = loop_create_task(one(intended))
+        task = loop_create_task(one(intended, order.sent(offset)))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
     if cut is not None:
@@ -327,7 +334,7 @@ def _segment_count(ramp: Segment, base: float, length: float, duration: float, l
 
 
 async def _closed_loop(plan: LoadPlan, client: Client, start: float, clock: Callable[[], float],
-                       stats: RunStats, on_sample: Callable[[Sample], None], should_stop: Callable[[], bool]) -> None:
+                       stats: RunStats, order: SendOrder, should_stop: Callable[[], bool]) -> None:
     assert plan.concurrency is not None
     deadline = start + plan.max_time
     n = plan.shard[1] if plan.shard else 1
@@ -348,9 +355,10 @@ async def _closed_loop(plan: LoadPlan, client: Client, start: float, clock: Call
             if now >= deadline:
                 return
             stats.sent += 1
+            ticket = order.sent(now - start)
             sample = await _one(c, start, None, clock, plan.identity)
             stats.completed += 1
-            on_sample(sample)
+            order.done(ticket, sample)
 
     try:
         await asyncio.gather(*(worker(c) for c in clients))
