@@ -18,9 +18,14 @@ What it adds to Locust:
 * headless runs exit with the canary's codes (0 PASS, 1 FAIL, 3 INCONCLUSIVE) and write the
   same JSON / JUnit as ``loadgen canary``;
 * distributed runs: each worker sends its cumulative counts and encoded histograms with its
-  stats report; the master sums the latest report of every worker (exact) and judges that.
+  stats report; the master sums the latest report of every worker (exact) for the tab and the
+  latency figures.
 
-The judge is loadgen's own SequentialJudge (anytime-valid), fed every second.
+The judge is loadgen's own SequentialJudge (anytime-valid), fed every second, and it judges
+answers in the order their requests *started*, never the order they completed: each process
+releases its answers in start order (load.send_order) and counts them per start-time bucket
+(load.prefix_buckets); the judge takes the buckets every process has completed (every request
+started in them has ended), so a faster or slower subset cannot look like a moved split.
 """
 
 from __future__ import annotations
@@ -42,7 +47,9 @@ from loadgen.canary.three_way import ThreeWay, three_way_for
 from loadgen.errors import ExitCode, LoadgenError
 from loadgen.load.engine import app_id_of
 from loadgen.load.histograms import LatencyBook
+from loadgen.load.prefix_buckets import BUCKET_S, BucketCounts, MergedPrefix, PrefixBuckets
 from loadgen.load.sample import Sample
+from loadgen.load.send_order import SendOrder
 from loadgen.load.tally import Tally
 from loadgen.mesh.consul_api import ConsulClient
 from loadgen.report.files import write_json, write_output
@@ -56,26 +63,68 @@ TAB_KEY = "loadgen-split"
 SERVICE = "service-b"  # whose subsets are judged
 
 
+Pending = tuple[SendOrder, int, float]  # a request being sent: its order, ticket and start (seconds into the test)
+
+
 class SplitTracker:
-    """This process's tally of the test -- plus, on a master, the latest report of each worker."""
+    """This process's tally of the test, released in start order -- plus, on a master, the latest
+    report of each worker and every process's start-ordered buckets (what is judged)."""
 
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
-        self.started = time.monotonic()
+        self.started = time.time()  # wall clock: the workers' buckets line up across machines
         self.tally = Tally()
+        self.order = SendOrder(self._released)
+        self.prefix = PrefixBuckets()
+        self.merged_prefix = MergedPrefix()  # what is judged: every process's complete buckets
         self.workers: dict[str, dict[str, Any]] = {}  # master: latest cumulative Tally.encode() per worker
 
-    def record(self, status: int | None, app_id: str | None, error: str | None, response_ms: float) -> None:
-        self.tally.add(Sample(t=time.monotonic() - self.started, status=status, app_id=app_id,
-                              latency_ms=response_ms, error=error, service_ms=response_ms))
+    def sending(self) -> Pending:
+        """A request starts now: its ticket in this process's start order."""
+        t = time.time() - self.started
+        return self.order, self.order.sent(t), t
+
+    def record(self, pending: Pending, status: int | None, app_id: str | None, error: str | None,
+               response_ms: float) -> None:
+        order, ticket, t = pending
+        if order is not self.order:
+            return  # started before the stats were reset
+        order.done(ticket, Sample(t=t, status=status, app_id=app_id, latency_ms=response_ms, error=error,
+                                  service_ms=response_ms))
+
+    def _released(self, sample: Sample) -> None:
+        self.tally.add(sample)
+        self.prefix.add(self.started + sample.t, sample)
+
+    def close(self) -> None:
+        """The users have stopped: a request killed mid-flight never answers, so release the rest."""
+        self.order.close()
+        # Nothing is in flight any more: the current bucket is complete too (its last answers are
+        # reported with the worker's final stats).
+        self.prefix.advance(time.time() + self.prefix.bucket_s)
+
+    def prefix_report(self) -> dict[str, Any]:
+        """The start-time buckets completed since the last report."""
+        if self.order.sent_count or self.prefix.buckets:
+            self.prefix.advance(self.started + self.order.complete_until(time.time() - self.started))
+        return self.prefix.report()
+
+    def judged(self, final: bool = False) -> tuple[BucketCounts, float | None]:
+        """The counts to judge: the requests started before every process's complete mark (all of
+        them on the final look), and that mark (wall seconds), None when nothing is complete."""
+        if self.order.sent_count:  # this process sends (a standalone run): it is a source too
+            self.merged_prefix.merge("local", self.prefix_report())
+        counts, below = self.merged_prefix.judged(final)
+        return counts, None if below is None else below * BUCKET_S
 
     def encode(self) -> dict[str, Any]:
-        return self.tally.encode()
+        return {"tally": self.tally.encode(), "prefix": self.prefix_report()}
 
     def merged(self) -> Tally:
-        """Exact totals: this process's own samples plus the latest cumulative report of each worker."""
+        """Exact totals (for the tab and the latency figures): this process's own released samples
+        plus the latest cumulative report of each worker."""
         return Tally.merged([self.tally.encode(), *self.workers.values()])
 
 
@@ -152,8 +201,12 @@ class LocustCanary:
     def look(self, final: bool = False) -> Verdict | None:
         if self.check is None:
             return None
-        t = time.monotonic() - self.started  # the look's time, for reporting a change in the split
-        return self.check.look(t, final, tally=TRACKER.merged())
+        # Judged in start order: the requests every process has completed up to `below`; the look
+        # is dated by that start time (seconds into the test), for reporting a change in the split.
+        counts, below = TRACKER.judged(final)
+        t = max(0.0, (below if below is not None else time.time()) - TRACKER.started)
+        subsets, unknown = self.check.expectation.classify(counts.app_ids)
+        return self.check.look_counts(t, subsets, unknown, counts.errors, final)
 
     def rows(self) -> list[dict[str, Any]]:
         """The Split tab's table: one row per subset, one per backend APP_ID, one for the verdict."""
@@ -247,6 +300,7 @@ class MeshUser(FastHttpUser):
 
     @task
     def hello_a(self) -> None:
+        pending = TRACKER.sending()
         with self.client.get("/hello_a", name="/hello_a", catch_response=True) as resp:
             status = resp.status_code or None
             body = resp.content or b""
@@ -260,7 +314,7 @@ class MeshUser(FastHttpUser):
                 resp.failure("no APP_ID in the answer")
             else:
                 resp.success()
-            TRACKER.record(status, app_id, error, float(resp.request_meta.get("response_time") or 0.0)
+            TRACKER.record(pending, status, app_id, error, float(resp.request_meta.get("response_time") or 0.0)
                            if hasattr(resp, "request_meta") else 0.0)
 
 
@@ -359,7 +413,13 @@ def _to_master(client_id: str, data: dict[str, Any]) -> None:
 @events.worker_report.add_listener
 def _from_worker(client_id: str, data: dict[str, Any]) -> None:
     if "loadgen_split" in data:
-        TRACKER.workers[client_id] = data["loadgen_split"]
+        TRACKER.workers[client_id] = data["loadgen_split"]["tally"]
+        TRACKER.merged_prefix.merge(client_id, data["loadgen_split"]["prefix"])
+
+
+@events.test_stop.add_listener
+def _stopped(**_kw: Any) -> None:
+    TRACKER.close()
 
 
 @events.quitting.add_listener
@@ -367,6 +427,7 @@ def _quitting(environment: Any, **_kw: Any) -> None:
     canary: LocustCanary | None = getattr(environment, "loadgen_canary", None)
     if canary is None:
         return
+    TRACKER.close()
     if isinstance(environment.runner, WorkerRunner):
         # A worker's own final counts (what its last report carried), for checking the merge.
         if canary.json_path:

@@ -85,6 +85,11 @@ class SendOrder:
             return self._sent_t[0]
         return self.released_t
 
+    def complete_until(self, now: float) -> float:
+        """The send time before which every request has been released: that of the earliest request
+        still in flight, or ``now`` (on the same clock as ``t``) when none is."""
+        return self._sent_t[0] if self._sent_t else now
+
     def lag(self) -> PrefixLag:
         pending = self._next_ticket - self._next_release
         held = len(self._done)
