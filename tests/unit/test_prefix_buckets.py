@@ -78,4 +78,5 @@ def test_the_judged_prefix_is_exactly_the_requests_started_before_the_mark():
     expected = Counter(app for _, t, app, _ in sends if t < mark)
     answered = Counter(app for _, _, app, done in sends if done < stop_at)
     assert 5.0 < mark <= 5.75 and counts.app_ids == expected
-    assert answered["2"] / sum(answered.values()) > expected["2"] / sum(expected.values())  # what completion order judged
+    # what completion order would have judged: the faster v2 over-represented
+    assert answered["2"] / sum(answered.values()) > expected["2"] / sum(expected.values())
