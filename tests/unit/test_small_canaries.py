@@ -12,6 +12,7 @@ import pytest
 from loadgen.stats import JudgeConfig, SequentialJudge, SpecError, SplitSpec, Tolerance, VerdictState
 from loadgen.stats.bands import band_of, half_widths
 from loadgen.stats.figures import HELP_SCENARIOS, published
+from tests.unit.cli_in_process import loadgen_in_process
 from tests.unit.test_canary_cli import UNREACHABLE, run
 
 
@@ -30,7 +31,8 @@ def _record(path, shares_by_segment, seed):
 
 
 def _replay(tmp_path, rec, *args):
-    proc = run("--replay", str(rec), *args, "--json", "-", tmp_path=tmp_path)
+    # In-process: the replay path is what is tested, not the CLI's start (test_canary_cli has that).
+    proc = loadgen_in_process("canary", "--replay", str(rec), *args, "--json", "-", tmp_path=tmp_path)
     assert "Traceback" not in proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 
