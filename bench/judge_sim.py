@@ -6,7 +6,8 @@ gives INCONCLUSIVE when the canary's default budget (4 x the fixed test's n, at 
 runs out. Judged on the very same streams:
 
 * ``new``   -- the SequentialJudge as it is (bands +- min(tolerance, w/2), mixture confidence
-  sequences, the change test), via loadgen.stats.simulate; ``--check`` re-judges the first
+  sequences, the change test and the test of a split moving back and forth), via
+  loadgen.stats.simulate; ``--check`` re-judges the first
   runs of every cell with the real SequentialJudge, one look at a time, and stops the bench
   if a verdict, its stopping n or its change reason differs;
 * ``old``   -- the judge before it (every band +- tolerance, one Beta per subset centred on
@@ -117,11 +118,12 @@ def check_against_judge(spec: SplitSpec, cfg: JudgeConfig, steps: np.ndarray, ou
                 break
         code = {VerdictState.PASS: PASS, VerdictState.FAIL: FAIL}.get(v.state, INCONCLUSIVE)
         by_change = v.change is not None and v.change.detected
+        by_flap = v.flapping is not None and v.flapping.detected
         if code != outcome.code[r] or (code != INCONCLUSIVE and v.n != outcome.stop_n[r]) \
-                or by_change != outcome.by_change[r]:
+                or by_change != outcome.by_change[r] or by_flap != outcome.by_flap[r]:
             raise SystemExit(f"simulate.judge_streams differs from SequentialJudge ({spec.as_percent()}): run {r} "
-                             f"{v.state} n={v.n} change={by_change} vs {outcome.code[r]} n={outcome.stop_n[r]} "
-                             f"change={outcome.by_change[r]}")
+                             f"{v.state} n={v.n} change={by_change} flap={by_flap} vs {outcome.code[r]} "
+                             f"n={outcome.stop_n[r]} change={outcome.by_change[r]} flap={outcome.by_flap[r]}")
     return min(runs, steps.shape[1])
 
 
@@ -224,14 +226,15 @@ def main() -> int:
     spec = SplitSpec.parse("85/15")
     budget = default_budget(fixed_sample_size(spec, cfg, 0.8))
     print("\n| split during the run (expected 85/15) | new FAIL | new FAIL with the change reason "
-          "| new median n at FAIL | new INCONCL. | old FAIL | old PASS | old median n at FAIL |")
-    print("|" + "---|" * 8)
+          "| new FAIL with the back-and-forth reason | new median n at FAIL | new INCONCL. | old FAIL | old PASS "
+          "| old median n at FAIL |")
+    print("|" + "---|" * 9)
     for kind, label in (("step", "85/15, then 50/50 after 1,000"), ("alternate", "85/15 <-> 95/5 every 500")):
         steps = change_steps(kind, budget // LOOK_EVERY, args.runs, rng)
         new = judge_streams(spec, cfg, steps)
         checked += check_against_judge(spec, cfg, steps, new, args.check)
         old = old_judge_streams(spec, cfg, steps, args.tolerance / 100)
-        print(f"| {label} | {(new.code == FAIL).mean():.4f} | {new.by_change.mean():.4f} "
+        print(f"| {label} | {(new.code == FAIL).mean():.4f} | {new.by_change.mean():.4f} | {new.by_flap.mean():.4f} "
               f"| {np.median(new.stop_n[new.code == FAIL]):.0f} | {(new.code == INCONCLUSIVE).mean():.4f} "
               f"| {(old.code == FAIL).mean():.4f} | {(old.code == PASS).mean():.4f} "
               f"| {np.median(old.stop_n[old.code == FAIL]):.0f} |", flush=True)

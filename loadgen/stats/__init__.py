@@ -12,10 +12,10 @@ from loadgen.stats.judge import Judge, make_judge
 from loadgen.stats.plan import SampleSizePlan, plan_sample_size
 from loadgen.stats.sequential import SequentialJudge
 from loadgen.stats.spec import SpecError, SplitSpec, parse_app_id_map
-from loadgen.stats.verdict import ChangeResult, Segment, SubsetResult, Verdict, VerdictState
+from loadgen.stats.verdict import ChangeResult, FlapResult, Segment, SubsetResult, Verdict, VerdictState
 
 __all__ = [
-    "ChangeResult", "FixedJudge", "Judge", "JudgeConfig", "SampleSizePlan", "Segment", "SequentialJudge",
+    "ChangeResult", "FixedJudge", "FlapResult", "Judge", "JudgeConfig", "SampleSizePlan", "Segment", "SequentialJudge",
     "SpecError", "SplitSpec", "SubsetResult", "Tolerance", "Verdict", "VerdictState", "make_judge",
     "parse_app_id_map", "plan_sample_size",
 ]

@@ -22,15 +22,24 @@ from dataclasses import dataclass
 
 from loadgen.stats.bands import Tolerance, band_of, format_band, half_widths
 from loadgen.stats.spec import SpecError, SplitSpec
-from loadgen.stats.verdict import ChangeResult, GuardResult, SubsetResult, Verdict, VerdictState
+from loadgen.stats.verdict import ChangeResult, FlapResult, GuardResult, SubsetResult, Verdict, VerdictState
 
 # How alpha is shared out: most to the split, the rest to the two guards (unknown APP_IDs,
-# errors) and to the test of a split that changed during the run.
+# errors) and to the two tests of an unsteady split, which share 5 %: one change point
+# (loadgen.stats.change) and a split that moves back and forth (loadgen.stats.flapping).
 SPLIT_ALPHA_SHARE = 0.85
-GUARD_ALPHA_SHARE = 0.05
-CHANGE_ALPHA_SHARE = 0.05
+GUARD_ALPHA_SHARE = 0.05  # each of the two guards
+CHANGE_ALPHA_SHARE = 0.025
+FLAP_ALPHA_SHARE = 0.025
 # A FAIL mentions change evidence from 20:1 on, short of proof: a hint where to look, not a claim.
 HINT_LOG_EVIDENCE = math.log(20)
+# No PASS while the flapping test's evidence is at least this. The split's intervals are
+# intersected across looks: when the split moves back and forth, an interval from a high
+# stretch and one from a low stretch intersect in a sliver that can lie inside the band, and
+# the judge would PASS a split that never held -- long before the flapping test has its proof.
+# Holding costs nothing in validity (every interval and test stays anytime-valid, a PASS only
+# comes later) and almost nothing at a constant split, where the evidence sinks well below 1:1.
+FLAP_HOLD_LOG_EVIDENCE = 0.0
 
 
 ZERO_LIMIT_CENTER = 0.001  # where a guard with limit 0 centres its interval's mixture (display only)
@@ -90,6 +99,10 @@ class JudgeConfig:
     def change_alpha(self) -> float:
         return self.alpha * CHANGE_ALPHA_SHARE
 
+    @property
+    def flap_alpha(self) -> float:
+        return self.alpha * FLAP_ALPHA_SHARE
+
 
 def subset_status(expected: float, count: int, lower: float, upper: float, band: tuple[float, float]) -> str:
     if expected == 0 and count > 0:
@@ -148,6 +161,16 @@ def change_sentence(change: ChangeResult, names: tuple[str, ...]) -> str:
             "responses)")
 
 
+def flap_sentence(flap: FlapResult, names: tuple[str, ...]) -> str:
+    assert flap.low is not None and flap.high is not None
+    ranges = ", ".join(f"{name} {_num_fine(flap.low[name])}-{_pct_fine(flap.high[name])}" for name in names)
+    span = f" (~{flap.window_s:.1f} s each)" if flap.window_s is not None else ""
+    return (f"the split moved back and forth during the run: over {flap.windows} windows of ~{flap.window:,} "
+            f"responses{span} the shares ranged {ranges} (evidence {math.exp(flap.log_evidence):,.0f}:1 against "
+            "one constant split); look for two writers of the splitter or client sidecars on different "
+            "config versions")
+
+
 def decide(
     spec: SplitSpec,
     counts: list[int],
@@ -159,6 +182,7 @@ def decide(
     srm_p_anytime: float | None,
     final: bool,
     change: ChangeResult | None = None,
+    flapping: FlapResult | None = None,
 ) -> Verdict:
     n = sum(counts)
     subsets = []
@@ -177,11 +201,15 @@ def decide(
         outside = [s for s in outside if _starved(s)]  # its twin's sentence only mirrors it
     exceeded = [g for g in guards if g.exceeded]
     changed = change is not None and change.detected
-    if changed or outside or exceeded:
+    flapped = flapping is not None and flapping.detected
+    if changed or flapped or outside or exceeded:
         state = VerdictState.FAIL
-        # A proved change comes first: the per-subset intervals then describe no split that
-        # ever existed, so their sentences would mislead.
-        parts = [change_sentence(change, spec.names)] if changed else [_subset_sentence(s, n) for s in outside]
+        # A proved change or movement comes first: the per-subset intervals then describe no
+        # split that ever existed, so their sentences would mislead.
+        parts = [change_sentence(change, spec.names)] if changed else []
+        parts += [flap_sentence(flapping, spec.names)] if flapped else []
+        if not parts:
+            parts = [_subset_sentence(s, n) for s in outside]
         parts += [_guard_sentence(g) for g in exceeded]
         # Name subsets that never answered even when the proof came from elsewhere (often
         # the errors): a missing subset is what the person needs to hear first.
@@ -193,23 +221,29 @@ def decide(
             parts.append(f"the split also looks unsteady over time (evidence {math.exp(change.log_evidence):,.0f}:1 "
                          f"against one constant split; {math.exp(change.log_threshold):,.0f}:1 would prove a change)")
         reason = "; ".join(parts) + f" ({conf}, n={n})"
-    elif all(s.status == "inside" for s in subsets):
+    elif all(s.status == "inside" for s in subsets) and not (flapping is not None and flapping.holding):
         state = VerdictState.PASS
         bands = ", ".join(f"{s.name} {format_band(s.band)}" for s in subsets)
         reason = f"every subset is within its band ({bands}) ({conf}, n={n})"
     else:
         state = VerdictState.INCONCLUSIVE if final else VerdictState.RUNNING
         open_ = [s for s in subsets if s.status == "undecided"]
-        worst = max(open_, key=lambda s: s.upper - s.lower)
         lead = "budget ran out before the verdict was clear" if final else "not clear yet"
-        reason = (
-            f"{lead}: {worst.name}'s true share is {_num_fine(worst.lower)}-{_pct_fine(worst.upper)}, "
-            f"which overlaps the edge of its band {format_band(worst.band)} (n={n})"
-        )
+        if open_:
+            worst = max(open_, key=lambda s: s.upper - s.lower)
+            reason = (
+                f"{lead}: {worst.name}'s true share is {_num_fine(worst.lower)}-{_pct_fine(worst.upper)}, "
+                f"which overlaps the edge of its band {format_band(worst.band)} (n={n})"
+            )
+        else:
+            assert flapping is not None
+            reason = (f"{lead}: every subset is within its band, but the split may be moving back and forth "
+                      f"(evidence {math.exp(flapping.log_evidence):,.1f}:1 against one constant split; "
+                      f"{math.exp(flapping.log_threshold):,.0f}:1 would prove it) (n={n})")
         if final:
             reason += "; send more requests (a longer run) or widen the tolerance"
     return Verdict(
         state=state, n=n, subsets=tuple(subsets), reason=reason, method=method,
         tolerance=config.band_tolerance, alpha=config.alpha, srm_p=srm_p, srm_p_anytime=srm_p_anytime,
-        guards=tuple(guards), change=change,
+        guards=tuple(guards), change=change, flapping=flapping,
     )

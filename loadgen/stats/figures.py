@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from loadgen.stats import change, confseq, decide
+from loadgen.stats import change, confseq, decide, flapping
 from loadgen.stats.decide import JudgeConfig
 from loadgen.stats.simulate import LOOK_EVERY
 
@@ -25,7 +25,8 @@ def design_fingerprint(config: JudgeConfig) -> str:
     """Changes whenever anything that moves the simulated figures changes."""
     design = repr((confseq.MIXTURE_DESIGN, decide.SPLIT_ALPHA_SHARE, decide.GUARD_ALPHA_SHARE,
                    decide.CHANGE_ALPHA_SHARE, change.CANDIDATES[:64].tolist(), LOOK_EVERY, config.tolerance,
-                   config.alpha))
+                   config.alpha, decide.FLAP_ALPHA_SHARE, decide.FLAP_HOLD_LOG_EVIDENCE, flapping.grids(),
+                   flapping.FLAP_DESIGN, flapping.MIN_CONCENTRATION))
     return hashlib.sha256(design.encode()).hexdigest()[:16]
 
 

@@ -9,7 +9,8 @@ does not inflate the error rates -- unlike re-running a fixed-n test after each 
 One judge follows one stream of responses: the intervals are intersected across looks
 (still valid, and never widening), so counts must only grow. Each look's new responses are
 also kept per look for the test of a split that changed during the run
-(:mod:`loadgen.stats.change`); pass ``t`` (seconds into the run) so a change is reported
+(:mod:`loadgen.stats.change`) and for one that moves back and forth
+(:mod:`loadgen.stats.flapping`); pass ``t`` (seconds into the run) so a change is reported
 with its time.
 """
 
@@ -19,11 +20,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from loadgen.stats import change, confseq
-from loadgen.stats.decide import ZERO_LIMIT_CENTER, JudgeConfig, decide, guard_exceeded
+from loadgen.stats import change, confseq, flapping
+from loadgen.stats.decide import FLAP_HOLD_LOG_EVIDENCE, ZERO_LIMIT_CENTER, JudgeConfig, decide, guard_exceeded
 from loadgen.stats.spec import SplitSpec
 from loadgen.stats.srm import chi_square_p, dirichlet_log_bf
-from loadgen.stats.verdict import ChangeResult, GuardResult, Segment, Verdict
+from loadgen.stats.verdict import ChangeResult, FlapResult, GuardResult, Segment, Verdict
 
 GUARDS = ("unknown APP_IDs", "errors")
 
@@ -57,6 +58,8 @@ class SequentialJudge:
         self._looks: list[list[int]] = []
         self._look_times: list[float | None] = []
         self._change: ChangeResult | None = None
+        self._flap_test = flapping.FlapTest(spec.weights, flapping.concentration(spec.weights, widths))
+        self._flap: FlapResult | None = None
 
     def update(self, counts: Mapping[str, int], unknown: int = 0, errors: int = 0, t: float | None = None) -> Verdict:
         """Judge the cumulative ``counts`` per subset (plus responses no subset claims and errors);
@@ -98,25 +101,26 @@ class SequentialJudge:
                 )
             )
 
+        # A look without new responses is no look for the tests of an unsteady split (a boundary
+        # would cost the change test prior mass); the others are kept with their times.
+        fresh = n > 0 and (not self._looks or c != self._looks[-1])
+        if fresh:
+            self._looks.append(c)
+            self._look_times.append(t)
         self._max_log_bf = max(self._max_log_bf, dirichlet_log_bf(c, self.spec.weights, self._srm_concentration))
         return decide(
             self.spec, c, list(zip(self._lower.tolist(), self._upper.tolist(), strict=True)), guards, self.config,
             self.method, chi_square_p(c, self.spec.weights), min(1.0, float(np.exp(-self._max_log_bf))), final,
-            change=self._test_change(c, t),
+            change=self._test_change(c, fresh), flapping=self._test_flapping(fresh),
         )
 
-    def _test_change(self, c: list[int], t: float | None) -> ChangeResult:
-        """Add this look to the history and test one constant split throughout (once proved, it stays)."""
-        if self._change is not None and self._change.detected:
+    def _test_change(self, c: list[int], fresh: bool) -> ChangeResult:
+        """Test one constant split throughout against one change point (once proved, it stays)."""
+        if self._change is not None and (self._change.detected or not fresh):
             return self._change
         threshold = float(np.log(1 / self.config.change_alpha))
-        if sum(c) == 0 or (self._looks and c == self._looks[-1]):
-            # No new responses: not a look for the change test (a boundary would cost prior mass).
-            if self._change is not None:
-                return self._change
+        if not fresh:
             return ChangeResult(detected=False, log_evidence=0.0, log_threshold=round(threshold, 3))
-        self._looks.append(c)
-        self._look_times.append(t)
         log_e, best = self._change_test.look(np.asarray([c], dtype=float))
         result = ChangeResult(detected=bool(log_e[0] >= threshold), log_evidence=round(float(log_e[0]), 3),
                               log_threshold=round(threshold, 3))
@@ -133,6 +137,48 @@ class SequentialJudge:
             )
         self._change = result
         return result
+
+    def _test_flapping(self, fresh: bool) -> FlapResult:
+        """Test one constant split throughout against a split that moves back and forth (once
+        proved, it stays)."""
+        if self._flap is not None and (self._flap.detected or not fresh):
+            return self._flap
+        threshold = float(np.log(1 / self.config.flap_alpha))
+        if not fresh:
+            return FlapResult(detected=False, log_evidence=0.0, log_threshold=round(threshold, 3))
+        log_e, best = self._flap_test.look(np.asarray(self._looks[-1:], dtype=float))
+        detected = bool(log_e[0] >= threshold)
+        self._flap = FlapResult(detected=detected, log_evidence=round(float(log_e[0]), 3),
+                                log_threshold=round(threshold, 3),
+                                holding=not detected and bool(log_e[0] >= FLAP_HOLD_LOG_EVIDENCE))
+        if self._flap.detected:
+            self._flap = self._flap_windows(*self._flap_test.grids[int(best[0])])
+        return self._flap
+
+    def _flap_windows(self, size: int, offset: int) -> FlapResult:
+        """The proved result with the shares seen over the windows of grid (size, offset): every
+        window that holds at least half of ``size`` responses, the one still filling included."""
+        assert self._flap is not None
+        looks = np.asarray(self._looks, dtype=np.int64)
+        n = looks.sum(axis=1)
+        index = flapping.window_of(n, size, offset)
+        ends = np.flatnonzero(np.r_[index[1:] != index[:-1], True])  # each window's last look
+        counts = np.diff(np.vstack([np.zeros((1, looks.shape[1]), dtype=np.int64), looks[ends]]), axis=0)
+        big = counts.sum(axis=1) >= size / 2
+        shares = counts[big] / counts[big].sum(axis=1, keepdims=True)
+        # Durations from one window's last look to the next one's (the first window's start is
+        # not a look: it may include a warm-up).
+        ends_t = [self._look_times[j] for j in ends]
+        window_s = None
+        if len(ends) > 1 and all(t is not None for t in ends_t) and big[1:].any():
+            window_s = round(float(np.diff(np.asarray(ends_t, dtype=float))[big[1:]].mean()), 3)
+        names = self.spec.names
+        return FlapResult(
+            detected=True, log_evidence=self._flap.log_evidence, log_threshold=self._flap.log_threshold,
+            window=size, windows=int(big.sum()), window_s=window_s,
+            low=dict(zip(names, shares.min(axis=0).round(4).tolist(), strict=True)),
+            high=dict(zip(names, shares.max(axis=0).round(4).tolist(), strict=True)),
+        )
 
     def _segment(self, counts: np.ndarray, t_start: float | None, t_end: float | None) -> Segment:
         n = int(counts.sum())

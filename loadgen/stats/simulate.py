@@ -9,7 +9,8 @@ The rule is the judge's, evaluated where it decides: a subset's running interval
 its band's lower edge exactly when, at some look, the confidence sequence's martingale at that
 edge reached 1/alpha with the observed share above it (and likewise for the other edge and for
 FAIL), so only the band edges need evaluating -- no bisection -- with the judge's own mixtures
-(confseq.mixture_for) and its own change test (change.ChangeTest).
+(confseq.mixture_for) and its own tests of an unsteady split (change.ChangeTest,
+flapping.FlapTest).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from loadgen.stats import change, confseq
+from loadgen.stats import change, confseq, flapping
 from loadgen.stats.bands import band_of
-from loadgen.stats.decide import JudgeConfig
+from loadgen.stats.decide import FLAP_HOLD_LOG_EVIDENCE, JudgeConfig
 from loadgen.stats.spec import SplitSpec
 
 PASS, FAIL, INCONCLUSIVE = 1, 2, 3
@@ -31,11 +32,12 @@ LOOK_EVERY = 50  # responses between looks in every simulation (the live canary 
 @dataclass(frozen=True)
 class Outcome:
     """Per simulated run: verdict code, responses at the verdict (or at the budget), and whether
-    the FAIL came from the change test."""
+    the FAIL came from the change test or from the test of a split moving back and forth."""
 
     code: NDArray[np.int64]
     stop_n: NDArray[np.int64]
     by_change: NDArray[np.bool_]
+    by_flap: NDArray[np.bool_]
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Summary:
     fail_rate: float
     inconclusive_rate: float
     change_rate: float  # share of runs that FAILed with the change reason
+    flap_rate: float  # share of runs that FAILed with the moved-back-and-forth reason
     mean_n: float  # over runs that reached PASS or FAIL
     p95_n: float
 
@@ -55,7 +58,7 @@ class Summary:
             runs=len(outcome.code), pass_rate=float((outcome.code == PASS).mean()),
             fail_rate=float((outcome.code == FAIL).mean()),
             inconclusive_rate=float((outcome.code == INCONCLUSIVE).mean()),
-            change_rate=float(outcome.by_change.mean()),
+            change_rate=float(outcome.by_change.mean()), flap_rate=float(outcome.by_flap.mean()),
             mean_n=float(decided.mean()) if len(decided) else float("nan"),
             p95_n=float(np.percentile(decided, 95)) if len(decided) else float("nan"),
         )
@@ -77,6 +80,10 @@ class Rule:
     alpha_each: float
     change_prior: NDArray[np.float64] | None = None  # None: no change test
     change_alpha: float = 0.0
+    flap_expected: tuple[float, ...] | None = None  # None: no test of a split moving back and forth
+    flap_concentration: float = 0.0
+    flap_alpha: float = 0.0
+    flap_hold: float = np.inf  # no PASS while the flapping test's log E is at least this
 
     @classmethod
     def of_judge(cls, spec: SplitSpec, config: JudgeConfig) -> Rule:
@@ -86,7 +93,9 @@ class Rule:
             bands=[band_of(w, h) for w, h in zip(spec.weights, widths, strict=True)],
             mixtures=[confseq.mixture_for(w, h) for w, h in zip(spec.weights, widths, strict=True)],
             alpha_each=config.split_alpha_each(spec.k), change_prior=change.before_prior(spec.weights, widths),
-            change_alpha=config.change_alpha,
+            change_alpha=config.change_alpha, flap_expected=spec.weights,
+            flap_concentration=flapping.concentration(spec.weights, widths), flap_alpha=config.flap_alpha,
+            flap_hold=FLAP_HOLD_LOG_EVIDENCE,
         )
 
 
@@ -104,6 +113,8 @@ def apply_rule(rule: Rule, spec: SplitSpec, steps: NDArray[np.int64]) -> Outcome
     tested = [0] if k == 2 else list(range(k))
     zero = np.array(spec.weights) == 0
     change_test = None if rule.change_prior is None else change.ChangeTest(rule.change_prior, runs)
+    flap_test = None if rule.flap_expected is None else \
+        flapping.FlapTest(rule.flap_expected, rule.flap_concentration, runs)
 
     low_ok = np.zeros((runs, k), dtype=bool)
     high_ok = np.zeros((runs, k), dtype=bool)
@@ -113,6 +124,7 @@ def apply_rule(rule: Rule, spec: SplitSpec, steps: NDArray[np.int64]) -> Outcome
     code = np.zeros(runs, dtype=np.int64)
     stop_n = np.zeros(runs, dtype=np.int64)
     by_change = np.zeros(runs, dtype=bool)
+    by_flap = np.zeros(runs, dtype=bool)
     for t in range(looks):
         active = np.flatnonzero(code == 0)
         if not len(active):
@@ -135,16 +147,23 @@ def apply_rule(rule: Rule, spec: SplitSpec, steps: NDArray[np.int64]) -> Outcome
         if change_test is not None:
             log_e, _ = change_test.look(c, active)
             changed = log_e >= np.log(1 / rule.change_alpha)
-        passed = low_ok[active].all(axis=1) & high_ok[active].all(axis=1)
-        verdict = np.where(changed | fail, FAIL, np.where(passed, PASS, 0))
+        flapped = np.zeros(len(active), dtype=bool)
+        held = np.zeros(len(active), dtype=bool)
+        if flap_test is not None:
+            log_e, _ = flap_test.look(c, active)
+            flapped = log_e >= np.log(1 / rule.flap_alpha)
+            held = log_e >= rule.flap_hold
+        passed = low_ok[active].all(axis=1) & high_ok[active].all(axis=1) & ~held
+        verdict = np.where(changed | flapped | fail, FAIL, np.where(passed, PASS, 0))
         decided = verdict > 0
         code[active[decided]] = verdict[decided]
         stop_n[active[decided]] = n[decided]
         by_change[active[decided & changed]] = True
+        by_flap[active[decided & flapped]] = True
     undecided = code == 0
     code[undecided] = INCONCLUSIVE
     stop_n[undecided] = cum[-1].sum(axis=1)[undecided]
-    return Outcome(code, stop_n, by_change)
+    return Outcome(code, stop_n, by_change, by_flap)
 
 
 def simulate(spec: SplitSpec, config: JudgeConfig, truth: NDArray[np.float64] | list[float], budget: int,

@@ -71,6 +71,22 @@ class ChangeResult:
 
 
 @dataclass(frozen=True)
+class FlapResult:
+    """The judge's test of one constant split against a split that moves back and forth
+    (loadgen.stats.flapping): the evidence, and where it was proved the shares seen over windows."""
+
+    detected: bool
+    log_evidence: float  # log E; the movement is proved when it reaches log_threshold
+    log_threshold: float
+    holding: bool = False  # evidence at least 1:1 short of proof: a PASS waits (decide.FLAP_HOLD_LOG_EVIDENCE)
+    window: int | None = None  # responses per window of the grid that carries the most evidence
+    windows: int | None = None  # windows of that grid the shares below are taken over
+    window_s: float | None = None  # their mean duration in seconds (None when the caller gave no times)
+    low: dict[str, float] | None = None  # per subset: the lowest share seen in one window
+    high: dict[str, float] | None = None  # ... and the highest
+
+
+@dataclass(frozen=True)
 class Verdict:
     state: VerdictState
     n: int  # classified responses (the samples the split is judged on)
@@ -83,6 +99,7 @@ class Verdict:
     srm_p_anytime: float | None = None  # anytime-valid p-value (sequential method only)
     guards: tuple[GuardResult, ...] = field(default_factory=tuple)
     change: ChangeResult | None = None  # sequential method only
+    flapping: FlapResult | None = None  # sequential method only
 
     def moved(self) -> list[SubsetResult]:
         """Subsets whose overall share lies outside the interval the judge decided with (the
