@@ -165,6 +165,8 @@ class SequentialJudge:
         ends = np.flatnonzero(np.r_[index[1:] != index[:-1], True])  # each window's last look
         counts = np.diff(np.vstack([np.zeros((1, looks.shape[1]), dtype=np.int64), looks[ends]]), axis=0)
         big = counts.sum(axis=1) >= size / 2
+        if big.sum() < 2:  # proved early (one full window and a short one): show them all
+            big = counts.sum(axis=1) > 0
         shares = counts[big] / counts[big].sum(axis=1, keepdims=True)
         # Durations from one window's last look to the next one's (the first window's start is
         # not a look: it may include a warm-up).
