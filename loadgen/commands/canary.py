@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,8 @@ from loadgen.canary import (
 )
 from loadgen.canary.consul_view import CLIENT_SERVICE
 from loadgen.canary.expectation import expects_consul
+from loadgen.canary.live import judged_prefix_line
+from loadgen.canary.unstarted import unstarted_result
 from loadgen.commands.options import Duration, Rate, parse_headers, runtime_option
 from loadgen.commands.request_options import build_request_options, request_options
 from loadgen.errors import ExitCode, UsageError
@@ -62,7 +66,18 @@ any traffic, or more than --max-unknown of responses come from unmapped APP_IDs,
 than --max-errors of requests fail, or the split is proved to have changed during the
 run), each wrong at most 1 - confidence of the time however often it looks. --method
 fixed instead sends a planned number of requests and judges once (exact Clopper-Pearson
-TOST; no change test)."""
+TOST; no change test).
+
+\b
+What the guarantee assumes: that the order in which the judge sees answers does not
+depend on which subset gave them. The splitter picks a subset for each request
+independently of when it was sent, so loadgen judges answers in the order their requests
+were sent, up to the earliest request still in flight (held back at most --timeout; the
+output says how far the judged prefix trailed at the last look). A canary that is slower
+or faster than stable therefore cannot look like a moved split; judging answers as they
+complete would (the newest answers favour the faster subset). --replay sorts a recording
+by send time the same way, and --subset-from envoy counts requests when the sidecar routes
+them, not when they are answered."""
 
 
 class PlanningHelp(click.Command):
@@ -211,12 +226,21 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
         if not quiet or msg.startswith("warning:"):
             err.print(msg, highlight=False, markup=False)
 
-    result = _run(options, say, quiet, runtime, stage_name)
+    # From here on every requested output is written however the command ends: a signal during
+    # the set-up (mesh bring-up, Consul, the reachability probe) is an INCONCLUSIVE result with
+    # nothing judged (canary.unstarted); one while the mesh is put back still writes the run's.
+    progress = _Progress()
+    try:
+        result = _run(options, say, quiet, runtime, stage_name, progress)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (interrupts.Terminated), outside the run's loop
+        if progress.result is not None:
+            _write_outputs(progress.result, json_path, junit)
+            raise
+        if progress.sending:
+            raise  # a second signal stopped the run hard: there is nothing judged to write
+        result = unstarted_result(options, getattr(exc, "signum", signal.SIGINT))
     # Every output is written before anything can fail on the way out (the verdict stands).
-    if json_path is not None:
-        write_json(json_path, result.to_json())
-    if junit is not None:
-        write_output(junit, result.junit())
+    _write_outputs(result, json_path, junit)
     if to_stdout:
         for warning in result.warnings:
             err.print(f"warning: {warning}", highlight=False, markup=False)
@@ -225,8 +249,27 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
     return result.exit_code
 
 
+@dataclass
+class _Progress:
+    """How far a canary got: whether its first request is on its way, and its result once known."""
+
+    sending: bool = False
+    result: CanaryResult | None = None
+
+    def started_sending(self) -> None:
+        self.sending = True
+
+
+def _write_outputs(result: CanaryResult, json_path: Path | None, junit: Path | None) -> None:
+    if json_path is not None:
+        write_json(json_path, result.to_json())
+    if junit is not None:
+        write_output(junit, result.junit())
+
+
 def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = None,
-         stage_name: str = "splitter") -> CanaryResult:
+         stage_name: str = "splitter", progress: _Progress | None = None) -> CanaryResult:
+    progress = progress or _Progress()
     # A plain status line: rich's rendering would delay requests and distort the run.
     line = StatusLine(enabled=not quiet)
 
@@ -235,6 +278,7 @@ def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = No
 
     started = time.monotonic()
     if options.replay is not None:
+        progress.started_sending()  # a replay sends nothing; a signal during it stops it as before
         return replay(options)
     if options.target is not None:
         consul = ConsulClient(options.consul) if options.consul else _default_consul()
@@ -243,7 +287,9 @@ def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = No
                       highlight=False)
         try:
             with line:
-                return run_live(options, options.target, consul, say, on_look, envoy_admin=options.envoy_admin)
+                progress.result = run_live(options, options.target, consul, say, on_look,
+                                           envoy_admin=options.envoy_admin, on_sending=progress.started_sending)
+                return progress.result
         finally:
             if consul:
                 consul.close()
@@ -254,9 +300,10 @@ def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = No
         admin = options.envoy_admin or (f"127.0.0.1:{admin_port}" if admin_port else None)
         try:
             with line:
-                result = run_live(options, mesh_target.service_a_url, consul, say, on_look, envoy_admin=admin,
-                                  notes=[f"local mesh, stage {stage_name} ({time.monotonic() - started:.1f}s to "
-                                         "ready)"])
+                result = progress.result = run_live(
+                    options, mesh_target.service_a_url, consul, say, on_look, envoy_admin=admin,
+                    notes=[f"local mesh, stage {stage_name} ({time.monotonic() - started:.1f}s to ready)"],
+                    on_sending=progress.started_sending)
         finally:
             consul.close()
     return result
@@ -295,6 +342,8 @@ def _print_result(result: CanaryResult) -> None:
         errs = sum(warm["errors"].values())
         out.print(f"warm-up: {warm['requests']:,} requests in the first {warm['seconds']:g}s not judged"
                   + (f" ({errs:,} of them failed)" if errs else ""), style="dim", highlight=False)
+    if result.judged_prefix and (line := judged_prefix_line(result.judged_prefix)):
+        out.print(line, style="dim", highlight=False)
     for warning in result.warnings:
         out.print(f"warning: {warning}", style="yellow", highlight=False)
     for note in result.notes:
