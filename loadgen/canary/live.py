@@ -40,10 +40,12 @@ LOOK_EVERY_ENVOY_S = 0.5  # --subset-from envoy: each look reads the sidecar's c
 def run_live(
     options: CanaryOptions, target_url: str, consul: ConsulClient | None, say: Callable[[str], None],
     on_look: Callable[[Snapshot], None] | None = None, notes: list[str] | None = None,
-    envoy_admin: str | None = None,
+    envoy_admin: str | None = None, on_sending: Callable[[], None] | None = None,
 ) -> CanaryResult:
     """``envoy_admin``: the client sidecar's Envoy admin (``--envoy-admin``, or service-a's
-    sidecar on the local mesh); None leaves the Envoy column empty."""
+    sidecar on the local mesh); None leaves the Envoy column empty. ``on_sending`` is called
+    when the set-up is over and the first request is about to go: a signal before it stops the
+    set-up (Interrupted / Terminated, canary.unstarted), one after it stops the run."""
     identity = IdentityRule.parse(options.subset_from)
     from_envoy = identity.kind == "envoy"
     if from_envoy and envoy_admin is None:
@@ -145,6 +147,8 @@ def run_live(
                 state["stop"] = True
                 await asyncio.gather(mon, return_exceptions=True)
 
+    if on_sending:
+        on_sending()
     try:
         stats = run_blocking(main)  # type: ignore[assignment]
     finally:

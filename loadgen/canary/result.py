@@ -28,9 +28,9 @@ WARMUP_KEYS = ("seconds", "requests", "app_id_counts", "errors")
 @dataclass
 class CanaryResult:
     verdict: Verdict
-    spec: SplitSpec
+    spec: SplitSpec | None  # None: --expect consul stopped before Consul was read (canary.unstarted)
     mapping: SubsetMap
-    plan: SampleSizePlan
+    plan: SampleSizePlan | None  # None with spec
     target: str
     requests: int
     duration_s: float
@@ -87,10 +87,11 @@ class CanaryResult:
         return {
             "verdict": self.verdict.state.value,
             "reason": self.verdict.reason,
-            "expected": self.spec.as_dict(),
+            "expected": None if self.spec is None else self.spec.as_dict(),
             "judge": self.verdict.to_json(),
             "mapping": {"app_ids": self.mapping.app_ids, "source": self.mapping.source},
-            "plan": {"fixed_n": self.plan.fixed_n, "power": self.plan.power, "max_requests": self.max_requests,
+            "plan": {"fixed_n": self.plan.fixed_n if self.plan else None,
+                     "power": self.plan.power if self.plan else None, "max_requests": self.max_requests,
                      "reachable": self.reachable},
             "bands": {s.name: list(s.band) for s in self.verdict.subsets},
             "target": self.target,
@@ -121,7 +122,7 @@ class CanaryResult:
 
     def junit(self) -> str:
         suite = "loadgen canary" if self.source == "loadgen canary" else f"loadgen canary ({self.source})"
-        properties = {"expected": self.spec.as_percent(), "target": self.target}
+        properties = {"expected": self.spec.as_percent() if self.spec else "not read", "target": self.target}
         checks = []
         three = self.three_way or {}
         if three.get("consul"):
