@@ -28,6 +28,7 @@ from loadgen.canary import (
 )
 from loadgen.canary.consul_view import CLIENT_SERVICE
 from loadgen.canary.expectation import expects_consul
+from loadgen.canary.live import judged_prefix_line
 from loadgen.canary.unstarted import unstarted_result
 from loadgen.commands.options import Duration, Rate, parse_headers, runtime_option
 from loadgen.commands.request_options import build_request_options, request_options
@@ -65,7 +66,18 @@ any traffic, or more than --max-unknown of responses come from unmapped APP_IDs,
 than --max-errors of requests fail, or the split is proved to have changed during the
 run), each wrong at most 1 - confidence of the time however often it looks. --method
 fixed instead sends a planned number of requests and judges once (exact Clopper-Pearson
-TOST; no change test)."""
+TOST; no change test).
+
+\b
+What the guarantee assumes: that the order in which the judge sees answers does not
+depend on which subset gave them. The splitter picks a subset for each request
+independently of when it was sent, so loadgen judges answers in the order their requests
+were sent, up to the earliest request still in flight (held back at most --timeout; the
+output says how far the judged prefix trailed at the last look). A canary that is slower
+or faster than stable therefore cannot look like a moved split; judging answers as they
+complete would (the newest answers favour the faster subset). --replay sorts a recording
+by send time the same way, and --subset-from envoy counts requests when the sidecar routes
+them, not when they are answered."""
 
 
 class PlanningHelp(click.Command):
@@ -330,6 +342,8 @@ def _print_result(result: CanaryResult) -> None:
         errs = sum(warm["errors"].values())
         out.print(f"warm-up: {warm['requests']:,} requests in the first {warm['seconds']:g}s not judged"
                   + (f" ({errs:,} of them failed)" if errs else ""), style="dim", highlight=False)
+    if result.judged_prefix and (line := judged_prefix_line(result.judged_prefix)):
+        out.print(line, style="dim", highlight=False)
     for warning in result.warnings:
         out.print(f"warning: {warning}", style="yellow", highlight=False)
     for note in result.notes:
