@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
@@ -15,20 +15,15 @@ from rich.table import Table
 from loadgen.commands.options import Duration, Rate
 from loadgen.errors import ExitCode, UsageError
 from loadgen.paths import project_root
-from loadgen.probes import (
-    IntentionsReport,
-    PropagationResult,
-    ProtocolResult,
-    TargetOptions,
-    measure_intentions,
-    measure_propagation,
-    protocols_to_probe,
-)
+from loadgen.probes import IntentionsReport, ProtocolResult, TargetOptions, measure_intentions, protocols_to_probe
 from loadgen.probes.permission_report import PermissionsReport
 from loadgen.probes.permissions import DEFAULT_GRACE_S, measure_permissions
 from loadgen.report.files import check_output, write_output
 from loadgen.report.probe_plots import intention_plots, propagation_plots
 from loadgen.stage_load import new_run_id
+
+if TYPE_CHECKING:
+    from loadgen.probes import PropagationResult
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -233,6 +228,8 @@ def propagation(weights: str, rate: float, target: str | None, consul_addr: str 
     point of the APP_ID stream) and when an online CUSUM detector noticed (and so its delay).
     Then restores the original weights and times that too, unless --keep.
     """
+    from loadgen.probes import measure_propagation  # its weights parser brings the statistics package
+
     if json_path is not None:
         check_output(json_path)  # before anything is changed in Consul
     say = (lambda m: None) if quiet or json_path == Path("-") else (lambda m: err.print(m, highlight=False))

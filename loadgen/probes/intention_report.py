@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from loadgen.probes.intention_phase import PhaseResult
 
 
@@ -28,6 +26,8 @@ class Distribution:
 
     @classmethod
     def of(cls, values: list[float | None]) -> Distribution:
+        import numpy as np  # here, not at the top: `loadgen intentions --help` must not pay for it
+
         vals = [v for v in values if v is not None]
         if not vals:
             return cls(n=0)

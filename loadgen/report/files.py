@@ -1,4 +1,4 @@
-"""Writing machine-readable results: JSON and JUnit XML (for CI systems to show natively).
+"""Writing results to the paths users give: text (JSON, the JUnit XML of report/junit.py), and bytes (PNGs).
 
 Every output option goes through :func:`write_output`, which never clobbers what the user
 pointed it at: ``-`` is stdout, a symlink stays a symlink, a device or FIFO (``/dev/null``,
@@ -17,13 +17,10 @@ import secrets
 import stat
 import sys
 import tempfile
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 from loadgen.errors import EnvironmentProblem, LoadgenError, UsageError
-from loadgen.stats import Verdict, VerdictState
-from loadgen.stats.bands import format_band
 
 STDOUT = "-"  # an output option's value meaning standard output
 # A full or broken disk is the machine's problem (exit 5), not a bad path the user gave (exit 2).
@@ -33,54 +30,6 @@ _MAX_LINK_HOPS = 40  # as the kernel's own limit for a chain of symlinks
 
 def write_json(path: Path | str, data: dict[str, Any]) -> None:
     write_output(path, json.dumps(data, indent=2, default=str) + "\n")
-
-
-def junit_xml(verdict: Verdict, suite: str = "loadgen canary", duration_s: float = 0.0,
-              properties: dict[str, str] | None = None,
-              checks: list[tuple[str, str | None, str]] | None = None) -> str:
-    """One testcase per subset (its share within the band), one per extra check (name, failure
-    message or None, text) and one for the verdict."""
-    cases = ET.Element("testsuite", name=suite, time=f"{duration_s:.3f}")
-    if properties:
-        props = ET.SubElement(cases, "properties")
-        for k, v in properties.items():
-            ET.SubElement(props, "property", name=k, value=v)
-    failures = skipped = 0
-    for s in verdict.subsets:
-        case = ET.SubElement(cases, "testcase", classname=suite, name=f"subset {s.name}")
-        text = (f"expected {s.expected * 100:.4g} %, band {format_band(s.band)}; observed "
-                f"{s.share * 100:.2f} % of n={verdict.n}; true share {s.lower * 100:.2f}-{s.upper * 100:.2f} %")
-        if s.status == "outside":
-            ET.SubElement(case, "failure", message=f"{s.name} outside its band", type="SplitMismatch").text = text
-            failures += 1
-        elif s.status == "undecided":
-            ET.SubElement(case, "skipped", message=f"{s.name} not decided: {text}")
-            skipped += 1
-        else:
-            ET.SubElement(case, "system-out").text = text
-    for name, failure, text in checks or []:
-        case = ET.SubElement(cases, "testcase", classname=suite, name=name)
-        if failure:
-            ET.SubElement(case, "failure", message=failure, type="Check").text = text
-            failures += 1
-        else:
-            ET.SubElement(case, "system-out").text = text
-    case = ET.SubElement(cases, "testcase", classname=suite, name="verdict")
-    if verdict.state is VerdictState.FAIL:
-        kind = "SplitChanged" if verdict.change is not None and verdict.change.detected else "FAIL"
-        ET.SubElement(case, "failure", message=verdict.reason, type=kind).text = verdict.reason
-        failures += 1
-    elif verdict.state is not VerdictState.PASS:
-        ET.SubElement(case, "skipped", message=f"{verdict.state.value}: {verdict.reason}")
-        skipped += 1
-    else:
-        ET.SubElement(case, "system-out").text = verdict.reason
-    cases.set("tests", str(len(verdict.subsets) + len(checks or []) + 1))
-    cases.set("failures", str(failures))
-    cases.set("errors", "0")
-    cases.set("skipped", str(skipped))
-    ET.indent(cases)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(cases, encoding="unicode") + "\n"
 
 
 # -- writing ------------------------------------------------------------------------------

@@ -3,12 +3,12 @@ is made from. Pure data; instants are seconds since the shift started."""
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
 
 from loadgen import interrupts
 from loadgen.errors import ExitCode
+from loadgen.report.junit import TestCase, TestSuite, render
 
 __all__ = ["Look", "PhaseRecord", "ShiftReport", "traffic_followed"]
 
@@ -107,22 +107,17 @@ class ShiftReport:
 
     def junit(self) -> str:
         """One testcase per phase (start check, each step, the rollback), so CI shows which step broke."""
-        suite = ET.Element("testsuite", name="loadgen shift")
-        failures = 0
+        cases = []
         for p in self.phases:
-            weights = "/".join(f"{w:g}" for w in p.weights.values())
-            case = ET.SubElement(suite, "testcase", classname="loadgen shift", name=f"{p.name} {weights}",
-                                 time=f"{max(0.0, (p.ended or p.started) - p.started):.3f}")
-            if not p.passed:
-                message = p.failure or ("not finished: " + (self.failure or "the shift was stopped"))
-                ET.SubElement(case, "failure", message=message, type="ShiftStep").text = p.reason
-                failures += 1
+            name = f"{p.name} {'/'.join(f'{w:g}' for w in p.weights.values())}"
+            took = (p.ended or p.started) - p.started
+            if p.passed:
+                cases.append(TestCase(name, "loadgen shift", time_s=took, system_out=p.reason))
             else:
-                ET.SubElement(case, "system-out").text = p.reason
-        suite.set("tests", str(len(self.phases)))
-        suite.set("failures", str(failures))
-        ET.indent(suite)
-        return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
+                message = p.failure or ("not finished: " + (self.failure or "the shift was stopped"))
+                cases.append(TestCase(name, "loadgen shift", time_s=took, failure=message, failure_type="ShiftStep",
+                                      failure_text=p.reason))
+        return render(TestSuite("loadgen shift", cases))
 
 
 def traffic_followed(looks: list[Look], old: float, new: float, written: float | None) -> float | None:

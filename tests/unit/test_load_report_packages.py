@@ -1,15 +1,21 @@
-"""loadgen.load and loadgen.report: a deliberate public surface that costs nothing to import.
+"""What starting a process costs: loadgen.load, loadgen.report and the CLI import nothing heavy.
 
 Every load worker process imports loadgen.load.engine (and so loadgen/load/__init__.py): the
-package's surface must not pull in the plotting or statistics stacks a worker never uses.
+package's surface must not pull in the plotting or statistics stacks a worker never uses. And
+a command that does not judge (`loadgen status`, `stages`, `down`, `--help`, `run`, ...) must not
+import the canary's statistics, the plots or Locust: the CLI imports a command only when it runs.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
+import json
+import os
 import subprocess
 import sys
 
+import click
 import pytest
 
 HEAVY = ("matplotlib", "scipy", "numpy", "loadgen.stats", "loadgen.report", "loadgen.mesh")
@@ -52,3 +58,75 @@ def test_writing_a_summary_does_not_import_plots_or_statistics():
     # matplotlib only when a PNG is drawn; the canary's statistics never.
     modules = _imported_after("import loadgen.report.summary, loadgen.report.run_files, loadgen.stage_load")
     assert not {"matplotlib", "scipy"} & {m.split(".")[0] for m in modules}
+
+
+# -- the command line ---------------------------------------------------------------------------
+# What no command that does not judge may import (the split judge's numpy/scipy, the plots,
+# Locust and its gevent); the judging ones are canary, shift and propagation.
+CLI_HEAVY = ("numpy", "scipy", "matplotlib", "locust", "gevent", "loadgen.stats", "loadgen.canary")
+LIGHT = [
+    (), ("--help",), ("status",), ("stages",), ("down",),
+    *((name, "--help") for name in ("up", "down", "status", "logs", "doctor", "split", "toolchain", "images",
+                                    "run", "report", "intentions")),
+]
+
+
+def _heavy(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in CLI_HEAVY))
+
+
+@pytest.mark.parametrize("args", LIGHT, ids=lambda a: " ".join(a) or "(no arguments)")
+def test_a_command_that_does_not_judge_imports_nothing_heavy(args, tmp_path):
+    # A fresh interpreter runs `loadgen ARGS` as the console script does (on an empty run
+    # directory: status and down find no mesh), then lists what it imported.
+    code = ("import sys, json\n"
+            f"sys.argv = ['loadgen', *{list(args)!r}]\n"
+            "from loadgen.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print('\\n--modules--', json.dumps(sorted(sys.modules)))\n")
+    env = {**os.environ, "LOADGEN_RUN_DIR": str(tmp_path / "run"), "COLUMNS": "120"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=tmp_path)
+    assert "--modules--" in proc.stdout, proc.stderr[-2000:]
+    output, _, listed = proc.stdout.rpartition("--modules-- ")
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    modules = set(json.loads(listed))
+    assert _heavy(modules) == [], _heavy(modules)
+    if args[-1:] == ("--help",):  # the command itself was loaded to show its help
+        assert "Usage: loadgen" in output
+
+
+def test_the_command_list_names_every_command_with_its_own_short_help():
+    from loadgen.cli import COMMANDS
+
+    loaded: dict[str, click.Command] = {}
+    for name, (module, attribute, short_help) in COMMANDS.items():
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command), name
+        assert command.get_short_help_str(10**6) == short_help, f"COMMANDS[{name!r}] says another short help"
+        loaded[name] = command
+    # Every top-level command the command modules define is listed (subcommands of groups are not).
+    listed = {id(c) for c in loaded.values()}
+    in_groups = {id(sub) for c in loaded.values() if isinstance(c, click.Group) for sub in c.commands.values()}
+    for module_name in {m for m, _, _ in COMMANDS.values()} | {"loadgen.commands.mesh"}:
+        for attribute, value in inspect.getmembers(importlib.import_module(module_name)):
+            if isinstance(value, click.Command) and id(value) not in in_groups:
+                assert id(value) in listed, f"{module_name}.{attribute} is not in loadgen.cli.COMMANDS"
+
+
+@pytest.mark.parametrize("width", [50, 80, 200])
+def test_the_lazy_command_list_is_what_click_would_print_with_every_command_loaded(width):
+    from loadgen.cli import COMMANDS, EXIT_CODES_HELP, LoadgenGroup
+
+    group = LoadgenGroup(name="loadgen", epilog=EXIT_CODES_HELP)  # a fresh group: nothing loaded yet
+
+    def help_text() -> str:
+        return group.get_help(click.Context(group, info_name="loadgen", terminal_width=width,
+                                            max_content_width=width))
+
+    lazy = help_text()
+    assert group.commands == {}, "showing the list loaded a command"
+    for name in COMMANDS:
+        group.get_command(click.Context(group), name)
+    assert set(group.commands) == set(COMMANDS)
+    assert lazy == help_text()
