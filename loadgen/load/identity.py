@@ -46,11 +46,6 @@ class IdentityRule:
             return cls("json", arg.strip(), f"json:{arg.strip()}")
         raise UsageError(f"--subset-from {text!r} is not understood: give {FORMS}")
 
-    @property
-    def per_response(self) -> bool:
-        """Whether each response carries the identity (not ``envoy``)."""
-        return self.kind != "envoy"
-
     def of(self, headers: Mapping[str, str], body: bytes) -> str | None:
         """The identity in one response, or None when it has none."""
         if self.kind == "header":

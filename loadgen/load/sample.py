@@ -181,17 +181,6 @@ def read_samples(path: Path | str) -> Iterator[tuple[Sample, str | None]]:
             yield _parse_line(line, path, number)
 
 
-def validate_samples(path: Path | str) -> int:
-    """Check every line of a recording, streaming, and return how many samples it holds.
-
-    For a first pass before judging anything: the file is never held in memory. Raises
-    UsageError at the first bad line, as :func:`read_samples` does."""
-    count = 0
-    for _ in read_samples(path):
-        count += 1
-    return count
-
-
 def _parse_line(line: str, path: Path, number: int) -> tuple[Sample, str | None]:
     where = f"{path}:{number}"
     try:

@@ -116,14 +116,3 @@ class RateSchedule:
             base += length
             if base >= duration:
                 return
-
-    def expected_requests(self, duration: float) -> int:
-        total, base = 0.0, 0.0
-        for seg in self.segments:
-            length = min(duration - base, seg.seconds if seg.seconds is not None else duration - base)
-            if length <= 0:
-                break
-            ramp = Segment(seg.start_rate, seg.end_rate, length if seg.seconds is None else seg.seconds)
-            total += ramp.count_until(length)
-            base += length
-        return math.ceil(total)

@@ -1,7 +1,8 @@
 """Reading an Envoy sidecar's admin API: the proof that a config change reached the data plane.
 
 The parsing functions take the ``/config_dump`` JSON and are pure, so they are unit-tested
-on recorded dumps; :func:`config_dump` is the only one that does I/O.
+on recorded dumps; only :func:`config_dump`, :func:`counter` (one ``/stats`` counter) and
+:func:`ready` (``/ready``) do I/O, each one GET of the admin API.
 """
 
 from __future__ import annotations

@@ -76,7 +76,9 @@ def test_verify_off_and_namespaces():
                                  "CONSUL_NAMESPACE": "team", "CONSUL_PARTITION": "p1"})
     assert s.ssl_context() is False and "NOT verified" in s.describe_tls()
     assert s.headers() == {"X-Consul-Namespace": "team", "X-Consul-Partition": "p1"}
-    assert isinstance(ConsulSettings.from_env({"CONSUL_HTTP_ADDR": "https://h:8501"}).ssl_context(), bool)
+    # Without CONSUL_HTTP_SSL_VERIFY, HTTPS is verified (against the system's CAs: httpx's verify=True).
+    verified = ConsulSettings.from_env({"CONSUL_HTTP_ADDR": "https://h:8501"})
+    assert verified.ssl_context() is True and verified.describe_tls() == "TLS, verified against the system's CAs"
     with pytest.raises(LoadgenError, match="not a boolean"):
         ConsulSettings.from_env({"CONSUL_HTTP_SSL_VERIFY": "maybe"})
 

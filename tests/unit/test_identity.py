@@ -46,7 +46,7 @@ def test_a_malformed_rule_is_one_line_with_exit_2(spec):
 def test_rules_travel_to_worker_processes():
     rule = IdentityRule.parse("json:upstream.app_id")
     assert pickle.loads(pickle.dumps(rule)) == rule and rule.text == "json:upstream.app_id"
-    assert IdentityRule.parse(" ENVOY ").kind == "envoy" and not IdentityRule.parse("envoy").per_response
+    assert IdentityRule.parse(" ENVOY ") == IdentityRule("envoy", "", "envoy")
 
 
 @pytest.mark.parametrize(("spec", "kind", "name"), [

@@ -22,7 +22,6 @@ def test_ramp_doubles_its_rate():
     first = sum(1 for t in offsets if t < 1.0)
     last = sum(1 for t in offsets if t >= 9.0)
     assert 100 <= first <= 115 and 285 <= last <= 300
-    assert sched.expected_requests(10.0) == pytest.approx(2000, abs=1)
 
 
 def test_steps():

@@ -8,7 +8,7 @@ from typing import Any
 
 from loadgen.mesh import entries, procs, toolchain
 from loadgen.mesh.consul_api import ConsulClient
-from loadgen.mesh.runtime.base import SERVICE_A_URL, ComponentStatus, Progress, Runtime
+from loadgen.mesh.runtime.base import ComponentStatus, Progress, Runtime
 from loadgen.mesh.runtime.host_parts import host_ports_of_parts, start_host_workloads
 from loadgen.mesh.runtime.recorded import describe_pid, recorded_components, stop_recorded
 from loadgen.mesh.secure import forget_secure
@@ -16,7 +16,7 @@ from loadgen.mesh.stages import Instance, Stage
 from loadgen.mesh.state import MeshState
 from loadgen.paths import project_root
 
-__all__ = ["SERVICE_A_URL", "ProcessRuntime"]  # SERVICE_A_URL: its old home, still imported from here
+__all__ = ["ProcessRuntime"]
 
 
 class ProcessRuntime(Runtime):
