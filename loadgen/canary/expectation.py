@@ -20,8 +20,10 @@ from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
 from loadgen.mesh.subsets import SubsetMap, subset_map
 from loadgen.stats import SplitSpec, parse_app_id_map
 
-__all__ = ["Expectation", "expects_consul", "mapping_from_option", "resolve_expectation", "resolve_mapping",
-           "resolve_spec"]
+UNMAPPED_STOP = 50  # answers naming a backend, none of them a mapped APP_ID or a subset: a wrong map or rule
+
+__all__ = ["UNMAPPED_STOP", "Expectation", "expects_consul", "mapping_from_option", "resolve_expectation",
+           "resolve_mapping", "resolve_spec"]
 
 
 def expects_consul(expect: str) -> bool:
@@ -65,9 +67,31 @@ class Expectation:
 
     def subset_of(self, app_id: str) -> str | None:
         """The subset of the spec that answered, or None when no subset of the spec claims the
-        APP_ID (an *unknown* answer: judged against --max-unknown, never as a subset)."""
+        APP_ID (an *unknown* answer: judged against --max-unknown, never as a subset). An
+        identity that is itself a subset's name (``--subset-from json:upstream.version``
+        answering "v1") names that subset, unless the map says otherwise."""
         subset = self.mapping.subset_of(app_id)
+        if subset is None and app_id in self.spec.names:
+            subset = app_id
         return subset if subset is not None and subset in self.spec.names else None
+
+    def unmapped_identities(self, app_ids: Mapping[str, int], final: bool = False) -> str | None:
+        """What is wrong when the answers name their backends with values that are neither an
+        APP_ID of the map nor a subset's name: after UNMAPPED_STOP such answers (or, ``final``,
+        any) with none that maps, the map or the identity rule is wrong -- a usage problem, not a
+        FAIL of the split. None while something maps (unknown ones are then the judge's)."""
+        total = sum(app_ids.values())
+        if total < (1 if final else UNMAPPED_STOP):
+            return None
+        names = set(self.spec.names) | set(self.mapping.subsets)
+        if any(self.mapping.subset_of(a) is not None or a in names for a in app_ids):
+            return None
+        seen = sorted(app_ids, key=lambda a: (-app_ids[a], a))
+        values = ", ".join(repr(a) for a in seen[:5]) + (f" and {len(seen) - 5} more" if len(seen) > 5 else "")
+        pairs = ", ".join(f"{a}={sub}" for a, sub in sorted(self.mapping.app_ids.items())) or "empty"
+        return (f"the answers name their backend {values} ({total:,} answers), which is neither an APP_ID of the map "
+                f"({pairs}; {self.mapping.source}) nor a subset name ({', '.join(self.spec.names)}): give --map "
+                f"{seen[0]}=SUBSET,... or a --subset-from whose values are APP_IDs or subset names")
 
     def classify(self, app_ids: Mapping[str, int]) -> tuple[Counter[str], int]:
         """Answers per APP_ID -> answers per subset of the spec, and the unknown ones."""

@@ -132,6 +132,8 @@ def run_live(
                 state["stop"] = True
             if identity_never_matched(identity, check.warm, check.tally):
                 state["stop"], state["unidentified"] = True, True
+            elif not from_envoy and expectation.unmapped_identities(check.tally.app_ids + check.warm.app_ids):
+                state["stop"] = True  # a usage error, said after the run (unmapped_identities again)
 
     async def main() -> RunStats:
         def stop(signum: int) -> None:
@@ -159,6 +161,11 @@ def run_live(
         raise UsageError(f"--subset-from {options.subset_from} named no backend in any of the first "
                          f"{_unidentified(check.warm, check.tally):,} answers (HTTP 200 without that header or JSON "
                          "field): check the name, or use --subset-from envoy")
+    # Answers whose names are neither mapped APP_IDs nor subset names: the map or the rule is wrong.
+    unmapped = None if from_envoy else expectation.unmapped_identities(check.tally.app_ids + check.warm.app_ids,
+                                                                       final=True)
+    if unmapped:
+        raise UsageError(f"--subset-from {options.subset_from}: {unmapped}")
     # One last look that includes the responses still in flight when the run stopped. The
     # sequential judge's intervals only narrow, so a verdict reached at a look stands.
     if from_envoy:

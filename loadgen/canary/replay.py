@@ -65,6 +65,9 @@ def replay(options: CanaryOptions, on_look: Callable[[Snapshot], None] | None = 
             if verdict.decided:
                 break
     used = check.tally.sent + check.warm.sent
+    # Answers whose names are neither mapped APP_IDs nor subset names: the map is wrong, not the split.
+    if unmapped := check.expectation.unmapped_identities(check.tally.app_ids + check.warm.app_ids, final=True):
+        raise UsageError(f"{path}: {unmapped}")
     if verdict is None or not verdict.decided:
         verdict = check.look(last_t if used else None, final=True)
     return check.result(

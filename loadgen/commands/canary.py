@@ -334,7 +334,7 @@ def _print_result(result: CanaryResult) -> None:
     if result.errors:
         errs = ", ".join(f"{k} x{v}" for k, v in sorted(result.errors.items(), key=lambda kv: -kv[1]))
         out.print(f"errors (not judged as samples): {errs}", style="yellow", highlight=False)
-    unknown = {a: n for a, n in result.app_id_counts.items() if a not in result.mapping.app_ids}
+    unknown = {a: n for a, n in result.app_id_counts.items() if result.mapping.subset_of(a) is None}
     if unknown:
         out.print(f"APP_IDs no subset claims: {unknown}", style="yellow", highlight=False)
     if result.warmup and result.warmup["requests"]:

@@ -24,7 +24,11 @@ class SubsetMap:
     source: str  # where the mapping came from, for people
 
     def subset_of(self, app_id: str | None) -> str | None:
-        return None if app_id is None else self.app_ids.get(app_id)
+        """The subset an APP_ID maps to; an identity that is a subset's own name (and no APP_ID
+        of the map) is that subset."""
+        if app_id is None:
+            return None
+        return self.app_ids.get(app_id) or (app_id if app_id in self.subsets else None)
 
 
 def subset_map(consul: ConsulClient, service: str = "service-b") -> SubsetMap:

@@ -389,7 +389,7 @@ def phase_subsets(result: CanaryResult) -> dict[str, SubsetHealth]:
     by_subset: dict[str, SubsetHealth] = {}
     counters = ((result.three_way or {}).get("subsets") or {})
     for app_id, summary in result.by_app_id.items():
-        name = result.mapping.app_ids.get(app_id)
+        name = result.mapping.subset_of(app_id)
         if name is None:
             continue
         have = by_subset.get(name, SubsetHealth(0, None))
