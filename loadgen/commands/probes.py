@@ -66,6 +66,9 @@ def _remote_options(which: str) -> Any:
               help="Where to write a PNG timeline per repeat.  [default: reports/<time>-intentions/]")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write every measurement as JSON ('-' for stdout).")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write JUnit XML ('-' for stdout): a test case per protocol and repeat (with --permissions: "
+                   "per repeat and request class), failed on what makes the exit code 1.")
 @click.option("--permissions", is_flag=True,
               help="L7 permissions instead: allow only GET /hello_b for service-a and check, per request class, "
                    "that allowed requests reach service-b and denied ones get Envoy's RBAC 403 (stage l7-router; "
@@ -73,7 +76,8 @@ def _remote_options(which: str) -> Any:
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 def intentions(repeat: int, rate: float, pooled_rate: float, protocol: str, target: str | None,
                consul_addr: str | None, admins: tuple[str, ...], strict: bool, plots_dir: Path | None,
-               json_path: Path | None, permissions: bool, grace: float | None, quiet: bool) -> int:
+               json_path: Path | None, junit_path: Path | None, permissions: bool, grace: float | None,
+               quiet: bool) -> int:
     """Time how long a deny intention (service-a -> service-b) takes to bite, and its removal to heal.
 
     On the local mesh (stage basic for --protocol tcp, l7-router for http; put back afterwards).
@@ -96,12 +100,16 @@ def intentions(repeat: int, rate: float, pooled_rate: float, protocol: str, targ
             raise UsageError("--strict counts every leak (a grace of 0): drop --grace or --strict")
     elif grace is not None:
         raise UsageError("--grace applies to --permissions only")
-    if json_path is not None:
-        check_output(json_path)  # before anything is changed in Consul
-    say = (lambda m: None) if quiet or json_path == Path("-") else (lambda m: err.print(m, highlight=False))
+    if json_path == Path("-") and junit_path == Path("-"):
+        raise UsageError("--json - and --junit - cannot both go to stdout; give one of them a file")
+    for path in (json_path, junit_path):
+        if path is not None:
+            check_output(path)  # before anything is changed in Consul
+    to_stdout = Path("-") in (json_path, junit_path)
+    say = (lambda m: None) if quiet or to_stdout else (lambda m: err.print(m, highlight=False))
     if permissions:
         grace_s = 0.0 if strict else (DEFAULT_GRACE_S if grace is None else grace)
-        return _permissions(repeat, rate, grace_s, json_path, say)
+        return _permissions(repeat, rate, grace_s, json_path, junit_path, say)
     given = TargetOptions(target, consul_addr, admins)
     report = IntentionsReport(rate=rate, strict=strict)
     for proto in protocols_to_probe(protocol, given):
@@ -109,10 +117,12 @@ def intentions(repeat: int, rate: float, pooled_rate: float, protocol: str, targ
         plots = plots_dir or project_root() / "reports" / f"{new_run_id()}-intentions"
         result.plots = intention_plots(plots, result)
         report.protocols[proto] = result
-        if json_path != Path("-"):
+        if not to_stdout:
             _print_intentions(result, rate)
     if json_path is not None:
         write_output(json_path, json.dumps(report.to_json(), indent=2) + "\n")
+    if junit_path is not None:
+        write_output(junit_path, report.junit())
     if report.violations:
         err.print(f"loadgen: {report.violations} request(s) reached service-b after the deny was in force",
                   highlight=False)
@@ -134,12 +144,14 @@ def _refuse_with_permissions(protocol: str, pooled_rate: float, plots_dir: Path 
         raise UsageError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to --permissions")
 
 
-def _permissions(repeat: int, rate: float, grace_s: float, json_path: Path | None,
+def _permissions(repeat: int, rate: float, grace_s: float, json_path: Path | None, junit_path: Path | None,
                  say: Callable[[str], None]) -> int:
     report = measure_permissions(TargetOptions(), repeat, rate, say, grace_s)
     if json_path is not None:
         write_output(json_path, json.dumps(report.to_json(), indent=2) + "\n")
-    if json_path != Path("-"):
+    if junit_path is not None:
+        write_output(junit_path, report.junit())
+    if Path("-") not in (json_path, junit_path):
         _print_permissions(report)
     if report.violations or report.wrongly_denied:
         late = ("never steadily denied: " + report.stopped) if report.stopped else \

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.probes.intention_phase import PhaseResult
+from loadgen.report.junit import TestCase, TestSuite, render
 
 
 @dataclass(frozen=True)
@@ -112,3 +113,26 @@ class IntentionsReport:
         return {"resolution_ms": self.resolution_ms,
                 "protocols": {name: r.to_json() for name, r in self.protocols.items()},
                 "violations": self.violations}
+
+    def junit(self) -> str:
+        """One testcase per protocol and repeat: failed when requests passed the deny in force
+        (the exit code's violations), with the deny's and the allow's timings as its output."""
+        suite = "loadgen intentions"
+        cases = []
+        for proto, result in self.protocols.items():
+            for i, cycle in enumerate(result.cycles, start=1):
+                d, a = cycle.deny, cycle.allow
+                text = (f"ms after the write: deny shown by every sidecar {_ms(d.all_sidecars_ms)}, first denied "
+                        f"{_ms(d.first_ms.get('new'))}, all new denied {_ms(d.all_ms.get('new'))}; allow shown "
+                        f"{_ms(a.all_sidecars_ms)}, all new reached again {_ms(a.all_ms.get('new'))}")
+                bad = cycle.violations(self.strict)
+                name = f"{proto} repeat {i}"
+                cases.append(TestCase(name, suite, failure=f"{bad} request(s) reached service-b after every sidecar "
+                                                          "showed the deny", failure_type="Violation",
+                                      failure_text=text) if bad else TestCase(name, suite, system_out=text))
+        return render(TestSuite(suite, cases, properties={"resolution_ms": f"{self.resolution_ms:g}",
+                                                          "strict": str(self.strict).lower()}))
+
+
+def _ms(v: float | None) -> str:
+    return "never" if v is None else f"{v:.0f}"

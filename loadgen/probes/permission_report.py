@@ -15,6 +15,7 @@ from loadgen.load.sample import Sample
 from loadgen.probes.intention_phase import when_all_sidecars_showed
 from loadgen.probes.intention_report import Distribution
 from loadgen.probes.watch import Observation
+from loadgen.report.junit import TestCase, TestSuite, render
 
 # Envoy's RBAC filter refuses a request with exactly this local reply (403, text/plain). A 403
 # with any other body is not Envoy's RBAC (e.g. an application's own 403), so it is an error.
@@ -226,6 +227,32 @@ class PermissionsReport:
                 out[c.name] = {"first": Distribution.of([p.first_ms for p in phases]),
                                "all": Distribution.of([p.all_ms for p in phases])}
         return out
+
+    def junit(self) -> str:
+        """One testcase per repeat and request class: failed on a violation (a denied class that
+        reached service-b too late, or never went steadily denied) or an allowed class refused."""
+        suite = "loadgen intentions --permissions"
+        cases = []
+        for i, cycle in enumerate(self.cycles, start=1):
+            for c in self.classes:
+                phase = cycle.restrict.classes[c.name]
+                lift = cycle.lift.classes[c.name] if cycle.lift else None
+                refused = phase.wrongly_denied + (lift.wrongly_denied if lift else 0)
+                text = (f"{c.method} {c.path}, should be {c.expect}: {phase.reached} reached, {phase.denied} "
+                        f"denied, {phase.leaks} leaked, {phase.violations} violation(s); first/all "
+                        f"{phase.first_ms}/{phase.all_ms} ms after the write")
+                name = f"repeat {i} {c.name}"
+                if phase.violations:  # what the exit code counts, as it counts it
+                    why = "the class was never steadily denied" if phase.never_bit else "later than the grace"
+                    cases.append(TestCase(name, suite, failure=f"{phase.violations} request(s) reached service-b: "
+                                          f"{why}", failure_type="Violation", failure_text=text))
+                elif refused:
+                    cases.append(TestCase(name, suite, failure=f"{refused} allowed request(s) refused",
+                                          failure_type="WronglyDenied", failure_text=text))
+                else:
+                    cases.append(TestCase(name, suite, system_out=text))
+        return render(TestSuite(suite, cases, properties={"entry": self.entry, "found": self.found,
+                                                          "grace_ms": f"{self.grace_s * 1000:g}"}))
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -146,3 +146,22 @@ def test_a_report_stopped_after_a_restrict_that_did_not_bite_has_no_lift():
     assert data["violations"] == report.violations == 1 and data["grace_ms"] == 1000.0
     assert report.wrongly_denied == 0 and data["leaks"] == report.leaks >= 1
     assert data["distributions_ms"]["lift"][POST]["all"]["n"] == 0
+
+
+def test_permissions_junit_fails_each_class_and_repeat_with_violations():
+    import xml.etree.ElementTree as ET
+
+    first = _restrict(["405"] * 4 + [RBAC] * 6, shown_at=100.045)
+    second = _restrict(["405", RBAC, RBAC, "405", RBAC, "405"] + [RBAC] * 4, shown_at=100.015)
+    lift = analyse_permission_phase("lift", 100.0, 0, _stream(POST, ["405"] * 3), {}, ["b1"], DEFAULT_CLASSES)
+    report = PermissionsReport(entry="consul/x.hcl", rate_per_class=125.0, classes=DEFAULT_CLASSES, found="none",
+                               cycles=[PermissionCycle(first, lift), PermissionCycle(second, lift)])
+    suite = ET.fromstring(report.junit())
+    cases = {c.get("name"): c for c in suite.findall("testcase")}
+    assert len(cases) == 2 * len(DEFAULT_CLASSES) and suite.get("tests") == str(len(cases))
+    failed = {name: c.find("failure") for name, c in cases.items() if c.find("failure") is not None}
+    # 1st repeat: x-debug once; 2nd: POST, /hello_b/admin and x-debug (as the JSON test above counts).
+    assert set(failed) == {f"repeat 1 {DEBUG}", f"repeat 2 {POST}", f"repeat 2 {ADMIN}", f"repeat 2 {DEBUG}"}
+    assert failed[f"repeat 2 {DEBUG}"].get("message").startswith("4 request(s) reached service-b")
+    # Nothing allowed was refused: the allowed class passes, saying what it saw.
+    assert report.wrongly_denied == 0 and "should be allowed" in cases[f"repeat 1 {ALLOWED}"].find("system-out").text

@@ -180,3 +180,19 @@ def test_tables_print_what_the_results_hold(monkeypatch):
     with commands.out.capture() as captured:
         commands._print_propagation(PropagationResult(400.0, [change], "v1"), 400.0)
     assert "v1:50.0% v2:50.0%" in captured.get() and "│ 12 " in captured.get() and "│ 60 " in captured.get()
+
+
+def test_intentions_junit_fails_the_repeats_the_exit_code_counts():
+    import xml.etree.ElementTree as ET
+
+    # The first repeat leaked a new-connection request past the deny in force; the second did not.
+    cycles = [IntentionCycle(_deny(leak=True), _allow()), IntentionCycle(_deny(pooled_flow=False), _allow())]
+    report = IntentionsReport(rate=500.0, strict=False)
+    report.protocols["tcp"] = ProtocolResult("tcp", cycles)
+    suite = ET.fromstring(report.junit())
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == ["tcp repeat 1", "tcp repeat 2"]
+    assert suite.get("failures") == "1" and int(suite.get("failures")) == (report.violations > 0)
+    failure = cases[0].find("failure")
+    assert failure.get("type") == "Violation" and failure.get("message").startswith(f"{report.violations} request")
+    assert cases[1].find("failure") is None and "deny shown by every sidecar 100" in cases[1].find("system-out").text

@@ -103,3 +103,14 @@ def test_cli_says_one_line_and_exits_4_when_traffic_never_settles(fake_consul, t
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("loadgen: error: requests to " + URL) and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (("--json", "-", "--junit", "-"), "cannot both go to stdout"),
+    (("--junit", "/proc/loadgen-no/x.xml"), "cannot write /proc/loadgen-no/x.xml"),
+])
+def test_intentions_outputs_are_checked_before_anything_changes(args, needle, monkeypatch):
+    monkeypatch.setattr("loadgen.interrupts.install", lambda: None)
+    result = CliRunner().invoke(cli, ["intentions", "--repeat", "1", *args])
+    assert result.exit_code == ExitCode.USAGE, (result.stdout, result.stderr)
+    assert needle in result.stderr and len(result.stderr.strip().splitlines()) == 1
