@@ -220,6 +220,10 @@ def decide(
         if not changed and change is not None and change.log_evidence >= HINT_LOG_EVIDENCE:
             parts.append(f"the split also looks unsteady over time (evidence {math.exp(change.log_evidence):,.0f}:1 "
                          f"against one constant split; {math.exp(change.log_threshold):,.0f}:1 would prove a change)")
+        if not flapped and flapping is not None and flapping.log_evidence >= HINT_LOG_EVIDENCE:
+            parts.append(f"the split also looks to move back and forth (evidence "
+                         f"{math.exp(flapping.log_evidence):,.0f}:1 against one constant split; "
+                         f"{math.exp(flapping.log_threshold):,.0f}:1 would prove it)")
         reason = "; ".join(parts) + f" ({conf}, n={n})"
     elif all(s.status == "inside" for s in subsets) and not (flapping is not None and flapping.holding):
         state = VerdictState.PASS
