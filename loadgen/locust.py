@@ -155,6 +155,7 @@ class LocustCanary:
         self.envoy_admin: str | None = getattr(opts, "envoy_admin", "") or None
         self.three: ThreeWay | None = None  # the Consul and Envoy columns
         self.stopped_by = "end of test"
+        self.lag_s: float | None = None  # the judged prefix's lag behind now at the latest look
         self.started = time.monotonic()  # reset at each test start
 
     @property
@@ -204,7 +205,10 @@ class LocustCanary:
         # Judged in start order: the requests every process has completed up to `below`; the look
         # is dated by that start time (seconds into the test), for reporting a change in the split.
         counts, below = TRACKER.judged(final)
-        t = max(0.0, (below if below is not None else time.time()) - TRACKER.started)
+        now = time.time()
+        if not final:  # how far the judged prefix trails the newest requests, for the result
+            self.lag_s = None if below is None else max(0.0, now - below)
+        t = max(0.0, (below if below is not None else now) - TRACKER.started)
         subsets, unknown = self.check.expectation.classify(counts.app_ids)
         return self.check.look_counts(t, subsets, unknown, counts.errors, final)
 
@@ -266,6 +270,8 @@ class LocustCanary:
             rate_achieved=tally.sent / elapsed if elapsed > 0 else None,
             workers={w: {"app_ids": r["app_ids"], "errors": r["errors"]} for w, r in TRACKER.workers.items()},
             notes=final.notes, three_way=final.three_way,
+            judged_prefix={"order": "start", "at_last_look": None if self.lag_s is None else {
+                "held": None, "in_flight": None, "lag_s": round(self.lag_s, 4)}},
         )
 
     def _three_way_after(self) -> None:
