@@ -23,6 +23,8 @@ Then, at a constant split (the expected 90/10 and both band edges, 88/12 and 92/
 N at 90/10 with the real SequentialJudge, one look at a time, and stops if a verdict, its
 stopping n or its reason differs.
 
+Last, the flapping test alone at other expected splits (--alone-splits; 20,000 responses per run).
+
 Usage: python bench/flap_sim.py [--runs 2000] [--null-runs 10000] [--check 100]
 Prints the Markdown tables of bench/README.md ("A split that moves back and forth").
 """
@@ -86,7 +88,7 @@ def before_flapping(rule: Rule, cfg: JudgeConfig) -> Rule:
                                change_alpha=cfg.alpha * (CHANGE_ALPHA_SHARE + FLAP_ALPHA_SHARE))
 
 
-def flap_alone_alarms(spec: SplitSpec, cfg: JudgeConfig, steps: np.ndarray) -> float:
+def flap_alone_alarms(spec: SplitSpec, cfg: JudgeConfig, steps: np.ndarray) -> tuple[float, float]:
     """The flapping test on its own (no stop at PASS/FAIL): share of runs that ever reach its threshold."""
     cum = steps.cumsum(axis=0).astype(float)
     test = flapping.FlapTest(spec.weights, flapping.concentration(spec.weights, cfg.half_widths(spec)),
@@ -137,6 +139,8 @@ def main() -> int:
     ap.add_argument("--null-runs", type=int, default=10_000, help="runs per constant-split cell")
     ap.add_argument("--check", type=int, default=100, help="runs per cell re-judged by the real SequentialJudge")
     ap.add_argument("--seed", type=int, default=20261129)
+    ap.add_argument("--alone-splits", default="85/15,99/1,70/20/10",
+                    help="expected splits the flapping test alone is also run at (empty: none)")
     args = ap.parse_args()
     started = time.time()
     cfg = JudgeConfig()
@@ -192,6 +196,18 @@ def main() -> int:
                   f"| {(new.code == PASS).mean():.4f} | {(before.code == PASS).mean():.4f} "
                   f"| {_mean(passed)} | {_mean(passed_before)} | {_p95(passed)} | {_p95(passed_before)} |", flush=True)
             print(f"  {p1} {pattern}: {time.time() - started:.0f}s", file=sys.stderr, flush=True)
+
+    if args.alone_splits:
+        print("\n| flapping test alone, constant split at the expected one | responses per run | runs "
+              "| runs that ever alarmed | 99.9th pct of max log E (threshold) |")
+        print("|---|---|---|---|---|")
+        alone_rng = np.random.default_rng(args.seed + 1)  # its own stream: the tables above do not move
+        for text in args.alone_splits.split(","):
+            other = SplitSpec.parse(text)
+            steps = alone_rng.multinomial(PER_LOOK, other.weights, size=(20_000 // PER_LOOK, args.null_runs))
+            alone, peak = flap_alone_alarms(other, cfg, steps)
+            print(f"| {text} | 20,000 | {args.null_runs} | {alone:.5f} | {peak:.2f} ({np.log(1 / cfg.flap_alpha):.2f}) "
+                  "|", flush=True)
 
     print(f"\n{checked} runs re-judged by the real SequentialJudge: identical verdicts, stopping n and reasons. "
           f"{time.time() - started:.0f} s.", file=sys.stderr)
