@@ -34,7 +34,7 @@ and follows a run whose average is not the expected split.
 
 The judge sees cumulative counts per look, not single responses, so looks are the atoms: a
 look's new responses all go to the window that holds the look's last response (its cumulative
-count). The windows are then only approximately w long (a look of 50 never straddles two), and
+count). The windows are then only approximately w long (a look is never split between two), and
 the guarantee needs one assumption: **which window a look goes to must not depend on which
 subsets answered** -- i.e. how many classified responses each look brings is independent of
 their labels. Given the look sizes, the model above is then a fixed probability model for the
@@ -44,8 +44,12 @@ set by the clock and the rate, not by which subset sent them. (Errors and unknow
 remove responses from the classified stream; as long as *whether* a response is classified does
 not depend on the subset among the classified ones, the argument is unchanged.)
 
-Cost per look: one Dirichlet-multinomial marginal per window size (O(len(WINDOWS))), for one
+Cost per look: one Dirichlet-multinomial marginal per grid (len(WINDOWS) x PHASES = 10), for one
 stream or thousands at once (the simulation bench), like the change test.
+
+The judge also holds a PASS back while E_J >= 1 (decide.FLAP_HOLD_LOG_EVIDENCE: the split's
+intervals, intersected across looks, can otherwise PASS an alternation long before its proof).
+bench/flap_sim.py measures detection, false alarms and the cost to PASS; bench/README.md has them.
 """
 
 from __future__ import annotations
