@@ -119,8 +119,20 @@ class NomadParts(ProcessParts):
 
         job, group = self._group(instance)
         alloc = self._alloc(instance)
+        from loadgen.errors import LoadgenError
+
         with NomadClient() as nomad:
-            nomad.scale(job, group, 0, "loadgen test: stop one subset")
+            # A job brought up a moment ago still has its deployment running, and Nomad refuses
+            # to scale it until that is over: retry until it is.
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    nomad.scale(job, group, 0, "loadgen test: stop one subset")
+                    break
+                except LoadgenError as exc:
+                    if "active deployment" not in exc.message or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
             deadline = time.monotonic() + 30
             while nomad.allocation(alloc["ID"])["ClientStatus"] == "running":
                 assert time.monotonic() < deadline, "the scaled-down allocation still runs"

@@ -1,5 +1,9 @@
-"""`loadgen canary` on the real mesh: PASS, FAIL, a changed splitter, a missing subset, Ctrl-C --
-on every runtime (the `mesh_runtime` fixture repeats the module)."""
+"""`loadgen canary` on the real mesh: PASS, FAIL, a changed splitter, a missing subset, Ctrl-C.
+
+What differs per runtime (`per_runtime`: a PASS from a fresh machine, a stopped instance that
+FAILs) runs on every runtime; the rest exercises the judge and the borrowing, which are the same
+on every runtime, and runs on process. Canaries whose subject is not precision use
+`--tolerance 5` (85/15 then needs ~850 requests instead of ~5,000)."""
 
 from __future__ import annotations
 
@@ -37,7 +41,9 @@ def _wait_envoy_split(expected: dict[str, int]) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.per_runtime
 def test_pass_on_a_fresh_machine_and_the_mesh_is_put_back(loadgen, tmp_path):
+    # The README's own job, at the default tolerance.
     loadgen("down", "-q")
     out_json, out_xml = tmp_path / "c.json", tmp_path / "c.xml"
     proc = canary(loadgen, "--expect", "85/15", "--json", str(out_json), "--junit", str(out_xml))
@@ -65,10 +71,10 @@ def test_changed_splitter_fails_the_old_expectation_and_passes_consul(loadgen):
     _splitter((50, 50))
     try:
         _wait_envoy_split({"v1": 5000, "v2": 5000})
-        proc = canary(loadgen, "--expect", "85/15", "--json", "-")
+        proc = canary(loadgen, "--expect", "85/15", "--tolerance", "5", "--json", "-")
         assert proc.returncode == 1
         assert json.loads(proc.stdout)["verdict"] == "FAIL"
-        proc = canary(loadgen, "--expect", "consul", "--json", "-")
+        proc = canary(loadgen, "--expect", "consul", "--tolerance", "5", "--json", "-")
         assert proc.returncode == 0, proc.stderr
         result = json.loads(proc.stdout)
         assert result["expected"] == {"v1": 0.5, "v2": 0.5} and result["verdict"] == "PASS"
@@ -77,8 +83,10 @@ def test_changed_splitter_fails_the_old_expectation_and_passes_consul(loadgen):
         _wait_envoy_split({"v1": 8500, "v2": 1500})
 
 
+@pytest.mark.per_runtime
 def test_stopped_v2_instance_fails_naming_the_subset(loadgen, mesh_runtime):
     # process: the instance is terminated; docker: its container stopped; nomad: its group scaled to 0.
+    loadgen("up", "--stage", "splitter")  # the fresh-machine canary before it left nothing running
     mesh_runtime.stop_instance(loadgen, "service-b-2")
     try:
         status = loadgen("status", "--json", check=False)
@@ -152,7 +160,7 @@ def test_splitter_changed_mid_run_fails_with_the_change_reason(loadgen, tmp_path
 
 def test_another_stage_is_put_back_after_the_run(loadgen):
     loadgen("up", "--stage", "basic")
-    proc = canary(loadgen, "--expect", "85/15")
+    proc = canary(loadgen, "--expect", "85/15", "--tolerance", "5")
     assert proc.returncode == 0, proc.stderr
     assert loadgen.json("status")["stage"] == "basic"
     entries = httpx.get(f"{CONSUL}/v1/config/service-splitter", timeout=5).json()

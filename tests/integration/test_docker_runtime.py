@@ -10,6 +10,9 @@ import pytest
 
 from tests.integration.parts import missing
 
+# Starts from nothing: run first among the docker tests, before the shared docker mesh (conftest).
+pytestmark = pytest.mark.runtime("docker")
+
 
 @pytest.fixture(scope="module")
 def docker(loadgen):
