@@ -18,14 +18,12 @@ START = {"Kind": "service-splitter", "Name": "service-b",
 
 
 @pytest.fixture(scope="module", params=("docker", "nomad"))
-def runtime(request, loadgen):
-    parts = PARTS[request.param]()
-    parts.require()
-    loadgen("down", "-q")
-    loadgen.extra_env["LOADGEN_RUNTIME"] = request.param
+def runtime(request, shared_mesh):
+    """The runtime's shared mesh (conftest.SharedMesh): grouped with its other tests, not brought up anew."""
+    PARTS[request.param]().require()
+    shared_mesh.use("splitter", request.param)
     yield request.param
-    loadgen("down", "-q", check=False)
-    loadgen.extra_env.pop("LOADGEN_RUNTIME", None)
+    shared_mesh.hand_back()
 
 
 def test_a_clean_shift_on_this_runtime(loadgen, runtime):

@@ -1,5 +1,6 @@
 """Each stage of the reference setup comes up on real Consul + Envoy and behaves as the seed says,
-on every runtime (process, docker, nomad: the `mesh_runtime` fixture repeats the module).
+on every runtime (process, docker, nomad: the `mesh_runtime` fixture repeats the module, and every
+test here is `per_runtime`: the stage walk is what each runtime must get right on its own).
 
 The tests run in file order on one mesh: basic -> intentions -> basic (deny removed) ->
 l7-router -> splitter -> faults -> down, exercising `up` switching stages in place.
@@ -16,7 +17,7 @@ import pytest
 
 from loadgen.mesh import envoy_admin
 
-pytestmark = pytest.mark.usefixtures("mesh_runtime")
+pytestmark = [pytest.mark.usefixtures("mesh_runtime"), pytest.mark.per_runtime]
 
 SERVICE_A_ADMIN = 19000
 SERVICE_B_ADMINS = (19001, 19002)
