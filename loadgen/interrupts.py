@@ -16,14 +16,17 @@ Two places see a stop signal:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
 from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from loadgen.errors import ExitCode
+
+if TYPE_CHECKING:  # every command imports this module; only the load loops need asyncio
+    import asyncio
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

@@ -1,37 +1,51 @@
-"""The mesh commands: up, down, status, logs, stages, doctor, toolchain, split."""
+"""The mesh commands: up, down, status, logs, stages, doctor, toolchain, split.
+
+Each command imports what it uses when it runs (and its --help nothing of the mesh but the
+option choices): `loadgen stages` reads stage files and needs no Consul client, `loadgen down`
+with nothing up needs neither, and none of them needs the other runtimes or the liveness checks.
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import json
-import os
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from loadgen.errors import ExitCode, LoadgenError, UnreachableError
-from loadgen.mesh import toolchain
-from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient, ConsulSettings
-from loadgen.mesh.doctor import check_parts
-from loadgen.mesh.liveness import get_hello_a
-from loadgen.mesh.local import down_for_user, up_for_user
-from loadgen.mesh.runtime.base import SERVICE_A_URL, Runtime
-from loadgen.mesh.runtime.nomad import DRIVERS as NOMAD_DRIVERS
-from loadgen.mesh.runtime.select import RUNTIMES, runtime_for
-from loadgen.mesh.stages import load_stages
-from loadgen.mesh.state import describe_borrowers
+from loadgen.errors import ExitCode
+from loadgen.mesh.runtime.select import NOMAD_DRIVERS, RUNTIMES
 
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from loadgen.mesh.runtime.base import Runtime
+
+# Where service-a answers (loadgen.mesh.runtime.base.SERVICE_A_URL, which a unit test checks
+# this is): `split --help` shows it without importing the runtime contract.
+SERVICE_A_URL = "http://127.0.0.1:3000/hello_a"
+
+
+@functools.cache
+def _out() -> Console:
+    from rich.console import Console
+
+    return Console()
+
+
+@functools.cache
+def _err() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, soft_wrap=True)
 
 
 def _runtime() -> Runtime:
+    from loadgen.mesh.runtime.select import runtime_for
+
     return runtime_for()
 
 
@@ -40,7 +54,7 @@ def _progress(quiet: bool) -> Callable[[str], None]:
 
     def say(msg: str) -> None:
         if not quiet:
-            err.print(f"[dim]{time.monotonic() - start:6.1f}s[/dim] {msg}", highlight=False)
+            _err().print(f"[dim]{time.monotonic() - start:6.1f}s[/dim] {msg}", highlight=False)
 
     return say
 
@@ -95,6 +109,10 @@ def up(stage_name: str, runtime: str, driver: str | None, consul_addr: str | Non
     While commands are using the mesh (`loadgen status` names them), `up` of another stage
     refuses (exit 5) unless --force; `up` of their stage repairs it and keeps it up after them.
     """
+    from loadgen.mesh.local import up_for_user
+    from loadgen.mesh.runtime.select import runtime_for
+    from loadgen.mesh.stages import load_stages
+
     stage = load_stages().get(stage_name)
     started = time.monotonic()
     runtime_ = runtime_for(runtime, driver=driver, consul_address=consul_addr, live_timeout=live_timeout,
@@ -110,10 +128,10 @@ def up(stage_name: str, runtime: str, driver: str | None, consul_addr: str | Non
                      "secure": env is not None, "consul_env": env,
                      "seconds": round(time.monotonic() - started, 2)})
     else:
-        out.print(f"[green]stage {stage.name} is live[/green] in {time.monotonic() - started:.1f}s: "
+        _out().print(f"[green]stage {stage.name} is live[/green] in {time.monotonic() - started:.1f}s: "
                   f"{stage.summary}\n  try: curl {target.service_a_url}", highlight=False)
         if env:
-            out.print("  Consul (ACLs default deny, TLS), read-only:\n    "
+            _out().print("  Consul (ACLs default deny, TLS), read-only:\n    "
                       + " ".join(f"{k}={v}" for k, v in env.items()), highlight=False, soft_wrap=True)
     return ExitCode.OK
 
@@ -128,11 +146,13 @@ def down(force: bool, quiet: bool) -> int:
     they would fail on connection errors, and the last of them puts the mesh back as it found
     it anyway (down, if nothing ran before). --force takes it down regardless.
     """
+    from loadgen.mesh.local import down_for_user
+
     warnings = down_for_user(_runtime(), _progress(quiet), force=force)
     for w in warnings:
-        err.print(f"loadgen: warning: {w}", highlight=False)
+        _err().print(f"loadgen: warning: {w}", highlight=False)
     if not quiet:
-        out.print("mesh is down")
+        _out().print("mesh is down")
     return ExitCode.OK
 
 
@@ -162,6 +182,11 @@ def status(as_json: bool) -> int:
             "components": [c.__dict__ for c in st.components], "config_entries": st.config_entries,
         })
         return ExitCode.OK if st.up else ExitCode.UNREACHABLE
+    from rich.table import Table
+
+    from loadgen.mesh.state import describe_borrowers
+
+    out = _out()
     if not st.components:
         out.print("no local mesh is running (start one with `loadgen up --stage basic`)")
         return ExitCode.UNREACHABLE
@@ -199,13 +224,18 @@ def status(as_json: bool) -> int:
 @click.option("-n", "--lines", default=40, show_default=True, help="How many lines from the end.")
 def logs(component: str, lines: int) -> int:
     """Print the last lines of COMPONENT's log (names as in `loadgen status`)."""
-    click.echo(runtime_for().logs(component, lines))
+    click.echo(_runtime().logs(component, lines))
     return ExitCode.OK
 
 
 @click.command()
 def stages() -> int:
     """List the stages defined in consul/stages.toml."""
+    from rich.table import Table
+
+    from loadgen.mesh.stages import load_stages
+
+    out = _out()
     table = Table("stage", "what it deploys", "config entries", "from")
     book = load_stages()
     for st in book.stages.values():
@@ -226,6 +256,13 @@ def doctor(as_json: bool) -> int:
 
     Exits 5 when a required part is missing or incompatible.
     """
+    import dataclasses
+
+    from rich.table import Table
+
+    from loadgen.mesh.doctor import check_parts
+
+    out = _out()
     rows = check_parts()
     bad = [r for r in rows if r.required and not r.compatible]
     agent = _consul_agent()
@@ -252,6 +289,12 @@ def doctor(as_json: bool) -> int:
 
 def _consul_agent() -> dict[str, object]:
     """The agent loadgen would use: the running local mesh's, else the consul CLI's environment's."""
+    import os
+
+    from loadgen.errors import LoadgenError
+    from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient, ConsulSettings
+    from loadgen.mesh.runtime.select import runtime_for
+
     try:
         runtime_ = runtime_for()
         state = runtime_.run.load()
@@ -283,6 +326,9 @@ def toolchain_install(nomad: bool) -> int:
 
     A compatible binary already on PATH (or in LOADGEN_CONSUL / LOADGEN_NOMAD) is used as is.
     """
+    from loadgen.mesh import toolchain
+
+    err = _err()
     for name in ("consul", "nomad") if nomad else ("consul",):
         found = toolchain.find(name)
         if found.ok:
@@ -303,6 +349,13 @@ def split(requests: int, url: str, as_json: bool) -> int:
 
     A quick look only; `loadgen canary` judges the split statistically.
     """
+    from collections import Counter
+
+    from rich.table import Table
+
+    from loadgen.errors import UnreachableError
+    from loadgen.mesh.liveness import get_hello_a
+
     counts: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     deadline = time.monotonic() + max(30.0, requests * 0.5)
@@ -325,7 +378,7 @@ def split(requests: int, url: str, as_json: bool) -> int:
         table.add_row(app_id, str(n), f"{100 * n / total:.1f} %")
     for kind, n in errors.items():
         table.add_row(f"[red]error: {kind}[/]", str(n), "")
-    out.print(table)
+    _out().print(table)
     return ExitCode.OK
 
 
@@ -343,16 +396,18 @@ def images_group() -> None:
 def images_build(as_json: bool) -> int:
     """Build the base, service-a, service-b, consul-envoy and pause images; images whose inputs did not
     change are reused (tags are hashes of the inputs)."""
+    from rich.table import Table
+
     from loadgen.mesh.images import build_all
 
-    results = build_all(lambda m: None if as_json else err.print(m, highlight=False))
+    results = build_all(lambda m: None if as_json else _err().print(m, highlight=False))
     if as_json:
         click.echo(json.dumps([r.__dict__ for r in results], indent=2))
         return ExitCode.OK
     table = Table("image", "tag", "built now", "seconds")
     for r in results:
         table.add_row(r.name, r.tag, "yes" if r.built else "no (inputs unchanged)", f"{r.seconds:.1f}")
-    out.print(table)
+    _out().print(table)
     return ExitCode.OK
 
 

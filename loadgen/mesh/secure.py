@@ -28,12 +28,15 @@ import subprocess
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loadgen.errors import ExitCode, LoadgenError
-from loadgen.mesh.consul_api import ConsulClient
 from loadgen.mesh.consul_settings import DEFAULT_CONSUL, ConsulSettings
 from loadgen.mesh.stages import Stage, load_config_entry
 from loadgen.paths import consul_dir
+
+if TYPE_CHECKING:  # the client (httpx) is the caller's: reading the settings needs no client
+    from loadgen.mesh.consul_api import ConsulClient
 
 SECURE_ADDRESS = "https://127.0.0.1:8501"
 SECURE_PORTS = (8501, 8503, 8600, 8300, 8301, 8302)

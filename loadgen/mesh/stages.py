@@ -12,13 +12,13 @@ import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from hcl.api import isHcl
-from hcl.parser import HclParser
+from typing import TYPE_CHECKING, Any
 
 from loadgen.errors import UsageError
 from loadgen.paths import consul_dir
+
+if TYPE_CHECKING:
+    from hcl.parser import HclParser
 
 
 @dataclass(frozen=True)
@@ -135,11 +135,16 @@ class StageBook:
 @functools.cache
 def _hcl_parser() -> HclParser:
     # hcl.loads builds a new parser, and with it its LALR tables (~80 ms), for every file:
-    # 1.7 s per load_stages. One parser per process; each parse gets its own lexer.
+    # 1.7 s per load_stages. One parser per process; each parse gets its own lexer. Imported
+    # here: a command that reads no stage file (`loadgen status` with nothing up) skips pyhcl.
+    from hcl.parser import HclParser
+
     return HclParser()
 
 
 def _parse_hcl(text: str) -> Any:
+    from hcl.api import isHcl
+
     return _hcl_parser().parse(text) if isHcl(text) else json.loads(text)
 
 

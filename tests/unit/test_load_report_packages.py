@@ -4,6 +4,8 @@ Every load worker process imports loadgen.load.engine (and so loadgen/load/__ini
 package's surface must not pull in the plotting or statistics stacks a worker never uses. And
 a command that does not judge (`loadgen status`, `stages`, `down`, `--help`, `run`, ...) must not
 import the canary's statistics, the plots or Locust: the CLI imports a command only when it runs.
+The mesh commands go further: each imports only what it uses (`stages` no Consul client,
+`down` with nothing up neither the client nor the HCL parser, a --help nothing of the mesh).
 """
 
 from __future__ import annotations
@@ -40,6 +42,35 @@ def test_every_listed_name_resolves(package):
         module.no_such_name  # noqa: B018
 
 
+@pytest.mark.parametrize("package", ["loadgen.mesh", "loadgen.mesh.runtime"])
+def test_every_mesh_name_resolves_to_where_the_lazy_map_says(package):
+    module = importlib.import_module(package)
+    assert sorted(module.__all__) == sorted(module._WHERE), "__all__ and the lazy map list the same names"
+    for name in module.__all__:
+        defined_in = importlib.import_module(f"{package}.{module._WHERE[name]}")
+        assert getattr(module, name) is getattr(defined_in, name)
+        value = getattr(module, name)
+        if callable(value):  # a class or function (the constants have no __module__)
+            assert value.__module__ == defined_in.__name__, f"{name} is defined in {value.__module__}"
+    with pytest.raises(AttributeError):
+        module.no_such_name  # noqa: B018
+
+
+def test_importing_the_mesh_package_imports_no_submodule():
+    modules = _imported_after("import loadgen.mesh, loadgen.mesh.runtime")
+    assert sorted(m for m in modules if m.startswith("loadgen.mesh.")) == ["loadgen.mesh.runtime"]
+
+
+def test_the_mesh_commands_option_defaults_are_the_runtimes_own():
+    # commands/mesh.py keeps a copy of service-a's URL (split's --url default) so that a --help
+    # imports none of the runtime contract; the nomad runtime checks drivers against select's list.
+    from loadgen.commands import mesh as commands
+    from loadgen.mesh.runtime import base, nomad, select
+
+    assert commands.SERVICE_A_URL == base.SERVICE_A_URL
+    assert nomad.DRIVERS is select.NOMAD_DRIVERS
+
+
 @pytest.mark.parametrize("package", ["loadgen.load", "loadgen.report"])
 def test_package_imports_cleanly_alone(package):
     modules = _imported_after(f"import {package}")
@@ -71,8 +102,24 @@ LIGHT = [
 ]
 
 
-def _heavy(modules: set[str]) -> list[str]:
-    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in CLI_HEAVY))
+# Beyond CLI_HEAVY, what each mesh command leaves out (on an empty run directory, as below):
+# httpx (~0.1 s to import) is for talking to Consul or Envoy, pyhcl for reading the stage files,
+# psutil for looking at recorded processes, asyncio for the load loops.
+MESH_HELP_SKIPS = ("httpx", "httpcore", "psutil", "hcl", "asyncio", "rich", "loadgen.mesh.runtime.base",
+                   "loadgen.mesh.state", "loadgen.mesh.stages")
+SKIPS: dict[tuple[str, ...], tuple[str, ...]] = {
+    (): MESH_HELP_SKIPS,
+    ("--help",): MESH_HELP_SKIPS,
+    **{(name, "--help"): MESH_HELP_SKIPS for name in ("up", "down", "status", "logs", "doctor", "split", "toolchain",
+                                                     "images")},
+    ("stages",): ("httpx", "httpcore", "psutil", "asyncio", "loadgen.mesh.runtime.base", "loadgen.mesh.consul_api"),
+    ("down",): ("httpx", "httpcore", "hcl", "asyncio", "loadgen.mesh.consul_api"),
+    ("status",): ("hcl", "asyncio"),  # it asks Consul (httpx) even with nothing up
+}
+
+
+def _heavy(modules: set[str], heavy: tuple[str, ...] = CLI_HEAVY) -> list[str]:
+    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in heavy))
 
 
 @pytest.mark.parametrize("args", LIGHT, ids=lambda a: " ".join(a) or "(no arguments)")
@@ -92,6 +139,8 @@ def test_a_command_that_does_not_judge_imports_nothing_heavy(args, tmp_path):
     assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
     modules = set(json.loads(listed))
     assert _heavy(modules) == [], _heavy(modules)
+    skipped = SKIPS.get(args, ())
+    assert _heavy(modules, skipped) == [], f"`loadgen {' '.join(args)}` imported {_heavy(modules, skipped)}"
     if args[-1:] == ("--help",):  # the command itself was loaded to show its help
         assert "Usage: loadgen" in output
 

@@ -31,15 +31,19 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from loadgen.errors import ExitCode, LoadgenError
 from loadgen.interrupts import signals_held
 from loadgen.mesh import procs, toolchain
-from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient, ConsulSettings
+from loadgen.mesh.consul_settings import DEFAULT_CONSUL
 from loadgen.mesh.secure import SecureFiles, issue_tokens, mesh_settings, secure_stage
 from loadgen.mesh.stages import Stage, StageBook, load_stages
 from loadgen.mesh.state import MeshState, RunDir
+
+if TYPE_CHECKING:
+    # Imported where a client is made: `loadgen down` with nothing up needs none (nor httpx).
+    from loadgen.mesh.consul_api import ConsulClient, ConsulSettings
 
 Progress = Callable[[str], None]
 
@@ -67,6 +71,8 @@ class Target:
 
     def consul(self, write: bool = False) -> ConsulClient:
         """A client of the mesh's Consul with the right credentials."""
+        from loadgen.mesh.consul_api import ConsulClient
+
         settings = self.consul_write if write else self.consul_read
         return ConsulClient(settings=settings) if settings else ConsulClient(self.consul_address)
 
@@ -143,9 +149,17 @@ class Runtime(ABC):
         self.run = run_dir
         self.secure = secure
         self.explicit_consul = consul_address
-        self.book = book or load_stages()
+        self._book = book
         self.live_timeout = live_timeout
         self.keep_on_failure = keep_on_failure
+
+    @property
+    def book(self) -> StageBook:
+        """The stages (consul/stages.toml), read on first use: `status` and `down` with nothing
+        recorded need none."""
+        if self._book is None:
+            self._book = load_stages()
+        return self._book
 
     # -- hooks: what a runtime implements ----------------------------------------------------
     @abstractmethod
@@ -263,6 +277,8 @@ class Runtime(ABC):
     def status(self) -> MeshStatus:
         """Every part (running, health in Consul), the config entries in force, and why a
         recorded mesh is only half up."""
+        from loadgen.mesh.consul_api import ConsulClient
+
         state = self.run.load()
         address = state.consul_address or DEFAULT_CONSUL
         entries: list[dict[str, object]] = []

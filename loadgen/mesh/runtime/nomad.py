@@ -38,6 +38,7 @@ from loadgen.mesh.consul_api import ConsulClient
 from loadgen.mesh.nomad_api import DEFAULT_NOMAD, NomadClient
 from loadgen.mesh.runtime.base import ComponentStatus, Progress, Runtime
 from loadgen.mesh.runtime.recorded import recorded_components, stop_recorded, worst_health
+from loadgen.mesh.runtime.select import NOMAD_DRIVERS
 from loadgen.mesh.secure import (
     SecureFiles,
     forget_secure,
@@ -53,7 +54,7 @@ NOMAD_PORTS = (4646, 4647, 4648)
 NOMAD_STATE_ROOT = Path("/run/loadgen-nomad")
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap", "firewall")
 SIDECAR_TASK_PREFIX = "connect-proxy-"
-DRIVERS = ("raw_exec", "docker")
+DRIVERS = NOMAD_DRIVERS
 
 
 def nomad_dir() -> Path:

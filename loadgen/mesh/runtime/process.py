@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from loadgen.mesh import entries, procs, toolchain
-from loadgen.mesh.consul_api import ConsulClient
+from loadgen.mesh import procs, toolchain
 from loadgen.mesh.runtime.base import ComponentStatus, Progress, Runtime
-from loadgen.mesh.runtime.host_parts import host_ports_of_parts, start_host_workloads
 from loadgen.mesh.runtime.recorded import describe_pid, recorded_components, stop_recorded
-from loadgen.mesh.secure import forget_secure
-from loadgen.mesh.stages import Instance, Stage
-from loadgen.mesh.state import MeshState
 from loadgen.paths import project_root
+
+if TYPE_CHECKING:
+    # What starting and releasing need (httpx, Envoy admin) is imported there: `loadgen status`
+    # and `loadgen down` with nothing up use neither.
+    from loadgen.mesh.consul_api import ConsulClient
+    from loadgen.mesh.stages import Instance, Stage
+    from loadgen.mesh.state import MeshState
 
 __all__ = ["ProcessRuntime"]
 
@@ -28,10 +30,14 @@ class ProcessRuntime(Runtime):
         toolchain.require("envoy")
 
     def host_ports(self, stage: Stage) -> list[tuple[int, str]]:
+        from loadgen.mesh.runtime.host_parts import host_ports_of_parts
+
         return host_ports_of_parts(stage)
 
     def start_workloads(self, stage: Stage, state: MeshState, consul: ConsulClient, grpc: str, consul_bin: Path,
                         say: Progress) -> None:
+        from loadgen.mesh.runtime.host_parts import start_host_workloads
+
         start_host_workloads(self, stage, state, consul, grpc, consul_bin, toolchain.require("envoy"), say)
 
     def teardown(self, say: Progress) -> list[str]:
@@ -40,6 +46,9 @@ class ProcessRuntime(Runtime):
             self.run.state_file.unlink(missing_ok=True)
             say("nothing to stop")
             return []
+        from loadgen.mesh import entries
+        from loadgen.mesh.secure import forget_secure
+
         warnings = entries.release(state, say, self.run.path)
         stop_recorded(self.run, state, say, stop=self.stop_part, describe=self.describe)
         forget_secure(self.run.path, say)

@@ -1,21 +1,31 @@
-"""Which runtime runs (or should run) the local mesh."""
+"""Which runtime runs (or should run) the local mesh.
+
+Light to import (the runtimes are imported when one is chosen): ``loadgen up --help`` lists
+:data:`RUNTIMES` and :data:`NOMAD_DRIVERS` from here.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loadgen.errors import EnvironmentProblem, UsageError
-from loadgen.mesh.runtime.base import Runtime
-from loadgen.mesh.state import RunDir
 from loadgen.paths import run_dir
 
+if TYPE_CHECKING:
+    from loadgen.mesh.runtime.base import Runtime
+    from loadgen.mesh.state import RunDir
+
 RUNTIMES = ("process", "docker", "nomad")
+# The nomad runtime's task drivers for the services and their sidecars (the first is its default).
+NOMAD_DRIVERS = ("raw_exec", "docker")
 
 
 def runtime_for(name: str | None = None, run: RunDir | None = None, **kwargs: Any) -> Runtime:
     """The runtime ``name``; without one, the runtime the running mesh was brought up with, or
     when nothing runs, $LOADGEN_RUNTIME (default: process)."""
+    from loadgen.mesh.state import RunDir
+
     run = run or RunDir(run_dir())
     state = run.load()
     current = None if state.empty else state.runtime
