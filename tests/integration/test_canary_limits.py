@@ -10,11 +10,9 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def splitter(loadgen):
-    loadgen("down", "-q")
-    loadgen("up", "--stage", "splitter")
-    yield
-    loadgen("down", "-q", check=False)
+def splitter(splitter_mesh):
+    """The session's shared process mesh at stage splitter (tests/integration/conftest.py)."""
+    return splitter_mesh
 
 
 def test_a_generator_that_falls_behind_is_flagged(loadgen, splitter):
