@@ -120,7 +120,7 @@ def check_against_judge(spec: SplitSpec, cfg: JudgeConfig, steps: np.ndarray, ou
             raise SystemExit(f"simulate differs from SequentialJudge: run {r} {v.state} n={v.n} change={by_change} "
                              f"flap={by_flap} vs {outcome.code[r]} n={outcome.stop_n[r]} "
                              f"change={outcome.by_change[r]} flap={outcome.by_flap[r]}")
-        if by_flap and "moved back and forth" not in v.reason:
+        if by_flap and "the split moved" not in v.reason:
             raise SystemExit(f"run {r}: flapping detected but the reason does not name it: {v.reason}")
     return min(runs, steps.shape[1])
 

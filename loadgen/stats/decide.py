@@ -165,10 +165,15 @@ def flap_sentence(flap: FlapResult, names: tuple[str, ...]) -> str:
     assert flap.low is not None and flap.high is not None
     ranges = ", ".join(f"{name} {_num_fine(flap.low[name])}-{_pct_fine(flap.high[name])}" for name in names)
     span = f" (~{flap.window_s:.1f} s each)" if flap.window_s is not None else ""
-    return (f"the split moved back and forth during the run: over {flap.windows} windows of ~{flap.window:,} "
-            f"responses{span} the shares ranged {ranges} (evidence {math.exp(flap.log_evidence):,.0f}:1 against "
-            "one constant split); look for two writers of the splitter or client sidecars on different "
-            "config versions")
+    # Two or more crossings of the middle of the range, window to window, are back and forth;
+    # one is a move (the proof is the same: the windows do not share one split).
+    back_and_forth = (flap.crossings or 0) >= 2
+    look_for = ("two writers fighting over the splitter, or client sidecars on different config versions"
+                if back_and_forth else "a write to the splitter during the run, two writers fighting over it, or "
+                "client sidecars on different config versions")
+    return (f"the split {'moved back and forth' if back_and_forth else 'moved'} during the run: over "
+            f"{flap.windows} windows of ~{flap.window:,} responses{span} the shares ranged {ranges} (evidence "
+            f"{math.exp(flap.log_evidence):,.0f}:1 against one constant split); look for {look_for}")
 
 
 def decide(

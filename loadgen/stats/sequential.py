@@ -168,6 +168,12 @@ class SequentialJudge:
         if big.sum() < 2:  # proved early (one full window and a short one): show them all
             big = counts.sum(axis=1) > 0
         shares = counts[big] / counts[big].sum(axis=1, keepdims=True)
+        # How often the share of the subset that moved most crossed the middle of its range from
+        # one window to the next: one crossing is a move, two or more are back and forth.
+        spread = shares.max(axis=0) - shares.min(axis=0)
+        moving = shares[:, int(spread.argmax())]
+        above = moving > (moving.min() + moving.max()) / 2
+        reversals = int((above[1:] != above[:-1]).sum())
         # Durations from one window's last look to the next one's (the first window's start is
         # not a look: it may include a warm-up).
         ends_t = [self._look_times[j] for j in ends]
@@ -177,7 +183,7 @@ class SequentialJudge:
         names = self.spec.names
         return FlapResult(
             detected=True, log_evidence=self._flap.log_evidence, log_threshold=self._flap.log_threshold,
-            window=size, windows=int(big.sum()), window_s=window_s,
+            window=size, windows=int(big.sum()), window_s=window_s, crossings=reversals,
             low=dict(zip(names, shares.min(axis=0).round(4).tolist(), strict=True)),
             high=dict(zip(names, shares.max(axis=0).round(4).tolist(), strict=True)),
         )

@@ -82,6 +82,7 @@ class FlapResult:
     window: int | None = None  # responses per window of the grid that carries the most evidence
     windows: int | None = None  # windows of that grid the shares below are taken over
     window_s: float | None = None  # their mean duration in seconds (None when the caller gave no times)
+    crossings: int | None = None  # times the most-moving share crossed the middle of its range, window to window
     low: dict[str, float] | None = None  # per subset: the lowest share seen in one window
     high: dict[str, float] | None = None  # ... and the highest
 

@@ -10,7 +10,8 @@ import json
 import numpy as np
 import pytest
 
-from loadgen.stats import JudgeConfig, SequentialJudge, SplitSpec, VerdictState, flapping
+from loadgen.stats import FlapResult, JudgeConfig, SequentialJudge, SplitSpec, VerdictState, flapping
+from loadgen.stats.decide import flap_sentence
 from loadgen.stats.simulate import FAIL, PASS, Rule, apply_rule
 from tests.unit.cli_in_process import loadgen_in_process
 
@@ -53,8 +54,11 @@ def test_an_alternating_recording_fails_naming_the_movement(tmp_path):
     code, result = _replay(tmp_path, rec)
     judge = result["judge"]
     assert judge["state"] == "FAIL" and code == 1, judge["reason"]
-    assert judge["reason"].startswith("the split moved back and forth during the run: over ")
     flap = judge["flapping"]
+    # This seed is proved over three windows (85, 95, 85): two crossings, so back and forth.
+    assert flap["crossings"] >= 2
+    assert judge["reason"].startswith("the split moved back and forth during the run: over "), judge["reason"]
+    assert "look for two writers fighting over the splitter" in judge["reason"]
     assert flap["detected"] and flap["log_evidence"] >= flap["log_threshold"]
     # The shares named are the windows' own: one 85-ish, one 95-ish, either side of the band.
     assert flap["low"]["v1"] < 0.88 and flap["high"]["v1"] > 0.92
@@ -85,7 +89,7 @@ def test_the_judge_alone_detects_alternating_counts(stretch, offset):
     assert verdict.state is VerdictState.FAIL, verdict.reason
     assert verdict.flapping is not None
     if verdict.flapping.detected:
-        assert "moved back and forth" in verdict.reason
+        assert "the split moved" in verdict.reason
         assert verdict.flapping.window_s is not None and verdict.flapping.window_s > 0
     else:
         assert stretch == 2000 and "v1 gets" in verdict.reason
@@ -104,7 +108,7 @@ def test_a_pass_waits_while_the_split_may_be_moving():
             break
     assert held is not None and held.flapping is not None and held.flapping.holding
     assert all(s.status == "inside" for s in held.subsets)  # the judge before would have PASSed here
-    assert verdict.state is VerdictState.FAIL and "moved back and forth" in verdict.reason
+    assert verdict.state is VerdictState.FAIL and "the split moved" in verdict.reason
 
 
 def test_the_e_process_stays_below_its_threshold_at_a_constant_split():
@@ -157,3 +161,15 @@ def test_window_grid():
     assert len(flapping.grids()) == len(flapping.WINDOWS) * flapping.PHASES
     # 100/0 has no share in (0, 1) to take a spread from: a positive floor, never a prior of 0.
     assert flapping.concentration((1.0, 0.0), (0.02, 0.02)) == flapping.MIN_CONCENTRATION
+
+
+def test_one_crossing_is_a_move_two_are_back_and_forth():
+    """The proof is the same (the windows do not share one split); the words follow what the windows show."""
+    def sentence(crossings):
+        return flap_sentence(FlapResult(detected=True, log_evidence=9.0, log_threshold=8.29, window=500, windows=3,
+                                        window_s=1.0, crossings=crossings, low={"v1": 0.85, "v2": 0.05},
+                                        high={"v1": 0.95, "v2": 0.15}), ("v1", "v2"))
+    assert sentence(2).startswith("the split moved back and forth during the run: over 3 windows of ~500 "
+                                  "responses (~1.0 s each) the shares ranged v1 85.0-95.0 %, v2 5.00-15.0 %")
+    assert sentence(1).startswith("the split moved during the run: over 3 windows")
+    assert "a write to the splitter during the run" in sentence(1)
