@@ -115,13 +115,15 @@ def test_canary_passes_with_only_the_read_token_given_the_consul_cli_way(secure,
     secure("up", "--stage", "splitter", "-q")
     report = tmp_path / "canary.json"
     junit = tmp_path / "canary.xml"
-    proc = secure("canary", "--expect", "85/15", "--target", SERVICE_A, "--envoy-admin", "127.0.0.1:19000",
+    proc = secure("canary", "--expect", "85/15", "--tolerance", "5", "--target", SERVICE_A,
+                  "--envoy-admin", "127.0.0.1:19000",
                   "--json", str(report), "--junit", str(junit), "-q", env=_user_env(secure), check=False)
     assert proc.returncode == 0, (proc.stdout, proc.stderr)
     result = json.loads(report.read_text())
     assert result["verdict"] == "PASS" and result["three_way"]["consul"]
     # --expect consul reads the compiled chain with the read token too.
-    proc2 = secure("canary", "--expect", "consul", "--target", SERVICE_A, "--envoy-admin", "127.0.0.1:19000",
+    proc2 = secure("canary", "--expect", "consul", "--tolerance", "5", "--target", SERVICE_A,
+                   "--envoy-admin", "127.0.0.1:19000",
                    "-q", env=_user_env(secure), check=False)
     assert proc2.returncode == 0, (proc2.stdout, proc2.stderr)
     _no_secret_in(secure, proc.stdout, proc.stderr, proc2.stdout, proc2.stderr, report.read_text(),
@@ -160,7 +162,8 @@ def test_bad_credentials_and_tls_are_one_line_each(secure, tmp_path):
 def test_tls_not_verified_is_said(secure):
     secure("up", "--stage", "splitter", "-q")
     env = _user_env(secure, CONSUL_HTTP_SSL_VERIFY="false", CONSUL_CACERT="")
-    proc = secure("canary", "--expect", "85/15", "--target", SERVICE_A, "--envoy-admin", "127.0.0.1:19000", "-q",
+    proc = secure("canary", "--expect", "85/15", "--tolerance", "5", "--target", SERVICE_A,
+                  "--envoy-admin", "127.0.0.1:19000", "-q",
                   env=env, check=False)
     assert proc.returncode == 0, (proc.stdout, proc.stderr)
     assert "TLS to Consul is NOT verified (CONSUL_HTTP_SSL_VERIFY=false)" in proc.stderr
@@ -243,7 +246,8 @@ def test_splitter_on_the_docker_runtime_with_secure(secure, tmp_path):
         assert all(box["ref"].startswith("container ") for box in secure.json("status")["components"]
                    if box["kind"] == "sidecar")
         report = tmp_path / "canary.json"
-        proc = secure("canary", "--expect", "85/15", "--target", SERVICE_A, "--envoy-admin", "127.0.0.1:19000",
+        proc = secure("canary", "--expect", "85/15", "--tolerance", "5", "--target", SERVICE_A,
+                      "--envoy-admin", "127.0.0.1:19000",
                       "--json", str(report), "-q", env=_user_env(secure), check=False)
         assert proc.returncode == 0, (proc.stdout, proc.stderr)
         assert json.loads(report.read_text())["verdict"] == "PASS"
