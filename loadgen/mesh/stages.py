@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loadgen.errors import UsageError
+from loadgen.mesh.hcl_cache import cached_parse
 from loadgen.paths import consul_dir
 
 if TYPE_CHECKING:
@@ -143,6 +144,10 @@ def _hcl_parser() -> HclParser:
 
 
 def _parse_hcl(text: str) -> Any:
+    return cached_parse(text, _parse_hcl_now)
+
+
+def _parse_hcl_now(text: str) -> Any:
     from hcl.api import isHcl
 
     return _hcl_parser().parse(text) if isHcl(text) else json.loads(text)
