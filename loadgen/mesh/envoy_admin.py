@@ -159,19 +159,6 @@ def public_listener(dump: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def rbac_mentions(dump: dict[str, Any], source_service: str) -> bool:
-    """Whether the inbound (public) listener carries an RBAC rule naming ``source_service``.
-
-    Consul renders intentions as RBAC filters whose principals are SPIFFE ids ending in
-    ``/svc/<source>``; when no intention names the source, no rule mentions it.
-    """
-    listener = public_listener(dump)
-    if listener is None:
-        return False
-    text = json.dumps(listener)
-    return "rbac" in text.lower() and f"/svc/{source_service}" in text
-
-
 def _rbac_rules(node: Any) -> Iterator[dict[str, Any]]:
     """Every RBAC filter's ``rules`` under ``node`` (network and HTTP filters alike)."""
     if isinstance(node, dict):

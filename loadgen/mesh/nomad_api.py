@@ -76,9 +76,5 @@ class NomadClient(HashiCorpApi):
     def stop(self, job_id: str, purge: bool = True) -> None:
         self._request("DELETE", f"/v1/job/{job_id}", params={"purge": "true" if purge else "false"})
 
-    def scale(self, job_id: str, group: str, count: int, message: str = "") -> None:
-        self._request("POST", f"/v1/job/{job_id}/scale",
-                      json={"Count": count, "Target": {"Group": group}, "Message": message or "loadgen"})
-
     def gc(self) -> None:
         self._request("PUT", "/v1/system/gc")

@@ -72,11 +72,11 @@ def test_intentions_deny_then_allow(loadgen, hello):
         body = r.json()  # a JSON reason from service-a, never HTML
         assert body["error"] and body["upstream_url"] == "http://127.0.0.1:9000/hello_b"
     for port in SERVICE_B_ADMINS:
-        assert envoy_admin.rbac_mentions(envoy_admin.config_dump(port), "service-a")
+        assert not envoy_admin.rbac_allows(envoy_admin.config_dump(port), "service-a")
     # Removing the deny (back to basic) lets traffic through again.
     loadgen("up", "--stage", "basic")
     for port in SERVICE_B_ADMINS:
-        assert not envoy_admin.rbac_mentions(envoy_admin.config_dump(port), "service-a")
+        assert envoy_admin.rbac_allows(envoy_admin.config_dump(port), "service-a")
     assert [r.status_code for r in hello(20)] == [200] * 20
 
 

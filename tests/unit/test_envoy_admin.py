@@ -42,12 +42,6 @@ def test_router_route():
     assert any(r.route_config == "service-a" for r in envoy_admin.routes(dump("splitter-service-a")))
 
 
-def test_rbac_only_with_the_deny():
-    assert envoy_admin.rbac_mentions(dump("intentions-service-b-1"), "service-a")
-    assert not envoy_admin.rbac_mentions(dump("basic-service-b-1"), "service-a")
-    assert not envoy_admin.rbac_mentions(dump("intentions-service-b-1"), "service-c")
-
-
 def test_public_listener_found():
     listener = envoy_admin.public_listener(dump("basic-service-b-1"))
     assert listener is not None and listener["name"].startswith("public_listener:127.0.0.1:")
