@@ -35,15 +35,14 @@ from typing import TYPE_CHECKING, ClassVar
 
 from loadgen.errors import ExitCode, LoadgenError
 from loadgen.interrupts import signals_held
-from loadgen.mesh import procs, toolchain
-from loadgen.mesh.consul_settings import DEFAULT_CONSUL
-from loadgen.mesh.secure import SecureFiles, issue_tokens, mesh_settings, secure_stage
-from loadgen.mesh.stages import Stage, StageBook, load_stages
+from loadgen.mesh import procs
 from loadgen.mesh.state import MeshState, RunDir
 
 if TYPE_CHECKING:
-    # Imported where a client is made: `loadgen down` with nothing up needs none (nor httpx).
+    # The rest is imported where it is used: `loadgen down` with nothing up reads the run state
+    # only, and needs no Consul client (httpx), stage files, secure setup or toolchain.
     from loadgen.mesh.consul_api import ConsulClient, ConsulSettings
+    from loadgen.mesh.stages import Stage, StageBook
 
 Progress = Callable[[str], None]
 
@@ -158,6 +157,8 @@ class Runtime(ABC):
         """The stages (consul/stages.toml), read on first use: `status` and `down` with nothing
         recorded need none."""
         if self._book is None:
+            from loadgen.mesh.stages import load_stages
+
             self._book = load_stages()
         return self._book
 
@@ -217,10 +218,12 @@ class Runtime(ABC):
         A failed or interrupted first `up` takes down what it started (unless keep_on_failure);
         a failed switch leaves the running mesh for inspection.
         """
+        from loadgen.mesh import toolchain
         from loadgen.mesh.consul_agent import check_connect, dev_agent_ports, ensure_consul
         from loadgen.mesh.entries import apply_entries
         from loadgen.mesh.runtime.live import wait_live
         from loadgen.mesh.runtime.recorded import ensure_ports_free
+        from loadgen.mesh.secure import SecureFiles, issue_tokens, secure_stage
 
         say = progress or _noop
         with self.run.locked():
@@ -278,6 +281,7 @@ class Runtime(ABC):
         """Every part (running, health in Consul), the config entries in force, and why a
         recorded mesh is only half up."""
         from loadgen.mesh.consul_api import ConsulClient
+        from loadgen.mesh.consul_settings import DEFAULT_CONSUL
 
         state = self.run.load()
         address = state.consul_address or DEFAULT_CONSUL
@@ -333,9 +337,13 @@ class Runtime(ABC):
 
     def consul_settings(self, state: MeshState, role: str = "management") -> ConsulSettings:
         """How to reach the mesh's Consul as ``role`` (management or read; plain: the environment's)."""
+        from loadgen.mesh.secure import mesh_settings
+
         return mesh_settings(self.run.path, state.secure, state.consul_address, role)
 
     def _target(self, stage: Stage, state: MeshState) -> Target:
+        from loadgen.mesh.consul_settings import DEFAULT_CONSUL
+
         return Target(
             service_a_url=SERVICE_A_URL,
             consul_address=state.consul_address or DEFAULT_CONSUL,

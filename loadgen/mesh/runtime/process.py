@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loadgen.mesh import procs, toolchain
+from loadgen.mesh import procs
 from loadgen.mesh.runtime.base import ComponentStatus, Progress, Runtime
 from loadgen.mesh.runtime.recorded import describe_pid, recorded_components, stop_recorded
 from loadgen.paths import project_root
@@ -27,6 +27,8 @@ class ProcessRuntime(Runtime):
     name = "process"
 
     def check_prerequisites(self) -> None:
+        from loadgen.mesh import toolchain
+
         toolchain.require("envoy")
 
     def host_ports(self, stage: Stage) -> list[tuple[int, str]]:
@@ -36,6 +38,7 @@ class ProcessRuntime(Runtime):
 
     def start_workloads(self, stage: Stage, state: MeshState, consul: ConsulClient, grpc: str, consul_bin: Path,
                         say: Progress) -> None:
+        from loadgen.mesh import toolchain
         from loadgen.mesh.runtime.host_parts import start_host_workloads
 
         start_host_workloads(self, stage, state, consul, grpc, consul_bin, toolchain.require("envoy"), say)
