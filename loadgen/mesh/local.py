@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from loadgen.errors import ExitCode, LoadgenError
 from loadgen.mesh.runtime.base import Progress, Runtime, Target
 from loadgen.mesh.runtime.select import runtime_for
-from loadgen.mesh.stages import Stage, StageBook, load_stages
 from loadgen.mesh.state import Borrower, describe_borrowers, join, leave, returned, user_took_over
+
+if TYPE_CHECKING:  # `loadgen down` reads no stage file
+    from loadgen.mesh.stages import Stage, StageBook
 
 # How long a borrower waits for another command that is changing the mesh (a bring-up or a
 # restore: each bounded by `up`'s 90 s live timeout) before it gives up.
@@ -35,6 +38,8 @@ LOCK_WAIT = 300.0
 
 @contextlib.contextmanager
 def borrowed_stage(stage_name: str, say: Progress, runtime: Runtime | None = None) -> Iterator[Target]:
+    from loadgen.mesh.stages import load_stages
+
     book = load_stages()
     stage = book.get(stage_name)
     rt = runtime or runtime_for(book=book)

@@ -113,7 +113,8 @@ SKIPS: dict[tuple[str, ...], tuple[str, ...]] = {
     **{(name, "--help"): MESH_HELP_SKIPS for name in ("up", "down", "status", "logs", "doctor", "split", "toolchain",
                                                      "images")},
     ("stages",): ("httpx", "httpcore", "psutil", "asyncio", "loadgen.mesh.runtime.base", "loadgen.mesh.consul_api"),
-    ("down",): ("httpx", "httpcore", "hcl", "asyncio", "loadgen.mesh.consul_api"),
+    ("down",): ("httpx", "httpcore", "hcl", "asyncio", "loadgen.mesh.consul_api", "loadgen.mesh.stages",
+                "loadgen.mesh.secure", "loadgen.mesh.toolchain"),
     ("status",): ("hcl", "asyncio"),  # it asks Consul (httpx) even with nothing up
 }
 
