@@ -133,6 +133,22 @@ def _p95(x: np.ndarray) -> str:
     return f"{np.percentile(x, 95):.0f}" if len(x) else "-"
 
 
+def band_edges(cfg: JudgeConfig, runs: int, seed: int) -> None:
+    """False PASS on a band's edge (the small subset one band above its weight), with the flapping
+    test and as before it, on the very same streams (the judge_sim.py scenarios' edge truths)."""
+    print("| expected | true split (band edge) | runs | PASS | PASS before the flapping test | FAIL | FAIL before |")
+    print("|---|---|---|---|---|---|---|")
+    for text, p in (("85/15", [0.83, 0.17]), ("99/1", [0.985, 0.015])):
+        spec = SplitSpec.parse(text)
+        budget = default_budget(fixed_sample_size(spec, cfg, 0.8) or 0)
+        steps = np.random.default_rng(seed).multinomial(PER_LOOK, p, size=(budget // PER_LOOK, runs))
+        rule = Rule.of_judge(spec, cfg)
+        new, old = apply_rule(rule, spec, steps), apply_rule(before_flapping(rule, cfg), spec, steps)
+        print(f"| {text} | {p[0] * 100:g}/{p[1] * 100:g} | {runs} | {(new.code == PASS).mean():.4f} "
+              f"| {(old.code == PASS).mean():.4f} | {(new.code == FAIL).mean():.4f} "
+              f"| {(old.code == FAIL).mean():.4f} |", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=2000, help="runs per detection cell")
@@ -141,9 +157,14 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=20261129)
     ap.add_argument("--alone-splits", default="85/15,99/1,70/20/10",
                     help="expected splits the flapping test alone is also run at (empty: none)")
+    ap.add_argument("--edges-only", action="store_true",
+                    help="only the false-PASS check on band edges of 85/15 and 99/1 (--null-runs runs each)")
     args = ap.parse_args()
     started = time.time()
     cfg = JudgeConfig()
+    if args.edges_only:
+        band_edges(cfg, args.null_runs, args.seed)
+        return 0
     spec = SplitSpec.parse(EXPECT)
     budget = default_budget(fixed_sample_size(spec, cfg, 0.8) or 0)
     looks = budget // PER_LOOK
