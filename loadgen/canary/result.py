@@ -159,7 +159,12 @@ def _junit_cases(verdict: Verdict, suite: str, checks: list[tuple[str, str | Non
         else:
             cases.append(TestCase(name, suite, system_out=text))
     if verdict.state is VerdictState.FAIL:
-        kind = "SplitChanged" if verdict.change is not None and verdict.change.detected else "FAIL"
+        if verdict.change is not None and verdict.change.detected:
+            kind = "SplitChanged"
+        elif verdict.flapping is not None and verdict.flapping.detected:
+            kind = "SplitMoving"  # moved back and forth (stats.flapping)
+        else:
+            kind = "FAIL"
         cases.append(TestCase("verdict", suite, failure=verdict.reason, failure_type=kind,
                               failure_text=verdict.reason))
     elif verdict.state is not VerdictState.PASS:

@@ -51,6 +51,8 @@ def verdict_table(verdict: Verdict, three_way: Mapping[str, Any] | None = None, 
             extra.append(f"{g.name}: {g.count} ({_pct(g.share)} %, limit {_pct(g.limit)} %)")
     if verdict.change is not None and verdict.change.detected:
         extra.append(_change_text(verdict))
+    if verdict.flapping is not None and verdict.flapping.detected:
+        extra.append(_flapping_text(verdict))
     srm = f"SRM chi-square p = {verdict.srm_p:.3g}" if verdict.srm_p is not None else "SRM: no data"
     if verdict.srm_p_anytime is not None:
         srm += f"; anytime-valid p = {verdict.srm_p_anytime:.3g}"
@@ -134,6 +136,17 @@ def _change_text(verdict: Verdict) -> str:
         span = f"{seg.t_start:.1f}-{seg.t_end:.1f}s, " if seg.t_start is not None and seg.t_end is not None else ""
         parts.append(f"{label} ({span}{seg.n} responses): {shares}")
     return "split changed: " + "; ".join(parts)
+
+
+def _flapping_text(verdict: Verdict) -> str:
+    flap = verdict.flapping
+    assert flap is not None
+    if flap.low is None or flap.high is None:
+        return "split moving: proved against one constant split"
+    ranges = ", ".join(f"{name} {_pct(flap.low[name])}-{_pct(flap.high[name])} %" for name in flap.low)
+    every = f" of ~{flap.window:,} responses" if flap.window else ""
+    seconds = f" (~{flap.window_s:.1f}s each)" if flap.window_s else ""
+    return f"split moving: over {flap.windows or '?'} windows{every}{seconds}: {ranges}"
 
 
 def _share(value: float | None) -> str:

@@ -173,3 +173,22 @@ def test_one_crossing_is_a_move_two_are_back_and_forth():
                                   "responses (~1.0 s each) the shares ranged v1 85.0-95.0 %, v2 5.00-15.0 %")
     assert sentence(1).startswith("the split moved during the run: over 3 windows")
     assert "a write to the splitter during the run" in sentence(1)
+
+
+def test_junit_and_the_terminal_name_a_moving_split(tmp_path):
+    """The JUnit failure's type is SplitMoving (a change point is SplitChanged) and the results
+    print the windows' ranges under the verdict, as they print a change's segments."""
+    from rich.console import Console
+
+    from loadgen.canary import CanaryOptions, replay
+    from loadgen.report.terminal import verdict_table
+
+    rec = tmp_path / "flapping.jsonl"
+    _record(rec, _alternating_shares(12_000, 500), seed=23)
+    result = replay(CanaryOptions(expect="90/10", replay=rec, mapping="1=v1,2=v2"))
+    assert result.verdict.flapping is not None and result.verdict.flapping.detected
+    assert 'type="SplitMoving"' in result.junit()
+    console = Console(width=200, record=True, force_terminal=False)
+    console.print(verdict_table(result.verdict, None, plain=True))
+    text = console.export_text()
+    assert "split moving: over" in text and "v1 " in text.split("split moving: over", 1)[1]
