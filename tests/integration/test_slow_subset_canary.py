@@ -69,8 +69,8 @@ def _wait_envoy_split(expected: dict[str, int]) -> None:
 
 
 def _canary_in_process(**overrides) -> object:
-    options = CanaryOptions(expect="85/15", target=TARGET, mapping="1=v1,2=v2", rate=400.0, max_time=30.0,
-                            warmup=1.0, config=JudgeConfig(tolerance=Tolerance.parse("5")), **overrides)
+    options = CanaryOptions(expect="85/15", target=TARGET, mapping="1=v1,2=v2", rate=800.0, max_time=30.0,
+                            warmup=0.5, config=JudgeConfig(tolerance=Tolerance.parse("5")), **overrides)
     return run_live(options, TARGET, None, lambda _line: None, envoy_admin="127.0.0.1:19000")
 
 
