@@ -17,6 +17,8 @@ import httpx
 import psutil
 import pytest
 
+from tests.integration.splitter import put_splitter, wait_envoy_split
+
 pytestmark = pytest.mark.usefixtures("mesh_runtime")
 
 CONSUL = "http://127.0.0.1:8500"
@@ -24,21 +26,6 @@ CONSUL = "http://127.0.0.1:8500"
 
 def canary(loadgen, *args, check=False):
     return loadgen("canary", *args, "-q", check=check)
-
-
-def _splitter(weights: tuple[int, int]) -> None:
-    entry = {"Kind": "service-splitter", "Name": "service-b",
-             "Splits": [{"Weight": weights[0], "ServiceSubset": "v1"}, {"Weight": weights[1], "ServiceSubset": "v2"}]}
-    assert httpx.put(f"{CONSUL}/v1/config", json=entry, timeout=5).json() is True
-
-
-def _wait_envoy_split(expected: dict[str, int]) -> None:
-    from loadgen.mesh import envoy_admin
-
-    deadline = time.monotonic() + 30
-    while envoy_admin.weighted_split(envoy_admin.config_dump(19000), "service-b") != expected:
-        assert time.monotonic() < deadline, "Envoy did not get the new weights"
-        time.sleep(0.1)
 
 
 @pytest.mark.per_runtime
@@ -68,9 +55,9 @@ def test_wrong_expectation_fails(loadgen):
 
 
 def test_changed_splitter_fails_the_old_expectation_and_passes_consul(loadgen):
-    _splitter((50, 50))
+    put_splitter((50, 50))
     try:
-        _wait_envoy_split({"v1": 5000, "v2": 5000})
+        wait_envoy_split({"v1": 5000, "v2": 5000})
         proc = canary(loadgen, "--expect", "85/15", "--tolerance", "5", "--json", "-")
         assert proc.returncode == 1
         assert json.loads(proc.stdout)["verdict"] == "FAIL"
@@ -79,8 +66,8 @@ def test_changed_splitter_fails_the_old_expectation_and_passes_consul(loadgen):
         result = json.loads(proc.stdout)
         assert result["expected"] == {"v1": 0.5, "v2": 0.5} and result["verdict"] == "PASS"
     finally:
-        _splitter((85, 15))
-        _wait_envoy_split({"v1": 8500, "v2": 1500})
+        put_splitter((85, 15))
+        wait_envoy_split({"v1": 8500, "v2": 1500})
 
 
 @pytest.mark.per_runtime
@@ -106,9 +93,9 @@ def test_stopped_v2_instance_fails_naming_the_subset(loadgen, mesh_runtime):
 def test_one_percent_canary_passes_and_fails_when_v2_is_stopped(loadgen, mesh_runtime):
     # A 99/1 splitter: the canary's band is 0.5-1.5 %, so a dead v2 can no longer hide in +-2 points.
     loadgen("up", "--stage", "splitter")
-    _splitter((99, 1))
+    put_splitter((99, 1))
     try:
-        _wait_envoy_split({"v1": 9900, "v2": 100})
+        wait_envoy_split({"v1": 9900, "v2": 100})
         proc = canary(loadgen, "--expect", "99/1", "--rate", "800", "--json", "-")
         result = json.loads(proc.stdout)
         assert proc.returncode == 0 and result["verdict"] == "PASS", result["reason"]
@@ -124,8 +111,8 @@ def test_one_percent_canary_passes_and_fails_when_v2_is_stopped(loadgen, mesh_ru
         assert not any(g["exceeded"] for g in result["judge"]["guards"])
     finally:
         loadgen("up", "--stage", "splitter")  # restarts the stopped instance
-        _splitter((85, 15))
-        _wait_envoy_split({"v1": 8500, "v2": 1500})
+        put_splitter((85, 15))
+        wait_envoy_split({"v1": 8500, "v2": 1500})
 
 
 def test_splitter_changed_mid_run_fails_with_the_change_reason(loadgen, tmp_path):
@@ -143,7 +130,7 @@ def test_splitter_changed_mid_run_fails_with_the_change_reason(loadgen, tmp_path
         while not record.exists() or len(record.read_text().splitlines()) < 1000:  # ~2 s of answers at 85/15
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
             time.sleep(0.1)
-        _splitter((50, 50))
+        put_splitter((50, 50))
         _, stderr = proc.communicate(timeout=60)
         result = json.loads(out.read_text())
         assert proc.returncode == 1 and result["verdict"] == "FAIL", stderr
@@ -154,8 +141,8 @@ def test_splitter_changed_mid_run_fails_with_the_change_reason(loadgen, tmp_path
     finally:
         if proc.poll() is None:
             proc.kill()
-        _splitter((85, 15))
-        _wait_envoy_split({"v1": 8500, "v2": 1500})
+        put_splitter((85, 15))
+        wait_envoy_split({"v1": 8500, "v2": 1500})
 
 
 def test_another_stage_is_put_back_after_the_run(loadgen):

@@ -26,6 +26,7 @@ import pytest
 from loadgen.canary import CanaryOptions
 from loadgen.canary.live import run_live
 from loadgen.stats import JudgeConfig, Tolerance, VerdictState
+from tests.integration.splitter import put_splitter, wait_envoy_split
 
 pytestmark = pytest.mark.usefixtures("mesh_runtime")
 
@@ -51,21 +52,6 @@ def slow(app_id: str, delay_ms: int = DELAY_MS) -> Iterator[None]:
         yield
     finally:
         httpx.post(url, params={"delay_ms": 0, "error_rate": 0}, timeout=5)
-
-
-def _splitter(weights: tuple[int, int]) -> None:
-    entry = {"Kind": "service-splitter", "Name": "service-b",
-             "Splits": [{"Weight": weights[0], "ServiceSubset": "v1"}, {"Weight": weights[1], "ServiceSubset": "v2"}]}
-    assert httpx.put(f"{CONSUL}/v1/config", json=entry, timeout=5).json() is True
-
-
-def _wait_envoy_split(expected: dict[str, int]) -> None:
-    from loadgen.mesh import envoy_admin
-
-    deadline = time.monotonic() + 30
-    while envoy_admin.weighted_split(envoy_admin.config_dump(19000), "service-b") != expected:
-        assert time.monotonic() < deadline, "Envoy did not get the new weights"
-        time.sleep(0.1)
 
 
 def _canary_in_process(**overrides) -> object:
@@ -118,15 +104,15 @@ def test_a_splitter_changed_mid_run_still_fails_with_a_slow_subset(loadgen, tmp_
             while not record.exists() or len(record.read_text().splitlines()) < 1200:  # ~3 s of answers
                 assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
                 time.sleep(0.1)
-            _splitter((50, 50))
+            put_splitter((50, 50))
             written_at = time.monotonic()
             _, stderr = proc.communicate(timeout=60)
             detection_s = time.monotonic() - written_at
         finally:
             if proc.poll() is None:
                 proc.kill()
-            _splitter((85, 15))
-            _wait_envoy_split({"v1": 8500, "v2": 1500})
+            put_splitter((85, 15))
+            wait_envoy_split({"v1": 8500, "v2": 1500})
     result = json.loads(out.read_text())
     assert proc.returncode == 1 and result["verdict"] == "FAIL", stderr
     assert result["reason"].startswith("the split changed during the run at t ≈ "), result["reason"]
