@@ -55,6 +55,7 @@ def test_wrong_expectation_fails(loadgen):
 
 
 def test_changed_splitter_fails_the_old_expectation_and_passes_consul(loadgen):
+    loadgen("up", "--stage", "splitter")  # on its own too, not only after the tests before it
     put_splitter((50, 50))
     try:
         wait_envoy_split({"v1": 5000, "v2": 5000})

@@ -24,7 +24,7 @@ V2_FAULT = "http://127.0.0.1:3002/test/fault"
 START = {"Kind": "service-splitter", "Name": "service-b",
          "Splits": [{"Weight": 85, "ServiceSubset": "v1"}, {"Weight": 15, "ServiceSubset": "v2"}]}
 # Wide enough that each step decides in a few seconds at 200/s; the split is still checked.
-FAST = ("--tolerance", "5", "--rate", "200", "--verify-time", "40s", "--step-timeout", "30s")
+FAST = ("--tolerance", "5", "--rate", "600", "--verify-time", "40s", "--step-timeout", "30s")
 
 
 def _weights() -> dict[str, float]:
