@@ -54,7 +54,8 @@ def _assert_no_more_load(target) -> None:
                          [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
 def test_a_stop_signal_writes_the_report_and_reaps_every_worker(target, tmp_path, workers, signum, code, word):
     proc = _start_run(target, tmp_path, "sig", "--workers", str(workers))
-    _wait_for_load(proc, target)
+    # 201: the server also counts the one reachability request `run` sends before the run.
+    _wait_for_load(proc, target, requests=201)
     children = psutil.Process(proc.pid).children(recursive=True)
     if workers > 1:
         assert len(children) >= workers

@@ -8,6 +8,7 @@ l7-router -> splitter -> faults -> down, exercising `up` switching stages in pla
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 
@@ -137,7 +138,11 @@ def test_dead_sidecar_is_reported_and_up_restarts_it(loadgen, hello, mesh_runtim
     deadline = time.monotonic() + 30
     while set(_app_ids(hello(100))) != {"1", "2"}:
         assert time.monotonic() < deadline, "traffic did not reach both instances again"
-    assert loadgen.json("status")["up"]
+    # Consul's health check of a restarted sidecar may pass a moment after traffic flows again.
+    deadline = time.monotonic() + 30
+    while not json.loads(loadgen("status", "--json", check=False).stdout)["up"]:
+        assert time.monotonic() < deadline, loadgen("status", "--json", check=False).stdout
+        time.sleep(0.5)
 
 
 def test_down_leaves_nothing(loadgen, mesh_runtime):
