@@ -211,8 +211,12 @@ def judged_prefix_line(prefix: dict[str, Any]) -> str | None:
     if not last:
         return "judged in send order"
     return (f"judged in send order: at the last look the judged prefix trailed the newest request by "
-            f"{last['lag_s'] * 1000:.0f} ms ({last['held']:,} answers held back behind {last['in_flight']:,} "
-            "requests still in flight; the final look judged them all)")
+            f"{last['lag_s'] * 1000:.0f} ms ({_count(last['held'], 'answer')} held back behind "
+            f"{_count(last['in_flight'], 'request')} still in flight; the final look judged them all)")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def identity_never_matched(identity: IdentityRule, *tallies: Tally) -> bool:
