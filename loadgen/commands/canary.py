@@ -33,6 +33,7 @@ from loadgen.canary.unstarted import unstarted_result
 from loadgen.commands.options import Duration, Rate, parse_headers, runtime_option
 from loadgen.commands.request_options import build_request_options, request_options
 from loadgen.errors import ExitCode, UsageError
+from loadgen.load.schedule import MAX_RATE
 from loadgen.mesh.consul_api import ConsulClient
 from loadgen.mesh.local import borrowed_stage
 from loadgen.mesh.runtime.select import runtime_for
@@ -138,7 +139,7 @@ class PlanningHelp(click.Command):
                    "brought up and put back afterwards). See `loadgen stages`.")
 @click.option("--header", "headers", multiple=True, metavar="'NAME: VALUE'", help="Extra request header (repeatable).")
 @request_options(method_flags=("-X", "--request"))  # --method is the judge's
-@click.option("--rate", type=Rate(min=0.1, max=100_000), default=500.0, show_default=True,
+@click.option("--rate", type=Rate(min=0.1, max=MAX_RATE), default=500.0, show_default=True,
               help="Requests per second (open loop).")
 @click.option("--max-requests", type=click.IntRange(min=1, max=10_000_000), default=None,
               help="Budget of requests. Default: 4 x the fixed test's n, at least 5000 (sequential), "

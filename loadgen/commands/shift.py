@@ -15,6 +15,7 @@ from loadgen.canary.consul_view import CLIENT_SERVICE
 from loadgen.canary.progress import Snapshot
 from loadgen.commands.options import Duration, Rate, parse_headers, runtime_option
 from loadgen.errors import UsageError
+from loadgen.load.schedule import MAX_RATE
 from loadgen.mesh.consul_api import ConsulClient
 from loadgen.mesh.local import borrowed_stage
 from loadgen.mesh.runtime.select import runtime_for
@@ -79,7 +80,7 @@ def _ms(text: str | None, option: str) -> float | None:
                    "each step's route, and the first one's counters go beside the traffic. Default: service-a's "
                    "sidecar on the local mesh; none with --target.")
 @click.option("--header", "headers", multiple=True, metavar="'NAME: VALUE'", help="Extra request header (repeatable).")
-@click.option("--rate", type=Rate(min=1, max=100_000), default=200.0, show_default=True,
+@click.option("--rate", type=Rate(min=1, max=MAX_RATE), default=200.0, show_default=True,
               help="Requests per second during each verification (open loop).")
 @click.option("--tolerance", default="2", show_default=True, metavar="POINTS|PCT%",
               help="Allowed deviation of each share, as for `loadgen canary`.")

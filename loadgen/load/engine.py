@@ -41,6 +41,7 @@ LATE_MS = 10.0  # a request starting this much after its intended time is late
 LATE_S = LATE_MS / 1000
 MAX_LATE_SHARE = 0.05
 MAX_CPU_SHARE = 0.90
+YIELD_EVERY = 64  # the open loop hands control to the event loop at least once per this many sends
 
 
 @dataclass(frozen=True)
@@ -271,6 +272,11 @@ async def _open_loop(plan: LoadPlan, client: Client, start: float, clock: Callab
         task = loop_create_task(one(intended, order.sent(offset)))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
+        if stats.sent % YIELD_EVERY == 0:
+            # A generator behind its schedule never sleeps above and takes a free slot without
+            # awaiting: let the loop run now and then, or Ctrl-C / SIGTERM (delivered through
+            # the loop) and the answers would wait until the slots run out.
+            await asyncio.sleep(0)
     if cut is not None:
         # Counted from the schedule's formula, never by walking it: at --rate 1e9 the offsets
         # left after the deadline number in billions.
@@ -317,6 +323,9 @@ def scheduled_before(schedule: RateSchedule, duration: float, until: float) -> i
     return total
 
 
+_EDGE_STEPS = 16  # the most _segment_count walks from its formula's count
+
+
 def _segment_count(ramp: Segment, base: float, length: float, duration: float, limit: float) -> int:
     def inside(j: int) -> bool:  # offsets() yields the j-th request of this segment
         try:
@@ -326,10 +335,15 @@ def _segment_count(ramp: Segment, base: float, length: float, duration: float, l
         return t < length and base + t < duration and base + t < limit
 
     j = max(0, math.ceil(ramp.count_until(max(0.0, min(length, limit - base)))))
-    while j > 0 and not inside(j - 1):
-        j -= 1
-    while inside(j):
-        j += 1
+    # The formula is off by rounding only: a few steps settle it. Bounded, so this stays O(1)
+    # whatever the numbers (a count past 2**53 cannot be stepped at all: j + 1 == j as floats).
+    for _ in range(_EDGE_STEPS):
+        if j > 0 and not inside(j - 1):
+            j -= 1
+        elif inside(j):
+            j += 1
+        else:
+            break
     return j
 
 

@@ -50,6 +50,10 @@ class Sample:
         return data
 
 
+# The latest a recorded request may start, in seconds since the run started: room for a log
+# whose t are epoch seconds (1.7e9), not for a number that is no time at all (1e300).
+MAX_T = 1e10
+
 # A recorded line is about 150 bytes; a "line" far longer is not a recording (a binary file
 # without newlines), and reading it whole would hold the file in memory.
 MAX_LINE_BYTES = 1 << 20
@@ -195,20 +199,24 @@ def _parse_line(line: str, path: Path, number: int) -> tuple[Sample, str | None]
     if missing:
         raise UsageError(f"{where}: missing field(s) {', '.join(missing)}")
     t, status, app_id, latency, error = obj["t"], obj["status"], obj["app_id"], obj["latency_ms"], obj["error"]
-    if not _number(t):
-        raise UsageError(f"{where}: t must be a number (seconds since start), got {t!r}")
+    if not _number(t) or not 0 <= t <= MAX_T:
+        raise UsageError(f"{where}: t must be a number of seconds since the run started, 0 to {MAX_T:g}, got {t!r}")
     if status is not None and (not isinstance(status, int) or isinstance(status, bool)):
         raise UsageError(f"{where}: status must be an integer or null, got {status!r}")
-    if app_id is not None and not isinstance(app_id, str | int):
+    if app_id is not None and (not isinstance(app_id, str | int) or isinstance(app_id, bool)):
         raise UsageError(f"{where}: app_id must be a string or null, got {app_id!r}")
     if latency is not None and not _number(latency):
         raise UsageError(f"{where}: latency_ms must be a number or null, got {latency!r}")
     if error is not None and not isinstance(error, str):
         raise UsageError(f"{where}: error must be a string or null, got {error!r}")
     subset = obj.get("subset")
+    # An empty APP_ID names no backend, as an empty X-App-Id header does not (load/identity.py):
+    # a 200 without one is what the live run calls no_app_id.
+    named = None if app_id is None or not str(app_id).strip() else str(app_id)
+    if named is None and status == 200 and error is None:
+        error = "no_app_id"
     sample = Sample(
-        t=float(t), status=status, app_id=None if app_id is None else str(app_id),
-        latency_ms=None if latency is None else float(latency), error=error,
+        t=float(t), status=status, app_id=named, latency_ms=None if latency is None else float(latency), error=error,
     )
     return sample, subset if isinstance(subset, str) else None
 

@@ -17,6 +17,12 @@ from dataclasses import dataclass
 
 from loadgen.errors import UsageError
 
+# The most requests per second any command sends (``run``, ``canary``, ``shift``): one
+# generator process does a few thousand a second, and a rate far above what any machine can
+# send only makes the schedule's arithmetic meaningless (at 1e30/s one request's time
+# differs from the next one's by less than a float can tell).
+MAX_RATE = 100_000.0
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 
 
@@ -37,6 +43,9 @@ def _rate(text: str, whole: str) -> float:
         raise UsageError(f"{text!r} in --rate {whole!r} is not a number of requests per second") from None
     if not math.isfinite(value) or value <= 0:
         raise UsageError(f"--rate {whole!r}: rates must be more than 0, got {text}")
+    if value > MAX_RATE:
+        raise UsageError(f"--rate {whole!r}: {text.strip()} is more than the most loadgen sends, "
+                         f"{MAX_RATE:,.0f} requests per second")
     return value
 
 
