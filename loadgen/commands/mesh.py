@@ -347,39 +347,59 @@ def toolchain_install(nomad: bool) -> int:
 def split(requests: int, url: str, as_json: bool) -> int:
     """Send N requests through service-a and show how service-b's APP_IDs shared them.
 
-    A quick look only; `loadgen canary` judges the split statistically.
+    A quick look only; `loadgen canary` judges the split statistically. Exit 0 when at least one
+    answer named its backend (an APP_ID); 4 when nothing answered HTTP (refused, timed out, not
+    HTTP); 1 when answers came but none named a backend (all errors, no APP_ID): there was no
+    split to show. The table (or --json) is printed in every case.
     """
     from collections import Counter
 
     from rich.table import Table
+    from rich.text import Text
 
     from loadgen.errors import UnreachableError
+    from loadgen.load.client import Endpoint
     from loadgen.mesh.liveness import get_hello_a
+    from loadgen.report.brief import MAX_LISTED, brief_value
 
+    Endpoint.parse(url)  # ftp://, no host, a bad port: one line, exit 2, nothing sent
     counts: Counter[str] = Counter()
     errors: Counter[str] = Counter()
+    answered = 0  # HTTP answers, whatever their status
     deadline = time.monotonic() + max(30.0, requests * 0.5)
     for _ in range(requests):
         if time.monotonic() > deadline:
             break
         obs = get_hello_a(url)
+        answered += obs.status is not None
         if obs.status == 200 and obs.app_id:
             counts[obs.app_id] += 1
         else:
             errors[obs.error.split(":")[0] if obs.error else f"HTTP {obs.status}"] += 1
     total = sum(counts.values())
-    if total == 0 and errors and all(k.startswith("Connect") for k in errors):
-        raise UnreachableError(f"{url} is unreachable (is the mesh up? `loadgen up --stage splitter`)")
     if as_json:
         _print_json({"url": url, "requests": requests, "app_ids": dict(counts), "errors": dict(errors)})
+    else:
+        table = Table("APP_ID", "responses", "share")
+        ranked = sorted(counts, key=lambda a: (-counts[a], a))
+        for app_id in ranked[:MAX_LISTED] if len(ranked) > MAX_LISTED + 1 else ranked:
+            n = counts[app_id]
+            table.add_row(Text(brief_value(app_id, quoted=False)), str(n), f"{100 * n / total:.1f} %")
+        if len(ranked) > MAX_LISTED + 1:
+            rest = sum(counts[a] for a in ranked[MAX_LISTED:])
+            table.add_row(f"{len(ranked) - MAX_LISTED:,} other APP_IDs", str(rest), f"{100 * rest / total:.1f} %")
+        for kind, n in errors.items():
+            table.add_row(f"[red]error: {kind}[/]", str(n), "")
+        _out().print(table)
+    if total:
         return ExitCode.OK
-    table = Table("APP_ID", "responses", "share")
-    for app_id, n in sorted(counts.items()):
-        table.add_row(app_id, str(n), f"{100 * n / total:.1f} %")
-    for kind, n in errors.items():
-        table.add_row(f"[red]error: {kind}[/]", str(n), "")
-    _out().print(table)
-    return ExitCode.OK
+    if not answered:
+        raise UnreachableError(f"{url} did not answer HTTP ({', '.join(errors) or 'nothing sent'}); is the mesh up? "
+                               "`loadgen up --stage splitter`")
+    _err().print(f"loadgen: no answer named its backend ({sum(errors.values()):,} of them: "
+                 f"{', '.join(f'{k} x{v}' for k, v in errors.items())}): there is no split to show", highlight=False,
+                 markup=False)
+    return ExitCode.FAIL
 
 
 COMMANDS = [up, down, status, logs, stages, doctor, split]
