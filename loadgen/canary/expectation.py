@@ -18,6 +18,7 @@ from loadgen.canary.consul_view import ConsulView, chain_request, client_upstrea
 from loadgen.errors import LoadgenError, UnreachableError, UsageError
 from loadgen.mesh.consul_api import DEFAULT_CONSUL, ConsulClient
 from loadgen.mesh.subsets import SubsetMap, subset_map
+from loadgen.report.brief import MAX_CHARS, brief_values
 from loadgen.stats import SplitSpec, parse_app_id_map
 
 UNMAPPED_STOP = 50  # answers naming a backend, none of them a mapped APP_ID or a subset: a wrong map or rule
@@ -86,12 +87,12 @@ class Expectation:
         names = set(self.spec.names) | set(self.mapping.subsets)
         if any(self.mapping.subset_of(a) is not None or a in names for a in app_ids):
             return None
-        seen = sorted(app_ids, key=lambda a: (-app_ids[a], a))
-        values = ", ".join(repr(a) for a in seen[:5]) + (f" and {len(seen) - 5} more" if len(seen) > 5 else "")
+        first = min(app_ids, key=lambda a: (-app_ids[a], a))
         pairs = ", ".join(f"{a}={sub}" for a, sub in sorted(self.mapping.app_ids.items())) or "empty"
-        return (f"the answers name their backend {values} ({total:,} answers), which is neither an APP_ID of the map "
-                f"({pairs}; {self.mapping.source}) nor a subset name ({', '.join(self.spec.names)}): give --map "
-                f"{seen[0]}=SUBSET,... or a --subset-from whose values are APP_IDs or subset names")
+        example = first if len(first) <= MAX_CHARS and first.isprintable() else "APP_ID"
+        return (f"the answers name their backend {brief_values(app_ids)} ({total:,} answers), which is neither an "
+                f"APP_ID of the map ({pairs}; {self.mapping.source}) nor a subset name ({', '.join(self.spec.names)}): "
+                f"give --map {example}=SUBSET,... or a --subset-from whose values are APP_IDs or subset names")
 
     def classify(self, app_ids: Mapping[str, int]) -> tuple[Counter[str], int]:
         """Answers per APP_ID -> answers per subset of the spec, and the unknown ones."""

@@ -39,6 +39,8 @@ def replay(options: CanaryOptions, on_look: Callable[[Snapshot], None] | None = 
             recorded[sample.app_id] = sub
         in_order = in_order and sample.t >= last_t
         last_t = sample.t
+    if total == 0:  # nothing to judge is bad input, not a budget that ran out (INCONCLUSIVE)
+        raise UsageError(f"{path} holds no samples: nothing to judge")
     if options.mapping:
         mapping = mapping_from_option(options.mapping)
     else:

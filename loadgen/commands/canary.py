@@ -38,6 +38,7 @@ from loadgen.mesh.consul_api import ConsulClient
 from loadgen.mesh.local import borrowed_stage
 from loadgen.mesh.runtime.select import runtime_for
 from loadgen.mesh.stages import load_stages
+from loadgen.report.brief import brief_counts
 from loadgen.report.files import check_output, write_json, write_output
 from loadgen.report.statusline import StatusLine
 from loadgen.report.terminal import live_line, verdict_table
@@ -337,7 +338,7 @@ def _print_result(result: CanaryResult) -> None:
         out.print(f"errors (not judged as samples): {errs}", style="yellow", highlight=False)
     unknown = {a: n for a, n in result.app_id_counts.items() if result.mapping.subset_of(a) is None}
     if unknown:
-        out.print(f"APP_IDs no subset claims: {unknown}", style="yellow", highlight=False)
+        out.print(f"APP_IDs no subset claims: {brief_counts(unknown)}", style="yellow", highlight=False, markup=False)
     if result.warmup and result.warmup["requests"]:
         warm = result.warmup
         errs = sum(warm["errors"].values())

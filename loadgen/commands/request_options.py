@@ -68,7 +68,8 @@ def build_request_options(request_method: str | None, data: str | None, cacert: 
     body = request_body(data)
     # As curl: a body without a method is a POST.
     method = (request_method or ("POST" if body is not None else "GET")).strip().upper()
-    if not method.isalpha():
+    # ASCII letters only (a token, RFC 9110): "GÉT" would go out as raw latin-1 bytes.
+    if not (method.isascii() and method.isalpha()) or not (request_method or "").isascii():
         raise UsageError(f"the method {request_method!r} is not an HTTP method (GET, POST, PUT, ...)")
     tls = tls_options(Path(cacert) if cacert is not None else None, insecure)
     identity = IdentityRule.parse(subset_from)

@@ -8,8 +8,8 @@ mesh it measures. It handles Content-Length, chunked and read-until-close bodies
 ``Connection: close``, connect and response timeouts, resets, malformed responses, and
 a fresh-connection-per-request mode (intentions are checked when a connection is set up).
 
-Errors are raised as :class:`RequestError` with a short ``kind``: connect_refused,
-connect_timeout, tls_error, timeout, reset, bad_response.
+Errors are raised as :class:`RequestError` with a short ``kind``: dns_error, connect_refused,
+connect_failed, connect_timeout, tls_error, timeout, reset, bad_response.
 """
 
 from __future__ import annotations
@@ -17,14 +17,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httptools
 
 from loadgen.errors import UsageError
+
+_PRINTABLE_ASCII = "".join(map(chr, range(0x21, 0x7F)))  # left as they are in a path; the rest percent-encoded
 
 
 class RequestError(Exception):
@@ -86,7 +89,16 @@ class Endpoint:
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
-        return cls(parts.hostname, port or (443 if parts.scheme == "https" else 80), path, parts.scheme)
+        # The request line is ASCII (RFC 3986): a non-ASCII path or query is sent percent-encoded
+        # as UTF-8 (/héllo -> /h%C3%A9llo), as browsers and curl do, never as raw latin-1 bytes.
+        path = quote(path, safe=_PRINTABLE_ASCII)
+        host = parts.hostname
+        if not host.isascii():
+            try:
+                host = host.encode("idna").decode("ascii")
+            except UnicodeError:
+                raise UsageError(f"{url!r}: the host name {host!r} is not a valid internationalized name") from None
+        return cls(host, port or (443 if parts.scheme == "https" else 80), path, parts.scheme)
 
 
 class _Connection(asyncio.Protocol):
@@ -207,7 +219,7 @@ class Client:
 
     def __post_init__(self) -> None:
         self.endpoint = Endpoint.parse(self.url)
-        if not self.method.isalpha() or not self.method.isupper():
+        if not (self.method.isascii() and self.method.isalpha() and self.method.isupper()):
             raise UsageError(f"{self.method!r} is not an HTTP method (GET, POST, PUT, ...)")
         self._head = self.method == "HEAD"
         self._ssl: ssl.SSLContext | None = None
@@ -232,22 +244,46 @@ class Client:
         self._request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (self.body or b"")
 
     async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Connection:
+        """A new connection: TCP, then the TLS handshake for https://, each failure named for what
+        it is -- a name that does not resolve (dns_error), a refusal, a TCP connect that does not
+        finish (connect_timeout), or a handshake that fails or is never answered (tls_error: a
+        plain-HTTP server never answers a ClientHello), all within ``connect_timeout``."""
         where = f"{self.endpoint.host}:{self.endpoint.port}"
+        started = loop.time()
         try:
-            _, conn = await asyncio.wait_for(
-                loop.create_connection(lambda: _Connection(loop, self._head), self.endpoint.host, self.endpoint.port,
-                                       ssl=self._ssl, server_hostname=self._server_name),
+            transport, conn = await asyncio.wait_for(
+                loop.create_connection(lambda: _Connection(loop, self._head), self.endpoint.host, self.endpoint.port),
                 self.connect_timeout,
             )
         except TimeoutError:
             raise RequestError("connect_timeout", where) from None
-        except ssl.SSLError as exc:  # before OSError, which it is too: a handshake, not a refusal
+        except socket.gaierror as exc:  # before OSError, which it is too: no address, nothing refused
+            raise RequestError("dns_error", f"{self.endpoint.host}: {exc.strerror or exc}") from None
+        except ConnectionRefusedError:
+            raise RequestError("connect_refused", where) from None
+        except OSError as exc:  # no route, network down, ...: not a refusal
+            raise RequestError("connect_failed", f"{where}: {exc.strerror or exc}") from None
+        if self._ssl is None:
+            return conn
+        remaining = max(0.001, self.connect_timeout - (loop.time() - started))
+        try:
+            tls = await asyncio.wait_for(
+                loop.start_tls(transport, conn, self._ssl, server_hostname=self._server_name), remaining)
+        except TimeoutError:
+            transport.abort()
+            raise RequestError("tls_error", f"{where}: no answer to the TLS handshake within "
+                                            f"{self.connect_timeout:g}s (does it speak plain HTTP?)") from None
+        except ssl.SSLError as exc:
+            transport.abort()
             why = getattr(exc, "verify_message", None) or exc.reason or str(exc)  # "Hostname mismatch, ..."
             raise RequestError("tls_error", f"{where}: {why}") from None
-        except ConnectionRefusedError:
-            raise RequestError("connect_refused", f"{self.endpoint.host}:{self.endpoint.port}") from None
-        except OSError as exc:
-            raise RequestError("connect_refused", str(exc)) from None
+        except OSError as exc:  # closed during the handshake
+            transport.abort()
+            raise RequestError("tls_error", f"{where}: the connection closed during the TLS handshake "
+                                            f"({exc.strerror or exc or 'no reason given'})") from None
+        if tls is None:  # the connection was closed while the handshake was under way
+            raise RequestError("tls_error", f"{where}: the connection closed during the TLS handshake")
+        conn.transport = tls  # type: ignore[assignment]
         return conn
 
     async def send(self) -> Response:

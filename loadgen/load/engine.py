@@ -105,6 +105,10 @@ class RunStats:
     # Open loop: due (intended start before the deadline, or more than LATE_MS before a stop)
     # but never sent, because the generator was behind when it had to stop.
     dropped: int = 0
+    # Open loop: requests that found every connection busy waiting on the target's answers. Late
+    # starts and drops are then the target's doing (it does not answer, or too slowly), not a
+    # generator too slow for the rate.
+    waited_for_target: int = 0
 
     @property
     def achieved_rate(self) -> float:
@@ -129,8 +133,11 @@ class RunStats:
 
     def generator_health(self, closed_loop: bool = False) -> GeneratorHealth:
         problems = []
+        cause = ("every connection was waiting on the target's answers: the target is not answering, or too "
+                 "slowly" if self.waited_for_target else "generator too slow for the rate")
         if not closed_loop and self.late_share > MAX_LATE_SHARE:
-            problems.append(f"{self.late_share:.1%} of requests started late (limit {MAX_LATE_SHARE:.0%})")
+            problems.append(f"{self.late_share:.1%} of requests started late (limit {MAX_LATE_SHARE:.0%}"
+                            + (f"; {cause})" if self.waited_for_target else ")"))
         # Any drop invalidates, unlike late starts: a late request is still measured from its
         # intended start, so its lateness is in the corrected latency; a dropped one is not
         # measured at all, and the dropped ones are the latest of the run -- exactly the tail
@@ -138,7 +145,7 @@ class RunStats:
         # time drops nothing: requests due in the last LATE_MS before a stop are not counted.)
         if not closed_loop and self.dropped:
             problems.append(f"{self.dropped:,} requests due by the deadline were never sent "
-                            f"({self.dropped_share:.1%} of {self.due:,}; generator too slow for the rate)")
+                            f"({self.dropped_share:.1%} of {self.due:,}; {cause})")
         if self.cpu_share > MAX_CPU_SHARE:
             problems.append(f"generator CPU at {self.cpu_share:.0%} of a core (limit {MAX_CPU_SHARE:.0%})")
         return GeneratorHealth(valid=not problems, problems=problems, late=self.late,
@@ -260,6 +267,8 @@ async def _open_loop(plan: LoadPlan, client: Client, start: float, clock: Callab
                 break
         # The last instant this request may start: before the deadline, or after it only while
         # on time (a timer firing a hair past the deadline for a request due just before it).
+        if slots.locked():
+            stats.waited_for_target += 1
         if not await _acquire_by(slots, max(deadline, intended + LATE_S), clock):
             cut = plan.max_time  # every request of the schedule was due by the deadline
             break

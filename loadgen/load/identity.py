@@ -47,7 +47,12 @@ class IdentityRule:
         raise UsageError(f"--subset-from {text!r} is not understood: give {FORMS}")
 
     def of(self, headers: Mapping[str, str], body: bytes) -> str | None:
-        """The identity in one response, or None when it has none."""
+        """The identity in one response, or None when it has none (an empty or blank value, in a
+        header or a JSON body alike, names no backend)."""
+        value = self._raw(headers, body)
+        return value if value is None or value.strip() else None
+
+    def _raw(self, headers: Mapping[str, str], body: bytes) -> str | None:
         if self.kind == "header":
             wanted = self.name.lower()
             value = next((v for k, v in headers.items() if k.lower() == wanted), None)
@@ -55,7 +60,7 @@ class IdentityRule:
         if self.kind == "json":
             return _at_path(json_object(body), self.name)
         value = headers.get("X-App-Id") or headers.get("x-app-id")
-        if value:
+        if value and value.strip():
             return value
         obj = json_object(body)
         return str(obj["app_id"]) if obj is not None and obj.get("app_id") is not None else None

@@ -194,6 +194,7 @@ def run_workers(
         cpu_share=max(w.cpu_share for w in per_worker),  # the busiest worker decides validity
         stopped_by="stop" if interrupted() else per_worker[0].stopped_by,
         dropped=sum(w.dropped for w in per_worker),  # each counted its own shard's
+        waited_for_target=sum(w.waited_for_target for w in per_worker),
     )
     failed = [f.recording_failed for f in finals.values() if f.recording_failed]
     if record and part_dir:

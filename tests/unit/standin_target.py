@@ -25,7 +25,7 @@ def standin_target(answer: Callable[[int], Answer], path: str = "/hello_a") -> I
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             with lock:
                 n = next(counter)
             what = answer(n)
@@ -47,7 +47,7 @@ def standin_target(answer: Callable[[int], Answer], path: str = "/hello_a") -> I
             self.end_headers()
             self.wfile.write(body)
 
-        do_POST = do_HEAD = do_GET  # noqa: N815
+        do_POST = do_HEAD = do_GET
 
         def log_message(self, *_args: object) -> None:
             pass
