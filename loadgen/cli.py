@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from loadgen import __version__, interrupts
+from loadgen import __version__, interrupts, stdio
 from loadgen.errors import ExitCode, LoadgenError
 
 # Every command: its module, the click object there, and its short help (the first sentence of
@@ -61,7 +61,8 @@ def _err(*objects: Any, **options: Any) -> None:
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok/PASS, 1 FAIL or violation, 2 usage or input error, 3 INCONCLUSIVE, "
     "4 target or mesh unreachable (or a component failed to come up), 5 environment "
-    "(a required binary missing or a port taken), 70 internal error (a bug), 130 interrupted (Ctrl-C), "
+    "(a required binary missing or a port taken), 6 the run ended (a PASS, a finished load) but an output "
+    "(stdout, --json, --junit) could not be written, 70 internal error (a bug), 130 interrupted (Ctrl-C), "
     "143 terminated (SIGTERM); interrupted or terminated, what was collected is still reported."
 )
 
@@ -103,6 +104,7 @@ class LoadgenGroup(click.Group):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs["standalone_mode"] = False
+        stdio.guard()  # a closed stdout gets /dev/null before any socket can take its number
         interrupts.install()
         try:
             rv = super().main(*args, **kwargs)

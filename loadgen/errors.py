@@ -13,6 +13,8 @@ line. Anything else that escapes is a bug (exit 70).
 3   INCONCLUSIVE (the budget ran out before the verdict was clear)
 4   target or mesh unreachable, or a mesh component failed to come up
 5   environment: a required binary is missing or a port is already taken
+6   the run ended (a PASS, a finished load) but an output failed: stdout, --json, --junit
+    (every other output was still written; see with_output_failure for how it combines)
 70  internal error (a bug; LOADGEN_DEBUG=1 shows the traceback)
 130 interrupted (Ctrl-C); what was collected is still reported
 143 terminated (SIGTERM, e.g. from timeout, CI cancellation or docker stop): as 130
@@ -35,6 +37,7 @@ class ExitCode(IntEnum):
     INCONCLUSIVE = 3
     UNREACHABLE = 4
     ENVIRONMENT = 5
+    OUTPUT_FAILED = 6
     INTERNAL = 70  # EX_SOFTWARE
     INTERRUPTED = 130  # 128 + SIGINT, as shells report it
     TERMINATED = 143  # 128 + SIGTERM
@@ -50,6 +53,17 @@ _VERDICT_CODES = {"PASS": ExitCode.OK, "FAIL": ExitCode.FAIL, "INCONCLUSIVE": Ex
 def exit_code(state: VerdictState) -> ExitCode:
     """The exit code of a verdict, the same for ``loadgen canary`` and the Locust plugin."""
     return _VERDICT_CODES[str(state)]
+
+
+def with_output_failure(code: int) -> int:
+    """The exit code of a command that reached its result but could not deliver an output.
+
+    A result that is already non-zero (FAIL 1, INCONCLUSIVE 3, unreachable 4, interrupted 130 /
+    143, ...) keeps its code: it says more than a lost report, a gate already stops on it, and a
+    FAIL must never read as anything milder. Only a success (0: PASS, a finished run) becomes
+    OUTPUT_FAILED (6), so a job whose requested report or verdict line is missing never passes
+    silently -- and never looks like a FAIL of the split either."""
+    return ExitCode.OUTPUT_FAILED if code == ExitCode.OK else code
 
 
 class LoadgenError(Exception):

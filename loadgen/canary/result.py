@@ -58,6 +58,9 @@ class CanaryResult:
     # The order answers were judged in ("send": the complete prefix by send time) and how far that
     # prefix trailed the newest request at the last look; None where it does not apply.
     judged_prefix: dict[str, Any] | None = None
+    # The code of the error that ended the canary without a verdict (4: the target or the mesh
+    # unreachable, ...): its outputs are still written (canary.unstarted), and exit with it.
+    error_code: ExitCode | None = None
 
     @property
     def warnings(self) -> list[str]:
@@ -79,6 +82,8 @@ class CanaryResult:
         """The verdict's code. An interrupted run that the judge could not decide on what it
         collected exits 130 (Ctrl-C) or 143 (SIGTERM); a PASS or FAIL keeps its code even when
         interrupted, since the judge's guarantee holds whenever the run stops."""
+        if self.error_code is not None:
+            return self.error_code
         if self.signum is not None and not self.verdict.decided:
             return interrupts.exit_code(self.signum)
         return exit_code(self.verdict.state)
@@ -135,6 +140,8 @@ class CanaryResult:
             checks.append(("client sidecar routes as Consul compiled", three.get("stale"),
                            three.get("stale") or f"Envoy {_split_text(envoy)} = Consul "
                                                  f"{properties.get('consul', '?')}"))
+        if self.error_code is not None:  # no verdict: the run could not go on (e.g. the target unreachable)
+            checks.append(("canary ran", self.verdict.reason, self.verdict.reason))
         return render(TestSuite(suite, _junit_cases(self.verdict, suite, checks), time_s=self.duration_s,
                                 properties=properties))
 

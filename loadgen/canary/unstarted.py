@@ -1,4 +1,4 @@
-"""The result of a canary stopped (Ctrl-C, SIGTERM) before its first request was sent.
+"""The result of a canary stopped (Ctrl-C, SIGTERM, or an error) before it had a verdict.
 
 The set-up can take a while -- a mesh brought up, Consul read, a slow target probed -- and a
 CI job cancelled meanwhile must still find every output it asked for. This result says what
@@ -16,6 +16,7 @@ from loadgen import interrupts
 from loadgen.canary.expectation import expects_consul, mapping_from_option, resolve_spec
 from loadgen.canary.options import CanaryOptions
 from loadgen.canary.result import CanaryResult
+from loadgen.errors import LoadgenError
 from loadgen.mesh.subsets import SubsetMap
 from loadgen.stats import Verdict, VerdictState, make_judge, plan_sample_size
 
@@ -26,9 +27,12 @@ def unstarted_reason(signum: int) -> str:
     return f"{interrupts.describe(signum)} before any request was sent"
 
 
-def unstarted_result(options: CanaryOptions, signum: int, target: str | None = None) -> CanaryResult:
-    """INCONCLUSIVE with nothing judged; its exit code is the signal's (130 or 143)."""
-    reason = unstarted_reason(signum)
+def unstarted_result(options: CanaryOptions, signum: int | None, target: str | None = None,
+                     error: LoadgenError | None = None) -> CanaryResult:
+    """INCONCLUSIVE with nothing judged; its exit code is the signal's (130 or 143), or, given
+    ``error`` (the target or the mesh unreachable, a mesh that did not come up, an input error
+    only the answers could reveal), the error's own: every requested output still says why."""
+    reason = unstarted_reason(signum) if signum is not None else f"no verdict: {error}"
     if options.mapping:
         mapping = mapping_from_option(options.mapping)
     else:
@@ -46,6 +50,6 @@ def unstarted_result(options: CanaryOptions, signum: int, target: str | None = N
         verdict=verdict, spec=spec, mapping=mapping, plan=plan,
         target=target or options.target or "the local mesh", requests=0, duration_s=0.0,
         rate_asked=options.rate, rate_achieved=None, app_id_counts={}, errors={}, latency_ms={},
-        stopped_by="interrupted", signum=signum, identity=options.subset_from,
-        notes=[f"{reason}: nothing was judged"],
+        stopped_by="interrupted" if signum is not None else "error", signum=signum, identity=options.subset_from,
+        notes=[f"{reason}: nothing was judged"], error_code=None if error is None else error.code,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -32,13 +33,14 @@ from loadgen.canary.live import judged_prefix_line
 from loadgen.canary.unstarted import unstarted_result
 from loadgen.commands.options import Duration, Rate, parse_headers, runtime_option
 from loadgen.commands.request_options import build_request_options, request_options
-from loadgen.errors import ExitCode, UsageError
+from loadgen.errors import ExitCode, LoadgenError, UsageError
 from loadgen.load.schedule import MAX_RATE
 from loadgen.mesh.consul_api import ConsulClient
 from loadgen.mesh.local import borrowed_stage
 from loadgen.mesh.runtime.select import runtime_for
 from loadgen.mesh.stages import load_stages
 from loadgen.report.brief import brief_counts
+from loadgen.report.delivery import Delivery, stdout_console
 from loadgen.report.files import check_output, write_json, write_output
 from loadgen.report.statusline import StatusLine
 from loadgen.report.terminal import live_line, verdict_table
@@ -47,16 +49,19 @@ from loadgen.stats.bands import band_of, format_band
 from loadgen.stats.figures import published
 from loadgen.stats.simulate import LOOK_EVERY, simulate
 
-out = Console()
+out = stdout_console()
 err = Console(stderr=True, soft_wrap=True)
 STDOUT = Path("-")  # an output option's value meaning standard output
 
 HELP_EPILOG = """\b
 Exit codes: 0 PASS, 1 FAIL, 2 usage or input error, 3 INCONCLUSIVE, 4 target or mesh
-unreachable, 5 environment (disk full, port taken, mesh in use), 130 interrupted (Ctrl-C),
-143 terminated (SIGTERM). Interrupted or terminated, the run stops sending, judges what it
-collected and writes every output; a PASS or FAIL reached on that keeps its own code (the
-judge is valid whenever a run stops), otherwise the code is 130 or 143.
+unreachable, 5 environment (disk full, port taken, mesh in use), 6 PASS but an output (stdout,
+--json, --junit) could not be written, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). The
+verdict is printed first and every output is tried; a FAIL or INCONCLUSIVE keeps its code when
+an output fails, and an unreachable target (exit 4) still writes --json and --junit.
+Interrupted or terminated, the run stops sending, judges what it collected and writes every
+output; a PASS or FAIL reached on that keeps its own code (the judge is valid whenever a run
+stops), otherwise the code is 130 or 143.
 
 \b
 How it decides: each subset has a band, its weight +- the tolerance (never more than
@@ -232,23 +237,50 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
     # the set-up (mesh bring-up, Consul, the reachability probe) is an INCONCLUSIVE result with
     # nothing judged (canary.unstarted); one while the mesh is put back still writes the run's.
     progress = _Progress()
+    failed: LoadgenError | None = None
     try:
         result = _run(options, say, quiet, runtime, stage_name, progress)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (interrupts.Terminated), outside the run's loop
         if progress.result is not None:
-            _write_outputs(progress.result, json_path, junit)
+            _deliver(progress.result, json_path, junit, to_stdout, print_verdict=False)
             raise
         if progress.sending:
             raise  # a second signal stopped the run hard: there is nothing judged to write
         result = unstarted_result(options, getattr(exc, "signum", signal.SIGINT))
-    # Every output is written before anything can fail on the way out (the verdict stands).
-    _write_outputs(result, json_path, junit)
+    except LoadgenError as exc:
+        # The options were valid: the target or the mesh was unreachable, a part did not come up,
+        # the answers named no mapped backend. Every requested output still says so (with the
+        # error's code), then the error is the one line it always was.
+        if progress.result is not None:  # judged, then something failed on the way out (putting the mesh back)
+            _deliver(progress.result, json_path, junit, to_stdout, print_verdict=False)
+            raise
+        failed, result = exc, unstarted_result(options, None, error=exc)
+    delivery = _deliver(result, json_path, junit, to_stdout, print_verdict=failed is None)
+    if failed is not None:
+        raise failed
+    return delivery.exit_code(result.exit_code)
+
+
+def _deliver(result: CanaryResult, json_path: Path | None, junit: Path | None, to_stdout: bool,
+             print_verdict: bool = True) -> Delivery:
+    """The verdict first (stdout's table, or the warnings on stderr when an output takes stdout),
+    then every output file: each is tried whatever happened to the others, and the ones that
+    failed are said on stderr (report/delivery.py; errors.with_output_failure gives the code)."""
+    delivery = Delivery()
+    if print_verdict and not to_stdout:
+        delivery.stdout("the verdict", lambda: _print_result(result))
     if to_stdout:
         for warning in result.warnings:
-            err.print(f"warning: {warning}", highlight=False, markup=False)
-    else:
-        _print_result(result)
-    return result.exit_code
+            with contextlib.suppress(OSError):
+                err.print(f"warning: {warning}", highlight=False, markup=False)
+    if json_path is not None:
+        write = delivery.stdout if json_path == STDOUT else delivery.file
+        write(f"--json {json_path}", lambda: write_json(json_path, result.to_json()))
+    if junit is not None:
+        write = delivery.stdout if junit == STDOUT else delivery.file
+        write(f"--junit {junit}", lambda: write_output(junit, result.junit()))
+    delivery.tell()
+    return delivery
 
 
 @dataclass
@@ -260,13 +292,6 @@ class _Progress:
 
     def started_sending(self) -> None:
         self.sending = True
-
-
-def _write_outputs(result: CanaryResult, json_path: Path | None, junit: Path | None) -> None:
-    if json_path is not None:
-        write_json(json_path, result.to_json())
-    if junit is not None:
-        write_output(junit, result.junit())
 
 
 def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = None,

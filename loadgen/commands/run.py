@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from rich.table import Table
 from loadgen import interrupts
 from loadgen.commands.options import RunId, parse_headers, runtime_option
 from loadgen.commands.request_options import RequestOptions, build_request_options, request_options
-from loadgen.errors import ExitCode, UsageError
+from loadgen.errors import ExitCode, LoadgenError, UsageError
 from loadgen.load.client import Endpoint
 from loadgen.load.engine import LoadPlan
 from loadgen.load.reachable import check_reachable
@@ -23,12 +24,13 @@ from loadgen.mesh.local import borrowed_stage
 from loadgen.mesh.runtime.select import runtime_for
 from loadgen.mesh.stages import load_stages
 from loadgen.paths import project_root
+from loadgen.report.delivery import Delivery, stdout_console
 from loadgen.report.files import check_output
 from loadgen.report.statusline import StatusLine
 from loadgen.report.summary import PERCENTILE_LABELS, Latency
 from loadgen.stage_load import LoadProgress, StageResult, load_stage, new_run_id
 
-out = Console()
+out = stdout_console()
 err = Console(stderr=True, soft_wrap=True)
 
 
@@ -124,25 +126,48 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
     root = (out_root or project_root() / "reports") / run_id
     say = (lambda m: None) if quiet or as_json else (lambda m: err.print(m, highlight=False, markup=False))
     results: list[StageResult] = []
-    for s in stages:
-        result = _one_stage(str(s), target, schedule, concurrency, seconds, max_requests, timeout_s, hdrs,
-                            new_connections, record, root / str(s), not no_plots, say, quiet or as_json, workers,
-                            runtime, request)
-        results.append(result)
-        if result.interrupted:
-            break
+    failed: LoadgenError | None = None
+    try:
+        for s in stages:
+            result = _one_stage(str(s), target, schedule, concurrency, seconds, max_requests, timeout_s, hdrs,
+                                new_connections, record, root / str(s), not no_plots, say, quiet or as_json, workers,
+                                runtime, request)
+            results.append(result)
+            if result.interrupted:
+                break
+    except LoadgenError as exc:
+        # The options were valid, a stage could not run (the target unreachable, the mesh not
+        # coming up): --json still says so, with what the stages before it measured; then the
+        # error is its usual one line and code.
+        if not as_json:
+            raise
+        failed = exc
+    delivery = Delivery()
     if as_json:
-        sys.stdout.write(json.dumps({"run_id": run_id, "reports": str(root),
-                                     "stages": [r.summary.to_json() for r in results]}, indent=2, default=str) + "\n")
+        document: dict[str, Any] = {"run_id": run_id, "reports": str(root),
+                                    "stages": [r.summary.to_json() for r in results]}
+        if failed is not None:
+            document["error"] = {"message": failed.message, "exit_code": int(failed.code)}
+        delivery.stdout("--json", lambda: _write_stdout(json.dumps(document, indent=2, default=str) + "\n"))
     else:
-        _print_table(results)
-        out.print(f"reports: {root}", highlight=False)
+        delivery.stdout("the results table", lambda: (_print_table(results),
+                                                       out.print(f"reports: {root}", highlight=False)))
+    delivery.tell()
+    if failed is not None:
+        raise failed
+    code: int = ExitCode.OK
     signum = next((r.signum for r in results if r.signum is not None), None)
     if signum is not None:
         word = interrupts.describe(signum)
-        err.print(f"loadgen: {word}; the report holds what was collected", highlight=False)
-        return interrupts.exit_code(signum)
-    return ExitCode.OK
+        with contextlib.suppress(OSError):
+            err.print(f"loadgen: {word}; the report holds what was collected", highlight=False)
+        code = interrupts.exit_code(signum)
+    return delivery.exit_code(code)
+
+
+def _write_stdout(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 def _one_stage(stage: str, target: str | None, schedule: RateSchedule | None, concurrency: int | None,

@@ -268,6 +268,10 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def _error(shown: str, exc: OSError) -> LoadgenError:
     reason = exc.strerror or str(exc)
+    error: LoadgenError
     if exc.errno in _ENVIRONMENT_ERRNOS:
-        return EnvironmentProblem(f"cannot write {shown}: {reason}")
-    return UsageError(f"cannot write {shown}: {reason}")
+        error = EnvironmentProblem(f"cannot write {shown}: {reason}")
+    else:
+        error = UsageError(f"cannot write {shown}: {reason}")
+    error.errno = exc.errno  # type: ignore[attr-defined]  # EPIPE on stdout: the reader left (report/delivery.py)
+    return error
