@@ -50,6 +50,7 @@ class StageResult:
     tally: Tally
     files: list[Path] = field(default_factory=list)
     signum: int | None = None  # the signal that stopped loading early (SIGINT, SIGTERM), if one did
+    files_failed: list[str] = field(default_factory=list)  # report files that could not be written: "PATH: why"
 
     @property
     def interrupted(self) -> bool:
@@ -118,8 +119,9 @@ def _finish(stage: str, plan: LoadPlan, runtime: str | None, recording_failed: l
         new_connection=plan.new_connection,
     )
     summary = build_summary(tally, info, health)
-    files = write_stage_files(out_dir, summary, tally.book, plots) if out_dir else []
-    return StageResult(stage, summary, tally, files, signum)
+    failed: list[str] = []
+    files = write_stage_files(out_dir, summary, tally.book, plots, failed) if out_dir else []
+    return StageResult(stage, summary, tally, files, signum, failed)
 
 
 def _load_stage_workers(stage: str, plan: LoadPlan, runtime: str | None, out_dir: Path | None,

@@ -143,6 +143,8 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
             raise
         failed = exc
     delivery = Delivery()
+    for r in results:  # report files a full disk stopped: every other one was still written
+        delivery.failures += [f"stage {r.stage}'s report file {failure}" for failure in r.files_failed]
     if as_json:
         document: dict[str, Any] = {"run_id": run_id, "reports": str(root),
                                     "stages": [r.summary.to_json() for r in results]}

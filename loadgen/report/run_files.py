@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from loadgen.errors import UsageError
+from loadgen.errors import EnvironmentProblem, UsageError
 from loadgen.load.health import GeneratorHealth
 from loadgen.load.histograms import LatencyBook
 from loadgen.load.tally import Tally
@@ -74,31 +74,52 @@ def build_summary(tally: Tally, info: StageInfo, generator: GeneratorHealth) -> 
     )
 
 
-def write_stage_files(directory: Path, summary: StageSummary, book: LatencyBook, plots: bool = True) -> list[Path]:
+def write_stage_files(directory: Path, summary: StageSummary, book: LatencyBook, plots: bool = True,
+                      failed: list[str] | None = None) -> list[Path]:
+    """Write the stage's files; each one is tried whatever happened to the others (a full disk
+    stops one file, not the rest), and the ones that could not be written are added to ``failed``
+    ("PATH: reason"). Without ``failed`` the first failure raises (EnvironmentProblem for a full
+    disk, UsageError otherwise), after every file was tried."""
+    problems: list[str] = []
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create {directory}: {exc.strerror or exc}") from None
-    written = []
-    path = directory / "summary.json"
-    path.write_text(json.dumps(summary.to_json(), indent=2, default=str) + "\n")
-    written.append(path)
+    written: list[Path] = []
+
+    def attempt(path: Path, write: Any) -> None:
+        try:
+            write(path)
+        except OSError as exc:
+            problems.append(f"{path}: {exc.strerror or exc}")
+            return
+        written.append(path)
+
+    attempt(directory / "summary.json",
+            lambda p: p.write_text(json.dumps(summary.to_json(), indent=2, default=str) + "\n"))
     h = book.groups.get(("corrected", "all"))
     if h is not None and h.get_total_count():
         buf = io.BytesIO()
         h.output_percentile_distribution(buf, 1000.0)  # values in milliseconds
-        path = directory / "histogram.hgrm"
-        path.write_bytes(buf.getvalue())
-        written.append(path)
-    path = directory / "timeseries.csv"
+        attempt(directory / "histogram.hgrm", lambda p: p.write_bytes(buf.getvalue()))
     rows = book.timeseries()
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["second", "sent", "ok", "errors", "p50_ms", "p99_ms", "max_ms"])
-        writer.writeheader()
-        writer.writerows(rows)
-    written.append(path)
+
+    def write_csv(path: Path) -> None:
+        with path.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["second", "sent", "ok", "errors", "p50_ms", "p99_ms", "max_ms"])
+            writer.writeheader()
+            writer.writerows(rows)
+
+    attempt(directory / "timeseries.csv", write_csv)
     if plots and rows:
-        written += _plots(directory, summary, rows)
+        try:
+            written += _plots(directory, summary, rows)
+        except OSError as exc:
+            problems.append(f"{directory} (plots): {exc.strerror or exc}")
+    if failed is not None:
+        failed.extend(problems)
+    elif problems:
+        raise EnvironmentProblem(f"cannot write {problems[0]}")
     return written
 
 

@@ -111,3 +111,16 @@ def test_an_ascii_only_stdout_shows_the_verdict(passing, tmp_path):
                    env={"PYTHONIOENCODING": "ascii"})
     assert proc.returncode == ExitCode.OK, proc.stderr
     assert "verdict: PASS" in " ".join(proc.stdout.split()) and "zw?lf" in proc.stdout
+
+
+def test_run_writes_every_report_file_it_can_and_says_which_failed(tmp_path):
+    from tests.unit.standin_target import standin_target
+
+    stage_dir = tmp_path / "out" / "r1" / "target"
+    (stage_dir / "summary.json").mkdir(parents=True)  # summary.json cannot be written there
+    with standin_target(lambda n: (200, "1")) as url:
+        result = loadgen_in_process("run", "--target", url, "--rate", "50", "--duration", "0.3s", "--no-plots",
+                                    "--out", str(tmp_path / "out"), "--run-id", "r1", "-q", tmp_path=tmp_path)
+    assert result.returncode == ExitCode.OUTPUT_FAILED, result.stderr
+    assert (stage_dir / "timeseries.csv").is_file() and (stage_dir / "histogram.hgrm").is_file()
+    assert "summary.json" in result.stderr and "requests" in result.stdout  # the table was printed
