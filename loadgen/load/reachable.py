@@ -74,6 +74,9 @@ def _unreachable(url: str, failures: list[RequestError]) -> UnreachableError:
     tried = f"{len(failures)} attempt{'s' if len(failures) != 1 else ''}"
     if len(kinds) > 1:
         tried += ": " + ", ".join(f"{k} x{n}" for k, n in kinds.most_common())
+    if kind == "tls_error" and ("plain HTTP" in exc.detail or "WRONG_VERSION_NUMBER" in exc.detail.upper()):
+        return UnreachableError(f"target {url}: TLS handshake failed ({exc.detail}; {tried}); it looks like a "
+                                "plain-HTTP server: give an http:// URL")
     if kind == "tls_error":
         return UnreachableError(f"target {url}: TLS handshake failed ({exc.detail}; {tried}); give the CA that signs "
                                 "its certificate with --cacert, or --insecure")
