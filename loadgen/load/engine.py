@@ -88,7 +88,8 @@ class LoadPlan:
         if self.schedule is not None:
             return self.schedule
         assert self.rate is not None
-        return RateSchedule.parse(repr(float(self.rate)))
+        # Built directly, not parsed: MAX_RATE bounds what users ask for, not the engine.
+        return RateSchedule((Segment(float(self.rate), float(self.rate), None),), repr(float(self.rate)))
 
 
 @dataclass
@@ -133,11 +134,14 @@ class RunStats:
 
     def generator_health(self, closed_loop: bool = False) -> GeneratorHealth:
         problems = []
+        # Slots held by requests in flight are the target's doing unless the generator's own CPU
+        # was full (then it read the answers late, and held the slots itself).
+        blame_target = self.waited_for_target > 0 and self.cpu_share <= MAX_CPU_SHARE
         cause = ("every connection was waiting on the target's answers: the target is not answering, or too "
-                 "slowly" if self.waited_for_target else "generator too slow for the rate")
+                 "slowly" if blame_target else "generator too slow for the rate")
         if not closed_loop and self.late_share > MAX_LATE_SHARE:
             problems.append(f"{self.late_share:.1%} of requests started late (limit {MAX_LATE_SHARE:.0%}"
-                            + (f"; {cause})" if self.waited_for_target else ")"))
+                            + (f"; {cause})" if blame_target else ")"))
         # Any drop invalidates, unlike late starts: a late request is still measured from its
         # intended start, so its lateness is in the corrected latency; a dropped one is not
         # measured at all, and the dropped ones are the latest of the run -- exactly the tail
