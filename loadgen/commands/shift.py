@@ -3,6 +3,7 @@ back on its own when anything is wrong (loadgen.shift)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from loadgen.mesh.consul_api import ConsulClient
 from loadgen.mesh.local import borrowed_stage
 from loadgen.mesh.runtime.select import runtime_for
 from loadgen.paths import project_root
+from loadgen.report.delivery import Delivery, stdout_console
 from loadgen.report.files import check_output, write_output
 from loadgen.report.shift_html import write_shift_html
 from loadgen.report.statusline import StatusLine
@@ -33,7 +35,7 @@ from loadgen.stats import JudgeConfig, Tolerance
 
 __all__ = ["shift"]
 
-out = Console(soft_wrap=True)
+out = stdout_console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 STDOUT = Path("-")
 
@@ -161,18 +163,25 @@ def shift(steps: str, subset: str | None, service: str, target: str | None, cons
 
     report = _run(settings, target, consul_addr, envoy_admins, runtime, say, on_look, line)
     data = report.to_json()
-    if json_path is not None:
-        write_output(json_path, json.dumps(data, indent=2) + "\n")
-    if junit is not None:
-        write_output(junit, report.junit())
-    page = write_shift_html(data, html_dir or project_root() / "reports" / f"{new_run_id()}-shift")
+    # The outcome first, then every output, each tried whatever happened to the others
+    # (report/delivery.py): a full disk under --json never hides the outcome or its code.
+    delivery = Delivery()
+    page: list[Path] = []
+    delivery.file("the HTML report", lambda: page.append(
+        write_shift_html(data, html_dir or project_root() / "reports" / f"{new_run_id()}-shift")))
     if STDOUT not in (json_path, junit):
-        _print(report)
-        out.print(f"report: {page}", style="dim", highlight=False)
+        delivery.stdout("the outcome", lambda: _print(report, page[0] if page else None))
+    for path, what, text in ((json_path, "--json", lambda: json.dumps(data, indent=2) + "\n"),
+                             (junit, "--junit", report.junit)):
+        if path is not None:
+            write = delivery.stdout if path == STDOUT else delivery.file
+            write(f"{what} {path}", lambda path=path, text=text: write_output(path, text()))
     if report.failure is not None:
-        err.print(f"loadgen: shift {report.outcome}: {report.failure}"
-                  + (f"; {report.rollback_note}" if report.rollback_note else ""), highlight=False, markup=False)
-    return report.exit_code
+        with contextlib.suppress(OSError):
+            err.print(f"loadgen: shift {report.outcome}: {report.failure}"
+                      + (f"; {report.rollback_note}" if report.rollback_note else ""), highlight=False, markup=False)
+    delivery.tell()
+    return delivery.exit_code(report.exit_code)
 
 
 Say = Callable[[str], None]
@@ -205,7 +214,7 @@ def _shift(settings: ShiftSettings, where: ShiftWhere, address: str, say: Say, o
             return run.run(start, steps)
 
 
-def _print(report: ShiftReport) -> None:
+def _print(report: ShiftReport, page: Path | None = None) -> None:
     """One row per phase: weights, when Consul and Envoy showed them (ms after the write), the
     verdict with the watched subset's observed share and interval, p99 and 5xx per subset."""
     watched = report.subset
@@ -227,6 +236,8 @@ def _print(report: ShiftReport) -> None:
               "weights; observed: share [99 % interval]", style="dim", highlight=False)
     if report.rollback_note:
         out.print(report.rollback_note, highlight=False)
+    if page is not None:
+        out.print(f"report: {page}", style="dim", highlight=False)
 
 
 def _cell(ms: float | None) -> str:

@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from rich.console import Console
 
@@ -27,10 +28,10 @@ from loadgen.errors import LoadgenError, with_output_failure
 __all__ = ["Delivery", "stdout_console"]
 
 
-def stdout_console() -> Console:
+def stdout_console(**options: Any) -> Console:
     """A rich Console on stdout whose closed pipe is an EPIPE for :class:`Delivery` to judge: rich's
     own reaction is ``SystemExit(1)`` -- the FAIL code, whatever the verdict was."""
-    console = Console()
+    console = Console(**options)
 
     def broken_pipe() -> None:
         raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
