@@ -124,3 +124,14 @@ def test_run_writes_every_report_file_it_can_and_says_which_failed(tmp_path):
     assert result.returncode == ExitCode.OUTPUT_FAILED, result.stderr
     assert (stage_dir / "timeseries.csv").is_file() and (stage_dir / "histogram.hgrm").is_file()
     assert "summary.json" in result.stderr and "requests" in result.stdout  # the table was printed
+
+
+def test_every_exit_code_is_documented_where_users_look():
+    import loadgen.errors
+    from loadgen.cli import EXIT_CODES_HELP
+
+    readme = (ROOT / "README.md").read_text()
+    for code in ExitCode:
+        assert f"\n{int(code):<3} " in loadgen.errors.__doc__, code  # the module's table
+        assert f"\n| {int(code)} |" in readme, code  # the README's table
+        assert f" {int(code)} " in EXIT_CODES_HELP, code  # loadgen --help
