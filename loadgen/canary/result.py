@@ -9,6 +9,7 @@ from typing import Any
 
 from loadgen import interrupts
 from loadgen.errors import ExitCode, exit_code
+from loadgen.load.health import TARGET_HELD_SLOTS
 from loadgen.load.tally import Tally
 from loadgen.mesh.subsets import SubsetMap
 from loadgen.report.junit import TestCase, TestSuite, render
@@ -67,8 +68,11 @@ class CanaryResult:
         """What makes parts of this result less than it seems (said in every output)."""
         out = []
         if self.generator is not None and not self.generator["valid"]:
-            out.append("the generator could not keep the asked rate (" + "; ".join(self.generator["problems"])
-                       + "): latency figures are not valid (the split judged is still what was answered)")
+            problems = "; ".join(self.generator["problems"])
+            who = ("the target did not answer fast enough for the asked rate" if TARGET_HELD_SLOTS in problems
+                   else "the generator could not keep the asked rate")
+            out.append(f"{who} ({problems}): latency figures are not valid (the split judged is still what was "
+                       "answered)")
         if self.recording_failed:
             out.append(self.recording_failed)
         moved = self.verdict.moved()

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import psutil
 
 from loadgen.load.client import Client, RequestError, TlsOptions
-from loadgen.load.health import GeneratorHealth
+from loadgen.load.health import TARGET_HELD_SLOTS, GeneratorHealth
 from loadgen.load.identity import AUTO, IdentityRule, json_object
 from loadgen.load.sample import Sample
 from loadgen.load.schedule import RateSchedule, Segment
@@ -137,8 +137,7 @@ class RunStats:
         # Slots held by requests in flight are the target's doing unless the generator's own CPU
         # was full (then it read the answers late, and held the slots itself).
         blame_target = self.waited_for_target > 0 and self.cpu_share <= MAX_CPU_SHARE
-        cause = ("every connection was waiting on the target's answers: the target is not answering, or too "
-                 "slowly" if blame_target else "generator too slow for the rate")
+        cause = TARGET_HELD_SLOTS if blame_target else "generator too slow for the rate"
         if not closed_loop and self.late_share > MAX_LATE_SHARE:
             problems.append(f"{self.late_share:.1%} of requests started late (limit {MAX_LATE_SHARE:.0%}"
                             + (f"; {cause})" if blame_target else ")"))

@@ -11,7 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["GeneratorHealth", "WorkerLoad"]
+__all__ = ["TARGET_HELD_SLOTS", "GeneratorHealth", "WorkerLoad"]
+
+# Why requests started late or were dropped when the target, not the generator, held every
+# connection (the engine's RunStats.waited_for_target): said in the problems, and the canary's
+# warning names the target instead of the generator on seeing it.
+TARGET_HELD_SLOTS = "every connection was waiting on the target's answers: the target is not answering, or too slowly"
 
 
 @dataclass(frozen=True)

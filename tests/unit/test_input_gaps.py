@@ -198,3 +198,21 @@ def test_a_non_ascii_path_is_sent_percent_encoded_as_utf8():
     listener.close()
     assert received[0].split(b"\r\n")[0] == b"GET /h%C3%A9llo?q=%C3%A9 HTTP/1.1"
     assert Endpoint.parse("http://127.0.0.1/a%20b").path == "/a%20b"  # what is already encoded stays
+
+
+def test_the_canary_warning_names_the_target_when_it_held_every_connection():
+    import signal
+
+    from loadgen.canary.options import CanaryOptions
+    from loadgen.canary.unstarted import unstarted_result
+    from loadgen.load.engine import RunStats
+    from loadgen.stats import JudgeConfig
+
+    result = unstarted_result(CanaryOptions(expect="85/15", target="http://127.0.0.1:9/", config=JudgeConfig()),
+                              signal.SIGINT)
+    held = RunStats(sent=256, completed=256, elapsed=3.0, dropped=344, waited_for_target=300, cpu_share=0.2)
+    result.generator = held.health()
+    assert result.warnings[0].startswith("the target did not answer fast enough"), result.warnings
+    busy = RunStats(sent=256, completed=256, elapsed=3.0, dropped=344, waited_for_target=300, cpu_share=0.99)
+    result.generator = busy.health()  # its own CPU was full: it read the answers late itself
+    assert result.warnings[0].startswith("the generator could not keep the asked rate"), result.warnings
