@@ -69,8 +69,8 @@ class CanaryResult:
         out = []
         if self.generator is not None and not self.generator["valid"]:
             problems = "; ".join(self.generator["problems"])
-            who = ("the target did not answer fast enough for the asked rate" if TARGET_HELD_SLOTS in problems
-                   else "the generator could not keep the asked rate")
+            who = ("loadgen could not keep the asked rate, the target holding every connection" if TARGET_HELD_SLOTS
+                   in problems else "the generator could not keep the asked rate")
             out.append(f"{who} ({problems}): latency figures are not valid (the split judged is still what was "
                        "answered)")
         if self.recording_failed:

@@ -26,7 +26,9 @@ def test_a_generator_that_falls_behind_is_flagged(loadgen, splitter):
     assert any("could not keep the asked rate" in w for w in result["warnings"])
     human = loadgen("canary", "--expect", "85/15", "--rate", "20000", "--max-time", "2s", "--tolerance", "0.1",
                     "--max-errors", "99", check=False)
-    assert "warning: the generator could not keep the asked rate" in human.stdout
+    # Who is named depends on who held the connections: the generator's full CPU, or a mesh that
+    # cannot answer 20,000/s through 256 connections (RunStats.generator_health).
+    assert "could not keep the asked rate" in " ".join(human.stdout.split())
 
 
 def test_a_full_disk_stops_the_recording_not_the_run(loadgen, splitter, tmp_path):

@@ -212,7 +212,7 @@ def test_the_canary_warning_names_the_target_when_it_held_every_connection():
                               signal.SIGINT)
     held = RunStats(sent=256, completed=256, elapsed=3.0, dropped=344, waited_for_target=300, cpu_share=0.2)
     result.generator = held.health()
-    assert result.warnings[0].startswith("the target did not answer fast enough"), result.warnings
+    assert result.warnings[0].startswith("loadgen could not keep the asked rate, the target holding"), result.warnings
     busy = RunStats(sent=256, completed=256, elapsed=3.0, dropped=344, waited_for_target=300, cpu_share=0.99)
     result.generator = busy.health()  # its own CPU was full: it read the answers late itself
     assert result.warnings[0].startswith("the generator could not keep the asked rate"), result.warnings
