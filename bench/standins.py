@@ -23,14 +23,13 @@ SLOW_S = 1.0
 @dataclass
 class StandIn:
     """One server. ``mode``: ok (85/15 APP_IDs, keep-alive), 500 (every answer), garbage (bytes
-    that are not HTTP), hang (reads, never answers), halfcut (every second answer cut off after
-    its status line), slow (ok after SLOW_S), consul500 (Consul's plain-text error, 500)."""
+    that are not HTTP), hang (reads, never answers), halfcut (half the answers cut off after
+    its status line, at random), slow (ok after SLOW_S), consul500 (Consul's plain-text error, 500)."""
 
     mode: str = "ok"
     requests: int = 0
     request_lines: list[bytes] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _answers: int = 0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -86,11 +85,9 @@ class StandIn:
                 buf = buf[length:]
                 with self._lock:
                     self.requests += 1
-                    self._answers += 1
-                    n = self._answers
                     if len(self.request_lines) < 200:
                         self.request_lines.append(head.split(b"\r\n", 1)[0])
-                if not self._answer(conn, n):
+                if not self._answer(conn):
                     return
         except OSError:
             return
@@ -98,7 +95,7 @@ class StandIn:
             with contextlib.suppress(OSError):
                 conn.close()
 
-    def _answer(self, conn: socket.socket, n: int) -> bool:
+    def _answer(self, conn: socket.socket) -> bool:
         """Answer one request; False: the connection is done."""
         mode = self.mode
         if mode == "hang":
@@ -107,7 +104,7 @@ class StandIn:
         if mode == "garbage":
             conn.sendall(b"\x00\xffnot http at all\r\n\r\n\x01\x02")
             return False
-        if mode == "halfcut" and n % 2 == 0:
+        if mode == "halfcut" and self._rng.random() < 0.5:  # any answer, the first one too
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n{\"app_")
             return False
         if mode == "500":
