@@ -229,3 +229,29 @@ def test_the_recorder_sees_what_reaches_it(recorder, tmp_path):
     proc = loadgen(recorder, tmp_path, "propagation", "--splitter", "50/50", *PROBE_TARGET)
     assert proc.returncode != 2 and recorder.seen, (proc.returncode, proc.stderr)
     assert os.environ.get("CONSUL_HTTP_ADDR") != recorder.address  # the environment was the runner's only
+
+
+def test_the_warmup_comes_on_top_of_the_fixed_tests_n(tmp_path):
+    # Item 7: --method fixed plans n answers to judge; the warm-up's requests used to be taken out
+    # of them (n = 4,331 planned, 3,831 judged), under-powering the test by its own calculation.
+    import json
+    import socket
+
+    from loadgen.cli import cli
+    from tests.integration.local_target import local_target
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    out = tmp_path / "c.json"
+    with local_target() as target:  # APP_IDs 1 and 2 in turn: exactly 50/50
+        result = CliRunner().invoke(cli, [
+            "canary", "--target", target.url, "--consul", f"127.0.0.1:{closed}", "--map", "1=v1,2=v2",
+            "--expect", "50/50", "--method", "fixed", "--tolerance", "10", "--warmup", "0.1s", "--rate", "2000",
+            "--json", str(out), "-q"], env={"LOADGEN_RUN_DIR": str(tmp_path / "run")}, catch_exceptions=False)
+    data = json.loads(out.read_text())
+    planned = data["plan"]["fixed_n"]
+    assert result.exit_code == 0 and data["verdict"] == "PASS", result.stderr
+    assert data["warmup"]["requests"] == 200  # 0.1 s at 2,000/s
+    assert data["judge"]["n"] == planned == data["plan"]["max_requests"]
+    assert data["requests"] == planned + 200
