@@ -255,3 +255,15 @@ def test_the_warmup_comes_on_top_of_the_fixed_tests_n(tmp_path):
     assert data["warmup"]["requests"] == 200  # 0.1 s at 2,000/s
     assert data["judge"]["n"] == planned == data["plan"]["max_requests"]
     assert data["requests"] == planned + 200
+
+
+# -- up and split -------------------------------------------------------------------------------
+@pytest.mark.parametrize(("args", "needle"), [
+    (("up", "--stage", "splitter", "--consul", "REC", "--timeout", "nan"), "--timeout nan must be a finite"),
+    (("up", "--stage", "splitter", "--consul", "REC", "--timeout", "-1"), "--timeout -1 must be a finite"),
+    (("up", "--stage", "splitter", "--consul", "127.0.0.1:99999"), "--consul"),
+    (("split", "--url", "ftp://REC/hello_a"), "is not an http:// or https://"),
+])
+def test_up_and_split_refuse_before_anything_starts(recorder, tmp_path, args, needle):
+    proc = loadgen(recorder, tmp_path, *args)
+    assert_refused_untouched(proc, recorder, needle, tmp_path)
