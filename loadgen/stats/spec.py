@@ -113,7 +113,7 @@ class SplitSpec:
 
 def _percent(value: str, text: str) -> float:
     value = value.strip().removesuffix("%")
-    where = "" if value == text.strip().removesuffix("%") else f" in {shown(text)}"
+    where = f" in {shown(text)}"
     try:
         pct = float(value)
     except ValueError:
