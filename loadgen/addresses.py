@@ -34,10 +34,11 @@ def check_consul_address(address: str, option: str = "--consul") -> str:
 
 
 def check_admin_address(address: str, option: str = "--envoy-admin") -> str:
-    """An Envoy admin as ``host:port`` (no scheme, a port in 1-65535); returns it stripped."""
+    """An Envoy admin as ``host:port`` (or ``http://host:port``, as EnvoyAdmin takes it; a port in
+    1-65535); returns it stripped of surrounding spaces."""
     text = address.strip()
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in text or \
+    host, sep, port = text.removeprefix("http://").rstrip("/").rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in host or \
             any(c.isspace() for c in text):
         raise UsageError(f"{option} {shown(address)} is not HOST:PORT (like 127.0.0.1:19000)")
     return text

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loadgen.addresses import check_admin_address, check_consul_address
 from loadgen.canary.expectation import expects_consul, mapping_from_option, resolve_spec
 from loadgen.errors import UsageError
 from loadgen.load.client import Endpoint, TlsOptions
@@ -65,6 +66,10 @@ def validate(options: CanaryOptions) -> None:
     if options.replay is None and options.warmup >= options.max_time:
         raise UsageError(f"--warmup {options.warmup:g}s leaves nothing of --max-time {options.max_time:g}s to "
                          "judge: make the warm-up shorter than the run")
+    if options.consul is not None:
+        check_consul_address(options.consul)
+    if options.envoy_admin is not None:
+        check_admin_address(options.envoy_admin)
     if options.target is not None:
         Endpoint.parse(options.target)
         if options.tls is not None and Endpoint.parse(options.target).scheme != "https":
