@@ -6,11 +6,12 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loadgen.addresses import check_admin_address, check_consul_address
+from loadgen.addresses import check_admin_address, check_consul_address, check_service_name
 from loadgen.canary.expectation import expects_consul, mapping_from_option, resolve_spec
 from loadgen.errors import UsageError
 from loadgen.load.client import Endpoint, TlsOptions
 from loadgen.load.identity import IdentityRule
+from loadgen.shown import shown
 from loadgen.stats import JudgeConfig, SampleSizePlan, SplitSpec, plan_sample_size
 from loadgen.stats.bands import band_of, format_band
 from loadgen.stats.plan import approximate_fixed_n, default_budget, fewest_to_decide
@@ -70,6 +71,11 @@ def validate(options: CanaryOptions) -> None:
         check_consul_address(options.consul)
     if options.envoy_admin is not None:
         check_admin_address(options.envoy_admin)
+    if options.upstream is not None:
+        check_service_name(options.upstream, "--upstream")
+    if options.upstream_path is not None and not options.upstream_path.startswith("/"):
+        raise UsageError(f"--path {shown(options.upstream_path)} is not a path: give service-a's upstream call "
+                         "as /PATH (with any ?query), like /hello_b")
     if options.target is not None:
         Endpoint.parse(options.target)
         if options.tls is not None and Endpoint.parse(options.target).scheme != "https":

@@ -146,6 +146,8 @@ CANARY = ("canary", "--target", "http://REC/hello_a", "--map", "1=v1,2=v2")
     (("--expect", "85/15", "--junit", "{tmp}/same", "--record", "{tmp}/same"), "--junit and --record both write"),
     (("--expect", "85/15", "--stage", "basic"), "--stage picks a stage of the local mesh"),
     (("--expect", "85/15", "--consul", "127.0.0.1:99999"), "--consul"),
+    (("--expect", "85/15", "--upstream", ""), "--upstream '' is not a service name"),
+    (("--expect", "85/15", "--path", "hello_b"), "--path 'hello_b' is not a path"),
     (("--expect", "85/15", "--envoy-admin", "127.0.0.1:19000/x"), "--envoy-admin '127.0.0.1:19000/x'"),
     (("--expect", "85/15", "--expect", "x" * 100_000), "more characters)"),
 ])
