@@ -123,7 +123,9 @@ class PlanningHelp(click.Command):
 @click.option("--consul", "consul_addr", metavar="ADDR",
               help="Consul to read the APP_ID map and --expect consul from. Default: the local mesh's, or "
                    "127.0.0.1:8500.")
-@click.option("--map", "mapping", metavar="MAP", help="APP_ID to subset, like 1=v1,2=v2 (default: from Consul).")
+@click.option("--map", "mapping", metavar="MAP",
+              help="APP_ID to subset, like 1=v1,2=v2 (default: from Consul); every subset --expect gives traffic "
+                   "needs an APP_ID here (unless --subset-from reads subset names).")
 @click.option("--upstream", metavar="NAME",
               help="The upstream whose discovery chain service-a's calls take. Default: the one service-a's sidecar "
                    "registration names.")

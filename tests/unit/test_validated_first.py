@@ -121,6 +121,12 @@ def test_shift_refuses_steps_it_cannot_take_before_reading_the_splitter(recorder
     assert_refused_untouched(proc, recorder, needle, tmp_path)
 
 
+def test_shift_refuses_a_consul_it_would_ignore(recorder, tmp_path):
+    # Without --target the local mesh's Consul is the one written: a --consul was silently ignored.
+    proc = loadgen(recorder, tmp_path, "shift", "--subset", "v2", "--steps", "25", "--consul", "REC")
+    assert_refused_untouched(proc, recorder, "--consul goes with --target", tmp_path)
+
+
 def test_shift_refuses_whole_splits_that_are_not_splits_first(recorder, tmp_path):
     proc = loadgen(recorder, tmp_path, "shift", "--steps", "90/20,50/50", "--target", "http://REC/hello_a",
                    "--consul", "REC")
