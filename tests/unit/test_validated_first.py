@@ -73,6 +73,21 @@ def test_propagation_refuses_bad_weights_before_reading_consul(recorder, tmp_pat
     assert_refused_untouched(proc, recorder, needle, tmp_path)
 
 
+def test_propagation_refuses_a_subset_the_resolver_does_not_define_before_writing(tmp_path):
+    consul = {
+        "/v1/config/service-resolver/service-b": {"Kind": "service-resolver", "Name": "service-b", "Subsets": {
+            "v1": {"Filter": "Service.Meta.version == v1"}, "v2": {"Filter": "Service.Meta.version == v2"}}},
+        "/v1/health/service/service-b": [],
+        "/v1/config/service-splitter/service-b": {"Kind": "service-splitter", "Name": "service-b", "Splits": [
+            {"Weight": 85, "ServiceSubset": "v1"}, {"Weight": 15, "ServiceSubset": "v2"}]},
+    }
+    with request_recorder(consul) as rec:
+        proc = loadgen(rec, tmp_path, "propagation", "--splitter", "v1=50,v9=50", *PROBE_TARGET)
+    assert proc.returncode == 2 and "--splitter names v9, which service-b's resolver does not define" in proc.stderr, \
+        (proc.returncode, proc.stderr, rec.seen)
+    assert rec.seen and rec.writes == [], rec.seen  # Consul was read, nothing was written
+
+
 @pytest.mark.parametrize(("args", "needle"), [
     (("--target", "ftp://x/hello_b", "--consul", "REC", "--envoy-admin", "REC"), "is not an http:// or https://"),
     ((*PROBE_TARGET, "--json", "{tmp}"), "is a directory"),
