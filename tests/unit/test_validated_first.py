@@ -234,7 +234,8 @@ def test_run_refuses_a_run_id_that_holds_reports_unless_asked(recorder, tmp_path
     assert_refused_untouched(proc, recorder, "--run-id nightly: ", tmp_path)
     assert (earlier / "summary.json").read_text() == "{}"
     # --overwrite is asking: the run goes on (and reaches the stand-in, which answers 500s).
-    proc = loadgen(recorder, tmp_path, *RUN, "--out", str(tmp_path / "reports"), "--run-id", "nightly", "--overwrite")
+    proc = loadgen(recorder, tmp_path, *RUN, "--out", str(tmp_path / "reports"), "--run-id", "nightly", "--overwrite",
+                   "--duration", "0.1s")
     assert recorder.seen, proc.stderr
 
 
