@@ -159,3 +159,4 @@ def test_a_subset_that_never_answered_is_not_faster():
     assert result.state is VerdictState.FAIL and "∞" in result.reason
     with pytest.raises(ValueError, match="baseline 'v3'"):
         LatencyJudge(0.99, LatencyMargin.parse("5ms"), "v3", ["v1", "v2"], alpha=0.05)
+
