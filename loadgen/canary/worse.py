@@ -21,7 +21,7 @@ from loadgen.stats.error_compare import ErrorComparison, ErrorCounts, ErrorJudge
 from loadgen.stats.latency_bins import LatencyBins
 from loadgen.stats.latency_compare import LatencyComparison, LatencyJudge, LatencyMargin, parse_quantile
 from loadgen.stats.spec import SplitSpec
-from loadgen.stats.verdict import VerdictState
+from loadgen.stats.verdict import Verdict, VerdictState
 
 DEFAULT_LATENCY_MARGIN = "10%"
 
@@ -137,9 +137,10 @@ def _ms(seconds: float) -> float | None:
 
 def _latency_json(c: LatencyComparison) -> dict[str, Any]:
     return {
-        "subset": c.subset, "baseline": c.baseline, "verdict": c.state.value, "reason": c.reason,
-        "canary_ms": [_ms(c.canary.lower_s), _ms(c.canary.upper_s)], "baseline_ms": [_ms(c.base.lower_s),
-                                                                                   _ms(c.base.upper_s)],
+        "quantile": c.quantile, "subset": c.subset, "baseline": c.baseline, "verdict": c.state.value,
+        "reason": c.reason,
+        "canary_ms": [_ms(c.canary.lower_s), _ms(c.canary.upper_s)],
+        "baseline_ms": [_ms(c.base.lower_s), _ms(c.base.upper_s)],
         "ratio": [round(c.ratio_lower, 4), None if c.ratio_upper == float("inf") else round(c.ratio_upper, 4)],
         "requests": c.canary.n, "baseline_requests": c.base.n,
     }
@@ -200,3 +201,21 @@ def _first_failing(latency: list[LatencyComparison], errors: list[ErrorCompariso
     if others:
         return others[0]
     return "; ".join(c.reason for c in [*latency, *errors])
+
+
+def with_comparisons(split: Verdict, worse: WorseResult | None, final: bool) -> Verdict:
+    """The canary's one verdict: FAIL if the split or any comparison FAILs, PASS only when the
+    split and every comparison PASS; otherwise still running (INCONCLUSIVE at the end), with the
+    reason of what is still undecided. The split's own details (bands, intervals) stay as judged."""
+    if worse is None or split.state is VerdictState.FAIL:
+        return split
+    if worse.state is VerdictState.FAIL:
+        return replace(split, state=VerdictState.FAIL, reason=worse.reason)
+    if worse.state is VerdictState.PASS:
+        if split.state is VerdictState.PASS:
+            return replace(split, reason=f"{split.reason}; {worse.reason}")
+        return split
+    if split.state is VerdictState.PASS:
+        undecided = VerdictState.INCONCLUSIVE if final else VerdictState.RUNNING
+        return replace(split, state=undecided, reason=f"the split passed, but {worse.reason}")
+    return split

@@ -85,6 +85,7 @@ class QuantileInterval:
 
 @dataclass(frozen=True)
 class LatencyComparison:
+    quantile: str  # "p99"
     subset: str
     baseline: str
     state: VerdictState  # PASS / FAIL / INCONCLUSIVE (RUNNING while the run may go on)
@@ -165,5 +166,5 @@ class LatencyJudge:
         # Reported: each interval whatever the unknown requests were (low end without them, high with).
         shown = QuantileInterval(subset, canary.n, canary.failed, canary.lower_s, canary_worst.upper_s)
         shown_base = QuantileInterval(self.baseline, base.n, base.failed, base.lower_s, base_worst.upper_s)
-        return LatencyComparison(subset, self.baseline, state, reason, shown, shown_base,
+        return LatencyComparison(q, subset, self.baseline, state, reason, shown, shown_base,
                                  _ratio(canary.lower_s, base_worst.upper_s), _ratio(canary_worst.upper_s, base.lower_s))

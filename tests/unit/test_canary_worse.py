@@ -3,9 +3,13 @@ per-subset tally fed with samples, and the combined state."""
 
 import pytest
 
+from loadgen.canary.check import SplitCheck
+from loadgen.canary.expectation import Expectation
 from loadgen.canary.worse import WorseCheck, WorseOptions, WorseTally
 from loadgen.errors import UsageError
 from loadgen.load.sample import Sample
+from loadgen.mesh.subsets import SubsetMap
+from loadgen.stats import JudgeConfig
 from loadgen.stats.spec import SplitSpec
 from loadgen.stats.verdict import VerdictState
 
@@ -92,3 +96,49 @@ def test_untrusted_latencies_are_never_judged():
     result = check.look(slow, final=True, untrusted_latency="the generator fell 2.0 s behind its schedule")
     assert result.state is VerdictState.INCONCLUSIVE and result.reason.startswith("latency not judged: the generator")
     assert [c["verdict"] for c in result.to_json()["latency"]] == ["INCONCLUSIVE"]
+
+
+def _check(latency: str | None = "p99", error_margin: str | None = None) -> SplitCheck:
+    expectation = Expectation(SPEC, SubsetMap(("v1", "v2"), {"1": "v1", "2": "v2"}, "--map"))
+    worse = WorseOptions.parse(SPEC, latency, None, error_margin, None)
+    return SplitCheck(expectation, JudgeConfig(tolerance=0.05, alpha=0.05), worse=worse)
+
+
+def _sample(i: int, v2_ms: float, v2_fails: bool = False) -> Sample:
+    app_id = "2" if i % 7 == 0 else "1"
+    ms = (v2_ms if app_id == "2" else 10.0) * (1 + (i % 13) / 100)
+    if app_id == "2" and v2_fails:
+        return Sample(t=i / 1000, status=500, app_id="2", latency_ms=ms, error="http_500")
+    return Sample(t=i / 1000, status=200, app_id=app_id, latency_ms=ms, error=None)
+
+
+def test_the_canary_core_fails_a_slow_canary_whose_split_is_right():
+    check = _check()
+    assert check.config.alpha == 0.025  # half of the run's alpha is the split's (share_alpha)
+    for i in range(7_000):
+        check.add(_sample(i, v2_ms=20.0))
+    verdict = check.look(7.0)
+    assert verdict.state is VerdictState.FAIL and verdict.reason.startswith("v2's p99 is at least")
+    assert all(s.status == "inside" for s in verdict.subsets)  # the split itself is as expected
+    result = check.result(verdict, target="t", requests=7_000, duration_s=7.0, stopped_by="verdict")
+    data = result.to_json()
+    assert data["comparisons"]["latency"][0]["verdict"] == "FAIL" and data["exit_code"] == 1
+    assert 'name="latency p99 v2 vs v1"' in result.junit() and 'type="LatencyWorse"' in result.junit()
+
+
+def test_the_split_passing_alone_is_not_a_pass_while_the_latency_is_undecided():
+    check = _check()
+    for i in range(3_000):
+        check.add(_sample(i, v2_ms=10.5))
+    assert check.look(3.0).state is VerdictState.RUNNING
+    final = check.look(3.0, final=True)
+    assert final.state is VerdictState.INCONCLUSIVE and final.reason.startswith("the split passed, but v2's p99")
+
+
+def test_a_failing_canary_fails_on_its_errors_even_with_a_right_split():
+    check = _check(latency=None, error_margin="0.5")
+    for i in range(7_000):
+        check.add(_sample(i, v2_ms=10.0, v2_fails=i % 70 == 0))  # 10 % of v2's requests fail
+    verdict = check.look(7.0)
+    assert verdict.state is VerdictState.FAIL and "v2 fails at least" in verdict.reason
+    assert check.worse_tally.errors["v2"] == 100 and check.worse_tally.unattributed == 0
