@@ -27,10 +27,13 @@ def without_userinfo(url: str) -> str:
     return _USERINFO.sub(r"\g<head>***@", url.strip(), count=1)
 
 
-def refuse_userinfo(url: str, source: str) -> None:
-    """One line naming ``source`` (exit 2) when ``url`` carries a user name or password."""
+TARGET_HINT = "a header, if the target needs one: --header 'Authorization: ...'"
+
+
+def refuse_userinfo(url: str, source: str, hint: str = TARGET_HINT) -> None:
+    """One line naming ``source`` (exit 2) when ``url`` carries a user name or password;
+    ``hint`` says where credentials go instead."""
     if has_userinfo(url):
         raise LoadgenError(f"{source} {without_userinfo(url)} holds a user name or password: loadgen does not "
-                           "send basic auth and does not write credentials into reports; give the URL without "
-                           "them (a header, if the target needs one: --header 'Authorization: ...')",
-                           ExitCode.USAGE)
+                           f"send basic auth and does not write credentials into reports; give the URL without "
+                           f"them ({hint})", ExitCode.USAGE)

@@ -50,7 +50,7 @@ def validate(options: CanaryOptions) -> None:
     if options.record is not None and options.replay is not None:
         raise UsageError("--record and --replay cannot be used together")
     if options.target is not None:
-        Endpoint.parse(options.target)
+        Endpoint.parse(options.target, "--target")
         if options.tls is not None and Endpoint.parse(options.target).scheme != "https":
             raise UsageError("--cacert and --insecure are for an https:// --target")
     if options.tls is not None:

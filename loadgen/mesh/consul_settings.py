@@ -59,7 +59,7 @@ def normalise_address(address: str, https: bool = False, source: str = "--consul
     address = address.strip()
     if not address:
         raise LoadgenError(f"{source} is empty: give [http|https://]host:port, or unset it for {DEFAULT_CONSUL}")
-    refuse_userinfo(address, source)
+    refuse_userinfo(address, source, "a token goes in CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE")
     if address.startswith("unix://"):
         raise LoadgenError(f"Consul address {address}: unix sockets are not supported; give host:port")
     if "://" not in address:

@@ -15,10 +15,11 @@ from pathlib import Path
 
 from loadgen.errors import ExitCode, LoadgenError
 
-__all__ = ["env_token", "file_token", "header_token"]
+__all__ = ["env_token", "file_token", "header_token", "sendable"]
 
 
-def _sendable(token: str) -> bool:
+def sendable(token: str) -> bool:
+    """``token`` can be an HTTP header value as it is."""
     # Visible ASCII, and spaces or tabs between them (RFC 9110 field-value, without obs-text).
     return all(c == "\t" or " " <= c <= "~" for c in token)
 
@@ -29,7 +30,7 @@ def header_token(raw: str, source: str, what: str = "a token") -> str | None:
     token = raw.strip()
     if not token:
         return None
-    if not _sendable(token):
+    if not sendable(token):
         raise LoadgenError(f"{source} holds {what} that cannot be sent in an HTTP header (a line break, control "
                            "or non-ASCII character inside it; only the whitespace around it is stripped): "
                            "fix it", ExitCode.USAGE)

@@ -22,7 +22,7 @@ from typing import Any, Self
 import httpx
 
 from loadgen.errors import ExitCode, LoadgenError, UnreachableError
-from loadgen.mesh.credentials import env_token
+from loadgen.mesh.credentials import env_token, sendable
 from loadgen.safe_text import describe_exception, one_line
 
 
@@ -49,6 +49,10 @@ class HashiCorpApi:
             token = env_token(os.environ, self.token_env) if self.token_env else None
             headers = {self.token_header: token} if token else {}
         self._secrets = [v for v in headers.values() if v]  # never in a message, whatever the error
+        for name, value in headers.items():  # settings made in code, not read by the checks of from_env
+            if not sendable(value):
+                raise LoadgenError(f"the {name} header for {self.product} cannot be sent (a line break, control or "
+                                   "non-ASCII character in it; the value is not shown)", ExitCode.USAGE)
         self._http = httpx.Client(base_url=self.address, timeout=timeout, transport=transport,
                                   headers=headers, verify=verify)
         self._extensions: dict[str, Any] = {}  # per request (Consul: the TLS server name to verify)

@@ -48,7 +48,7 @@ def normalise_address(address: str, source: str = "the Nomad address") -> str:
     address = address.strip()
     if not address:
         raise LoadgenError(f"{source} is empty: give [http|https://]host:port, or unset it for {DEFAULT_NOMAD}")
-    refuse_userinfo(address, source)
+    refuse_userinfo(address, source, "a token goes in NOMAD_TOKEN")
     if address.startswith("unix://"):
         raise LoadgenError(f"Nomad address {address}: unix sockets are not supported; give host:port")
     if "://" not in address:
