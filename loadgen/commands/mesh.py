@@ -162,6 +162,9 @@ def status(as_json: bool) -> int:
     """Show every component (pid, port, health), the config entries in force and the commands
     using the mesh (canary, run, probes: `down` waits for them).
 
+    The Consul asked is the mesh's; with nothing up, CONSUL_HTTP_ADDR's (else 127.0.0.1:8500),
+    and the output says whose it is. --json is printed whatever goes wrong.
+
     \b
     Exit codes, so a script can ask "is the local mesh serving?":
       0  the mesh is up: a stage is recorded, every part of it runs and Consul answers
