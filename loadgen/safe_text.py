@@ -13,8 +13,10 @@ from collections.abc import Iterable
 
 __all__ = ["describe_exception", "one_line"]
 
-# C0 and C1 controls and DEL (a tab or newline in a quoted body becomes a space).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+# Terminal escape sequences (CSI "ESC [ ... letter", OSC "ESC ] ... BEL/ST") go whole; then C0
+# and C1 controls, DEL and runs of whitespace become one space.
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?")
+_CONTROL = re.compile(r"[\s\x00-\x1f\x7f-\x9f]+")
 LIMIT = 300
 
 # Exceptions raised while a request is being built (httpx's and h11's): their text can quote a
@@ -28,7 +30,7 @@ def one_line(text: str, limit: int = LIMIT, secrets: Iterable[str | None] = ()) 
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
-    text = _CONTROL.sub(" ", text).strip()
+    text = _CONTROL.sub(" ", _ESCAPES.sub("", text)).strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -22,7 +22,8 @@ def test_an_error_about_the_request_is_named_by_type_only(exc):
 
 def test_other_errors_keep_their_words_on_one_line_and_mask_a_secret():
     text = describe_exception(httpx.ConnectError(f"refused\n\x1b[31m {SECRET}"), secrets=[SECRET, None])
-    assert text == "ConnectError: refused [31m ***"
+    assert text == "ConnectError: refused ***"
+    assert one_line("\x1b]0;owned\x07\x1b[2Jboom\x1b[1;31mred") == "boomred"
     assert one_line("a\x00b\x9bc" + "x" * 400, limit=10) == "a b c" + "x" * 4 + "…"
 
 
