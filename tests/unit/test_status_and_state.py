@@ -54,6 +54,14 @@ def test_an_empty_consul_http_addr_is_an_error_not_the_local_agent(args, tmp_pat
     assert "CONSUL_HTTP_ADDR is empty" in result.stdout + result.stderr
 
 
+def test_an_empty_consul_option_is_an_error_too(tmp_path):
+    for args in (["canary", "--expect", "consul", "--target", "http://127.0.0.1:1/", "--consul", " "],
+                 ["shift", "--subset", "v2", "--steps", "50", "--target", "http://127.0.0.1:1/", "--consul", ""]):
+        result = _invoke(args, tmp_path, CONSUL_HTTP_ADDR=None)
+        assert result.exit_code == ExitCode.USAGE, result.output
+        assert "--consul is empty" in result.stderr
+
+
 def test_status_prints_its_json_when_consul_answers_500(tmp_path):
     with stand_in_agent(LEADER, default=(500, ESCAPES)) as consul:
         _state(tmp_path, {"consul_address": f"http://{consul.address}", "stage": "splitter", "runtime": "process",
