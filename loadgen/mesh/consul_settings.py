@@ -93,8 +93,8 @@ class ConsulSettings:
         with the flags given here taking precedence over their variables."""
         env = os.environ if env is None else env
         https = bool(_flag(env, "CONSUL_HTTP_SSL"))
-        given, source = _address(env, address)
-        addr = normalise_address(given, https, source)
+        given, given_by = _address(env, address)
+        addr = normalise_address(given, https, given_by)
         token, source = _token(env, token_file)
         verify = _flag(env, "CONSUL_HTTP_SSL_VERIFY")
         settings = cls(
