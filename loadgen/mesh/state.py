@@ -261,7 +261,9 @@ class RunDir:
         except ValueError as exc:  # not JSON, or not UTF-8
             raise self._corrupt(f"not JSON: {one_line(str(exc), 120)}") from None
         if not isinstance(data, dict):
-            raise self._corrupt(f"a JSON {type(data).__name__}, not an object")
+            kind = {list: "list", str: "string", bool: "boolean", int: "number", float: "number"}.get(
+                type(data), "null")
+            raise self._corrupt(f"a JSON {kind}, not an object")
         try:
             state = MeshState.from_json(data)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:

@@ -83,7 +83,8 @@ def test_a_non_json_error_body_is_one_bounded_line_without_control_characters():
 
 
 @pytest.mark.parametrize(("content", "why"), [
-    ([], "a JSON list, not an object"), ("7", "a JSON int"), ("{not json", "not JSON"), ("\xff", "not JSON"),
+    ([], "a JSON list, not an object"), ("7", "a JSON number"), ("null", "a JSON null"),
+    ("{not json", "not JSON"), ("\xff", "not JSON"),
     ({"processes": [1]}, "wrong form"), ({"stage": "basic", "runtime": "kubernetes"}, "runtime 'kubernetes'"),
 ])
 @pytest.mark.parametrize("command", [["status", "--json"], ["down"], ["status"]])
