@@ -43,7 +43,8 @@ def stand_in_agent(answers: dict[str, tuple[int, bytes]], default: tuple[int, by
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll: shutdown() waits for it, and every test stops its agent.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     agent.address = f"127.0.0.1:{server.server_address[1]}"
     try:
