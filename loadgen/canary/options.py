@@ -47,10 +47,13 @@ class CanaryOptions:
 def validate(options: CanaryOptions) -> None:
     """Every check that needs no network, made before anything is started or sent: a mistake
     in the options must never cost a mesh bring-up (nor hide a verdict after the run)."""
+    if options.consul is not None and not options.consul.strip():
+        # Not "no --consul": an empty one would fall back to CONSUL_HTTP_ADDR or the local agent unasked.
+        raise UsageError("--consul is empty: give [http|https://]host:port, or leave it out")
     if options.record is not None and options.replay is not None:
         raise UsageError("--record and --replay cannot be used together")
     if options.target is not None:
-        Endpoint.parse(options.target)
+        Endpoint.parse(options.target, "--target")
         if options.tls is not None and Endpoint.parse(options.target).scheme != "https":
             raise UsageError("--cacert and --insecure are for an https:// --target")
     if options.tls is not None:

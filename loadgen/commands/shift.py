@@ -18,6 +18,7 @@ from loadgen.errors import UsageError
 from loadgen.mesh.consul_api import ConsulClient
 from loadgen.mesh.local import borrowed_stage
 from loadgen.mesh.runtime.select import runtime_for
+from loadgen.mesh.service_name import check_service_name
 from loadgen.paths import project_root
 from loadgen.report.files import check_output, write_output
 from loadgen.report.shift_html import write_shift_html
@@ -29,6 +30,7 @@ from loadgen.shift.runner import ShiftRun, ShiftSettings, ShiftWhere
 from loadgen.shift.timeline import ShiftReport
 from loadgen.stage_load import new_run_id
 from loadgen.stats import JudgeConfig, Tolerance
+from loadgen.url_userinfo import refuse_userinfo
 
 __all__ = ["shift"]
 
@@ -135,6 +137,9 @@ def shift(steps: str, subset: str | None, service: str, target: str | None, cons
                        max_p99_ratio=max_p99_ratio)
     if max_p99_ratio is not None and subset is None:
         raise UsageError("--max-p99-ratio compares the shifted subset with the others: it needs --subset")
+    check_service_name(service)  # it names a config entry and the lock file: no path, no space
+    if target is not None:
+        refuse_userinfo(target, "--target")
     if target is not None and consul_addr is None:
         raise UsageError("--target needs --consul: the shift writes the splitter there")
     if json_path == STDOUT and junit == STDOUT:

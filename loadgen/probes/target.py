@@ -10,6 +10,7 @@ from loadgen.errors import UsageError
 from loadgen.mesh.consul_api import ConsulClient, ConsulSettings
 from loadgen.mesh.local import borrowed_stage
 from loadgen.probes.watch import LOCAL_UPSTREAM
+from loadgen.url_userinfo import refuse_userinfo
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,10 @@ class TargetOptions:
     url: str | None = None
     consul: str | None = None
     envoy_admins: tuple[str, ...] = ()  # each "[NAME=]HOST:PORT"
+
+    def __post_init__(self) -> None:
+        if self.url is not None:  # made before anything is sent: a password is refused at once
+            refuse_userinfo(self.url, "--target")
 
 
 @dataclass(frozen=True)
