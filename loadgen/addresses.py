@@ -1,20 +1,15 @@
-"""Addresses a user types (a Consul agent, an Envoy admin, a Consul service name), checked as text
-before anything is sent: each is one line (UsageError, exit 2) when it cannot be one."""
+"""Addresses a user types (a Consul agent, an Envoy admin), checked as text before anything is sent:
+each is one line (UsageError, exit 2) when it cannot be one. (A service name: mesh/service_name.py.)"""
 
 from __future__ import annotations
 
-import re
 from urllib.parse import urlsplit
 
 from loadgen.errors import LoadgenError, UsageError
 from loadgen.mesh.consul_settings import normalise_address
 from loadgen.shown import shown
 
-__all__ = ["check_admin_address", "check_consul_address", "check_service_name"]
-
-# Consul's own rule for a DNS-compatible service name, with '.' and '_' as the catalog accepts them:
-# a name is also part of file names (the shift's lock) and URLs, so nothing else is let through.
-_SERVICE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$")
+__all__ = ["check_admin_address", "check_consul_address"]
 
 
 def check_consul_address(address: str, option: str = "--consul") -> str:
@@ -22,12 +17,12 @@ def check_consul_address(address: str, option: str = "--consul") -> str:
     if not address.strip():
         raise UsageError(f"{option} is empty: give the agent as host:port, like 127.0.0.1:8500")
     try:
-        normalised = normalise_address(address)
+        normalised = normalise_address(address, source=option)
         port = urlsplit(normalised).port
     except ValueError as exc:
         raise UsageError(f"{option} {shown(address)} is not [http|https://]host:port ({exc})") from None
-    except LoadgenError as exc:
-        raise UsageError(f"{option}: {exc.message}") from None
+    except LoadgenError as exc:  # its message names the option already
+        raise UsageError(exc.message) from None
     if port == 0:
         raise UsageError(f"{option} {shown(address)}: port 0 is not a port an agent listens on")
     return address
@@ -42,12 +37,3 @@ def check_admin_address(address: str, option: str = "--envoy-admin") -> str:
             any(c.isspace() for c in text):
         raise UsageError(f"{option} {shown(address)} is not HOST:PORT (like 127.0.0.1:19000)")
     return text
-
-
-def check_service_name(name: str, option: str = "--service") -> str:
-    """A Consul service name: letters, digits, '-', '_' and '.', starting and ending with a letter or
-    digit, at most 128 characters."""
-    if not _SERVICE.match(name):
-        raise UsageError(f"{option} {shown(name)} is not a service name: letters, digits, '-', '_' and '.' "
-                         "(starting and ending with a letter or digit), like service-b")
-    return name

@@ -6,11 +6,12 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loadgen.addresses import check_admin_address, check_consul_address, check_service_name
+from loadgen.addresses import check_admin_address, check_consul_address
 from loadgen.canary.expectation import expects_consul, mapping_from_option, resolve_spec
 from loadgen.errors import UsageError
 from loadgen.load.client import Endpoint, TlsOptions
 from loadgen.load.identity import IdentityRule
+from loadgen.mesh.service_name import check_service_name
 from loadgen.shown import shown
 from loadgen.stats import JudgeConfig, SampleSizePlan, SplitSpec, plan_sample_size
 from loadgen.stats.bands import band_of, format_band
@@ -52,6 +53,9 @@ class CanaryOptions:
 def validate(options: CanaryOptions) -> None:
     """Every check that needs no network, made before anything is started or sent: a mistake
     in the options must never cost a mesh bring-up (nor hide a verdict after the run)."""
+    if options.consul is not None and not options.consul.strip():
+        # Not "no --consul": an empty one would fall back to CONSUL_HTTP_ADDR or the local agent unasked.
+        raise UsageError("--consul is empty: give [http|https://]host:port, or leave it out")
     if options.record is not None and options.replay is not None:
         raise UsageError("--record and --replay cannot be used together")
     if options.replay is not None:
@@ -77,7 +81,7 @@ def validate(options: CanaryOptions) -> None:
         raise UsageError(f"--path {shown(options.upstream_path)} is not a path: give service-a's upstream call "
                          "as /PATH (with any ?query), like /hello_b")
     if options.target is not None:
-        Endpoint.parse(options.target)
+        Endpoint.parse(options.target, "--target")
         if options.tls is not None and Endpoint.parse(options.target).scheme != "https":
             raise UsageError("--cacert and --insecure are for an https:// --target")
     if options.tls is not None:

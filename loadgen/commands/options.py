@@ -169,12 +169,15 @@ def parse_headers(values: tuple[str, ...] | list[str]) -> dict[str, str]:
         if not _TOKEN.match(name):
             raise UsageError(f"{shown}: {name!r} is not a header name (letters, digits and !#$%&'*+-.^_`|~ only, "
                              "no spaces)")
+        # From here on the value is not shown: it may be a credential (Authorization, a token).
+        shown = f"--header '{name}: …'"
         if name.lower() in MANAGED_HEADERS:
             raise UsageError(f"{shown}: loadgen sends GET requests and manages {name} itself; leave it out")
         bad = next((c for c in content if (ord(c) < 0x20 and c != "\t") or ord(c) >= 0x7F), None)
         if bad is not None:
             what = "non-ASCII text" if ord(bad) > 0x7F else "a control character (CR, LF, NUL, ...)"
-            raise UsageError(f"{shown}: the value contains {what} {bad!r}; header values are printable ASCII")
+            raise UsageError(f"{shown}: the value contains {what} {bad!r} at character {content.index(bad) + 1}; "
+                             "header values are printable ASCII")
         if name.lower() in seen:
             raise UsageError(f"{shown}: {seen[name.lower()]} is given twice; give it once (join several values "
                              "with ', ')")

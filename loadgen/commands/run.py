@@ -118,7 +118,7 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
     if record and len(stages) > 1:
         raise UsageError("--record writes one stage's samples; use it with --stage")
     if target:
-        Endpoint.parse(target)  # a malformed URL is exit 2 before anything starts
+        Endpoint.parse(target, "--target")  # a malformed URL is exit 2 before anything starts
     request = build_request_options(request_method, data, cacert, insecure, subset_from, target)
     if concurrency is not None and click.get_current_context().get_parameter_source("rate") \
             is not ParameterSource.DEFAULT:

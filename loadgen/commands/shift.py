@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from loadgen.addresses import check_admin_address, check_consul_address, check_service_name
+from loadgen.addresses import check_admin_address, check_consul_address
 from loadgen.canary.consul_view import CLIENT_SERVICE
 from loadgen.canary.progress import Snapshot
 from loadgen.commands.options import Duration, Rate, parse_headers, runtime_option
@@ -20,6 +20,7 @@ from loadgen.load.client import Endpoint
 from loadgen.mesh.consul_api import ConsulClient
 from loadgen.mesh.local import borrowed_stage
 from loadgen.mesh.runtime.select import runtime_for
+from loadgen.mesh.service_name import check_service_name
 from loadgen.paths import project_root
 from loadgen.report.files import write_output
 from loadgen.report.output_paths import check_output_dir, check_outputs
@@ -33,6 +34,7 @@ from loadgen.shift.steps import check_steps
 from loadgen.shift.timeline import ShiftReport
 from loadgen.stage_load import new_run_id
 from loadgen.stats import JudgeConfig, Tolerance
+from loadgen.url_userinfo import refuse_userinfo
 
 __all__ = ["shift"]
 
@@ -153,12 +155,13 @@ def shift_settings(steps: str, subset: str | None, service: str, target: str | N
                    force: bool) -> ShiftSettings:
     """The shift's options as typed, every one checked that can be without Consul: pure (no I/O).
     Raises UsageError (one line, exit 2)."""
-    check_service_name(service)
+    check_service_name(service)  # it names a config entry and the lock file: no path, no space
     check_steps(steps, subset)
     gate = parse_gate(max_p99, max_errors, max_p99_ratio)
     if gate.max_p99_ratio is not None and subset is None:
         raise UsageError("--max-p99-ratio compares the shifted subset with the others: it needs --subset")
     if target is not None:
+        refuse_userinfo(target, "--target")
         if consul_addr is None:
             raise UsageError("--target needs --consul: the shift writes the splitter there")
         Endpoint.parse(target)

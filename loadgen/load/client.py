@@ -26,6 +26,7 @@ import httptools
 
 from loadgen.errors import UsageError
 from loadgen.shown import shown
+from loadgen.url_userinfo import refuse_userinfo
 
 
 class RequestError(Exception):
@@ -74,7 +75,9 @@ class Endpoint:
     scheme: str = "http"
 
     @classmethod
-    def parse(cls, url: str) -> Endpoint:
+    def parse(cls, url: str, source: str = "the URL") -> Endpoint:
+        """The parts of ``url`` (given by ``source``, e.g. --target), or one line (exit 2)."""
+        refuse_userinfo(url, source)  # first: the messages below echo the URL
         try:
             parts = urlsplit(url)
             port = parts.port  # raises on a port that is not a number in 0-65535

@@ -13,6 +13,7 @@ from loadgen.mesh.consul_api import ConsulClient, ConsulSettings
 from loadgen.mesh.local import borrowed_stage
 from loadgen.probes.watch import LOCAL_UPSTREAM
 from loadgen.shown import shown
+from loadgen.url_userinfo import refuse_userinfo
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,10 @@ class TargetOptions:
     url: str | None = None
     consul: str | None = None
     envoy_admins: tuple[str, ...] = ()  # each "[NAME=]HOST:PORT"
+
+    def __post_init__(self) -> None:
+        if self.url is not None:  # made before anything is sent: a password is refused at once
+            refuse_userinfo(self.url, "--target")
 
     def check(self, sidecars_of: str) -> None:
         """Everything :func:`probe_target` needs, checked as text before the mesh, Consul or the target

@@ -18,6 +18,8 @@ import time
 import httpx
 import pytest
 
+from tests.integration.splitter import wait_envoy_split
+
 CONSUL = "http://127.0.0.1:8500"
 SPLITTER = f"{CONSUL}/v1/config/service-splitter/service-b"
 V2_FAULT = "http://127.0.0.1:3002/test/fault"
@@ -160,7 +162,7 @@ def test_ctrl_c_mid_step_rolls_back_and_exits_130(loadgen, splitter, tmp_path):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the first step was never written"
             time.sleep(0.05)
-        time.sleep(2.0)
+        wait_envoy_split({"v1": 7500, "v2": 2500})  # the step is in the data plane: shift is timing/verifying it
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=180)
     finally:
