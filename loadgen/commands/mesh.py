@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -82,7 +83,7 @@ def _home(path: object) -> str:
 @click.option("--consul", "consul_addr", metavar="ADDR",
               help="Use an existing Consul agent (e.g. 127.0.0.1:8500) instead of starting a dev agent.")
 @click.option("--timeout", "live_timeout", type=float, default=90.0, show_default=True,
-              help="Seconds to wait for the stage to be live in Envoy and on /hello_a.")
+              help="Seconds to wait for the stage to be live in Envoy and on /hello_a (finite, more than 0).")
 @click.option("--keep-on-failure", is_flag=True,
               help="When a first `up` fails or is interrupted, leave what it started running for inspection.")
 @click.option("--force", is_flag=True,
@@ -109,10 +110,17 @@ def up(stage_name: str, runtime: str, driver: str | None, consul_addr: str | Non
     While commands are using the mesh (`loadgen status` names them), `up` of another stage
     refuses (exit 5) unless --force; `up` of their stage repairs it and keeps it up after them.
     """
+    from loadgen.addresses import check_consul_address
+    from loadgen.errors import UsageError
     from loadgen.mesh.local import up_for_user
     from loadgen.mesh.runtime.select import runtime_for
     from loadgen.mesh.stages import load_stages
 
+    # Every option before anything is started or asked: nan would wait forever, a bad address later.
+    if not (math.isfinite(live_timeout) and live_timeout > 0):
+        raise UsageError(f"--timeout {live_timeout:g} must be a finite number of seconds, more than 0")
+    if consul_addr is not None:
+        check_consul_address(consul_addr)
     stage = load_stages().get(stage_name)
     started = time.monotonic()
     runtime_ = runtime_for(runtime, driver=driver, consul_address=consul_addr, live_timeout=live_timeout,
@@ -370,10 +378,13 @@ def split(requests: int, url: str, as_json: bool) -> int:
     from rich.table import Table
 
     from loadgen.errors import UnreachableError
+    from loadgen.load.client import Endpoint
     from loadgen.mesh.liveness import get_hello_a
     from loadgen.url_userinfo import refuse_userinfo
 
     refuse_userinfo(url, "--url")  # httpx would send it as basic auth, and --json would echo it
+    Endpoint.parse(url)  # ftp://x or a typo: one line, before any request
+
     counts: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     deadline = time.monotonic() + max(30.0, requests * 0.5)

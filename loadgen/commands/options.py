@@ -18,6 +18,7 @@ from loadgen.errors import UsageError
 from loadgen.load.client import TlsOptions
 from loadgen.load.schedule import parse_duration
 from loadgen.mesh.runtime.select import RUNTIMES
+from loadgen.shown import shown as shown_value
 
 _ZERO_DURATION = re.compile(r"^\s*0+(?:\.0+)?\s*(?:ms|s|m|h)?\s*$")
 
@@ -160,7 +161,7 @@ def parse_headers(values: tuple[str, ...] | list[str]) -> dict[str, str]:
     headers: dict[str, str] = {}
     seen: dict[str, str] = {}
     for value in values:
-        shown = f"--header {value!r}"
+        shown = f"--header {shown_value(value)}"
         name, sep, content = value.partition(":")
         name, content = name.strip(" \t"), content.strip(" \t")
         if not sep or not name:

@@ -40,6 +40,7 @@ __all__ = ["ShiftRun", "ShiftSettings", "ShiftWhere"]
 POLL_S = 0.1
 START_CHECK_S = 15.0  # the budget of the check that the live split is the starting point
 ERRORS_NOT_JUDGED = 0.99  # the canary's errors guard, set where errors are the gate's or not judged
+VERIFY_WARMUP_S = 0.5  # of each verification: requests sent as the step settles are reported, not judged
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class ShiftSettings:
     apply_cmd: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float = 5.0  # per request
-    warmup: float = 0.5  # of each verification: requests sent as the step settles are reported, not judged
+    warmup: float = VERIFY_WARMUP_S
 
 
 @dataclass(frozen=True)
