@@ -61,7 +61,7 @@ def run_live(
     spec, mapping = expectation.spec, expectation.mapping
     if expectation.unmapped_subsets:
         say(f"warning: no APP_ID maps to subset {', '.join(expectation.unmapped_subsets)} ({mapping.source})")
-    check = SplitCheck(expectation, options.config, options.method, options.warmup)
+    check = SplitCheck(expectation, options.config, options.method, options.warmup, worse=options.worse(spec))
     n_max = budget(options, check.sample_plan)
     if refuse_undecidable:
         check_budget(options, spec, n_max)
@@ -182,7 +182,10 @@ def run_live(
         verdict = check.look_counts(stats.elapsed, three.answers(baseline, end), 0, check.tally.error_count,
                                     final=True)
     else:
-        verdict = check.look(order.frontier_t or 0.0, final=True)
+        health = stats.health(False)
+        untrusted = None if health["valid"] else ("the generator could not keep the asked rate ("
+                                                   + "; ".join(health["problems"]) + ")")
+        verdict = check.look(order.frontier_t or 0.0, final=True, untrusted_latency=untrusted)
     signum = state["signum"]
     stopped_by = "verdict" if verdict.decided and stats.stopped_by == "stop" and signum is None \
         else ("interrupted" if signum is not None else stats.stopped_by)

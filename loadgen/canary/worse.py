@@ -43,10 +43,10 @@ class WorseOptions:
     def errors(self) -> bool:
         return self.error_margin is not None
 
-    @classmethod
-    def parse(cls, spec: SplitSpec, latency: str | None, latency_margin: str | None, error_margin: str | None,
-              baseline: str | None) -> WorseOptions | None:
-        """None when none of them was given (the canary judges its split only, as before)."""
+    @staticmethod
+    def _parts(latency: str | None, latency_margin: str | None, error_margin: str | None,
+               baseline: str | None) -> tuple[float | None, LatencyMargin | None, float | None] | None:
+        """The options' own checks, which need no subset names; None when no comparison is asked."""
         if latency is None and error_margin is None:
             for given, name in ((latency_margin, "--latency-margin"), (baseline, "--baseline")):
                 if given is not None:
@@ -54,16 +54,30 @@ class WorseOptions:
                                      "or --error-margin with it")
             return None
         try:
-            level = parse_quantile(latency) if latency is not None else None
             if latency_margin is not None and latency is None:
                 raise ValueError("--latency-margin needs --latency (e.g. --latency p99)")
+            level = parse_quantile(latency) if latency is not None else None
             margin = LatencyMargin.parse(latency_margin or DEFAULT_LATENCY_MARGIN) if level is not None else None
             errors = _points(error_margin) if error_margin is not None else None
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+        return level, margin, errors
+
+    @classmethod
+    def check(cls, latency: str | None, latency_margin: str | None, error_margin: str | None,
+              baseline: str | None) -> None:
+        """What can be checked before the subsets are known (--expect consul reads them later)."""
+        cls._parts(latency, latency_margin, error_margin, baseline)
+
+    @classmethod
+    def parse(cls, spec: SplitSpec, latency: str | None, latency_margin: str | None, error_margin: str | None,
+              baseline: str | None) -> WorseOptions | None:
+        """None when none of them was given (the canary judges its split only, as before)."""
+        parts = cls._parts(latency, latency_margin, error_margin, baseline)
+        if parts is None:
+            return None
+        level, margin, errors = parts
         names = list(spec.names)
-        if len(names) < 2:
-            raise UsageError("comparing latency or errors needs at least two subsets in --expect")
         chosen = baseline if baseline is not None else max(names, key=spec.weight)
         if chosen not in names:
             raise UsageError(f"--baseline {chosen[:40]!r} is not a subset of --expect ({', '.join(names)})")
@@ -164,12 +178,27 @@ class WorseCheck:
                          if options.latency_level is not None else None)
         self._errors = (ErrorJudge(options.error_margin, options.baseline, names, error_alpha)
                         if options.error_margin is not None else None)
+        # A comparison keeps the first PASS or FAIL it reaches: its sequences hold at every look
+        # at once, so stopping at the first decision is what the guarantee covers (later looks,
+        # e.g. the final one with the requests that were in flight, cannot undo it).
+        self._decided: dict[tuple[str, str], Any] = {}
+
+    def _sticky(self, kind: str, comparisons: list[Any]) -> list[Any]:
+        out = []
+        for c in comparisons:
+            key = (kind, c.subset)
+            if key not in self._decided and c.state in (VerdictState.PASS, VerdictState.FAIL):
+                self._decided[key] = c
+            out.append(self._decided.get(key, c))
+        return out
 
     def look(self, tally: WorseTally, final: bool = False, untrusted_latency: str | None = None) -> WorseResult:
         """``untrusted_latency``: why the latencies cannot be trusted (the generator fell behind its
         schedule): the latency part is then INCONCLUSIVE with that reason, never PASS or FAIL."""
-        latency = self._latency.look(tally.bins, tally.unattributed, final) if self._latency else []
-        errors = self._errors.look(tally.error_counts(), tally.unattributed, final) if self._errors else []
+        latency = self._sticky("latency", self._latency.look(tally.bins, tally.unattributed, final)
+                               if self._latency else [])
+        errors = self._sticky("errors", self._errors.look(tally.error_counts(), tally.unattributed, final)
+                              if self._errors else [])
         states = [c.state for c in errors]
         reasons = [c.reason for c in errors if c.state is not VerdictState.PASS]
         if untrusted_latency and latency:
