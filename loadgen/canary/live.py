@@ -21,6 +21,7 @@ from loadgen.canary.options import CanaryOptions, budget, check_budget, reachabi
 from loadgen.canary.progress import Snapshot
 from loadgen.canary.result import CanaryResult
 from loadgen.canary.three_way import three_way_for
+from loadgen.canary.worse import latency_plan_for, latency_plan_line
 from loadgen.errors import LoadgenError, UsageError
 from loadgen.load.engine import LoadPlan, RunStats, run_blocking, run_load
 from loadgen.load.identity import IdentityRule
@@ -93,6 +94,8 @@ def run_live(
         f"at {options.rate:g}/s, {options.max_time:g}s at most")
     if reachable:
         say(about)
+    if (worse := options.worse(spec)) and (plan := latency_plan_for(worse, spec, options.config.alpha)):
+        say(latency_plan_line(plan, min(n_max, int(options.rate * options.max_time))))
     if options.warmup > 0:
         say(f"warm-up: the {warm:,} requests of the first {options.warmup:g}s are reported but not judged (on top "
             "of the judged budget)")

@@ -17,9 +17,10 @@ from typing import Any
 
 from loadgen.errors import UsageError
 from loadgen.load.sample import Sample
-from loadgen.stats.error_compare import ErrorComparison, ErrorCounts, ErrorJudge
+from loadgen.stats.error_compare import ErrorComparison, ErrorCounts, ErrorJudge, share_alpha
 from loadgen.stats.latency_bins import LatencyBins
 from loadgen.stats.latency_compare import LatencyComparison, LatencyJudge, LatencyMargin, parse_quantile
+from loadgen.stats.latency_plan import LatencyPlan, plan_latency
 from loadgen.stats.spec import SplitSpec
 from loadgen.stats.verdict import Verdict, VerdictState
 
@@ -248,3 +249,29 @@ def with_comparisons(split: Verdict, worse: WorseResult | None, final: bool) -> 
         undecided = VerdictState.INCONCLUSIVE if final else VerdictState.RUNNING
         return replace(split, state=undecided, reason=f"the split passed, but {worse.reason}")
     return split
+
+
+def latency_plan_for(options: WorseOptions, spec: SplitSpec, alpha: float) -> LatencyPlan | None:
+    """The latency verdict's request needs for the smallest canary (stats.latency_plan), when a
+    relative margin makes it independent of the latencies' scale; None otherwise."""
+    if options.latency_level is None or options.latency_margin is None or options.latency_margin.relative is None:
+        return None
+    shares = share_alpha(alpha, latency=True, errors=options.errors)
+    weights = [spec.weight(n) for n in spec.names if n != options.baseline and spec.weight(n) > 0]
+    return plan_latency(options.latency_level, options.latency_margin.relative, min(weights),
+                        shares.latency / len(spec.names))
+
+
+def latency_plan_line(plan: LatencyPlan, can_send: int) -> str:
+    """One line for the start of a run or --plan: what the latency verdict needs and whether this run has it."""
+    def n(value: int | None) -> str:
+        return f"about {value:,}" if value is not None else "more than 50 million"
+
+    q = f"p{plan.level * 100:g}"
+    text = (f"latency {q} within {plan.relative_margin:.0%}: {n(plan.pass_n)} requests to PASS an equally fast "
+            f"canary at {plan.canary_weight:.4g} of the traffic, {n(plan.fail_n)} to FAIL one "
+            f"{2 * plan.relative_margin:.0%} slower (log-normal latencies, sigma {plan.sigma:g}; heavier tails "
+            "need more)")
+    if plan.pass_n is None or can_send < plan.pass_n:
+        return f"warning: {text}; this run can send {can_send:,}: expect the latency part INCONCLUSIVE"
+    return text

@@ -31,6 +31,7 @@ from loadgen.canary.expectation import expects_consul
 from loadgen.canary.live import judged_prefix_line
 from loadgen.canary.options import judged_by_time
 from loadgen.canary.unstarted import unstarted_result
+from loadgen.canary.worse import latency_plan_for, latency_plan_line
 from loadgen.commands.options import Duration, Rate, parse_headers, runtime_option
 from loadgen.commands.request_options import build_request_options, request_options
 from loadgen.errors import ExitCode, UsageError
@@ -427,6 +428,9 @@ def _print_plan(options: CanaryOptions, json_path: Path | None) -> int:
     out.print(table)
     budget_ = report["budget"]
     undecided = sim["cells"]["expected split"]["inconclusive_rate"]
+    worse = options.worse(spec)
+    if worse is not None and (latency := latency_plan_for(worse, spec, options.config.alpha)):
+        out.print(latency_plan_line(latency, budget_["can_send"]), highlight=False)
     out.print(f"this run: up to {budget_['max_requests']:,} requests, and at --rate {options.rate:g}/s for at most "
               f"{options.max_time:g}s it can send {budget_['can_send']:,}: at the expected split {undecided:.0%} of "
               "simulated runs end INCONCLUSIVE" + ("" if undecided < 0.05 else " (raise --max-time, --rate or "
