@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from loadgen.addresses import check_admin_address, check_consul_address
 from loadgen.canary.expectation import mapping_from_option
 from loadgen.canary.options import CanaryOptions, validate
 from loadgen.errors import LoadgenError, UsageError
 from loadgen.report.files import check_output
+from loadgen.shown import shown
 from loadgen.stats import JudgeConfig, Tolerance
 
 __all__ = ["LOCAL_ENVOY_ADMIN", "LOCAL_SERVICE_A", "PluginSettings", "aimed_at_local_mesh", "local_mesh_up",
@@ -78,6 +80,7 @@ def settings_from(opts: Any, host: str, local_mesh: bool | None = None) -> Plugi
         validate(CanaryOptions(expect=expect, target=target, mapping=map_text, config=config))
     elif map_text is not None:
         mapping_from_option(map_text)
+    check_consul_address(opts.consul)
     json_path, junit_path = _outputs(opts)
     return PluginSettings(expect=expect, config=config, map_text=map_text, consul=opts.consul,
                           envoy_admin=_envoy_admin(opts.envoy_admin, host, local_mesh),
@@ -88,7 +91,7 @@ def _target_url(host: str) -> str:
     """The URL MeshUser requests, checked as `loadgen canary --target` checks its URL."""
     parts = urlsplit(host)
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise UsageError(f"--host {host!r} must be a base URL like http://10.0.0.5:3000 (the plugin requests "
+        raise UsageError(f"--host {shown(host)} must be a base URL like http://10.0.0.5:3000 (the plugin requests "
                          f"{PATH} under it)")
     return host.rstrip("/") + PATH
 
@@ -123,21 +126,9 @@ def _envoy_admin(given: str | None, host: str, local_mesh: bool | None) -> str |
             return None
         up = local_mesh_up() if local_mesh is None else local_mesh
         return LOCAL_ENVOY_ADMIN if up else None
-    given = given.strip()
-    if not given:
+    if not given.strip():
         return None
-    address = given.removeprefix("http://").rstrip("/")
-    try:
-        parts = urlsplit(f"http://{address}")
-        port = parts.port
-    except ValueError:
-        port = None
-        parts = None
-    if parts is None or not parts.hostname or port is None or port == 0 or parts.path or parts.query \
-            or any(c.isspace() or ord(c) < 0x20 for c in address):
-        raise UsageError(f"--envoy-admin {given[:200]!r} is not HOST:PORT (the client sidecar's Envoy admin, "
-                         "like 127.0.0.1:19000)")
-    return address
+    return check_admin_address(given).removeprefix("http://").rstrip("/")
 
 
 def _outputs(opts: Any) -> tuple[Path | None, Path | None]:
@@ -166,5 +157,5 @@ def _not_twice(paths: dict[str, str], option: str, value: str) -> None:
     key = os.path.realpath(value) if value != "-" else "-"
     for other, seen in paths.items():
         if seen == key:
-            raise UsageError(f"{option} and {other} name the same file {value!r}: each output needs its own path")
+            raise UsageError(f"{option} and {other} name the same file {shown(value)}: each output needs its own path")
     paths[option] = key
