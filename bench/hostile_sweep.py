@@ -323,6 +323,10 @@ def cases() -> list[Case]:
                         "non-zero: no answer identified a backend", codes=NOT_ZERO, target=mode, timeout=60))
     out.append(Case(c, "run, target 500", ["run", *TARGET, "--duration", "2s", "--no-plots", "-q", "--out",
                                            "{tmp}/reports"], "a report; no traceback", target="500"))
+    out.append(Case(c, "Consul's 500 with control bytes in its body", ["canary", *TARGET, "--expect", "consul",
+                                                                        "--consul", "{consul}"],
+                    "Consul's error named, its body never echoed raw (no control bytes)", codes={4},
+                    forbid=("\x1b",)))
     out.append(Case(c, "canary https:// to a plain-HTTP server", ["canary", "--target", "https://{target_addr}/hello_a",
                                                                  "--insecure", "--map", "1=v1,2=v2", "--consul",
                                                                  "{consul}", *LIVE],
