@@ -16,6 +16,7 @@ import click
 
 from loadgen import __version__, interrupts, stdio
 from loadgen.errors import ExitCode, LoadgenError
+from loadgen.safe_text import describe_exception
 
 # Every command: its module, the click object there, and its short help (the first sentence of
 # its docstring, which `loadgen --help` lists without importing the command; a unit test checks
@@ -127,7 +128,7 @@ class LoadgenGroup(click.Group):
         except Exception as exc:  # a bug: still one line, and a distinct code
             if os.environ.get("LOADGEN_DEBUG"):
                 raise
-            _err(f"loadgen: internal error: {type(exc).__name__}: {exc} (set LOADGEN_DEBUG=1 for the "
+            _err(f"loadgen: internal error: {describe_exception(exc)} (set LOADGEN_DEBUG=1 for the "
                  "traceback, and please report it)", highlight=False, markup=False)
             sys.exit(ExitCode.INTERNAL)
         sys.exit(rv if isinstance(rv, int) else ExitCode.OK)

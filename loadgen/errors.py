@@ -9,7 +9,8 @@ line. Anything else that escapes is a bug (exit 70).
 ==  =====================================================================
 0   OK / PASS
 1   FAIL, or a security violation
-2   usage or input error (bad option, unknown stage, malformed file)
+2   usage or input error (bad option, unknown stage, malformed file, a token that cannot be
+    sent as a header, a URL with a password, a run state loadgen did not write)
 3   INCONCLUSIVE (the budget ran out before the verdict was clear)
 4   target or mesh unreachable, or a mesh component failed to come up
 5   environment: a required binary is missing or a port is already taken

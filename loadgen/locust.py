@@ -16,7 +16,11 @@ What it adds to Locust:
   share with its interval and the judge's verdict per subset, and p50/p99/max per backend
   instance from HDR histograms;
 * headless runs exit with the canary's codes (0 PASS, 1 FAIL, 3 INCONCLUSIVE) and write the
-  same JSON / JUnit as ``loadgen canary``;
+  same JSON / JUnit as ``loadgen canary``; every option (and the outputs' paths) is checked at
+  Locust's ``init``, before any user spawns: a bad one is one line and exit 2 at once
+  (loadgen.locust_options);
+* the Envoy column reads ``--envoy-admin``; without it, service-a's sidecar on the local mesh
+  only when ``--host`` is the local mesh's service-a and a local mesh is up;
 * distributed runs: each worker sends its cumulative counts and encoded histograms with its
   stats report; the master sums the latest report of every worker (exact) for the tab and the
   latency figures.
@@ -32,9 +36,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
-from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import gevent
 from locust import events, task
@@ -51,9 +55,10 @@ from loadgen.load.prefix_buckets import BUCKET_S, BucketCounts, MergedPrefix, Pr
 from loadgen.load.sample import Sample
 from loadgen.load.send_order import SendOrder
 from loadgen.load.tally import Tally
+from loadgen.locust_options import PluginSettings, settings_from
 from loadgen.mesh.consul_api import ConsulClient
 from loadgen.report.files import write_json, write_output
-from loadgen.stats import JudgeConfig, Tolerance, Verdict
+from loadgen.stats import Verdict
 from loadgen.stats.bands import format_band
 
 log = logging.getLogger("loadgen.locust")
@@ -135,24 +140,18 @@ class LocustCanary:
     """The canary's core (:class:`SplitCheck`), set up from Locust's command line and fed the
     merged tally every second."""
 
-    def __init__(self, environment: Any) -> None:
-        opts = environment.parsed_options
+    def __init__(self, environment: Any, settings: PluginSettings) -> None:
         self.environment = environment
-        self.expect: str | None = getattr(opts, "expect", None) or None
-        self.problem: str | None = None
-        try:
-            self.config = JudgeConfig(tolerance=Tolerance.parse(opts.tolerance), alpha=1 - opts.confidence / 100)
-        except LoadgenError as exc:
-            self.config = JudgeConfig()
-            self.problem = exc.message
-        self.consul_address: str = opts.consul
-        self.map_text: str | None = opts.map or None
-        self.json_path = Path(opts.canary_json) if opts.canary_json else None
-        self.junit_path = Path(opts.canary_junit) if opts.canary_junit else None
-        self.stop_on_verdict: bool = opts.stop_on_verdict
+        self.expect = settings.expect
+        self.config = settings.config
+        self.consul_address = settings.consul
+        self.map_text = settings.map_text
+        self.json_path = settings.json_path
+        self.junit_path = settings.junit_path
+        self.stop_on_verdict = settings.stop_on_verdict
         self.expectation: Expectation | None = None
         self.check: SplitCheck | None = None
-        self.envoy_admin: str | None = getattr(opts, "envoy_admin", "") or None
+        self.envoy_admin = settings.envoy_admin
         self.three: ThreeWay | None = None  # the Consul and Envoy columns
         self.stopped_by = "end of test"
         self.lag_s: float | None = None  # the judged prefix's lag behind now at the latest look
@@ -163,26 +162,20 @@ class LocustCanary:
         return self.check.verdict if self.check else None
 
     def prepare(self) -> None:
-        """Resolve the APP_ID map and the expected split (Consul is asked once, at start)."""
-        if self.problem:
-            log.error("loadgen: %s", self.problem)
-            return
+        """Resolve the APP_ID map and the expected split (Consul is asked once, at start, before
+        any user spawns). Raises LoadgenError: the caller refuses to start the test."""
+        consul = ConsulClient(self.consul_address, timeout=3.0)
         try:
-            consul = ConsulClient(self.consul_address, timeout=3.0)
-            try:
-                if self.expect:
-                    self.expectation = resolve_expectation(self.expect, self.map_text, consul, service=SERVICE,
-                                                           say=lambda msg: log.warning("loadgen: %s", msg))
-                    self.three = three_way_for(self.expectation.consul, consul, self.envoy_admin, {})
-                    self._read_envoy_before()
-                    self.reset()
-                else:
-                    resolve_mapping(self.map_text, consul, SERVICE)  # says now when APP_IDs cannot be mapped
-            finally:
-                consul.close()
-        except LoadgenError as exc:
-            self.problem = exc.message
-            log.error("loadgen: %s", exc.message)
+            if self.expect:
+                self.expectation = resolve_expectation(self.expect, self.map_text, consul, service=SERVICE,
+                                                       say=lambda msg: log.warning("loadgen: %s", msg))
+                self.three = three_way_for(self.expectation.consul, consul, self.envoy_admin, {})
+                self._read_envoy_before()
+                self.reset()
+            else:
+                resolve_mapping(self.map_text, consul, SERVICE)  # says now when APP_IDs cannot be mapped
+        finally:
+            consul.close()
 
     def _read_envoy_before(self) -> None:
         """The Envoy column: the client sidecar read at start (an unreachable one is logged and
@@ -237,7 +230,7 @@ class LocustCanary:
             rows.append({"subset": "(errors)", "app_ids": "", "expected": "", "count": tally.error_count,
                          "share": "", "interval": "", "band": "",
                          "status": ", ".join(f"{k} x{n}" for k, n in tally.errors.items())})
-        state = v.state.value if v else ("no --expect" if not self.expect else self.problem or "waiting")
+        state = v.state.value if v else ("no --expect" if not self.expect else "waiting")
         spec = self.expectation.spec.as_percent() if self.expectation else ""
         rows.append({"subset": "VERDICT", "app_ids": "", "expected": spec,
                      "count": v.n if v else 0, "share": "", "interval": "", "band": "", "status": state,
@@ -279,14 +272,19 @@ class LocustCanary:
         if self.three is not None:
             self.three.after()
 
-    def write_outputs(self, traffic: Verdict) -> CanaryResult:
-        """Judge the run finally and write --canary-json / --canary-junit; the result says the exit code."""
-        result = self.result(traffic)
-        if self.json_path:
-            write_json(self.json_path, result.to_json())
-        if self.junit_path:
-            write_output(self.junit_path, result.junit())
-        return result
+    def write_outputs(self, result: CanaryResult) -> list[str]:
+        """Write --canary-json and --canary-junit (each even when the other fails; both paths were
+        checked at start, so a failure here is the disk's): one line per failure."""
+        failures = []
+        for path, write in ((self.json_path, lambda p: write_json(p, result.to_json())),
+                            (self.junit_path, lambda p: write_output(p, result.junit()))):
+            if path is None:
+                continue
+            try:
+                write(path)
+            except LoadgenError as exc:
+                failures.append(exc.message)
+        return failures
 
 
 def _latency(book: LatencyBook, app_ids: list[str]) -> dict[str, Any]:
@@ -335,9 +333,10 @@ def _options(parser: Any) -> None:
     group.add_argument("--confidence", type=float, default=99.0, help="Confidence, percent")
     group.add_argument("--map", default="", help="APP_ID to subset, like 1=v1,2=v2 (default: from Consul)")
     group.add_argument("--consul", default="127.0.0.1:8500", help="Consul for the APP_ID map / --expect consul")
-    group.add_argument("--envoy-admin", default="127.0.0.1:19000",
-                       help="The client sidecar's Envoy admin, for the Split tab's Envoy column (default: service-a's "
-                            "on the local mesh; empty: none)")
+    group.add_argument("--envoy-admin", default=None,
+                       help="The client sidecar's Envoy admin HOST:PORT, for the Split tab's Envoy column and the "
+                            "stale-proxy check (default: service-a's sidecar when --host is the local mesh's "
+                            "service-a, http://127.0.0.1:3000, and a local mesh is up; otherwise none; empty: none)")
     group.add_argument("--canary-json", default="", help="Write the verdict as JSON (like loadgen canary --json)")
     group.add_argument("--canary-junit", default="", help="Write JUnit XML (like loadgen canary --junit)")
     group.add_argument("--stop-on-verdict", action="store_true", default=False,
@@ -346,16 +345,37 @@ def _options(parser: Any) -> None:
 
 @events.init.add_listener
 def _init(environment: Any, **_kw: Any) -> None:
+    """Every option is checked (and Consul asked for the map) here, before Locust spawns a user:
+    a mistake is one line and its exit code now, not after a whole -t of load."""
     if environment.parsed_options is None:
         return
-    canary = LocustCanary(environment)
+    try:
+        settings = settings_from(environment.parsed_options, environment.host or MeshUser.host)
+        canary = LocustCanary(environment, settings)
+        if not isinstance(environment.runner, WorkerRunner):
+            canary.prepare()
+    except LoadgenError as exc:
+        _refuse(environment, exc)
+    except Exception as exc:  # a bug (e.g. a Consul answering something else): a distinct code, not FAIL's 1
+        if os.environ.get("LOADGEN_DEBUG"):
+            raise
+        # The type only: an exception's text can carry a header value (a token).
+        _refuse(environment, LoadgenError(f"internal error at start: {type(exc).__name__} (set LOADGEN_DEBUG=1 for "
+                                          "the traceback, and please report it)", ExitCode.INTERNAL))
     environment.loadgen_canary = canary
-    if not isinstance(environment.runner, WorkerRunner):
-        canary.prepare()
-        if canary.problem and environment.parsed_options.headless:
-            environment.process_exit_code = ExitCode.USAGE
     if environment.web_ui is not None:
         _install_tab(environment, canary)
+
+
+def _refuse(environment: Any, exc: LoadgenError) -> NoReturn:
+    """Stop Locust before its test starts. Locust's event hook logs and swallows an Exception from
+    a listener (and then exits 1, the FAIL code); SystemExit passes through it and Locust's main,
+    so the process leaves with the error's own code (2 for bad input) before any user spawns."""
+    log.error("loadgen: %s", exc.message)
+    environment.process_exit_code = int(exc.code)
+    if environment.runner is not None:
+        environment.runner.quit()  # a master tells its workers to go too
+    raise SystemExit(int(exc.code))
 
 
 def _install_tab(environment: Any, canary: LocustCanary) -> None:
@@ -437,17 +457,20 @@ def _quitting(environment: Any, **_kw: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
         # A worker's own final counts (what its last report carried), for checking the merge.
         if canary.json_path:
-            write_json(canary.json_path, {"worker": environment.runner.client_id,
-                                          "app_ids": dict(TRACKER.tally.app_ids), "errors": dict(TRACKER.tally.errors)})
-        return
-    if canary.problem:
-        environment.process_exit_code = ExitCode.USAGE
+            try:
+                write_json(canary.json_path, {"worker": environment.runner.client_id, "app_ids":
+                                              dict(TRACKER.tally.app_ids), "errors": dict(TRACKER.tally.errors)})
+            except LoadgenError as exc:
+                log.error("loadgen: %s", exc.message)
         return
     v = canary.look(final=True)
     if v is None:
         return
-    result = canary.write_outputs(v)
+    result = canary.result(v)
+    # The verdict first: an output that fails to write must not hide it (nor replace its code).
     log.info("loadgen canary: %s -- %s", result.verdict.state.value, result.verdict.reason)
     if isinstance(environment.runner, MasterRunner):
         log.info("loadgen canary: judged the sum of %d workers' reports", len(TRACKER.workers))
+    for failure in canary.write_outputs(result):
+        log.error("loadgen: %s", failure)
     environment.process_exit_code = int(result.exit_code)

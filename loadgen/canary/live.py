@@ -17,10 +17,11 @@ from loadgen import interrupts
 from loadgen.canary.check import SplitCheck
 from loadgen.canary.expectation import resolve_expectation
 from loadgen.canary.final import final_verdict
-from loadgen.canary.options import CanaryOptions, budget, reachability
+from loadgen.canary.options import CanaryOptions, budget, check_budget, reachability, warmup_requests
 from loadgen.canary.progress import Snapshot
 from loadgen.canary.result import CanaryResult
 from loadgen.canary.three_way import three_way_for
+from loadgen.canary.worse import latency_plan_for, latency_plan_line
 from loadgen.errors import LoadgenError, UsageError
 from loadgen.load.engine import LoadPlan, RunStats, run_blocking, run_load
 from loadgen.load.identity import IdentityRule
@@ -41,11 +42,14 @@ def run_live(
     options: CanaryOptions, target_url: str, consul: ConsulClient | None, say: Callable[[str], None],
     on_look: Callable[[Snapshot], None] | None = None, notes: list[str] | None = None,
     envoy_admin: str | None = None, on_sending: Callable[[], None] | None = None,
+    refuse_undecidable: bool = False,
 ) -> CanaryResult:
     """``envoy_admin``: the client sidecar's Envoy admin (``--envoy-admin``, or service-a's
     sidecar on the local mesh); None leaves the Envoy column empty. ``on_sending`` is called
     when the set-up is over and the first request is about to go: a signal before it stops the
-    set-up (Interrupted / Terminated, canary.unstarted), one after it stops the run."""
+    set-up (Interrupted / Terminated, canary.unstarted), one after it stops the run.
+    ``refuse_undecidable``: a budget too small to decide the split (``--expect consul``'s, known only
+    now) is a UsageError before anything is sent (`loadgen canary`; a shift sizes its own)."""
     identity = IdentityRule.parse(options.subset_from)
     from_envoy = identity.kind == "envoy"
     if from_envoy and envoy_admin is None:
@@ -58,12 +62,17 @@ def run_live(
     spec, mapping = expectation.spec, expectation.mapping
     if expectation.unmapped_subsets:
         say(f"warning: no APP_ID maps to subset {', '.join(expectation.unmapped_subsets)} ({mapping.source})")
-    check = SplitCheck(expectation, options.config, options.method, options.warmup)
+    check = SplitCheck(expectation, options.config, options.method, options.warmup, worse=options.worse(spec))
     n_max = budget(options, check.sample_plan)
+    if refuse_undecidable:
+        check_budget(options, spec, n_max)
     reachable, about = reachability(options, spec, n_max)
     if not reachable:
         say(about)  # before anything is sent
-    load = LoadPlan(url=target_url, rate=options.rate, max_requests=n_max, max_time=options.max_time,
+    # The warm-up's requests are not judged: they come on top of the budget, so the judge still
+    # gets the n it was planned for (the fixed test's n, or --max-requests).
+    warm = warmup_requests(options.rate, options.warmup)
+    load = LoadPlan(url=target_url, rate=options.rate, max_requests=n_max + warm, max_time=options.max_time,
                     timeout=options.timeout, headers=options.headers, identity=identity,
                     method=options.request_method, body=options.body, tls=options.tls)
     check_reachable(target_url, options.headers, options.timeout, client=load.client())
@@ -81,12 +90,15 @@ def run_live(
         say("--subset-from envoy: the judged counts are the client sidecar's per-cluster requests, which include "
             "any other traffic through that sidecar")
     say(f"judging {spec.as_percent()}, {options.config.band_tolerance.describe()}, at "
-        f"{(1 - options.config.alpha) * 100:.4g} % confidence ({options.method}); up to {n_max:,} requests "
+        f"{(1 - options.config.alpha) * 100:.4g} % confidence ({options.method}); up to {n_max:,} judged requests "
         f"at {options.rate:g}/s, {options.max_time:g}s at most")
     if reachable:
         say(about)
+    if (worse := options.worse(spec)) and (plan := latency_plan_for(worse, spec, options.config.alpha)):
+        say(latency_plan_line(plan, min(n_max, int(options.rate * options.max_time))))
     if options.warmup > 0:
-        say(f"warm-up: requests in the first {options.warmup:g}s are reported but not judged")
+        say(f"warm-up: the {warm:,} requests of the first {options.warmup:g}s are reported but not judged (on top "
+            "of the judged budget)")
     writer = SampleWriter(options.record) if options.record else None
     state: dict[str, Any] = {"stop": False, "signum": None}
 
@@ -173,7 +185,10 @@ def run_live(
         verdict = check.look_counts(stats.elapsed, three.answers(baseline, end), 0, check.tally.error_count,
                                     final=True)
     else:
-        verdict = check.look(order.frontier_t or 0.0, final=True)
+        health = stats.health(False)
+        untrusted = None if health["valid"] else ("the generator could not keep the asked rate ("
+                                                   + "; ".join(health["problems"]) + ")")
+        verdict = check.look(order.frontier_t or 0.0, final=True, untrusted_latency=untrusted)
     signum = state["signum"]
     stopped_by = "verdict" if verdict.decided and stats.stopped_by == "stop" and signum is None \
         else ("interrupted" if signum is not None else stats.stopped_by)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import signal
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loadgen import interrupts
 from loadgen.errors import ExitCode, exit_code
@@ -15,6 +15,9 @@ from loadgen.mesh.subsets import SubsetMap
 from loadgen.report.junit import TestCase, TestSuite, render
 from loadgen.stats import SampleSizePlan, SplitSpec, Verdict, VerdictState
 from loadgen.stats.bands import format_band
+
+if TYPE_CHECKING:
+    from loadgen.canary.worse import WorseResult
 
 __all__ = ["GENERATOR_KEYS", "WARMUP_KEYS", "CanaryResult", "warmup_report"]
 
@@ -62,6 +65,8 @@ class CanaryResult:
     # The code of the error that ended the canary without a verdict (4: the target or the mesh
     # unreachable, ...): its outputs are still written (canary.unstarted), and exit with it.
     error_code: ExitCode | None = None
+    # Each canary's latency and error rate against the baseline's (--latency, --error-margin).
+    comparisons: WorseResult | None = None
 
     @property
     def warnings(self) -> list[str]:
@@ -126,6 +131,7 @@ class CanaryResult:
             "three_way": self.three_way,
             "subset_from": self.identity,
             "judged_prefix": self.judged_prefix,
+            "comparisons": None if self.comparisons is None else self.comparisons.to_json(),
             "exit_code": int(self.exit_code),
         }
 
@@ -146,8 +152,10 @@ class CanaryResult:
                                                  f"{properties.get('consul', '?')}"))
         if self.error_code is not None:  # no verdict: the run could not go on (e.g. the target unreachable)
             checks.append(("canary ran", self.verdict.reason, self.verdict.reason))
-        return render(TestSuite(suite, _junit_cases(self.verdict, suite, checks), time_s=self.duration_s,
-                                properties=properties))
+        cases = _junit_cases(self.verdict, suite, checks)
+        if self.comparisons is not None:
+            cases[-1:-1] = _comparison_cases(self.comparisons, suite)  # before the verdict's case
+        return render(TestSuite(suite, cases, time_s=self.duration_s, properties=properties))
 
 
 def _junit_cases(verdict: Verdict, suite: str, checks: list[tuple[str, str | None, str]]) -> list[TestCase]:
@@ -182,6 +190,22 @@ def _junit_cases(verdict: Verdict, suite: str, checks: list[tuple[str, str | Non
         cases.append(TestCase("verdict", suite, skipped=f"{verdict.state.value}: {verdict.reason}"))
     else:
         cases.append(TestCase("verdict", suite, system_out=verdict.reason))
+    return cases
+
+
+def _comparison_cases(worse: WorseResult, suite: str) -> list[TestCase]:
+    """One case per comparison: "latency p99 v2 vs v1", "errors v2 vs v1"."""
+    rows = [(f"latency {c.quantile} {c.subset} vs {c.baseline}", c.state, c.reason, "LatencyWorse")
+            for c in worse.latency]
+    rows += [(f"errors {c.subset} vs {c.baseline}", c.state, c.reason, "ErrorsWorse") for c in worse.errors]
+    cases = []
+    for name, state, reason, kind in rows:
+        if state is VerdictState.FAIL:
+            cases.append(TestCase(name, suite, failure=reason, failure_type=kind, failure_text=reason))
+        elif state is VerdictState.PASS:
+            cases.append(TestCase(name, suite, system_out=reason))
+        else:
+            cases.append(TestCase(name, suite, skipped=f"{state.value}: {reason}"))
     return cases
 
 

@@ -24,6 +24,7 @@ from loadgen.errors import LoadgenError
 from loadgen.mesh.chain import Request
 from loadgen.mesh.consul_api import ConsulClient
 from loadgen.mesh.programmed import ClusterCounters, EnvoyAdmin, ProgrammedRoute, UnevaluableRoute, programmed_route
+from loadgen.safe_text import describe_exception
 from loadgen.stats import Verdict, VerdictState
 from loadgen.stats.agreement import homogeneity_p
 
@@ -275,4 +276,4 @@ def three_way_for(view: ConsulView | None, consul: ConsulClient | None, envoy_ad
 
 
 def _why(exc: Exception) -> str:
-    return exc.message if isinstance(exc, LoadgenError) else f"{type(exc).__name__}: {exc}"
+    return exc.message if isinstance(exc, LoadgenError) else describe_exception(exc)

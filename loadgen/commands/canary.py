@@ -30,7 +30,9 @@ from loadgen.canary import (
 from loadgen.canary.consul_view import CLIENT_SERVICE
 from loadgen.canary.expectation import expects_consul
 from loadgen.canary.live import judged_prefix_line
+from loadgen.canary.options import judged_by_time
 from loadgen.canary.unstarted import unstarted_result
+from loadgen.canary.worse import latency_plan_for, latency_plan_line
 from loadgen.commands.options import Duration, Rate, parse_headers, runtime_option
 from loadgen.commands.request_options import build_request_options, request_options
 from loadgen.errors import ExitCode, LoadgenError, UsageError
@@ -41,9 +43,10 @@ from loadgen.mesh.runtime.select import runtime_for
 from loadgen.mesh.stages import load_stages
 from loadgen.report.brief import brief_counts
 from loadgen.report.delivery import Delivery, stdout_console
-from loadgen.report.files import check_output, write_json, write_output
+from loadgen.report.files import write_json, write_output
+from loadgen.report.output_paths import check_outputs
 from loadgen.report.statusline import StatusLine
-from loadgen.report.terminal import live_line, verdict_table
+from loadgen.report.terminal import comparison_table, live_line, verdict_table
 from loadgen.stats import JudgeConfig, SplitSpec, Tolerance, plan_sample_size
 from loadgen.stats.bands import band_of, format_band
 from loadgen.stats.figures import published
@@ -128,7 +131,9 @@ class PlanningHelp(click.Command):
 @click.option("--consul", "consul_addr", metavar="ADDR",
               help="Consul to read the APP_ID map and --expect consul from. Default: the local mesh's, or "
                    "127.0.0.1:8500.")
-@click.option("--map", "mapping", metavar="MAP", help="APP_ID to subset, like 1=v1,2=v2 (default: from Consul).")
+@click.option("--map", "mapping", metavar="MAP",
+              help="APP_ID to subset, like 1=v1,2=v2 (default: from Consul); every subset --expect gives traffic "
+                   "needs an APP_ID here (unless --subset-from reads subset names).")
 @click.option("--upstream", metavar="NAME",
               help="The upstream whose discovery chain service-a's calls take. Default: the one service-a's sidecar "
                    "registration names.")
@@ -140,17 +145,22 @@ class PlanningHelp(click.Command):
               help="The client sidecar's Envoy admin (host:port), read before and after the run for the Envoy "
                    "column and its cluster counters. Default: service-a's sidecar on the local mesh; none with "
                    "--target.")
-@click.option("--stage", "stage_name", default="splitter", show_default=True, metavar="STAGE",
+@click.option("--stage", "stage_name", default=None, metavar="STAGE",
               help="Local mesh: the stage to run against (used as it is when the mesh is at it, otherwise "
-                   "brought up and put back afterwards). See `loadgen stages`.")
+                   "brought up and put back afterwards). See `loadgen stages`. Not with --target or --replay.  "
+                   "[default: splitter]")
 @click.option("--header", "headers", multiple=True, metavar="'NAME: VALUE'", help="Extra request header (repeatable).")
 @request_options(method_flags=("-X", "--request"))  # --method is the judge's
 @click.option("--rate", type=Rate(min=0.1, max=MAX_RATE), default=500.0, show_default=True,
               help="Requests per second (open loop).")
 @click.option("--max-requests", type=click.IntRange(min=1, max=10_000_000), default=None,
-              help="Budget of requests. Default: 4 x the fixed test's n, at least 5000 (sequential), "
-                   "or that n (fixed).")
-@click.option("--max-time", type=Duration(), default="120s", show_default=True, help="Budget of time, like 90s or 2m.")
+              help="Budget of judged requests (the warm-up's come on top). Default: 4 x the fixed test's n, at "
+                   "least 5000 (sequential), or that n (fixed). A budget with fewer judged requests than the judge "
+                   "needs to decide the split in its clearest cases (a subset getting none of the answers or all "
+                   "of them, or answers exactly at the expected split) is refused: it could only end INCONCLUSIVE.")
+@click.option("--max-time", type=Duration(), default="120s", show_default=True,
+              help="Budget of time, like 90s or 2m, warm-up included: what is left after the warm-up at --rate "
+                   "must leave the judge enough to decide (as for --max-requests), or the run is refused.")
 @click.option("--timeout", type=Duration(), default="5s", show_default=True, help="Per-request timeout.")
 @click.option("--tolerance", default="2", show_default=True, metavar="POINTS|PCT%",
               help="Allowed deviation of each share: percentage points (2: +-2 points, never more than half a "
@@ -165,26 +175,43 @@ class PlanningHelp(click.Command):
               help="FAIL when more than this % of responses come from APP_IDs no subset claims.")
 @click.option("--max-errors", type=float, default=5.0, show_default=True,
               help="FAIL when more than this % of requests fail (no usable answer).")
+@click.option("--latency", metavar="pQ", default=None,
+              help="Also judge whether each canary is slower than the baseline at this latency quantile (p50, "
+                   "p90, p99, p99.9, ...): FAIL when proved more than --latency-margin above the baseline's, PASS "
+                   "when proved within it. Failed requests count as infinitely slow.")
+@click.option("--latency-margin", metavar="PCT%|TIME", default=None,
+              help="How much slower than the baseline a canary may be at --latency: a share (10%, the default) "
+                   "or a time (5ms, 0.5s).")
+@click.option("--error-margin", metavar="POINTS", default=None,
+              help="Also judge each canary's error rate against the baseline's: FAIL when proved more than POINTS "
+                   "above it (0.5 = half a percentage point), PASS when proved within.")
+@click.option("--baseline", metavar="SUBSET", default=None,
+              help="The subset --latency and --error-margin compare the others with (default: the one with "
+                   "the largest expected weight).")
 @click.option("--record", type=click.Path(dir_okay=False, path_type=Path), help="Write every sample as JSON Lines.")
 @click.option("--replay", "replay_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Judge a recorded JSON Lines file instead of sending traffic (no network).")
+              help="Judge a recorded JSON Lines file instead of sending traffic (no network: not with --target, "
+                   "--consul, --envoy-admin or --stage).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the result as JSON ('-' for stdout). A symlink, device or FIFO is written through.")
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path),
               help="Write JUnit XML for CI ('-' for stdout).")
 @click.option("--warmup", type=Duration(allow_zero=True), default=None,
               help="Requests sent in this first stretch are reported but not judged, so a glitch while "
-                   "connections open cannot decide the verdict. Default 1s live; 0 judges from the first "
+                   "connections open cannot decide the verdict; they come on top of --max-requests and count "
+                   "against --max-time (which must be longer). Default 1s live; 0 judges from the first "
                    "request, as a replay does unless given.")
-@click.option("--plan", "plan_only", is_flag=True, help="Only print how many requests a verdict needs, then exit.")
+@click.option("--plan", "plan_only", is_flag=True,
+              help="Only print how many requests a verdict needs, then exit (not with --replay).")
 @runtime_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 def canary(expect: str, target: str | None, consul_addr: str | None, mapping: str | None, upstream: str | None,
-           upstream_path: str | None, envoy_admin: str | None, subset_from: str, stage_name: str,
+           upstream_path: str | None, envoy_admin: str | None, subset_from: str, stage_name: str | None,
            headers: tuple[str, ...], request_method: str | None, data: str | None, cacert: str | None,
            insecure: bool,
            rate: float, max_requests: int | None, max_time: float, timeout: float, tolerance: str,
-           confidence: float, method: str, max_unknown: float, max_errors: float, record: Path | None,
+           confidence: float, method: str, max_unknown: float, max_errors: float, latency: str | None,
+           latency_margin: str | None, error_margin: str | None, baseline: str | None, record: Path | None,
            replay_path: Path | None, json_path: Path | None, junit: Path | None, warmup: float | None,
            plan_only: bool,
            runtime: str | None, quiet: bool) -> int:
@@ -203,6 +230,7 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
       loadgen canary --expect consul --stage header-route --header 'x-canary: 1'
       loadgen canary --target http://10.0.0.5:3000/hello_a --consul 10.0.0.5:8500 --expect v1=90,v2=10
       loadgen canary --replay run.jsonl --expect 85/15
+      loadgen canary --expect 85/15 --latency p99 --latency-margin 10% --error-margin 0.5
     """
     request = build_request_options(request_method, data, cacert, insecure, subset_from, target)
     config = JudgeConfig(tolerance=Tolerance.parse(tolerance), alpha=1 - confidence / 100,
@@ -213,17 +241,15 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
         record=record, replay=replay_path, upstream=upstream, upstream_path=upstream_path, envoy_admin=envoy_admin,
         subset_from=request.identity.text, request_method=request.method, body=request.body, tls=request.tls,
         warmup=warmup if warmup is not None else (0.0 if replay_path is not None else DEFAULT_WARMUP_S),
+        stage=stage_name, latency=latency, latency_margin=latency_margin, error_margin=error_margin,
+        baseline=baseline,
     )
     # Everything that can be checked without the network is, before anything starts: a wrong
     # option never costs a mesh bring-up, and an unwritable output never hides a verdict.
+    if plan_only and replay_path is not None:
+        raise UsageError("--plan plans a live run and --replay judges a recording: give one of them")
     validate(options)
-    if json_path == STDOUT and junit == STDOUT:
-        raise UsageError("--json - and --junit - cannot both go to stdout; give one of them a file")
-    for path in (json_path, junit):
-        if path is not None:
-            check_output(path)
-    if record is not None:
-        check_output(record)
+    check_outputs({"--json": json_path, "--junit": junit, "--record": record}, inputs={"--replay": replay_path})
     if plan_only:
         return _print_plan(options, json_path)
     to_stdout = STDOUT in (json_path, junit)
@@ -239,7 +265,7 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
     progress = _Progress()
     failed: LoadgenError | None = None
     try:
-        result = _run(options, say, quiet, runtime, stage_name, progress)
+        result = _run(options, say, quiet, runtime, stage_name or "splitter", progress)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (interrupts.Terminated), outside the run's loop
         if progress.result is not None:
             _deliver(progress.result, json_path, junit, to_stdout, print_verdict=False)
@@ -315,7 +341,8 @@ def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = No
         try:
             with line:
                 progress.result = run_live(options, options.target, consul, say, on_look,
-                                           envoy_admin=options.envoy_admin, on_sending=progress.started_sending)
+                                           envoy_admin=options.envoy_admin, on_sending=progress.started_sending,
+                                           refuse_undecidable=True)
                 return progress.result
         finally:
             if consul:
@@ -330,7 +357,7 @@ def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = No
                 result = progress.result = run_live(
                     options, mesh_target.service_a_url, consul, say, on_look, envoy_admin=admin,
                     notes=[f"local mesh, stage {stage_name} ({time.monotonic() - started:.1f}s to ready)"],
-                    on_sending=progress.started_sending)
+                    on_sending=progress.started_sending, refuse_undecidable=True)
         finally:
             consul.close()
     return result
@@ -349,6 +376,8 @@ def _default_consul() -> ConsulClient | None:
 def _print_result(result: CanaryResult) -> None:
     # A CI log (stdout not a terminal) gets the plain layout, which never cuts a number short.
     out.print(verdict_table(result.verdict, result.three_way, plain=not out.is_terminal))
+    if result.comparisons is not None:
+        out.print(comparison_table(result.comparisons.to_json(), plain=not out.is_terminal))
     _print_three_way(result.three_way)
     lat = result.latency_ms
     facts = [f"{result.requests} requests in {result.duration_s:.1f}s"]
@@ -426,6 +455,9 @@ def _print_plan(options: CanaryOptions, json_path: Path | None) -> int:
     out.print(table)
     budget_ = report["budget"]
     undecided = sim["cells"]["expected split"]["inconclusive_rate"]
+    worse = options.worse(spec)
+    if worse is not None and (latency := latency_plan_for(worse, spec, options.config.alpha)):
+        out.print(latency_plan_line(latency, budget_["can_send"]), highlight=False)
     out.print(f"this run: up to {budget_['max_requests']:,} requests, and at --rate {options.rate:g}/s for at most "
               f"{options.max_time:g}s it can send {budget_['can_send']:,}: at the expected split {undecided:.0%} of "
               "simulated runs end INCONCLUSIVE" + ("" if undecided < 0.05 else " (raise --max-time, --rate or "
@@ -446,7 +478,7 @@ def plan_report(spec: SplitSpec, options: CanaryOptions, progress: Any = None) -
         "confidence": 1 - config.alpha,
         "bands": {name: list(band_of(w, h)) for name, w, h in zip(spec.names, spec.weights, widths, strict=True)},
         "fixed_n": {f"{p:.0%}": plan_sample_size(spec, config, p).fixed_n for p in (0.8, 0.9, 0.95)},
-        "budget": {"max_requests": n_max, "can_send": min(n_max, int(options.rate * options.max_time)),
+        "budget": {"max_requests": n_max, "can_send": min(n_max, judged_by_time(options)),
                    "reachable": reachable},
     }
     can_send = report["budget"]["can_send"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -82,7 +83,7 @@ def _home(path: object) -> str:
 @click.option("--consul", "consul_addr", metavar="ADDR",
               help="Use an existing Consul agent (e.g. 127.0.0.1:8500) instead of starting a dev agent.")
 @click.option("--timeout", "live_timeout", type=float, default=90.0, show_default=True,
-              help="Seconds to wait for the stage to be live in Envoy and on /hello_a.")
+              help="Seconds to wait for the stage to be live in Envoy and on /hello_a (finite, more than 0).")
 @click.option("--keep-on-failure", is_flag=True,
               help="When a first `up` fails or is interrupted, leave what it started running for inspection.")
 @click.option("--force", is_flag=True,
@@ -109,10 +110,17 @@ def up(stage_name: str, runtime: str, driver: str | None, consul_addr: str | Non
     While commands are using the mesh (`loadgen status` names them), `up` of another stage
     refuses (exit 5) unless --force; `up` of their stage repairs it and keeps it up after them.
     """
+    from loadgen.addresses import check_consul_address
+    from loadgen.errors import UsageError
     from loadgen.mesh.local import up_for_user
     from loadgen.mesh.runtime.select import runtime_for
     from loadgen.mesh.stages import load_stages
 
+    # Every option before anything is started or asked: nan would wait forever, a bad address later.
+    if not (math.isfinite(live_timeout) and live_timeout > 0):
+        raise UsageError(f"--timeout {live_timeout:g} must be a finite number of seconds, more than 0")
+    if consul_addr is not None:
+        check_consul_address(consul_addr)
     stage = load_stages().get(stage_name)
     started = time.monotonic()
     runtime_ = runtime_for(runtime, driver=driver, consul_address=consul_addr, live_timeout=live_timeout,
@@ -162,19 +170,31 @@ def status(as_json: bool) -> int:
     """Show every component (pid, port, health), the config entries in force and the commands
     using the mesh (canary, run, probes: `down` waits for them).
 
+    The Consul asked is the mesh's; with nothing up, CONSUL_HTTP_ADDR's (else 127.0.0.1:8500),
+    and the output says whose it is. --json is printed whatever goes wrong.
+
     \b
     Exit codes, so a script can ask "is the local mesh serving?":
       0  the mesh is up: a stage is recorded, every part of it runs and Consul answers
       4  it is half up (a part stopped or never started, no stage because an `up` did not
          finish, or Consul unreachable; each is named), or nothing is up at all
     """
-    runtime_ = _runtime()
-    st = runtime_.status()
-    loan = runtime_.run.load().loan
+    from loadgen.errors import LoadgenError
+
+    try:
+        runtime_ = _runtime()
+        st = runtime_.status()
+        loan = runtime_.run.load().loan
+    except LoadgenError as exc:
+        if not as_json:
+            raise
+        # A script asked for JSON: it gets JSON (and the code), not only a line on stderr.
+        _print_json({"up": False, "error": exc.message, "exit_code": int(exc.code)})
+        return exc.code
     borrowers = loan.live() if loan else []
     if as_json:
         _print_json({
-            "stage": st.stage, "runtime": st.runtime, "consul": st.consul_address,
+            "stage": st.stage, "runtime": st.runtime, "consul": st.consul_address, "consul_source": st.consul_source,
             "consul_reachable": st.consul_reachable, "consul_security": st.security, "up": st.up,
             "problems": st.problems,
             "borrowers": [{"pid": b.pid, "command": b.command, "stage": b.stage, "since": b.since}
@@ -182,16 +202,20 @@ def status(as_json: bool) -> int:
             "components": [c.__dict__ for c in st.components], "config_entries": st.config_entries,
         })
         return ExitCode.OK if st.up else ExitCode.UNREACHABLE
+    from rich.markup import escape
     from rich.table import Table
 
     from loadgen.mesh.state import describe_borrowers
 
     out = _out()
+    consul = f"Consul {st.consul_address} ({st.consul_source}: {'reachable' if st.consul_reachable else 'UNREACHABLE'})"
     if not st.components:
-        out.print("no local mesh is running (start one with `loadgen up --stage basic`)")
+        out.print(f"no local mesh is running (start one with `loadgen up --stage basic`); {consul}", highlight=False,
+                  soft_wrap=True)
+        for line in st.problems:
+            out.print(f"[red]problem:[/red] {escape(line)}", highlight=False)
         return ExitCode.UNREACHABLE
-    out.print(f"stage [bold]{st.stage}[/bold] on runtime {st.runtime}; Consul {st.consul_address} "
-              f"({'reachable' if st.consul_reachable else 'UNREACHABLE'})", highlight=False)
+    out.print(f"stage [bold]{st.stage}[/bold] on runtime {st.runtime}; {consul}", highlight=False)
     if st.security:
         out.print(f"  {st.security}", highlight=False)
     refs = any(c.ref for c in st.components)
@@ -215,7 +239,7 @@ def status(as_json: bool) -> int:
         out.print(f"in use by {describe_borrowers(borrowers)}", highlight=False)
     stopped = [c.name for c in st.components if not c.running]
     for line in ([f"not running: {', '.join(stopped)}"] if stopped else []) + st.problems:
-        out.print(f"[red]half up:[/red] {line}", highlight=False)
+        out.print(f"[red]half up:[/red] {escape(line)}", highlight=False)
     return ExitCode.OK if st.up else ExitCode.UNREACHABLE
 
 
@@ -361,8 +385,10 @@ def split(requests: int, url: str, as_json: bool) -> int:
     from loadgen.load.client import Endpoint
     from loadgen.mesh.liveness import get_hello_a
     from loadgen.report.brief import MAX_LISTED, brief_value
+    from loadgen.url_userinfo import refuse_userinfo
 
-    Endpoint.parse(url)  # ftp://, no host, a bad port: one line, exit 2, nothing sent
+    refuse_userinfo(url, "--url")  # httpx would send it as basic auth, and --json would echo it
+    Endpoint.parse(url)  # ftp://x, no host, a bad port: one line, exit 2, before any request
     counts: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     answered = 0  # HTTP answers, whatever their status

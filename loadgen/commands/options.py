@@ -18,6 +18,7 @@ from loadgen.errors import UsageError
 from loadgen.load.client import TlsOptions
 from loadgen.load.schedule import parse_duration
 from loadgen.mesh.runtime.select import RUNTIMES
+from loadgen.shown import shown as shown_value
 
 _ZERO_DURATION = re.compile(r"^\s*0+(?:\.0+)?\s*(?:ms|s|m|h)?\s*$")
 
@@ -160,7 +161,7 @@ def parse_headers(values: tuple[str, ...] | list[str]) -> dict[str, str]:
     headers: dict[str, str] = {}
     seen: dict[str, str] = {}
     for value in values:
-        shown = f"--header {value!r}"
+        shown = f"--header {shown_value(value)}"
         name, sep, content = value.partition(":")
         name, content = name.strip(" \t"), content.strip(" \t")
         if not sep or not name:
@@ -168,12 +169,15 @@ def parse_headers(values: tuple[str, ...] | list[str]) -> dict[str, str]:
         if not _TOKEN.match(name):
             raise UsageError(f"{shown}: {name!r} is not a header name (letters, digits and !#$%&'*+-.^_`|~ only, "
                              "no spaces)")
+        # From here on the value is not shown: it may be a credential (Authorization, a token).
+        shown = f"--header '{name}: …'"
         if name.lower() in MANAGED_HEADERS:
             raise UsageError(f"{shown}: loadgen sends GET requests and manages {name} itself; leave it out")
         bad = next((c for c in content if (ord(c) < 0x20 and c != "\t") or ord(c) >= 0x7F), None)
         if bad is not None:
             what = "non-ASCII text" if ord(bad) > 0x7F else "a control character (CR, LF, NUL, ...)"
-            raise UsageError(f"{shown}: the value contains {what} {bad!r}; header values are printable ASCII")
+            raise UsageError(f"{shown}: the value contains {what} {bad!r} at character {content.index(bad) + 1}; "
+                             "header values are printable ASCII")
         if name.lower() in seen:
             raise UsageError(f"{shown}: {seen[name.lower()]} is given twice; give it once (join several values "
                              "with ', ')")

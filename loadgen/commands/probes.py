@@ -18,7 +18,8 @@ from loadgen.paths import project_root
 from loadgen.probes import IntentionsReport, ProtocolResult, TargetOptions, measure_intentions, protocols_to_probe
 from loadgen.probes.permission_report import PermissionsReport
 from loadgen.probes.permissions import DEFAULT_GRACE_S, measure_permissions
-from loadgen.report.files import check_output, write_output
+from loadgen.report.files import write_output
+from loadgen.report.output_paths import check_output_dir, check_outputs
 from loadgen.report.probe_plots import intention_plots, propagation_plots
 from loadgen.stage_load import new_run_id
 
@@ -100,17 +101,17 @@ def intentions(repeat: int, rate: float, pooled_rate: float, protocol: str, targ
             raise UsageError("--strict counts every leak (a grace of 0): drop --grace or --strict")
     elif grace is not None:
         raise UsageError("--grace applies to --permissions only")
-    if json_path == Path("-") and junit_path == Path("-"):
-        raise UsageError("--json - and --junit - cannot both go to stdout; give one of them a file")
-    for path in (json_path, junit_path):
-        if path is not None:
-            check_output(path)  # before anything is changed in Consul
+    given = TargetOptions(target, consul_addr, admins)
+    # Every option before anything is read or changed in Consul: a typo must never open or close a path.
+    given.check("service-b")
+    check_outputs({"--json": json_path, "--junit": junit_path})
+    if plots_dir is not None:
+        check_output_dir(plots_dir, "--plots")
     to_stdout = Path("-") in (json_path, junit_path)
     say = (lambda m: None) if quiet or to_stdout else (lambda m: err.print(m, highlight=False))
     if permissions:
         grace_s = 0.0 if strict else (DEFAULT_GRACE_S if grace is None else grace)
         return _permissions(repeat, rate, grace_s, json_path, junit_path, say)
-    given = TargetOptions(target, consul_addr, admins)
     report = IntentionsReport(rate=rate, strict=strict)
     for proto in protocols_to_probe(protocol, given):
         result = measure_intentions(proto, given, repeat, rate, pooled_rate, say)
@@ -241,11 +242,18 @@ def propagation(weights: str, rate: float, target: str | None, consul_addr: str 
     Then restores the original weights and times that too, unless --keep.
     """
     from loadgen.probes import measure_propagation  # its weights parser brings the statistics package
+    from loadgen.stats import SplitSpec
 
-    if json_path is not None:
-        check_output(json_path)  # before anything is changed in Consul
+    # Every option before anything is read or changed in Consul (the subsets' names, which need it,
+    # are checked after reading it and still before the write).
+    SplitSpec.parse(weights)
+    given = TargetOptions(target, consul_addr, admins)
+    given.check("service-a")
+    check_outputs({"--json": json_path})
+    if plots_dir is not None:
+        check_output_dir(plots_dir, "--plots")
     say = (lambda m: None) if quiet or json_path == Path("-") else (lambda m: err.print(m, highlight=False))
-    result = measure_propagation(weights, TargetOptions(target, consul_addr, admins), rate, keep, say)
+    result = measure_propagation(weights, given, rate, keep, say)
     directory = plots_dir or project_root() / "reports" / f"{new_run_id()}-propagation"
     result.plots = propagation_plots(directory, result)
     if json_path is not None:

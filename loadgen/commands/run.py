@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 from rich.table import Table
 
@@ -26,6 +27,7 @@ from loadgen.mesh.stages import load_stages
 from loadgen.paths import project_root
 from loadgen.report.delivery import Delivery, stdout_console
 from loadgen.report.files import check_output
+from loadgen.report.output_paths import check_output_dir
 from loadgen.report.statusline import StatusLine
 from loadgen.report.summary import PERCENTILE_LABELS, Latency
 from loadgen.stage_load import LoadProgress, StageResult, load_stage, new_run_id
@@ -55,7 +57,8 @@ def _live_line(p: LoadProgress) -> str:
 @click.option("--rate", default="200", show_default=True, metavar="RATE",
               help="Open loop: 200 (per second), 100..500 (ramp over the run) or 100:10s,200:10s (steps).")
 @click.option("--concurrency", type=click.IntRange(1, 10_000), default=None,
-              help="Closed loop instead: this many connections, each sending as fast as answers come.")
+              help="Closed loop instead: this many connections, each sending as fast as answers come (not with "
+                   "--rate).")
 @click.option("--duration", default=None, metavar="DURATION",
               help="How long per stage, like 30s or 2m.  [default: 30s, or the steps' total]")
 @click.option("--max-requests", type=click.IntRange(1, 100_000_000), default=100_000_000, help="Hard cap per stage.")
@@ -69,9 +72,12 @@ def _live_line(p: LoadProgress) -> str:
 @click.option("--record", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write every sample as JSON Lines (one stage only).")
 @click.option("--out", "out_root", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Reports root.  [default: reports/ in the project]")
+              help="Reports root: a directory, or where one can be made (checked before the load).  "
+                   "[default: reports/ in the project]")
 @click.option("--run-id", type=RunId(), default=None,
-              help="Name of the report directory (one path component).  [default: a UTC timestamp]")
+              help="Name of the report directory (one path component); one that already holds reports is refused "
+                   "unless --overwrite.  [default: a UTC timestamp, suffixed -2, -3, ... when taken]")
+@click.option("--overwrite", is_flag=True, help="Write into an existing --run-id's directory, replacing its reports.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summaries as JSON instead of a table.")
 @runtime_option
@@ -79,8 +85,8 @@ def _live_line(p: LoadProgress) -> str:
 def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str, concurrency: int | None,
         duration: str | None, max_requests: int, timeout: str, headers: tuple[str, ...], new_connections: bool,
         request_method: str | None, data: str | None, cacert: str | None, insecure: bool, subset_from: str,
-        workers: int, record: Path | None, out_root: Path | None, run_id: str | None, no_plots: bool, as_json: bool,
-        runtime: str | None, quiet: bool) -> int:
+        workers: int, record: Path | None, out_root: Path | None, run_id: str | None, overwrite: bool,
+        no_plots: bool, as_json: bool, runtime: str | None, quiet: bool) -> int:
     """Drive load through service-a and write latency reports per stage.
 
     Open loop by default: each request has an intended start from --rate, and latency is
@@ -114,16 +120,22 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
     if record and len(stages) > 1:
         raise UsageError("--record writes one stage's samples; use it with --stage")
     if target:
-        Endpoint.parse(target)  # a malformed URL is exit 2 before anything starts
+        Endpoint.parse(target, "--target")  # a malformed URL is exit 2 before anything starts
     request = build_request_options(request_method, data, cacert, insecure, subset_from, target)
+    if concurrency is not None and click.get_current_context().get_parameter_source("rate") \
+            is not ParameterSource.DEFAULT:
+        raise UsageError("--rate is the open loop's schedule and --concurrency runs a closed loop: give one of them")
     if record:
         check_output(record)
     schedule = None if concurrency else RateSchedule.parse(rate)
-    seconds = parse_duration(duration) if duration else (schedule.total_seconds if schedule else None) or 30.0
+    # An empty --duration is a mistake (a shell variable that was not set), not "the default".
+    seconds = parse_duration(duration) if duration is not None else \
+        (schedule.total_seconds if schedule else None) or 30.0
     timeout_s = parse_duration(timeout)
     hdrs = parse_headers(headers)
-    run_id = run_id or new_run_id()
-    root = (out_root or project_root() / "reports") / run_id
+    reports = out_root or project_root() / "reports"
+    check_output_dir(reports, "--out" if out_root is not None else "the reports directory")
+    root = report_dir(reports, run_id, overwrite)
     say = (lambda m: None) if quiet or as_json else (lambda m: err.print(m, highlight=False, markup=False))
     results: list[StageResult] = []
     failed: LoadgenError | None = None
@@ -146,7 +158,7 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
     for r in results:  # report files a full disk stopped: every other one was still written
         delivery.failures += [f"stage {r.stage}'s report file {failure}" for failure in r.files_failed]
     if as_json:
-        document: dict[str, Any] = {"run_id": run_id, "reports": str(root),
+        document: dict[str, Any] = {"run_id": root.name, "reports": str(root),
                                     "stages": [r.summary.to_json() for r in results]}
         if failed is not None:
             document["error"] = {"message": failed.message, "exit_code": int(failed.code)}
@@ -170,6 +182,31 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
 def _write_stdout(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
+
+
+def report_dir(reports: Path, run_id: str | None, overwrite: bool) -> Path:
+    """Where this run's reports go: ``reports/<run-id>``. A given --run-id whose directory already holds
+    something is refused unless ``overwrite`` (an earlier run's reports would be replaced without a
+    word); the default, a timestamp, takes the next free ``-2``, ``-3``, ... instead."""
+    if run_id is not None:
+        root = reports / run_id
+        if not overwrite and _holds_something(root):
+            raise UsageError(f"--run-id {run_id}: {root} already holds reports; give another --run-id, or "
+                             "--overwrite to replace them")
+        return root
+    base = new_run_id()
+    root, n = reports / base, 1
+    while _holds_something(root):
+        n += 1
+        root = reports / f"{base}-{n}"
+    return root
+
+
+def _holds_something(path: Path) -> bool:
+    try:
+        return path.is_dir() and any(path.iterdir())
+    except OSError:
+        return False  # unreadable: check_output_dir says why
 
 
 def _one_stage(stage: str, target: str | None, schedule: RateSchedule | None, concurrency: int | None,

@@ -6,66 +6,47 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from loadgen.addresses import check_admin_address, check_consul_address
 from loadgen.canary.consul_view import CLIENT_SERVICE
 from loadgen.canary.progress import Snapshot
+from loadgen.canary.worse import WorseOptions
 from loadgen.commands.options import Duration, Rate, parse_headers, runtime_option
 from loadgen.errors import UsageError
+from loadgen.load.client import Endpoint
 from loadgen.load.schedule import MAX_RATE
 from loadgen.mesh.consul_api import ConsulClient
 from loadgen.mesh.local import borrowed_stage
 from loadgen.mesh.runtime.select import runtime_for
+from loadgen.mesh.service_name import check_service_name
 from loadgen.paths import project_root
 from loadgen.report.delivery import Delivery, stdout_console
-from loadgen.report.files import check_output, write_output
+from loadgen.report.files import write_output
+from loadgen.report.output_paths import check_output_dir, check_outputs
 from loadgen.report.shift_html import write_shift_html
 from loadgen.report.statusline import StatusLine
 from loadgen.report.terminal import live_line
-from loadgen.shift.gate import LatencyGate
+from loadgen.shift.gate import parse_gate
 from loadgen.shift.lock import shift_lock
-from loadgen.shift.runner import ShiftRun, ShiftSettings, ShiftWhere
+from loadgen.shift.runner import VERIFY_WARMUP_S, ShiftRun, ShiftSettings, ShiftWhere
+from loadgen.shift.steps import check_steps
 from loadgen.shift.timeline import ShiftReport
+from loadgen.shown import shown
 from loadgen.stage_load import new_run_id
 from loadgen.stats import JudgeConfig, Tolerance
+from loadgen.url_userinfo import refuse_userinfo
 
 __all__ = ["shift"]
 
 out = stdout_console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 STDOUT = Path("-")
-
-
-def _share(text: str | None, option: str) -> float | None:
-    """``1%`` or ``0.5`` (percent) -> a share."""
-    if text is None:
-        return None
-    try:
-        value = float(text.strip().rstrip("%"))
-    except ValueError:
-        raise UsageError(f"{option} {text!r}: give a percentage like 1% or 0.5") from None
-    if not 0 <= value <= 100:
-        raise UsageError(f"{option} {text!r} must be between 0 and 100 %")
-    return value / 100
-
-
-def _ms(text: str | None, option: str) -> float | None:
-    """``50ms``, ``0.2s`` or a plain number of milliseconds."""
-    if text is None:
-        return None
-    raw = text.strip().lower()
-    try:
-        value = float(raw[:-2]) if raw.endswith("ms") else float(raw[:-1]) * 1000 if raw.endswith("s") \
-            else float(raw)
-    except ValueError:
-        raise UsageError(f"{option} {text!r}: give a latency like 50ms or 0.2s") from None
-    if not value > 0:
-        raise UsageError(f"{option} {text!r} must be more than 0")
-    return value
 
 
 @click.command()
@@ -93,10 +74,22 @@ def _ms(text: str | None, option: str) -> float | None:
               help="Bound of every wait: --apply-cmd, Consul and Envoy showing a step's weights.")
 @click.option("--hold", type=Duration(allow_zero=True), default="0s", show_default=True,
               help="Keep each step under load this long after it passed, judged and gated again (soak).")
-@click.option("--max-p99", metavar="LATENCY", help="Gate: each subset's p99 at most this, like 50ms.")
-@click.option("--max-errors", metavar="PCT", help="Gate: each subset's 5xx share at most this, like 1%.")
-@click.option("--max-p99-ratio", type=click.FloatRange(min=1.0), default=None,
-              help="Gate: the shifted subset's p99 at most this many times the others' (like 1.2).")
+@click.option("--max-p99", metavar="LATENCY",
+              help="Gate: each subset's p99 at most this, like 50ms (finite, more than 0).")
+@click.option("--max-errors", metavar="PCT",
+              help="Gate: each subset's 5xx share at most this, like 1% (0 to 100; 0: none at all).")
+@click.option("--max-p99-ratio", metavar="RATIO", default=None,
+              help="Gate: the shifted subset's p99 at most this many times the others' (like 1.2; finite, at "
+                   "least 1).")
+@click.option("--latency", metavar="pQ", default=None,
+              help="Each step's verification also judges whether the canary is slower than the baseline at "
+                   "this quantile (p50, p99, ...), as `loadgen canary --latency`: a FAIL rolls back.")
+@click.option("--latency-margin", metavar="PCT%|TIME", default=None,
+              help="How much slower than the baseline the canary may be (10% by default, or a time like 5ms).")
+@click.option("--error-margin", metavar="POINTS", default=None,
+              help="Each step's verification also judges the canary's error rate against the baseline's.")
+@click.option("--baseline", metavar="SUBSET", default=None,
+              help="What --latency and --error-margin compare with (default: the largest subset at the start).")
 @click.option("--apply-cmd", metavar="COMMAND",
               help="Run COMMAND (sh) to apply each step instead of loadgen's own Consul write; it gets "
                    "LOADGEN_WEIGHTS=v1=75,v2=25, LOADGEN_WEIGHT_<SUBSET> and LOADGEN_STEP in its environment.")
@@ -113,9 +106,9 @@ def _ms(text: str | None, option: str) -> float | None:
 def shift(steps: str, subset: str | None, service: str, target: str | None, consul_addr: str | None,
           envoy_admins: tuple[str, ...], headers: tuple[str, ...], rate: float, tolerance: str, confidence: float,
           verify_time: float, step_timeout: float, hold: float, max_p99: str | None, max_errors: str | None,
-          max_p99_ratio: float | None, apply_cmd: str | None, no_rollback: bool, force: bool,
-          json_path: Path | None, junit: Path | None, html_dir: Path | None, runtime: str | None,
-          quiet: bool) -> int:
+          max_p99_ratio: str | None, latency: str | None, latency_margin: str | None, error_margin: str | None,
+          baseline: str | None, apply_cmd: str | None, no_rollback: bool, force: bool, json_path: Path | None,
+          junit: Path | None, html_dir: Path | None, runtime: str | None, quiet: bool) -> int:
     """Shift traffic to a subset step by step, proving each step in the data plane.
 
     Each step's weights are written to the service-splitter (a whole entry, check-and-set),
@@ -134,22 +127,20 @@ def shift(steps: str, subset: str | None, service: str, target: str | None, cons
       loadgen shift --steps 90/10,50/50,0/100 --max-p99 50ms --max-errors 1% --junit shift.xml
       loadgen shift --subset v2 --steps 25,50 --apply-cmd ./apply-weights.sh
     """
-    gate = LatencyGate(max_p99_ms=_ms(max_p99, "--max-p99"), max_errors=_share(max_errors, "--max-errors"),
-                       max_p99_ratio=max_p99_ratio)
-    if max_p99_ratio is not None and subset is None:
-        raise UsageError("--max-p99-ratio compares the shifted subset with the others: it needs --subset")
-    if target is not None and consul_addr is None:
-        raise UsageError("--target needs --consul: the shift writes the splitter there")
-    if json_path == STDOUT and junit == STDOUT:
-        raise UsageError("--json - and --junit - cannot both go to stdout; give one of them a file")
-    for path in (json_path, junit):
-        if path is not None:
-            check_output(path)
-    config = JudgeConfig(tolerance=Tolerance.parse(tolerance), alpha=1 - confidence / 100)
-    settings = ShiftSettings(steps=steps, subset=subset, service=service, rate=rate, config=config,
-                             verify_time=verify_time, step_timeout=step_timeout, hold=hold, gate=gate,
-                             rollback=not no_rollback, force=force, apply_cmd=apply_cmd,
-                             headers=parse_headers(headers))
+    # Every option is checked before the lock, Consul or the target is touched (nothing is read or
+    # written on a bad one): what needs the splitter (subset names, the first step) is checked by
+    # ShiftRun.plan(), still before anything is written.
+    settings = shift_settings(steps, subset, service, target, consul_addr, envoy_admins, headers, rate, tolerance,
+                              confidence, verify_time, step_timeout, hold, max_p99, max_errors, max_p99_ratio,
+                              apply_cmd, no_rollback, force)
+    WorseOptions.check(latency, latency_margin, error_margin, baseline)
+    if baseline is not None and baseline == subset:
+        raise UsageError(f"--baseline {shown(baseline)} is the subset being shifted: compare it with another one")
+    settings = replace(settings, latency=latency, latency_margin=latency_margin, error_margin=error_margin,
+                       baseline=baseline)
+    check_outputs({"--json": json_path, "--junit": junit})
+    if html_dir is not None:
+        check_output_dir(html_dir, "--html")
     quiet = quiet or STDOUT in (json_path, junit)
     line = StatusLine(enabled=not quiet)
 
@@ -182,6 +173,41 @@ def shift(steps: str, subset: str | None, service: str, target: str | None, cons
                       + (f"; {report.rollback_note}" if report.rollback_note else ""), highlight=False, markup=False)
     delivery.tell()
     return delivery.exit_code(report.exit_code)
+
+
+def shift_settings(steps: str, subset: str | None, service: str, target: str | None, consul_addr: str | None,
+                   envoy_admins: tuple[str, ...], headers: tuple[str, ...], rate: float, tolerance: str,
+                   confidence: float, verify_time: float, step_timeout: float, hold: float, max_p99: str | None,
+                   max_errors: str | None, max_p99_ratio: str | None, apply_cmd: str | None, no_rollback: bool,
+                   force: bool) -> ShiftSettings:
+    """The shift's options as typed, every one checked that can be without Consul: pure (no I/O).
+    Raises UsageError (one line, exit 2)."""
+    check_service_name(service)  # it names a config entry and the lock file: no path, no space
+    check_steps(steps, subset)
+    gate = parse_gate(max_p99, max_errors, max_p99_ratio)
+    if gate.max_p99_ratio is not None and subset is None:
+        raise UsageError("--max-p99-ratio compares the shifted subset with the others: it needs --subset")
+    if target is not None:
+        refuse_userinfo(target, "--target")
+        if consul_addr is None:
+            raise UsageError("--target needs --consul: the shift writes the splitter there")
+        Endpoint.parse(target)
+    elif consul_addr is not None:
+        raise UsageError("--consul goes with --target (the local mesh's Consul is its own)")
+    if consul_addr is not None:
+        check_consul_address(consul_addr)
+    for admin in envoy_admins:
+        check_admin_address(admin)
+    if apply_cmd is not None and not apply_cmd.strip():
+        raise UsageError("--apply-cmd is empty: give the command that applies a step's weights, or leave it out")
+    if verify_time <= VERIFY_WARMUP_S:
+        raise UsageError(f"--verify-time {verify_time:g}s leaves nothing to judge after each verification's "
+                         f"{VERIFY_WARMUP_S:g}s warm-up: make it longer")
+    config = JudgeConfig(tolerance=Tolerance.parse(tolerance), alpha=1 - confidence / 100)
+    return ShiftSettings(steps=steps, subset=subset, service=service, rate=rate, config=config,
+                         verify_time=verify_time, step_timeout=step_timeout, hold=hold, gate=gate,
+                         rollback=not no_rollback, force=force, apply_cmd=apply_cmd, headers=parse_headers(headers),
+                         warmup=VERIFY_WARMUP_S)
 
 
 Say = Callable[[str], None]

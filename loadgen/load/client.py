@@ -26,6 +26,8 @@ from urllib.parse import quote, urlsplit
 import httptools
 
 from loadgen.errors import UsageError
+from loadgen.shown import shown
+from loadgen.url_userinfo import refuse_userinfo
 
 _PRINTABLE_ASCII = "".join(map(chr, range(0x21, 0x7F)))  # left as they are in a path; the rest percent-encoded
 
@@ -76,16 +78,18 @@ class Endpoint:
     scheme: str = "http"
 
     @classmethod
-    def parse(cls, url: str) -> Endpoint:
+    def parse(cls, url: str, source: str = "the URL") -> Endpoint:
+        """The parts of ``url`` (given by ``source``, e.g. --target), or one line (exit 2)."""
+        refuse_userinfo(url, source)  # first: the messages below echo the URL
         try:
             parts = urlsplit(url)
             port = parts.port  # raises on a port that is not a number in 0-65535
         except ValueError as exc:
-            raise UsageError(f"{url!r} is not a valid URL ({exc})") from None
+            raise UsageError(f"{shown(url)} is not a valid URL ({exc})") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UsageError(f"{url!r} is not an http:// or https:// URL like http://127.0.0.1:3000/hello_a")
+            raise UsageError(f"{shown(url)} is not an http:// or https:// URL like http://127.0.0.1:3000/hello_a")
         if any(c.isspace() or ord(c) < 0x20 for c in url):
-            raise UsageError(f"{url!r} contains whitespace or control characters")
+            raise UsageError(f"{shown(url)} contains whitespace or control characters")
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query

@@ -99,7 +99,7 @@ class ConsulClient(HashiCorpApi):
         """PUT a config entry; returns Consul's raft index right after the write."""
         resp = self._send("PUT", "/v1/config", json=entry)
         if resp.text.strip() != "true":
-            raise LoadgenError(f"Consul did not apply {entry.get('Kind')}/{entry.get('Name')}: {resp.text.strip()}")
+            raise LoadgenError(f"Consul did not apply {entry.get('Kind')}/{entry.get('Name')}: {self._body(resp)}")
         return int(resp.headers.get("X-Consul-Index", "0"))
 
     def write_config_cas(self, entry: dict[str, Any], modify_index: int) -> bool:

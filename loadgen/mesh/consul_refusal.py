@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from loadgen.mesh.consul_settings import ConsulSettings
+from loadgen.safe_text import one_line
 
 # Consul >= 1.12: Permission denied: token with AccessorID '...' lacks permission 'service:read' on "service-b"
 _LACKS = re.compile(r"lacks permission '(?P<rule>[\w:-]+)'(?: on \"(?P<on>[^\"]*)\")?")
@@ -67,7 +68,9 @@ def explain_refusal(method: str, path: str, status: int, body: str, settings: Co
             whose = _whose(settings) if anonymous else f"the token from {settings.token_source}"
             return f"{head}: {whose} needs {needs}" + (f" to {why}" if why else "")
         return f"{head}: permission denied for {_whose(settings)}" + (f" (to {why})" if why else "")
-    return f"{head}: HTTP {status}: {body[:300]}"
+    # Consul's own words, but as one bounded line: a proxy's HTML page or a body with control
+    # characters (terminal escapes) is not echoed raw.
+    return f"{head}: HTTP {status}: {one_line(body, secrets=[settings.token])}"
 
 
 def filtered_refusal(path: str, service: str, settings: ConsulSettings, certain: bool = True) -> str:

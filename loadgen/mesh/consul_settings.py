@@ -30,11 +30,12 @@ import os
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from urllib.parse import urlparse
 
-from loadgen.errors import ExitCode, LoadgenError
+from loadgen.errors import LoadgenError
+from loadgen.mesh.credentials import env_token, file_token, header_token
 from loadgen.mesh.tls_client import ClientTls
+from loadgen.url_userinfo import refuse_userinfo
 
 DEFAULT_CONSUL = "http://127.0.0.1:8500"
 _FALSE = {"0", "false", "f", "no", "off"}
@@ -52,9 +53,13 @@ def _flag(env: Mapping[str, str], name: str) -> bool | None:
     raise LoadgenError(f"{name}={env[name]!r} is not a boolean (use true or false)")
 
 
-def normalise_address(address: str, https: bool = False) -> str:
-    """``host:port`` -> ``http://host:port`` (``https://`` when ``https``); a URL is kept."""
+def normalise_address(address: str, https: bool = False, source: str = "--consul") -> str:
+    """``host:port`` -> ``http://host:port`` (``https://`` when ``https``); a URL is kept.
+    ``source`` (the flag or variable it came from) is what a refusal names."""
     address = address.strip()
+    if not address:
+        raise LoadgenError(f"{source} is empty: give [http|https://]host:port, or unset it for {DEFAULT_CONSUL}")
+    refuse_userinfo(address, source, "a token goes in CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE")
     if address.startswith("unix://"):
         raise LoadgenError(f"Consul address {address}: unix sockets are not supported; give host:port")
     if "://" not in address:
@@ -88,7 +93,8 @@ class ConsulSettings:
         with the flags given here taking precedence over their variables."""
         env = os.environ if env is None else env
         https = bool(_flag(env, "CONSUL_HTTP_SSL"))
-        addr = normalise_address(address or env.get("CONSUL_HTTP_ADDR") or DEFAULT_CONSUL, https)
+        given, given_by = _address(env, address)
+        addr = normalise_address(given, https, given_by)
         token, source = _token(env, token_file)
         verify = _flag(env, "CONSUL_HTTP_SSL_VERIFY")
         settings = cls(
@@ -96,7 +102,9 @@ class ConsulSettings:
             cacert=cacert or env.get("CONSUL_CACERT") or None, capath=env.get("CONSUL_CAPATH") or None,
             client_cert=env.get("CONSUL_CLIENT_CERT") or None, client_key=env.get("CONSUL_CLIENT_KEY") or None,
             verify=verify is not False, tls_server_name=env.get("CONSUL_TLS_SERVER_NAME") or None,
-            namespace=env.get("CONSUL_NAMESPACE") or None, partition=env.get("CONSUL_PARTITION") or None,
+            # Sent as headers too: checked as the token is (a name, so stripped and not secret).
+            namespace=header_token(env.get("CONSUL_NAMESPACE") or "", "CONSUL_NAMESPACE", "a namespace"),
+            partition=header_token(env.get("CONSUL_PARTITION") or "", "CONSUL_PARTITION", "a partition"),
         )
         settings.check_files()
         return settings
@@ -140,18 +148,24 @@ class ConsulSettings:
         return self.tls.describe()
 
 
+def _address(env: Mapping[str, str], address: str | None) -> tuple[str, str]:
+    """The address to use and where it came from: the flag, else CONSUL_HTTP_ADDR, else the
+    default. A variable that is set but empty is an error, not the default: it is a mistake
+    that would otherwise send the command to a local agent nobody asked for."""
+    if address is not None:
+        return address, "--consul"
+    if "CONSUL_HTTP_ADDR" in env:
+        return env["CONSUL_HTTP_ADDR"], "CONSUL_HTTP_ADDR"
+    return DEFAULT_CONSUL, "the default Consul address"
+
+
 def _token(env: Mapping[str, str], token_file: str | None) -> tuple[str | None, str | None]:
     """The token and where it came from. As ``consul``: a token file (flag, then variable)
-    wins over CONSUL_HTTP_TOKEN; an unreadable or empty file is an error, not a fallback."""
+    wins over CONSUL_HTTP_TOKEN; an unreadable or empty file is an error, not a fallback.
+    Whitespace around a token is stripped; a token that cannot be a header is refused."""
     path, source = (token_file, "--consul-token-file") if token_file else \
         (env.get("CONSUL_HTTP_TOKEN_FILE") or None, "CONSUL_HTTP_TOKEN_FILE")
     if path:
-        try:
-            token = Path(path).read_text().strip()
-        except OSError as exc:
-            raise LoadgenError(f"{source} {path} cannot be read: {exc.strerror or exc}", ExitCode.USAGE) from exc
-        if not token:
-            raise LoadgenError(f"{source} {path} is empty: it should hold an ACL token")
-        return token, f"token file {path}"
-    token = env.get("CONSUL_HTTP_TOKEN") or None
+        return file_token(path, source), f"token file {path}"
+    token = env_token(env, "CONSUL_HTTP_TOKEN")
     return token, ("CONSUL_HTTP_TOKEN" if token else None)

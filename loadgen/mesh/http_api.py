@@ -22,6 +22,8 @@ from typing import Any, Self
 import httpx
 
 from loadgen.errors import ExitCode, LoadgenError, UnreachableError
+from loadgen.mesh.credentials import env_token, sendable
+from loadgen.safe_text import describe_exception, one_line
 
 
 class HashiCorpApi:
@@ -44,8 +46,13 @@ class HashiCorpApi:
         self.address = address.rstrip("/")
         self.timeout = timeout
         if headers is None:
-            token = os.environ.get(self.token_env) if self.token_env else None
+            token = env_token(os.environ, self.token_env) if self.token_env else None
             headers = {self.token_header: token} if token else {}
+        self._secrets = [v for v in headers.values() if v]  # never in a message, whatever the error
+        for name, value in headers.items():  # settings made in code, not read by the checks of from_env
+            if not sendable(value):
+                raise LoadgenError(f"the {name} header for {self.product} cannot be sent (a line break, control or "
+                                   "non-ASCII character in it; the value is not shown)", ExitCode.USAGE)
         self._http = httpx.Client(base_url=self.address, timeout=timeout, transport=transport,
                                   headers=headers, verify=verify)
         self._extensions: dict[str, Any] = {}  # per request (Consul: the TLS server name to verify)
@@ -64,25 +71,39 @@ class HashiCorpApi:
         try:
             return self._http.get("/v1/status/leader", timeout=1.0,
                                   extensions=self._extensions).status_code == 200
-        except httpx.HTTPError:
+        except (httpx.HTTPError, httpx.InvalidURL, UnicodeError):
             return False
 
     # -- the request contract ----------------------------------------------------------
     def _refusal(self, method: str, path: str, resp: httpx.Response) -> str:
         """The one line for a refused request (Consul names the missing ACL rule)."""
         hint = f" (ACLs? set {self.token_env})" if resp.status_code == 403 and self.token_env else ""
-        return f"{self.product} refused {method} {path}: HTTP {resp.status_code}: {resp.text.strip()[:300]}{hint}"
+        return f"{self.product} refused {method} {path}: HTTP {resp.status_code}: {self._body(resp)}{hint}"
+
+    def _body(self, resp: httpx.Response) -> str:
+        """The agent's answer for a message: one line, control characters out, cut short."""
+        return one_line(resp.text, secrets=self._secrets)
 
     def _unreachable(self, exc: httpx.HTTPError) -> str:
-        """The one line for an agent that could not be reached (Consul names a TLS cause)."""
-        return f"{self.product} at {self.address} is unreachable ({type(exc).__name__}: {exc})"
+        """The one line for an agent that could not be reached (Consul names a TLS cause),
+        described without anything of the request (see loadgen.safe_text)."""
+        return f"{self.product} at {self.address} is unreachable ({describe_exception(exc, self._secrets)})"
+
+    def _unsendable(self, exc: Exception) -> str:
+        """The one line for a request that could not be built (a header value h11 or httpx
+        refused): the agent was never asked, and the value is not shown."""
+        return (f"{self.product} at {self.address}: loadgen could not send its request ({type(exc).__name__}: "
+                "a header value or the URL is not valid HTTP; the value is not shown)")
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """The raw answer to ``method path``; 2xx and 404 are returned, anything else raises."""
         try:
             resp = self._http.request(method, path, extensions=self._extensions, **kwargs)
+        # No chained cause: a traceback (LOADGEN_DEBUG) would show the h11 error's text.
+        except (httpx.LocalProtocolError, httpx.InvalidURL, UnicodeError) as exc:
+            raise LoadgenError(self._unsendable(exc), ExitCode.USAGE) from None
         except httpx.HTTPError as exc:
-            raise UnreachableError(self._unreachable(exc)) from exc
+            raise UnreachableError(self._unreachable(exc)) from None
         if resp.status_code >= 400 and resp.status_code != 404:
             raise LoadgenError(self._refusal(method, path, resp), ExitCode.UNREACHABLE)
         return resp
@@ -95,5 +116,5 @@ class HashiCorpApi:
         try:
             return resp.json()
         except ValueError as exc:
-            raise LoadgenError(f"{self.product} answered {method} {path} with no JSON: {resp.text.strip()[:300]}",
+            raise LoadgenError(f"{self.product} answered {method} {path} with no JSON: {self._body(resp)}",
                                ExitCode.UNREACHABLE) from exc

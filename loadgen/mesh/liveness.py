@@ -15,6 +15,7 @@ import httpx
 
 from loadgen.mesh import envoy_admin
 from loadgen.mesh.stages import Stage
+from loadgen.safe_text import describe_exception
 
 Dump = dict[str, Any]
 
@@ -224,7 +225,7 @@ def get_hello_a(url: str, timeout: float = 5.0, client: httpx.Client | None = No
         get = client.get if client is not None else httpx.get
         resp = get(url, timeout=timeout, headers={"Connection": "close"})
     except httpx.HTTPError as exc:
-        return HelloObservation(None, None, None, f"{type(exc).__name__}: {exc}")
+        return HelloObservation(None, None, None, describe_exception(exc))
     try:
         body = resp.json()
     except ValueError:

@@ -33,16 +33,22 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import urlparse
 
 from loadgen.errors import LoadgenError
+from loadgen.mesh.credentials import env_token
 from loadgen.mesh.tls_client import ClientTls
+from loadgen.url_userinfo import refuse_userinfo
 
 DEFAULT_NOMAD = "http://127.0.0.1:4646"
 _FALSE = {"0", "false", "f", "no", "off"}
 _TRUE = {"1", "true", "t", "yes", "on"}
 
 
-def normalise_address(address: str) -> str:
-    """``host:port`` -> ``http://host:port`` (the nomad CLI's default scheme); a URL is kept."""
+def normalise_address(address: str, source: str = "the Nomad address") -> str:
+    """``host:port`` -> ``http://host:port`` (the nomad CLI's default scheme); a URL is kept.
+    ``source`` (where it came from) is what a refusal names."""
     address = address.strip()
+    if not address:
+        raise LoadgenError(f"{source} is empty: give [http|https://]host:port, or unset it for {DEFAULT_NOMAD}")
+    refuse_userinfo(address, source, "a token goes in NOMAD_TOKEN")
     if address.startswith("unix://"):
         raise LoadgenError(f"Nomad address {address}: unix sockets are not supported; give host:port")
     if "://" not in address:
@@ -85,10 +91,14 @@ class NomadSettings:
         """The settings the ``nomad`` CLI would use in ``env`` (default: this process's); an
         ``address`` given here beats NOMAD_ADDR, as the CLI's ``-address`` does."""
         env = os.environ if env is None else env
-        token = env.get("NOMAD_TOKEN") or None
+        token = env_token(env, "NOMAD_TOKEN")  # stripped as the consul CLI does; unsendable: refused
         skip = _flag(env, "NOMAD_SKIP_VERIFY")
+        # A NOMAD_ADDR that is set but empty is an error, not the default (nor is it read when
+        # an address is given).
+        given = (address, "the Nomad address") if address is not None else \
+            (env["NOMAD_ADDR"], "NOMAD_ADDR") if "NOMAD_ADDR" in env else (DEFAULT_NOMAD, "the default Nomad address")
         settings = cls(
-            address=normalise_address(address or env.get("NOMAD_ADDR") or DEFAULT_NOMAD),
+            address=normalise_address(*given),
             token=token, token_source="NOMAD_TOKEN" if token else None,
             cacert=env.get("NOMAD_CACERT") or None, capath=env.get("NOMAD_CAPATH") or None,
             client_cert=env.get("NOMAD_CLIENT_CERT") or None, client_key=env.get("NOMAD_CLIENT_KEY") or None,

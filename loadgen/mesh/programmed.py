@@ -21,6 +21,7 @@ import httpx
 from loadgen.errors import LoadgenError, UnreachableError
 from loadgen.mesh.chain import Request
 from loadgen.mesh.envoy_admin import _http_connection_managers, _section, listeners
+from loadgen.safe_text import describe_exception
 
 __all__ = ["ClusterCounters", "EnvoyAdmin", "ProgrammedRoute", "UnevaluableRoute", "programmed_route"]
 
@@ -242,7 +243,7 @@ class EnvoyAdmin:
             return resp.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise UnreachableError(f"the client sidecar's Envoy admin at {self.address} did not answer {path} "
-                                   f"({type(exc).__name__}: {exc}); give the sidecar's admin address with "
+                                   f"({describe_exception(exc)}); give the sidecar's admin address with "
                                    "--envoy-admin HOST:PORT") from None
 
     def config_dump(self) -> dict[str, Any]:

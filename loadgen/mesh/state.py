@@ -18,6 +18,8 @@ import psutil
 
 from loadgen.errors import ExitCode, LoadgenError
 from loadgen.mesh.procs import START_SLACK_S, ProcRecord
+from loadgen.mesh.runtime.select import RUNTIMES
+from loadgen.safe_text import one_line
 
 
 @dataclass
@@ -247,12 +249,32 @@ class RunDir:
         return self.logs / f"{name}.log"
 
     def load(self) -> MeshState:
+        """The recorded state (empty when there is none). A file that is not loadgen's record
+        (not JSON, not an object, a field of the wrong type, an unknown runtime) is one line,
+        exit 2, whatever command reads it."""
         try:
-            return MeshState.from_json(json.loads(self.state_file.read_text()))
+            data = json.loads(self.state_file.read_text())
         except FileNotFoundError:
             return MeshState()
-        except (OSError, ValueError, TypeError) as exc:
-            raise LoadgenError(f"the run state {self.state_file} is unreadable ({exc}); remove it") from exc
+        except OSError as exc:
+            raise LoadgenError(f"the run state {self.state_file} cannot be read ({exc.strerror or exc})") from None
+        except ValueError as exc:  # not JSON, or not UTF-8
+            raise self._corrupt(f"not JSON: {one_line(str(exc), 120)}") from None
+        if not isinstance(data, dict):
+            kind = {list: "list", str: "string", bool: "boolean", int: "number", float: "number"}.get(
+                type(data), "null")
+            raise self._corrupt(f"a JSON {kind}, not an object")
+        try:
+            state = MeshState.from_json(data)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise self._corrupt(f"a field has the wrong form: {type(exc).__name__}") from None
+        if state.runtime not in RUNTIMES:
+            raise self._corrupt(f"runtime {one_line(state.runtime, 40)!r} is not one of {', '.join(RUNTIMES)}")
+        return state
+
+    def _corrupt(self, why: str) -> LoadgenError:
+        return LoadgenError(f"the run state {self.state_file} is not a state loadgen wrote ({why}); if no mesh "
+                            "is up, remove it; else stop what runs by hand first")
 
     def save(self, state: MeshState) -> None:
         self.path.mkdir(parents=True, exist_ok=True)

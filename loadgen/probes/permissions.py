@@ -51,6 +51,7 @@ from loadgen.probes.permission_report import (
 )
 from loadgen.probes.target import TargetOptions, probe_target
 from loadgen.probes.watch import EnvoyWatcher, ProbeTraffic
+from loadgen.safe_text import describe_exception
 
 PERMISSIONS_FILE = "intentions/service-b-permissions.hcl"  # under consul/
 STAGE = "l7-router"  # service-b at protocol http: L7 RBAC
@@ -190,7 +191,8 @@ class PermissionProbe:
             try:
                 return rbac_rules(client.get(f"http://{address}/config_dump").json())
             except (httpx.HTTPError, ValueError) as exc:
-                raise UnreachableError(f"cannot read service-b's sidecar config at {address}: {exc}") from exc
+                raise UnreachableError(f"cannot read service-b's sidecar config at {address}: "
+                                       f"{describe_exception(exc)}") from None
 
     def _wanted(self, cls: RequestClass, action: str) -> str:
         """A class's outcome once ``action`` is in force."""

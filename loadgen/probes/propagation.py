@@ -110,6 +110,10 @@ def measure_propagation(weights: str, given: TargetOptions, rate: float, keep: b
         new = SplitSpec.parse(weights, names=list(mapping.subsets) if "=" not in weights else None)
         if new.as_dict() == SplitSpec.from_splitter(original).as_dict():
             raise UsageError(f"service-b is already split {new.as_percent()}; give different weights")
+        unknown = [name for name in new.names if mapping.subsets and name not in mapping.subsets]
+        if unknown:  # a splitter leg to a subset the resolver does not define: checked before the write
+            raise UsageError(f"--splitter names {', '.join(unknown)}, which service-b's resolver does not define "
+                             f"(its subsets: {', '.join(mapping.subsets)})")
         probe = PropagationProbe(consul, next(iter(target.sidecar_admin.values())), mapping, rate=rate, say=say,
                                  upstream=target.url)
         return PropagationResult(rate, probe.run(original, new, keep), plotted_subset=new.names[0])

@@ -6,10 +6,14 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from loadgen.addresses import check_admin_address, check_consul_address
 from loadgen.errors import UsageError
+from loadgen.load.client import Endpoint
 from loadgen.mesh.consul_api import ConsulClient, ConsulSettings
 from loadgen.mesh.local import borrowed_stage
 from loadgen.probes.watch import LOCAL_UPSTREAM
+from loadgen.shown import shown
+from loadgen.url_userinfo import refuse_userinfo
 
 
 @dataclass(frozen=True)
@@ -19,6 +23,25 @@ class TargetOptions:
     url: str | None = None
     consul: str | None = None
     envoy_admins: tuple[str, ...] = ()  # each "[NAME=]HOST:PORT"
+
+    def __post_init__(self) -> None:
+        if self.url is not None:  # made before anything is sent: a password is refused at once
+            refuse_userinfo(self.url, "--target")
+
+    def check(self, sidecars_of: str) -> None:
+        """Everything :func:`probe_target` needs, checked as text before the mesh, Consul or the target
+        is touched (a probe writes to Consul before it sends: a bad URL found after the write would
+        leave the write in force while the probe waits). Raises UsageError."""
+        if self.url is None:
+            if self.consul or self.envoy_admins:
+                raise UsageError("--consul and --envoy-admin go with --target (the local mesh knows its own)")
+            return
+        Endpoint.parse(self.url)
+        if not self.consul or not self.envoy_admins:
+            raise UsageError(
+                f"--target needs --consul ADDR and --envoy-admin NAME=HOST:PORT for each {sidecars_of} sidecar")
+        check_consul_address(self.consul)
+        parse_envoy_admins(self.envoy_admins, sidecars_of)
 
 
 @dataclass(frozen=True)
@@ -44,17 +67,14 @@ def probe_target(stage: str, given: TargetOptions, sidecars_of: str,
     ``sidecars_of`` is the service whose sidecars are watched ("service-b" for intentions,
     "service-a" for the splitter); unnamed --envoy-admin addresses are called after it.
     """
+    given.check(sidecars_of)
     if given.url is None:
-        if given.consul or given.envoy_admins:
-            raise UsageError("--consul and --envoy-admin go with --target (the local mesh knows its own)")
         with borrowed_stage(stage, say) as t:
             yield ProbeTarget(LOCAL_UPSTREAM, t.consul_address, {k: f"127.0.0.1:{v}" for k, v in
                                                                  t.sidecar_admin.items() if k.startswith(sidecars_of)},
                               t.consul_write)
         return
-    if not given.consul or not given.envoy_admins:
-        raise UsageError(
-            f"--target needs --consul ADDR and --envoy-admin NAME=HOST:PORT for each {sidecars_of} sidecar")
+    assert given.consul is not None
     yield ProbeTarget(given.url, given.consul, parse_envoy_admins(given.envoy_admins, sidecars_of))
 
 
@@ -63,8 +83,11 @@ def parse_envoy_admins(items: tuple[str, ...], sidecars_of: str) -> dict[str, st
     parsed = {}
     for i, item in enumerate(items):
         name, sep, address = item.rpartition("=")
-        address = address.strip()
-        if ":" not in address:
-            raise UsageError(f"--envoy-admin {item!r} is not [NAME=]HOST:PORT")
+        if sep and not name.strip():
+            raise UsageError(f"--envoy-admin {shown(item)} is not [NAME=]HOST:PORT (the name is empty)")
+        try:
+            address = check_admin_address(address)
+        except UsageError:
+            raise UsageError(f"--envoy-admin {shown(item)} is not [NAME=]HOST:PORT") from None
         parsed[name.strip() if sep else f"{sidecars_of}-{i + 1}"] = address
     return parsed

@@ -11,11 +11,14 @@ requests is noise, and a longer ``--hold`` gives it enough.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MIN_FOR_P99", "GateResult", "LatencyGate", "SubsetHealth"]
+from loadgen.errors import UsageError
+
+__all__ = ["MIN_FOR_P99", "GateResult", "LatencyGate", "SubsetHealth", "parse_gate"]
 
 MIN_FOR_P99 = 100
 
@@ -111,3 +114,52 @@ class LatencyGate:
         if ratio > self.max_p99_ratio:
             result.problems.append(f"{shifted} p99 {mine.p99_ms:.1f} ms is {ratio:.2f} x {name}'s {worst.p99_ms:.1f} "
                                    f"ms, over --max-p99-ratio {self.max_p99_ratio:g}")
+
+
+def parse_gate(max_p99: str | None, max_errors: str | None, max_p99_ratio: str | float | None) -> LatencyGate:
+    """The gate from ``--max-p99``, ``--max-errors`` and ``--max-p99-ratio`` as typed, each checked so
+    that it can trip: a latency finite and above 0, an error share 0 to 100 % (0: no 5xx at all), a
+    ratio finite and at least 1. nan or inf would make a gate that never trips (every comparison with
+    nan is false; nothing is above inf). Raises UsageError naming the option."""
+    return LatencyGate(max_p99_ms=_ms(max_p99, "--max-p99"), max_errors=_share(max_errors, "--max-errors"),
+                       max_p99_ratio=_ratio(max_p99_ratio, "--max-p99-ratio"))
+
+
+def _share(text: str | None, option: str) -> float | None:
+    """``1%`` or ``0.5`` (percent) -> a share."""
+    if text is None:
+        return None
+    try:
+        value = float(text.strip().rstrip("%"))
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: give a percentage like 1% or 0.5") from None
+    if not 0 <= value <= 100:  # nan fails this too
+        raise UsageError(f"{option} {text!r} must be between 0 and 100 %")
+    return value / 100
+
+
+def _ms(text: str | None, option: str) -> float | None:
+    """``50ms``, ``0.2s`` or a plain number of milliseconds."""
+    if text is None:
+        return None
+    raw = text.strip().lower()
+    try:
+        value = float(raw[:-2]) if raw.endswith("ms") else float(raw[:-1]) * 1000 if raw.endswith("s") \
+            else float(raw)
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: give a latency like 50ms or 0.2s") from None
+    if not (math.isfinite(value) and value > 0):
+        raise UsageError(f"{option} {text!r} must be a finite latency more than 0, like 50ms")
+    return value
+
+
+def _ratio(value: str | float | None, option: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        ratio = float(value)
+    except ValueError:
+        raise UsageError(f"{option} {value!r}: give a ratio like 1.2") from None
+    if not (math.isfinite(ratio) and ratio >= 1):
+        raise UsageError(f"{option} {value!r} must be a finite ratio of at least 1, like 1.2")
+    return ratio

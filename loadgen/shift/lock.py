@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 from collections.abc import Iterator
 
 from loadgen.errors import ExitCode, LoadgenError
@@ -18,13 +19,16 @@ from loadgen.paths import run_dir
 
 __all__ = ["shift_lock"]
 
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
 
 @contextlib.contextmanager
 def shift_lock(consul_address: str, service: str) -> Iterator[None]:
-    key = hashlib.sha256(f"{consul_address}|{service}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{consul_address}|{service}".encode(errors="surrogatepass")).hexdigest()[:16]
     folder = run_dir() / "locks"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"shift-{service}-{key}.lock"
+    # The name's own characters only where they are safe in a file name (the key tells names apart).
+    path = folder / f"shift-{_SAFE.sub('_', service)[:40]}-{key}.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:

@@ -19,9 +19,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from loadgen.errors import UsageError
+from loadgen.shown import shown
 from loadgen.stats.spec import SpecError, SplitSpec
 
-__all__ = ["ShiftStep", "plan_steps"]
+__all__ = ["ShiftStep", "check_steps", "plan_steps"]
 
 RESOLUTION = 100  # Consul keeps splitter weights to two decimals
 
@@ -124,3 +125,26 @@ def _rounded(weights: dict[str, float], keep: str | None = None) -> dict[str, fl
 
 def _pct(w: float) -> str:
     return f"{w:.2f}".rstrip("0").rstrip(".")
+
+
+def check_steps(steps: str, subset: str | None) -> None:
+    """What of ``--steps`` can be checked before the splitter is read: each share a number above 0
+    and at most 100, going up (with ``subset``), or each whole split a split (without). The rest
+    (the subsets' names, the first step against the split in force) is checked by
+    :func:`plan_steps` once the starting point is known, still before anything is written."""
+    if not steps.strip():
+        raise UsageError("--steps is empty: give shares like 25,50,100 (with --subset) or splits like 90/10,50/50")
+    if subset is not None:
+        if not subset.strip():
+            raise UsageError("--subset is empty: give the subset the --steps shares go to, like v2")
+        start = {"": 0.0, subset: 0.0}  # a stand-in start: only the shares themselves are checked here
+        _shares([p.strip() for p in steps.split(",")], start, subset)
+        return
+    if "/" not in steps and "=" not in steps:
+        raise UsageError("--steps with shares like 5,25,50,100 needs --subset NAME (the subset that gets them); "
+                         "or give whole splits like 90/10,50/50,0/100")
+    for i, p in enumerate((p.strip() for p in steps.split(";" if "=" in steps else ",")), start=1):
+        try:
+            SplitSpec.parse(p)
+        except SpecError as exc:
+            raise UsageError(f"--steps: step {i} {shown(p)}: {exc}") from None

@@ -19,6 +19,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from loadgen.shown import shown
 from loadgen.stats.spec import SpecError
 
 
@@ -47,7 +48,7 @@ class Tolerance:
         try:
             value = float(number)
         except ValueError:
-            raise SpecError(f"cannot read tolerance {raw!r}: give points like 2, or a share of each weight "
+            raise SpecError(f"cannot read tolerance {shown(raw)}: give points like 2, or a share of each weight "
                              "like 20%") from None
         return cls(value / 100, relative)
 

@@ -34,7 +34,9 @@ from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import gammaln, logsumexp
+from scipy.special import gammaln
+
+from loadgen.stats.logsum import logsumexp
 
 
 def _log_dirichlet_marginal(c: NDArray[np.float64], beta: NDArray[np.float64]) -> NDArray[np.float64]:

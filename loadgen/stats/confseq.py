@@ -33,7 +33,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import betaln, logsumexp
+from scipy.special import betaln
+
+from loadgen.stats.logsum import logsumexp
 
 _BISECTIONS = 48  # interval ends to ~1e-14, far below any share a person reads
 

@@ -58,7 +58,9 @@ from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import gammaln, logsumexp
+from scipy.special import gammaln
+
+from loadgen.stats.logsum import logsumexp
 
 WINDOWS = (100, 250, 500, 1000, 2000)  # responses per window, mixed with equal prior mass
 PHASES = 2  # grids per window size, shifted by w / PHASES

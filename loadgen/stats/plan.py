@@ -91,3 +91,60 @@ def plan_sample_size(spec: SplitSpec, config: JudgeConfig, power: float = 0.8) -
     """The fixed test's n at ``power`` (None when above MAX_N), for budgets and --plan.
     Cached: a canary asks for its plan when checking its options and again when it starts."""
     return SampleSizePlan(fixed_sample_size(spec, config, power), power)
+
+
+def fewest_to_decide(spec: SplitSpec, config: JudgeConfig, method: str = "sequential") -> int:
+    """The fewest judged answers at which the judge can decide the split even in its clearest cases:
+    FAIL when one subset gets all of the answers or none of them, or PASS when the answers are
+    exactly at the expected split. A budget that judges fewer can only end INCONCLUSIVE (whatever
+    the traffic does, the split's intervals cannot leave or fit its bands), so the canary refuses
+    it up front. ``method``: whose intervals -- the sequential judge's confidence sequences or the
+    fixed test's Clopper-Pearson intervals."""
+    from loadgen.stats import confseq
+    from loadgen.stats.fixed import clopper_pearson
+
+    each = config.split_alpha_each(spec.k)
+    widths = config.half_widths(spec)
+    bands = [band_of(w, h) for w, h in zip(spec.weights, widths, strict=True)]
+    if method == "fixed":
+        def interval(i: int, s: int, n: int) -> tuple[float, float]:
+            return clopper_pearson(s, n, each)
+    else:
+        mixtures = [confseq.mixture_for(w, h) for w, h in zip(spec.weights, widths, strict=True)]
+
+        def interval(i: int, s: int, n: int) -> tuple[float, float]:
+            return confseq.interval_scalar(s, n, each, mixtures[i])
+
+    def fails_when_lopsided(n: int) -> bool:
+        for i, w in enumerate(spec.weights):
+            lo_band, hi_band = bands[i]
+            if w == 0:
+                return True  # one answer from a subset expected at 0 is a FAIL
+            if interval(i, 0, n)[1] < lo_band or interval(i, n, n)[0] > hi_band:
+                return True
+        return False
+
+    def passes_when_exact(n: int) -> bool:
+        for i, w in enumerate(spec.weights):
+            lo, hi = interval(i, round(w * n), n)
+            if lo < bands[i][0] or hi > bands[i][1]:
+                return False
+        return True
+
+    def decides(n: int) -> bool:
+        return fails_when_lopsided(n) or passes_when_exact(n)
+
+    # Both clear cases only get clearer with more answers: the first n found by doubling, then bisection.
+    hi = 1
+    while not decides(hi):
+        if hi > MAX_N:
+            return MAX_N
+        hi *= 2
+    lo = hi // 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if decides(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi

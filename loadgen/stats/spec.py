@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loadgen.errors import UsageError
+from loadgen.shown import shown
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 EXPECTED_FORMS = "expected weights in percent adding up to 100, like 85/15, 70/20/10 or v1=85,v2=15"
@@ -78,18 +79,18 @@ class SplitSpec:
                 name, sep, value = pair.partition("=")
                 name = name.strip()
                 if not sep or not _NAME.match(name):
-                    raise SpecError(f"cannot read {pair!r} in {text!r}; {EXPECTED_FORMS}")
+                    raise SpecError(f"cannot read {shown(pair)} in {shown(text)}; {EXPECTED_FORMS}")
                 parsed.append((name, _percent(value, text)))
             return cls(tuple(n for n, _ in parsed), tuple(w / 100 for _, w in parsed))
         parts = raw.split("/")
         weights = [_percent(p, text) for p in parts]
         if len(weights) < 2:
-            raise SpecError(f"{text!r} names one weight only; {EXPECTED_FORMS}")
+            raise SpecError(f"{shown(text)} names one weight only; {EXPECTED_FORMS}")
         if names is None:
             names = [f"v{i + 1}" for i in range(len(weights))]
         elif len(names) != len(weights):
             raise SpecError(
-                f"{text!r} has {len(weights)} weights but the service has {len(names)} subsets "
+                f"{shown(text)} has {len(weights)} weights but the service has {len(names)} subsets "
                 f"({', '.join(names)}); name them, like {'=..,'.join(names)}=.."
             )
         return cls(tuple(names), tuple(w / 100 for w in weights))
@@ -112,12 +113,13 @@ class SplitSpec:
 
 def _percent(value: str, text: str) -> float:
     value = value.strip().removesuffix("%")
+    where = f" in {shown(text)}"
     try:
         pct = float(value)
     except ValueError:
-        raise SpecError(f"{value!r} in {text!r} is not a number; {EXPECTED_FORMS}") from None
+        raise SpecError(f"{shown(value)}{where} is not a number; {EXPECTED_FORMS}") from None
     if not math.isfinite(pct) or pct < 0 or pct > 100:
-        raise SpecError(f"weight {value} in {text!r} is not between 0 and 100; {EXPECTED_FORMS}")
+        raise SpecError(f"weight {shown(value).strip(chr(39))}{where} is not between 0 and 100; {EXPECTED_FORMS}")
     return pct
 
 
@@ -131,8 +133,9 @@ def parse_app_id_map(text: str) -> dict[str, str]:
     for pair in (p.strip() for p in text.split(",")):
         app_id, sep, subset = (s.strip() for s in pair.partition("="))
         if not sep or not app_id or not _NAME.match(subset or "-"):
-            raise SpecError(f"cannot read {pair!r} in --map {text!r}; expected APP_ID=SUBSET pairs like 1=v1,2=v2")
+            raise SpecError(f"cannot read {shown(pair)} in --map {shown(text)}; expected APP_ID=SUBSET pairs like "
+                            "1=v1,2=v2")
         if app_id in mapping:
-            raise SpecError(f"APP_ID {app_id} is mapped twice in --map {text!r}")
+            raise SpecError(f"APP_ID {app_id} is mapped twice in --map {shown(text)}")
         mapping[app_id] = subset
     return mapping

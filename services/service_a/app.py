@@ -4,7 +4,9 @@ GET /hello_a -> GET {SIDECAR_URL}/hello_b; answers JSON carrying service-b's
 ``app_id`` and ``version`` unchanged (and the same ``X-App-Id`` header).
 When the upstream fails it answers 502 (upstream answered with an error status or
 garbage) or 503 (connection refused / reset / timeout) with a JSON reason -- never
-a hang and never HTML. Configured by PORT (3000), SIDECAR_URL
+a hang and never HTML. An upstream error answer that names its instance (service-b's
+injected 500 carries its ``app_id``) keeps that name in ``X-App-Id``: a client can tell
+which backend failed, as it can tell which one answered. Configured by PORT (3000), SIDECAR_URL
 (http://127.0.0.1:9000), UPSTREAM_TIMEOUT seconds (5), UPSTREAM_KEEPALIVE (0) and
 PROPAGATE_HEADERS.
 
@@ -26,6 +28,7 @@ UPSTREAM_KEEPALIVE=1 pools connections instead (to study exactly that behaviour)
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
@@ -63,12 +66,26 @@ def _may_propagate(name: str, patterns: tuple[str, ...]) -> bool:
 
 
 def _failure(
-    status: int, reason: str, detail: str, upstream: str, upstream_status: int | None = None
+    status: int, reason: str, detail: str, upstream: str, upstream_status: int | None = None,
+    upstream_app_id: str | None = None,
 ) -> web.Response:
     body: dict[str, object] = {"service": "service-a", "error": reason, "detail": detail, "upstream_url": upstream}
     if upstream_status is not None:
         body["upstream_status"] = upstream_status
-    return web.json_response(body, status=status)
+    headers = {"X-App-Id": upstream_app_id} if upstream_app_id else None
+    return web.json_response(body, status=status, headers=headers)
+
+
+def _named_app_id(text: str) -> str | None:
+    """The ``app_id`` an upstream error body names, if it is a JSON object that names one."""
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        return None
+    named = payload.get("app_id") if isinstance(payload, dict) else None
+    if isinstance(named, bool) or not isinstance(named, str | int):
+        return None
+    return str(named) if str(named).strip() else None
 
 
 def make_app(sidecar_url: str, timeout_s: float, keepalive: bool = False,
@@ -90,7 +107,7 @@ def make_app(sidecar_url: str, timeout_s: float, keepalive: bool = False,
             async with session.get(upstream, headers=propagated(request.headers, patterns)) as resp:
                 text = await resp.text()
                 if resp.status != 200:
-                    return _failure(502, "upstream_status", text[:200], upstream, resp.status)
+                    return _failure(502, "upstream_status", text[:200], upstream, resp.status, _named_app_id(text))
                 try:
                     payload = await resp.json(content_type=None)
                 except ValueError:

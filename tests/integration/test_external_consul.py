@@ -2,48 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-
 import httpx
 
-from loadgen.mesh import toolchain
+from tests.integration.external_consul import consul_agent
 
 # Ports apart from the dev agent's (8500...), so this agent can never be mistaken for one.
 PORTS = {"http": 18500, "grpc": 18502, "dns": 18600, "serf_lan": 18301, "serf_wan": 18302, "server": 18300}
 HTTP = "http://127.0.0.1:18500"
-
-
-@contextmanager
-def consul_agent(tmp_path: Path, connect: bool) -> Iterator[None]:
-    cfg = tmp_path / "agent.hcl"
-    ports = ", ".join(f"{k} = {v}" for k, v in PORTS.items())
-    cfg.write_text(f"ports {{ {ports} }}\nconnect {{ enabled = {'true' if connect else 'false'} }}\n")
-    log = (tmp_path / "consul.log").open("wb")
-    agent = subprocess.Popen(
-        [str(toolchain.require("consul")), "agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
-         "-config-file", str(cfg)],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert agent.poll() is None, (tmp_path / "consul.log").read_text()[-2000:]
-            try:
-                if httpx.get(f"{HTTP}/v1/status/leader", timeout=1.0).json():
-                    break
-            except (httpx.HTTPError, ValueError):
-                pass
-            assert time.monotonic() < deadline, "the test's Consul agent did not start"
-            time.sleep(0.2)
-        yield
-    finally:
-        agent.terminate()
-        agent.wait(timeout=30)
-        log.close()
 
 
 def _services() -> set[str]:
@@ -56,7 +21,7 @@ def _entries(kind: str) -> list:
 
 def test_down_removes_registrations_and_entries_but_keeps_the_agent(loadgen, hello, tmp_path):
     loadgen("down", "-q")
-    with consul_agent(tmp_path, connect=True):
+    with consul_agent(tmp_path, PORTS):
         loadgen("up", "--stage", "splitter", "--consul", "127.0.0.1:18500")
         assert _services() >= {"service-a", "service-b-1", "service-b-2", "service-b-1-sidecar-proxy"}
         assert [e["Name"] for e in _entries("service-splitter")] == ["service-b"]
@@ -74,7 +39,7 @@ def test_down_removes_registrations_and_entries_but_keeps_the_agent(loadgen, hel
 
 def test_consul_without_connect_is_one_clear_line(loadgen, tmp_path):
     loadgen("down", "-q")
-    with consul_agent(tmp_path, connect=False):
+    with consul_agent(tmp_path, PORTS, connect=False):
         proc = loadgen("up", "--stage", "basic", "--consul", "127.0.0.1:18500", check=False)
         assert proc.returncode == 4
         assert proc.stderr.strip().splitlines()[-1] == (

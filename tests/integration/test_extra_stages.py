@@ -13,18 +13,14 @@ service-b-canary, which needs its http service-defaults).
 
 from __future__ import annotations
 
-import subprocess
-import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from loadgen.mesh import toolchain
+from tests.integration.external_consul import consul_agent
 
 PORTS = {"http": 28500, "grpc": 28502, "grpc_tls": -1, "dns": 28600, "serf_lan": 28301, "serf_wan": 28302,
          "server": 28300}
@@ -36,38 +32,12 @@ V2 = "resolver:v2.service-b.default.default.dc1"
 KINDS = ("service-defaults", "service-router", "service-splitter", "service-resolver", "service-intentions")
 
 
-@contextmanager
-def consul_agent(tmp_path: Path) -> Iterator[None]:
-    """A Consul dev agent (Connect on) that the test, not loadgen, starts and stops."""
-    cfg = tmp_path / "agent.hcl"
-    cfg.write_text(f"ports {{ {', '.join(f'{k} = {v}' for k, v in PORTS.items())} }}\nconnect {{ enabled = true }}\n")
-    with (tmp_path / "consul.log").open("wb") as log:
-        agent = subprocess.Popen([str(toolchain.require("consul")), "agent", "-dev", "-bind", "127.0.0.1",
-                                  "-client", "127.0.0.1", "-config-file", str(cfg)],
-                                 stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                assert agent.poll() is None, (tmp_path / "consul.log").read_text()[-2000:]
-                try:
-                    if httpx.get(f"{HTTP}/v1/status/leader", timeout=1.0).json():
-                        break
-                except (httpx.HTTPError, ValueError):
-                    pass
-                assert time.monotonic() < deadline, "the test's Consul agent did not start"
-                time.sleep(0.2)
-            yield
-        finally:
-            agent.terminate()
-            agent.wait(timeout=30)
-
-
 @pytest.fixture(scope="module")
 def mesh(loadgen, tmp_path_factory) -> Iterator[Any]:
     loadgen("down", "-q")
     loadgen.extra_env["LOADGEN_RUNTIME"] = "process"
     try:
-        with consul_agent(tmp_path_factory.mktemp("consul")):
+        with consul_agent(tmp_path_factory.mktemp("consul"), PORTS):
             yield loadgen
             loadgen("down", "-q", check=False)
     finally:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,10 +23,27 @@ LOCUST = [str(Path(sys.executable).with_name("locust")), "-f", str(ROOT / "locus
 SCREENSHOT = ROOT / "reports" / "locust-split-tab.png"
 
 
+@contextlib.contextmanager
+def locust_sees_the_mesh_of(loadgen) -> Iterator[None]:
+    """Locust (run below with this process's environment) finds the local mesh where the session's
+    `loadgen up` recorded it: without a local mesh the plugin reads no local sidecar
+    (loadgen.locust_options.local_mesh_up)."""
+    before = os.environ.get("LOADGEN_RUN_DIR")
+    os.environ["LOADGEN_RUN_DIR"] = str(loadgen.run_dir)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("LOADGEN_RUN_DIR", None)
+        else:
+            os.environ["LOADGEN_RUN_DIR"] = before
+
+
 @pytest.fixture(scope="module", autouse=True)
-def splitter(splitter_mesh):
+def splitter(splitter_mesh, loadgen):
     """The session's shared process mesh at stage splitter (tests/integration/conftest.py)."""
-    yield
+    with locust_sees_the_mesh_of(loadgen):
+        yield
 
 
 def locust(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from loadgen.mesh import toolchain
-from tests.integration.test_locust import locust
+from tests.integration.test_locust import locust, locust_sees_the_mesh_of
 from tests.integration.test_real_configs import (
     CONSUL,
     REFERENCE,
@@ -34,7 +34,8 @@ def own_process_mesh(loadgen):
     loadgen("down", "-q")
     loadgen.extra_env["LOADGEN_RUNTIME"] = "process"
     loadgen("up", "--stage", "splitter", "-q")
-    yield loadgen
+    with locust_sees_the_mesh_of(loadgen):
+        yield loadgen
     loadgen("down", "-q", check=False)
     loadgen.extra_env.pop("LOADGEN_RUNTIME", None)
 

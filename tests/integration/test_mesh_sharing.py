@@ -117,7 +117,9 @@ def test_a_borrower_killed_with_sigkill_is_ignored_and_the_next_one_cleans_up(lo
         a.wait()
     assert loadgen.state()["stage"] == "splitter"
     assert _borrowers(loadgen) == []  # status shows live borrowers only
-    b = _canary(loadgen, "3s", tmp_path / "b.json")
+    # 4 s: after the 1 s warm-up, 300 judged requests at 100/s -- enough for the judge to decide at +-0.1
+    # points in its clearest cases (220), which every canary budget must now leave it.
+    b = _canary(loadgen, "4s", tmp_path / "b.json")
     _, stderr = b.communicate(timeout=120)
     assert b.returncode in (0, 3), stderr
     assert json.loads((tmp_path / "b.json").read_text())["errors"] == {}

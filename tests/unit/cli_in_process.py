@@ -13,9 +13,11 @@ from pathlib import Path
 from click.testing import CliRunner
 
 
-def loadgen_in_process(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def loadgen_in_process(*args: str, tmp_path: Path,
+                       env: dict[str, str | None] | None = None) -> subprocess.CompletedProcess[str]:
+    """``env``: variables to set for the call (None unsets one)."""
     from loadgen.cli import cli
 
-    result = CliRunner().invoke(cli, list(args), env={"LOADGEN_RUN_DIR": str(tmp_path / "run")},
+    result = CliRunner().invoke(cli, list(args), env={"LOADGEN_RUN_DIR": str(tmp_path / "run"), **(env or {})},
                                 catch_exceptions=False)
     return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)

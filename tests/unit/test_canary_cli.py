@@ -9,10 +9,16 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
+from tests.unit.cli_in_process import loadgen_in_process
+
 UNREACHABLE = "http://127.0.0.1:1/hello_a"  # nothing listens on port 1
 
 
 def run(*args, tmp_path, cwd=None):
+    """`loadgen canary ARGS` in-process (the judge's imports paid once), or as a subprocess when
+    the case needs its own working directory: that is also how users run it."""
+    if cwd is None:
+        return loadgen_in_process("canary", *args, tmp_path=tmp_path)
     env = {**os.environ, "LOADGEN_RUN_DIR": str(tmp_path / "run")}
     return subprocess.run([sys.executable, "-m", "loadgen.cli", "canary", *args], capture_output=True, text=True,
                           env=env, timeout=120, cwd=cwd)

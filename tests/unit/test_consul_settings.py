@@ -8,6 +8,7 @@ import pytest
 from loadgen.errors import ExitCode, LoadgenError
 from loadgen.mesh.consul_refusal import explain_connect_error, explain_refusal, purpose
 from loadgen.mesh.consul_settings import DEFAULT_CONSUL, ConsulSettings, normalise_address
+from tests.unit.tls_contexts import plain_http_context
 
 SECRET = "9f2c1d6e-0000-4000-8000-5ec2e7000000"
 
@@ -15,7 +16,7 @@ SECRET = "9f2c1d6e-0000-4000-8000-5ec2e7000000"
 def test_nothing_set_is_the_local_agent_over_http_without_a_token():
     s = ConsulSettings.from_env({})
     assert s.address == DEFAULT_CONSUL and s.token is None and s.headers() == {}
-    assert s.ssl_context() is True and s.describe_tls() == "plain HTTP (no TLS)"
+    assert plain_http_context(s.ssl_context()) and s.describe_tls() == "plain HTTP (no TLS)"
 
 
 def test_address_forms():

@@ -12,6 +12,7 @@ from loadgen.errors import ExitCode, LoadgenError
 from loadgen.mesh.nomad_api import NomadClient
 from loadgen.mesh.nomad_settings import DEFAULT_NOMAD, NomadSettings, normalise_address
 from tests.unit.test_client_tls import _openssl, make_certs  # noqa: F401  (the fixture: openssl is here)
+from tests.unit.tls_contexts import plain_http_context
 
 SECRET = "3c1d9e2f-0000-4000-8000-5ec2e7000001"
 
@@ -20,7 +21,7 @@ def test_nothing_set_is_the_local_agent_over_http_without_a_token():
     s = NomadSettings.from_env({})
     assert s.address == DEFAULT_NOMAD == "http://127.0.0.1:4646"
     assert s.token is None and s.headers() == {} and s.params() == {}
-    assert s.ssl_context() is True and s.describe_tls() == "plain HTTP (no TLS)"
+    assert plain_http_context(s.ssl_context()) and s.describe_tls() == "plain HTTP (no TLS)"
 
 
 def test_address_forms_and_an_address_given_beats_nomad_addr():
@@ -99,7 +100,7 @@ def test_a_ca_and_a_client_certificate_make_the_tls_context(tmp_path):
     assert isinstance(ctx, ssl.SSLContext) and ctx.verify_mode == ssl.CERT_REQUIRED
     assert s.describe_tls() == f"TLS, verified against {ca}, name server.global.nomad"
     # Plain http ignores the TLS files, as the CLI does.
-    assert s.at("127.0.0.1:4646").ssl_context() is True
+    assert plain_http_context(s.at("127.0.0.1:4646").ssl_context())
     bad = tmp_path / "bad.pem"
     bad.write_text("not a certificate")
     with pytest.raises(LoadgenError, match=r"^the TLS files for Nomad cannot be used \(NOMAD_CACERT "):

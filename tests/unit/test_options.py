@@ -27,6 +27,17 @@ def test_control_characters_in_a_value_are_refused(value: str) -> None:
     assert "\n" not in str(info.value) and "\r" not in str(info.value)
 
 
+def test_a_refused_value_is_never_echoed() -> None:
+    """It may be a credential: `--header "Authorization: Bearer $TOKEN"` with a newline in TOKEN."""
+    for value in ("Authorization: Bearer s3cr3t-tok\n", "Authorization: Bearer s3cr3t-tök", "X-Token: s3cr3t-tok\x00"):
+        with pytest.raises(UsageError) as info:
+            parse_headers((value,))
+        assert "s3cr3t" not in str(info.value) and value.split(":")[0] in str(info.value)
+    with pytest.raises(UsageError) as info:
+        parse_headers(("X-Token: s3cr3t-tok", "x-token: s3cr3t-tok2"))
+    assert "s3cr3t" not in str(info.value)
+
+
 def test_non_ascii_value_is_refused() -> None:
     with pytest.raises(UsageError, match=r"--header .*non-ASCII"):
         parse_headers(("X-Price: 5€",))

@@ -120,7 +120,8 @@ def test_run_writes_every_report_file_it_can_and_says_which_failed(tmp_path):
     (stage_dir / "summary.json").mkdir(parents=True)  # summary.json cannot be written there
     with standin_target(lambda n: (200, "1")) as url:
         result = loadgen_in_process("run", "--target", url, "--rate", "50", "--duration", "0.3s", "--no-plots",
-                                    "--out", str(tmp_path / "out"), "--run-id", "r1", "-q", tmp_path=tmp_path)
+                                    "--out", str(tmp_path / "out"), "--run-id", "r1", "--overwrite", "-q",
+                                    tmp_path=tmp_path)
     assert result.returncode == ExitCode.OUTPUT_FAILED, result.stderr
     assert (stage_dir / "timeseries.csv").is_file() and (stage_dir / "histogram.hgrm").is_file()
     assert "summary.json" in result.stderr and "requests" in result.stdout  # the table was printed

@@ -64,3 +64,26 @@ def test_b3_multi_header_form_and_mixed_case_patterns():
 def test_loadgen_matches_chain_routes_with_service_as_default_rule():
     # loadgen.canary.consul_view assumes the canary's headers reach the upstream by this rule.
     assert propagation_rule(DEFAULT_PROPAGATE) == PROPAGATED
+
+
+async def _failing_upstream(body: object, status: int = 500) -> tuple[int, str | None]:
+    async def hello_b(_request: web.Request) -> web.Response:
+        if body is None:
+            return web.Response(text="<html>", status=status)
+        return web.json_response(body, status=status)
+
+    sidecar = web.Application()
+    sidecar.router.add_get("/hello_b", hello_b)
+    async with TestServer(sidecar, host="127.0.0.1") as upstream:
+        app = make_app(str(upstream.make_url("")), 5.0)
+        async with TestServer(app, host="127.0.0.1") as front, aiohttp.ClientSession() as client, \
+                client.get(front.make_url("/hello_a")) as resp:
+            return resp.status, resp.headers.get("X-App-Id")
+
+
+def test_an_upstream_error_that_names_its_instance_keeps_the_name():
+    # service-b's injected 500 says which instance failed: the canary can count it as that subset's failure.
+    assert asyncio.run(_failing_upstream({"app_id": "2", "error": "injected fault"})) == (502, "2")
+    assert asyncio.run(_failing_upstream({"error": "no name"})) == (502, None)
+    assert asyncio.run(_failing_upstream(None)) == (502, None)
+    assert asyncio.run(_failing_upstream({"app_id": ""})) == (502, None)

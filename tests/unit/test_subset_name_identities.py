@@ -6,10 +6,7 @@ in a replay."""
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 from collections import Counter
 
 import numpy as np
@@ -18,6 +15,7 @@ from loadgen.canary.expectation import UNMAPPED_STOP, Expectation
 from loadgen.mesh.subsets import SubsetMap
 from loadgen.stats import SplitSpec
 from tests.integration.local_target import local_target
+from tests.unit.cli_in_process import loadgen_in_process
 
 SPEC = SplitSpec(("v1", "v2"), (0.85, 0.15))
 CONSUL_MAP = SubsetMap(("v1", "v2"), {"1": "v1", "2": "v2"}, "service-resolver/service-b subsets in Consul")
@@ -48,10 +46,7 @@ def test_values_matching_nothing_are_a_usage_problem_once_enough_answered():
 
 
 def run(*args, tmp_path):
-    env = {**os.environ, "LOADGEN_RUN_DIR": str(tmp_path / "run")}
-    env.pop("CONSUL_HTTP_ADDR", None)
-    return subprocess.run([sys.executable, "-m", "loadgen.cli", "canary", *args], capture_output=True, text=True,
-                          env=env, timeout=300)
+    return loadgen_in_process("canary", *args, tmp_path=tmp_path, env={"CONSUL_HTTP_ADDR": None})
 
 
 def _recording(path, names: tuple[str, str], p: float = 0.85, n: int = 20_000, seed: int = 3) -> None:

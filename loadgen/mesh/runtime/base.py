@@ -31,7 +31,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from loadgen.errors import ExitCode, LoadgenError
 from loadgen.interrupts import signals_held
@@ -101,6 +101,8 @@ class MeshStatus:
     problems: list[str] = field(default_factory=list)
     # ACLs (on, default policy) and TLS (verified against what), when Consul answered.
     security: str | None = None
+    # Whose Consul consul_address is: "the local mesh's", "CONSUL_HTTP_ADDR", "the default address".
+    consul_source: str | None = None
 
     @property
     def up(self) -> bool:
@@ -279,28 +281,50 @@ class Runtime(ABC):
 
     def status(self) -> MeshStatus:
         """Every part (running, health in Consul), the config entries in force, and why a
-        recorded mesh is only half up."""
+        recorded mesh is only half up. The Consul asked is the mesh's; with nothing recorded,
+        the consul CLI's environment's (CONSUL_HTTP_ADDR, else the default address), named in
+        :attr:`MeshStatus.consul_source`. A Consul that answers its leader but refuses the
+        rest (an HTTP 500) is a problem named in the status, not an error that hides it."""
         from loadgen.mesh.consul_api import ConsulClient
-        from loadgen.mesh.consul_settings import DEFAULT_CONSUL
 
         state = self.run.load()
-        address = state.consul_address or DEFAULT_CONSUL
+        settings, source = self._status_consul(state)
         entries: list[dict[str, object]] = []
-        with ConsulClient(None, timeout=2.0, settings=self.consul_settings(state, "read").at(address)) as consul:
+        refused: list[str] = []
+        checks: dict[str, dict[str, Any]] = {}
+        security = None
+        with ConsulClient(None, timeout=2.0, settings=settings) as consul:
             reachable = consul.reachable()
-            checks = consul.agent_checks() if reachable else {}
+            try:
+                if reachable:
+                    checks = consul.agent_checks()
+                    security = consul.describe_security()
+                    for kind, name in state.config_entries:
+                        live = consul.get_config(kind, name)
+                        entries.append({"kind": kind, "name": name, "present": live is not None,
+                                        "modify_index": (live or {}).get("ModifyIndex")})
+            except LoadgenError as exc:
+                refused.append(exc.message)
             components = self.components(state, checks, reachable)
-            security = consul.describe_security() if reachable else None
-            if reachable:
-                for kind, name in state.config_entries:
-                    live = consul.get_config(kind, name)
-                    entries.append({"kind": kind, "name": name, "present": live is not None,
-                                    "modify_index": (live or {}).get("ModifyIndex")})
         return MeshStatus(
-            stage=state.stage, runtime=self.name, consul_address=state.consul_address,
+            stage=state.stage, runtime=self.name, consul_address=consul.address,
             consul_reachable=reachable, components=components, config_entries=entries,
-            problems=self._problems(state, components, reachable), security=security,
+            problems=self._problems(state, components, reachable) + refused, security=security,
+            consul_source=source,
         )
+
+    def _status_consul(self, state: MeshState) -> tuple[ConsulSettings, str]:
+        """The Consul `status` asks, and whose it is (said in the output)."""
+        import os
+
+        from loadgen.mesh.consul_settings import DEFAULT_CONSUL, ConsulSettings
+
+        if not state.empty or state.consul_address:
+            address = state.consul_address or DEFAULT_CONSUL
+            return self.consul_settings(state, "read").at(address), "the local mesh's"
+        # Nothing is up: not a probe of 127.0.0.1:8500 unasked, but the agent the consul CLI would use.
+        source = "CONSUL_HTTP_ADDR" if "CONSUL_HTTP_ADDR" in os.environ else "the default address"
+        return ConsulSettings.from_env(), source
 
     def current_target(self, stage: Stage) -> Target:
         """Where the running mesh answers, without touching it (no config is rewritten)."""
