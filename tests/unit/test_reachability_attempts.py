@@ -27,15 +27,17 @@ def test_a_target_that_never_answers_is_unreachable_after_every_attempt():
 
 
 def test_a_canary_on_a_target_cutting_half_its_answers_is_judged_not_unreachable(tmp_path):
-    """The first answer is cut (the old single probe said "unreachable", exit 4): the run goes on,
-    and half its requests failing is the judge's FAIL (over --max-errors), every time."""
+    """The first answer is cut (the old single probe said "unreachable", exit 4): the run goes on
+    and the judge sees the failures (FAIL over --max-errors, or INCONCLUSIVE in so short a run: the
+    client retries a cut kept-alive connection once, so fewer than half the requests fail)."""
     with standin_target(lambda n: "cut" if n % 2 == 0 else (200, "1" if n % 20 < 17 else "2")) as url:
         result = loadgen_in_process("canary", "--target", url, "--consul", "127.0.0.1:9", *LOCAL_MAP,
                                     "--expect", "85/15", "--rate", "400", "--max-time", "0.5s", "--warmup", "0",
                                     "-q", "--json", str(tmp_path / "r.json"), tmp_path=tmp_path)
     doc = json.loads((tmp_path / "r.json").read_text())
-    assert result.returncode == 1, result.stderr
-    assert doc["verdict"] == "FAIL" and doc["requests"] > 0 and doc["errors"]
+    assert result.returncode in (1, 3), result.stderr
+    assert doc["exit_code"] == result.returncode and doc["requests"] > 0 and doc["errors"]
+    assert doc["stopped_by"] != "error"
 
 
 def test_an_unreachable_target_still_writes_every_output(tmp_path):
