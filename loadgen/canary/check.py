@@ -40,6 +40,7 @@ class SplitCheck:
         self.worse = WorseCheck(worse, expectation.spec.names, shares.latency, shares.errors) if worse else None
         self.worse_tally = WorseTally(expectation.spec.names) if worse else None
         self.worse_result: WorseResult | None = None  # the latest look's comparisons
+        self._untrusted_latency: str | None = None
         self.warmup = warmup  # samples intended before this (seconds into the run) are reported, not judged
         self.tally = SplitTally(expectation)  # what is judged
         self.warm = SplitTally(expectation)  # the warm-up's samples
@@ -73,7 +74,8 @@ class SplitCheck:
         judge = self.judge.finish if final else self.judge.update
         split = judge(counts, unknown, source.error_count, t)
         if self.worse is not None and self.worse_tally is not None:
-            self.worse_result = self.worse.look(self.worse_tally, final, untrusted_latency)
+            self._untrusted_latency = untrusted_latency or self._untrusted_latency
+            self.worse_result = self.worse.look(self.worse_tally, final, self._untrusted_latency)
         self.verdict = with_comparisons(split, self.worse_result, final)
         return self.verdict
 
@@ -90,6 +92,9 @@ class SplitCheck:
         """The result of this check: counts of the judged samples and the warm-up's together,
         latency of the judged ones; ``facts`` are the driver's (rate, notes, signal, ...)."""
         judged = self.tally if tally is None else tally
+        if self.worse is not None and self.worse_tally is not None:
+            # The run is over: what no look decided is INCONCLUSIVE (decisions stand: WorseCheck keeps them).
+            self.worse_result = self.worse.look(self.worse_tally, True, self._untrusted_latency)
         return CanaryResult(
             verdict=verdict, spec=self.spec, mapping=self.mapping, plan=self.sample_plan, target=target,
             requests=requests, duration_s=duration_s, stopped_by=stopped_by,

@@ -21,6 +21,7 @@ from loadgen.canary.options import CanaryOptions, budget, check_budget, reachabi
 from loadgen.canary.progress import Snapshot
 from loadgen.canary.result import CanaryResult
 from loadgen.canary.three_way import three_way_for
+from loadgen.canary.worse import latency_plan_for, latency_plan_line
 from loadgen.errors import LoadgenError, UsageError
 from loadgen.load.engine import LoadPlan, RunStats, run_blocking, run_load
 from loadgen.load.identity import IdentityRule
@@ -61,7 +62,7 @@ def run_live(
     spec, mapping = expectation.spec, expectation.mapping
     if expectation.unmapped_subsets:
         say(f"warning: no APP_ID maps to subset {', '.join(expectation.unmapped_subsets)} ({mapping.source})")
-    check = SplitCheck(expectation, options.config, options.method, options.warmup)
+    check = SplitCheck(expectation, options.config, options.method, options.warmup, worse=options.worse(spec))
     n_max = budget(options, check.sample_plan)
     if refuse_undecidable:
         check_budget(options, spec, n_max)
@@ -93,6 +94,8 @@ def run_live(
         f"at {options.rate:g}/s, {options.max_time:g}s at most")
     if reachable:
         say(about)
+    if (worse := options.worse(spec)) and (plan := latency_plan_for(worse, spec, options.config.alpha)):
+        say(latency_plan_line(plan, min(n_max, int(options.rate * options.max_time))))
     if options.warmup > 0:
         say(f"warm-up: the {warm:,} requests of the first {options.warmup:g}s are reported but not judged (on top "
             "of the judged budget)")
@@ -182,7 +185,10 @@ def run_live(
         verdict = check.look_counts(stats.elapsed, three.answers(baseline, end), 0, check.tally.error_count,
                                     final=True)
     else:
-        verdict = check.look(order.frontier_t or 0.0, final=True)
+        health = stats.health(False)
+        untrusted = None if health["valid"] else ("the generator could not keep the asked rate ("
+                                                   + "; ".join(health["problems"]) + ")")
+        verdict = check.look(order.frontier_t or 0.0, final=True, untrusted_latency=untrusted)
     signum = state["signum"]
     stopped_by = "verdict" if verdict.decided and stats.stopped_by == "stop" and signum is None \
         else ("interrupted" if signum is not None else stats.stopped_by)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from loadgen.addresses import check_admin_address, check_consul_address
 from loadgen.canary.expectation import expects_consul, mapping_from_option, resolve_spec
+from loadgen.canary.worse import WorseOptions
 from loadgen.errors import UsageError
 from loadgen.load.client import Endpoint, TlsOptions
 from loadgen.load.identity import IdentityRule
@@ -48,6 +49,15 @@ class CanaryOptions:
     body: bytes | None = None
     tls: TlsOptions | None = None  # https:// targets
     stage: str | None = None  # --stage as given (None: not given; the local mesh's default is splitter)
+    # Is the canary worse than the baseline? (canary.worse; None: not asked)
+    latency: str | None = None  # --latency p99
+    latency_margin: str | None = None  # --latency-margin 10% | 5ms
+    error_margin: str | None = None  # --error-margin 0.5 (points)
+    baseline: str | None = None  # --baseline v1 (default: the subset with the largest expected weight)
+
+    def worse(self, spec: SplitSpec) -> WorseOptions | None:
+        """The latency and error comparisons asked for, checked against the expected subsets."""
+        return WorseOptions.parse(spec, self.latency, self.latency_margin, self.error_margin, self.baseline)
 
 
 def validate(options: CanaryOptions) -> None:
@@ -84,6 +94,10 @@ def validate(options: CanaryOptions) -> None:
     if options.tls is not None:
         options.tls.context()  # a CA file that is missing or not PEM: one line now
     IdentityRule.parse(options.subset_from)
+    compares = options.latency is not None or options.error_margin is not None
+    if compares and IdentityRule.parse(options.subset_from).kind == "envoy":
+        raise UsageError("--latency and --error-margin compare each request's latency and outcome by subset: "
+                         "--subset-from envoy counts requests per subset but cannot tell which request went where")
     if not options.request_method.isalpha():
         raise UsageError(f"-X {options.request_method!r} is not an HTTP method (GET, POST, PUT, ...)")
     if options.mapping is not None and not options.mapping.strip():
@@ -95,6 +109,8 @@ def validate(options: CanaryOptions) -> None:
     if expects_consul(options.expect):
         if options.replay is not None:
             raise UsageError("--replay judges without any network: give the split, like --expect 85/15")
+        # The subsets are Consul's: what needs no names is checked now, --baseline once they are read.
+        WorseOptions.check(options.latency, options.latency_margin, options.error_margin, options.baseline)
         return
     if options.mapping:
         mapping = mapping_from_option(options.mapping)
@@ -102,6 +118,10 @@ def validate(options: CanaryOptions) -> None:
         _check_every_subset_mapped(spec, set(mapping.app_ids.values()), identity_names_subsets(options))
     else:
         spec = SplitSpec.parse(options.expect)  # the weights; positional names come from Consul's map
+    if options.mapping:
+        options.worse(spec)
+    else:  # positional names (v1, v2) until Consul's map names the subsets: --baseline is checked then
+        WorseOptions.check(options.latency, options.latency_margin, options.error_margin, options.baseline)
     n_max = budget(options, plan_sample_size(spec, options.config))  # the fixed test may need more than it can send
     if options.replay is None:
         check_budget(options, spec, n_max)

@@ -50,8 +50,9 @@ def replay(options: CanaryOptions, on_look: Callable[[Snapshot], None] | None = 
             # A recording only knows the subsets that answered: a dead canary's has none of its rows.
             # Positional weights then name the subsets v1, v2, ... as usual.
             mapping = SubsetMap((), mapping.app_ids, mapping.source)
-    check = SplitCheck(Expectation(resolve_spec(options.expect, mapping), mapping),
-                       options.config, options.method, options.warmup)
+    spec = resolve_spec(options.expect, mapping)
+    check = SplitCheck(Expectation(spec, mapping), options.config, options.method, options.warmup,
+                       worse=options.worse(spec))
     verdict: Verdict | None = None
     last_t = 0.0
     # Judged in send order (by t), as the live run judges, whatever the order of the lines.

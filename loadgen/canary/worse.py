@@ -17,9 +17,10 @@ from typing import Any
 
 from loadgen.errors import UsageError
 from loadgen.load.sample import Sample
-from loadgen.stats.error_compare import ErrorComparison, ErrorCounts, ErrorJudge
+from loadgen.stats.error_compare import ErrorComparison, ErrorCounts, ErrorJudge, share_alpha
 from loadgen.stats.latency_bins import LatencyBins
 from loadgen.stats.latency_compare import LatencyComparison, LatencyJudge, LatencyMargin, parse_quantile
+from loadgen.stats.latency_plan import LatencyPlan, plan_latency
 from loadgen.stats.spec import SplitSpec
 from loadgen.stats.verdict import Verdict, VerdictState
 
@@ -43,10 +44,10 @@ class WorseOptions:
     def errors(self) -> bool:
         return self.error_margin is not None
 
-    @classmethod
-    def parse(cls, spec: SplitSpec, latency: str | None, latency_margin: str | None, error_margin: str | None,
-              baseline: str | None) -> WorseOptions | None:
-        """None when none of them was given (the canary judges its split only, as before)."""
+    @staticmethod
+    def _parts(latency: str | None, latency_margin: str | None, error_margin: str | None,
+               baseline: str | None) -> tuple[float | None, LatencyMargin | None, float | None] | None:
+        """The options' own checks, which need no subset names; None when no comparison is asked."""
         if latency is None and error_margin is None:
             for given, name in ((latency_margin, "--latency-margin"), (baseline, "--baseline")):
                 if given is not None:
@@ -54,16 +55,30 @@ class WorseOptions:
                                      "or --error-margin with it")
             return None
         try:
-            level = parse_quantile(latency) if latency is not None else None
             if latency_margin is not None and latency is None:
                 raise ValueError("--latency-margin needs --latency (e.g. --latency p99)")
+            level = parse_quantile(latency) if latency is not None else None
             margin = LatencyMargin.parse(latency_margin or DEFAULT_LATENCY_MARGIN) if level is not None else None
             errors = _points(error_margin) if error_margin is not None else None
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+        return level, margin, errors
+
+    @classmethod
+    def check(cls, latency: str | None, latency_margin: str | None, error_margin: str | None,
+              baseline: str | None) -> None:
+        """What can be checked before the subsets are known (--expect consul reads them later)."""
+        cls._parts(latency, latency_margin, error_margin, baseline)
+
+    @classmethod
+    def parse(cls, spec: SplitSpec, latency: str | None, latency_margin: str | None, error_margin: str | None,
+              baseline: str | None) -> WorseOptions | None:
+        """None when none of them was given (the canary judges its split only, as before)."""
+        parts = cls._parts(latency, latency_margin, error_margin, baseline)
+        if parts is None:
+            return None
+        level, margin, errors = parts
         names = list(spec.names)
-        if len(names) < 2:
-            raise UsageError("comparing latency or errors needs at least two subsets in --expect")
         chosen = baseline if baseline is not None else max(names, key=spec.weight)
         if chosen not in names:
             raise UsageError(f"--baseline {chosen[:40]!r} is not a subset of --expect ({', '.join(names)})")
@@ -164,12 +179,27 @@ class WorseCheck:
                          if options.latency_level is not None else None)
         self._errors = (ErrorJudge(options.error_margin, options.baseline, names, error_alpha)
                         if options.error_margin is not None else None)
+        # A comparison keeps the first PASS or FAIL it reaches: its sequences hold at every look
+        # at once, so stopping at the first decision is what the guarantee covers (later looks,
+        # e.g. the final one with the requests that were in flight, cannot undo it).
+        self._decided: dict[tuple[str, str], Any] = {}
+
+    def _sticky(self, kind: str, comparisons: list[Any]) -> list[Any]:
+        out = []
+        for c in comparisons:
+            key = (kind, c.subset)
+            if key not in self._decided and c.state in (VerdictState.PASS, VerdictState.FAIL):
+                self._decided[key] = c
+            out.append(self._decided.get(key, c))
+        return out
 
     def look(self, tally: WorseTally, final: bool = False, untrusted_latency: str | None = None) -> WorseResult:
         """``untrusted_latency``: why the latencies cannot be trusted (the generator fell behind its
         schedule): the latency part is then INCONCLUSIVE with that reason, never PASS or FAIL."""
-        latency = self._latency.look(tally.bins, tally.unattributed, final) if self._latency else []
-        errors = self._errors.look(tally.error_counts(), tally.unattributed, final) if self._errors else []
+        latency = self._sticky("latency", self._latency.look(tally.bins, tally.unattributed, final)
+                               if self._latency else [])
+        errors = self._sticky("errors", self._errors.look(tally.error_counts(), tally.unattributed, final)
+                              if self._errors else [])
         states = [c.state for c in errors]
         reasons = [c.reason for c in errors if c.state is not VerdictState.PASS]
         if untrusted_latency and latency:
@@ -219,3 +249,29 @@ def with_comparisons(split: Verdict, worse: WorseResult | None, final: bool) -> 
         undecided = VerdictState.INCONCLUSIVE if final else VerdictState.RUNNING
         return replace(split, state=undecided, reason=f"the split passed, but {worse.reason}")
     return split
+
+
+def latency_plan_for(options: WorseOptions, spec: SplitSpec, alpha: float) -> LatencyPlan | None:
+    """The latency verdict's request needs for the smallest canary (stats.latency_plan), when a
+    relative margin makes it independent of the latencies' scale; None otherwise."""
+    if options.latency_level is None or options.latency_margin is None or options.latency_margin.relative is None:
+        return None
+    shares = share_alpha(alpha, latency=True, errors=options.errors)
+    weights = [spec.weight(n) for n in spec.names if n != options.baseline and spec.weight(n) > 0]
+    return plan_latency(options.latency_level, options.latency_margin.relative, min(weights),
+                        shares.latency / len(spec.names))
+
+
+def latency_plan_line(plan: LatencyPlan, can_send: int) -> str:
+    """One line for the start of a run or --plan: what the latency verdict needs and whether this run has it."""
+    def n(value: int | None) -> str:
+        return f"about {value:,}" if value is not None else "more than 50 million"
+
+    q = f"p{plan.level * 100:g}"
+    text = (f"latency {q} within {plan.relative_margin:.0%}: {n(plan.pass_n)} requests to PASS an equally fast "
+            f"canary at {plan.canary_weight:.4g} of the traffic, {n(plan.fail_n)} to FAIL one "
+            f"{2 * plan.relative_margin:.0%} slower (log-normal latencies, sigma {plan.sigma:g}; heavier tails "
+            "need more)")
+    if plan.pass_n is None or can_send < plan.pass_n:
+        return f"warning: {text}; this run can send {can_send:,}: expect the latency part INCONCLUSIVE"
+    return text

@@ -31,6 +31,7 @@ from loadgen.canary.expectation import expects_consul
 from loadgen.canary.live import judged_prefix_line
 from loadgen.canary.options import judged_by_time
 from loadgen.canary.unstarted import unstarted_result
+from loadgen.canary.worse import latency_plan_for, latency_plan_line
 from loadgen.commands.options import Duration, Rate, parse_headers, runtime_option
 from loadgen.commands.request_options import build_request_options, request_options
 from loadgen.errors import ExitCode, UsageError
@@ -41,7 +42,7 @@ from loadgen.mesh.stages import load_stages
 from loadgen.report.files import write_json, write_output
 from loadgen.report.output_paths import check_outputs
 from loadgen.report.statusline import StatusLine
-from loadgen.report.terminal import live_line, verdict_table
+from loadgen.report.terminal import comparison_table, live_line, verdict_table
 from loadgen.stats import JudgeConfig, SplitSpec, Tolerance, plan_sample_size
 from loadgen.stats.bands import band_of, format_band
 from loadgen.stats.figures import published
@@ -167,6 +168,19 @@ class PlanningHelp(click.Command):
               help="FAIL when more than this % of responses come from APP_IDs no subset claims.")
 @click.option("--max-errors", type=float, default=5.0, show_default=True,
               help="FAIL when more than this % of requests fail (no usable answer).")
+@click.option("--latency", metavar="pQ", default=None,
+              help="Also judge whether each canary is slower than the baseline at this latency quantile (p50, "
+                   "p90, p99, p99.9, ...): FAIL when proved more than --latency-margin above the baseline's, PASS "
+                   "when proved within it. Failed requests count as infinitely slow.")
+@click.option("--latency-margin", metavar="PCT%|TIME", default=None,
+              help="How much slower than the baseline a canary may be at --latency: a share (10%, the default) "
+                   "or a time (5ms, 0.5s).")
+@click.option("--error-margin", metavar="POINTS", default=None,
+              help="Also judge each canary's error rate against the baseline's: FAIL when proved more than POINTS "
+                   "above it (0.5 = half a percentage point), PASS when proved within.")
+@click.option("--baseline", metavar="SUBSET", default=None,
+              help="The subset --latency and --error-margin compare the others with (default: the one with "
+                   "the largest expected weight).")
 @click.option("--record", type=click.Path(dir_okay=False, path_type=Path), help="Write every sample as JSON Lines.")
 @click.option("--replay", "replay_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Judge a recorded JSON Lines file instead of sending traffic (no network: not with --target, "
@@ -189,7 +203,8 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
            headers: tuple[str, ...], request_method: str | None, data: str | None, cacert: str | None,
            insecure: bool,
            rate: float, max_requests: int | None, max_time: float, timeout: float, tolerance: str,
-           confidence: float, method: str, max_unknown: float, max_errors: float, record: Path | None,
+           confidence: float, method: str, max_unknown: float, max_errors: float, latency: str | None,
+           latency_margin: str | None, error_margin: str | None, baseline: str | None, record: Path | None,
            replay_path: Path | None, json_path: Path | None, junit: Path | None, warmup: float | None,
            plan_only: bool,
            runtime: str | None, quiet: bool) -> int:
@@ -208,6 +223,7 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
       loadgen canary --expect consul --stage header-route --header 'x-canary: 1'
       loadgen canary --target http://10.0.0.5:3000/hello_a --consul 10.0.0.5:8500 --expect v1=90,v2=10
       loadgen canary --replay run.jsonl --expect 85/15
+      loadgen canary --expect 85/15 --latency p99 --latency-margin 10% --error-margin 0.5
     """
     request = build_request_options(request_method, data, cacert, insecure, subset_from, target)
     config = JudgeConfig(tolerance=Tolerance.parse(tolerance), alpha=1 - confidence / 100,
@@ -218,7 +234,8 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
         record=record, replay=replay_path, upstream=upstream, upstream_path=upstream_path, envoy_admin=envoy_admin,
         subset_from=request.identity.text, request_method=request.method, body=request.body, tls=request.tls,
         warmup=warmup if warmup is not None else (0.0 if replay_path is not None else DEFAULT_WARMUP_S),
-        stage=stage_name,
+        stage=stage_name, latency=latency, latency_margin=latency_margin, error_margin=error_margin,
+        baseline=baseline,
     )
     # Everything that can be checked without the network is, before anything starts: a wrong
     # option never costs a mesh bring-up, and an unwritable output never hides a verdict.
@@ -332,6 +349,8 @@ def _default_consul() -> ConsulClient | None:
 def _print_result(result: CanaryResult) -> None:
     # A CI log (stdout not a terminal) gets the plain layout, which never cuts a number short.
     out.print(verdict_table(result.verdict, result.three_way, plain=not out.is_terminal))
+    if result.comparisons is not None:
+        out.print(comparison_table(result.comparisons.to_json(), plain=not out.is_terminal))
     _print_three_way(result.three_way)
     lat = result.latency_ms
     facts = [f"{result.requests} requests in {result.duration_s:.1f}s"]
@@ -409,6 +428,9 @@ def _print_plan(options: CanaryOptions, json_path: Path | None) -> int:
     out.print(table)
     budget_ = report["budget"]
     undecided = sim["cells"]["expected split"]["inconclusive_rate"]
+    worse = options.worse(spec)
+    if worse is not None and (latency := latency_plan_for(worse, spec, options.config.alpha)):
+        out.print(latency_plan_line(latency, budget_["can_send"]), highlight=False)
     out.print(f"this run: up to {budget_['max_requests']:,} requests, and at --rate {options.rate:g}/s for at most "
               f"{options.max_time:g}s it can send {budget_['can_send']:,}: at the expected split {undecided:.0%} of "
               "simulated runs end INCONCLUSIVE" + ("" if undecided < 0.05 else " (raise --max-time, --rate or "

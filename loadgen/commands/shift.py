@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -14,6 +15,7 @@ from rich.table import Table
 from loadgen.addresses import check_admin_address, check_consul_address
 from loadgen.canary.consul_view import CLIENT_SERVICE
 from loadgen.canary.progress import Snapshot
+from loadgen.canary.worse import WorseOptions
 from loadgen.commands.options import Duration, Rate, parse_headers, runtime_option
 from loadgen.errors import UsageError
 from loadgen.load.client import Endpoint
@@ -32,6 +34,7 @@ from loadgen.shift.lock import shift_lock
 from loadgen.shift.runner import VERIFY_WARMUP_S, ShiftRun, ShiftSettings, ShiftWhere
 from loadgen.shift.steps import check_steps
 from loadgen.shift.timeline import ShiftReport
+from loadgen.shown import shown
 from loadgen.stage_load import new_run_id
 from loadgen.stats import JudgeConfig, Tolerance
 from loadgen.url_userinfo import refuse_userinfo
@@ -77,6 +80,15 @@ STDOUT = Path("-")
 @click.option("--max-p99-ratio", metavar="RATIO", default=None,
               help="Gate: the shifted subset's p99 at most this many times the others' (like 1.2; finite, at "
                    "least 1).")
+@click.option("--latency", metavar="pQ", default=None,
+              help="Each step's verification also judges whether the canary is slower than the baseline at "
+                   "this quantile (p50, p99, ...), as `loadgen canary --latency`: a FAIL rolls back.")
+@click.option("--latency-margin", metavar="PCT%|TIME", default=None,
+              help="How much slower than the baseline the canary may be (10% by default, or a time like 5ms).")
+@click.option("--error-margin", metavar="POINTS", default=None,
+              help="Each step's verification also judges the canary's error rate against the baseline's.")
+@click.option("--baseline", metavar="SUBSET", default=None,
+              help="What --latency and --error-margin compare with (default: the largest subset at the start).")
 @click.option("--apply-cmd", metavar="COMMAND",
               help="Run COMMAND (sh) to apply each step instead of loadgen's own Consul write; it gets "
                    "LOADGEN_WEIGHTS=v1=75,v2=25, LOADGEN_WEIGHT_<SUBSET> and LOADGEN_STEP in its environment.")
@@ -93,9 +105,9 @@ STDOUT = Path("-")
 def shift(steps: str, subset: str | None, service: str, target: str | None, consul_addr: str | None,
           envoy_admins: tuple[str, ...], headers: tuple[str, ...], rate: float, tolerance: str, confidence: float,
           verify_time: float, step_timeout: float, hold: float, max_p99: str | None, max_errors: str | None,
-          max_p99_ratio: str | None, apply_cmd: str | None, no_rollback: bool, force: bool,
-          json_path: Path | None, junit: Path | None, html_dir: Path | None, runtime: str | None,
-          quiet: bool) -> int:
+          max_p99_ratio: str | None, latency: str | None, latency_margin: str | None, error_margin: str | None,
+          baseline: str | None, apply_cmd: str | None, no_rollback: bool, force: bool, json_path: Path | None,
+          junit: Path | None, html_dir: Path | None, runtime: str | None, quiet: bool) -> int:
     """Shift traffic to a subset step by step, proving each step in the data plane.
 
     Each step's weights are written to the service-splitter (a whole entry, check-and-set),
@@ -120,6 +132,11 @@ def shift(steps: str, subset: str | None, service: str, target: str | None, cons
     settings = shift_settings(steps, subset, service, target, consul_addr, envoy_admins, headers, rate, tolerance,
                               confidence, verify_time, step_timeout, hold, max_p99, max_errors, max_p99_ratio,
                               apply_cmd, no_rollback, force)
+    WorseOptions.check(latency, latency_margin, error_margin, baseline)
+    if baseline is not None and baseline == subset:
+        raise UsageError(f"--baseline {shown(baseline)} is the subset being shifted: compare it with another one")
+    settings = replace(settings, latency=latency, latency_margin=latency_margin, error_margin=error_margin,
+                       baseline=baseline)
     check_outputs({"--json": json_path, "--junit": junit})
     if html_dir is not None:
         check_output_dir(html_dir, "--html")

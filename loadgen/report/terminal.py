@@ -151,3 +151,38 @@ def _flapping_text(verdict: Verdict) -> str:
 
 def _share(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.4g} %"
+
+
+def comparison_table(comparisons: Mapping[str, Any], plain: bool = False) -> Any:
+    """Each canary against the baseline (CanaryResult.comparisons.to_json()): the quantile's or the
+    error rate's interval for both, their ratio, and the comparison's verdict."""
+    headers = ["compared", "canary", "baseline", "canary / baseline", "verdict"]
+    rows = []
+    for c in comparisons.get("latency", []):
+        ratio = c["ratio"]
+        rows.append([f"latency {c['quantile']} {c['subset']} vs {c['baseline']}", _ms_range(c["canary_ms"]),
+                     _ms_range(c["baseline_ms"]), f"{ratio[0]:.2f}-{_num(ratio[1], '.2f')} x", c["verdict"]])
+    for c in comparisons.get("errors", []):
+        rows.append([f"errors {c['subset']} vs {c['baseline']}", _rate_range(c["rate_interval"]),
+                     _rate_range(c["baseline_interval"]), "", c["verdict"]])
+    if plain:
+        return PlainTable(headers, rows)
+    table = Table(title=None)
+    for i, header in enumerate(headers):
+        table.add_column(header, justify="left" if i in (0, len(headers) - 1) else "right")
+    for cells in rows:
+        state = VerdictState(cells[-1])
+        table.add_row(*cells[:-1], f"[{COLOURS[state]}]{cells[-1]}[/]")
+    return table
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "inf" if value is None else format(value, fmt)
+
+
+def _ms_range(bounds: list[float | None]) -> str:
+    return f"{_num(bounds[0], '.1f')}-{_num(bounds[1], '.1f')} ms"
+
+
+def _rate_range(bounds: list[float]) -> str:
+    return f"{_pct(bounds[0])}-{_pct(bounds[1])} %"

@@ -61,6 +61,11 @@ class ShiftSettings:
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float = 5.0  # per request
     warmup: float = VERIFY_WARMUP_S
+    # Each step's verification also compares the canary with the baseline (canary.worse):
+    latency: str | None = None  # --latency p99
+    latency_margin: str | None = None
+    error_margin: str | None = None
+    baseline: str | None = None  # default: the subset with the largest weight at the start
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,7 @@ class ShiftRun:
         report = ShiftReport(service=s.service, subset=s.subset, start=dict(start.weights),
                              start_entry=start.entry, planned=[dict(st.weights) for st in steps])
         writer = SplitterWriter(self.where.consul_write, start)
+        self._baseline = s.baseline or max(start.weights, key=lambda name: start.weights[name])
         self.say(f"start: {start.describe()} (the rollback point)")
         try:
             if not s.force:
@@ -339,9 +345,15 @@ class ShiftRun:
         # With --max-errors the gate judges errors per subset (the sidecar's 5xx), so the canary's
         # own guard on all errors is off; the start check and the rollback never judge errors.
         config = s.config if gated and s.gate.max_errors is None else replace(s.config, max_errors=ERRORS_NOT_JUDGED)
+        # The comparisons need traffic to the baseline and to another subset (not at 100/0, say).
+        baseline = getattr(self, "_baseline", None)
+        compare = (gated and baseline is not None and phase.weights.get(baseline, 0) > 0
+                   and any(w > 0 for name, w in phase.weights.items() if name != baseline))
         options = CanaryOptions(expect="consul", rate=s.rate, max_time=budget, timeout=s.timeout, method=method,
                                 max_requests=max_requests, config=config, service=s.service, headers=s.headers,
-                                warmup=s.warmup if warmup is None else warmup, envoy_admin=self.where.envoy_admin)
+                                warmup=s.warmup if warmup is None else warmup, envoy_admin=self.where.envoy_admin,
+                                **(dict(latency=s.latency, latency_margin=s.latency_margin,
+                                        error_margin=s.error_margin, baseline=baseline) if compare else {}))
         watched = s.subset or list(phase.weights)[-1]  # as the timeline's plot and traffic_ms take it
 
         def look(snap: Snapshot) -> None:

@@ -53,8 +53,10 @@ def _shift(loadgen, *args: str, timeout: float = 300) -> tuple[int, dict, str]:
 
 def test_a_clean_shift_passes_every_step_and_leaves_v2_at_100(loadgen, splitter, tmp_path):
     junit, html = tmp_path / "shift.xml", tmp_path / "html"
+    # A healthy v2 is also judged not slower than v1 (p50 within 50 %) wherever both get traffic;
+    # at 200/s, since latencies are judged only when the generator keeps its schedule.
     code, report, stderr = _shift(loadgen, "--subset", "v2", "--steps", "25,50,100", "--junit", str(junit),
-                                  "--html", str(html))
+                                  "--html", str(html), "--latency", "p50", "--latency-margin", "50%", "--rate", "200")
     assert code == 0 and report["outcome"] == "shifted", stderr
     assert _weights() == {"v1": 0.0, "v2": 100.0}
     names = [p["name"] for p in report["phases"]]
@@ -90,6 +92,19 @@ def test_a_failing_v2_fails_the_first_step_and_the_rollback_is_verified(loadgen,
     entry = httpx.get(SPLITTER, timeout=5).json()
     assert _weights() == {"v1": 85.0, "v2": 15.0} and entry["ModifyIndex"] > before
     assert "shift failed: step 1" in stderr and "rolled back and verified" in stderr
+
+
+def test_a_slower_v2_fails_the_first_step_on_latency_and_is_rolled_back(loadgen, splitter):
+    httpx.post(V2_FAULT, params={"delay_ms": 40}, timeout=5).raise_for_status()
+    # 200/s: latencies are judged only when the generator keeps its schedule (a busy CI machine at 600/s may not).
+    code, report, stderr = _shift(loadgen, "--subset", "v2", "--steps", "25,50,100", "--latency", "p50",
+                                  "--latency-margin", "50%", "--rate", "200")
+    assert code == 1 and report["outcome"] == "failed", stderr
+    phases = {p["name"]: p for p in report["phases"]}
+    assert list(phases) == ["start", "step 1", "rollback"]
+    assert "v2's p50 is at least" in phases["step 1"]["failure"], phases["step 1"]
+    assert phases["rollback"]["passed"] and report["rolled_back"] is True
+    assert _weights() == {"v1": 85.0, "v2": 15.0}
 
 
 def test_a_concurrent_write_is_caught_and_not_overwritten(loadgen, splitter):

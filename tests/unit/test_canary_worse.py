@@ -80,7 +80,7 @@ def test_a_slow_canary_fails_on_latency_and_a_failing_one_on_errors():
     assert result.to_json()["latency"][0]["verdict"] == "FAIL"
     failing = WorseTally(["v1", "v2"])
     _feed(failing, 10, 10, 7_000, v2_error_every=10)  # 10 % of v2's requests fail
-    result = check.look(failing)
+    result = WorseCheck(options, ["v1", "v2"], latency_alpha=0.0125, error_alpha=0.0125).look(failing)
     # A failure is a latency of +inf, never a fast answer: the latency part fails first.
     assert result.state is VerdictState.FAIL and result.reason.startswith("v2's p99 is at least ∞")
     assert result.errors[0].state is VerdictState.FAIL and "v2 fails at least" in result.errors[0].reason
@@ -142,3 +142,15 @@ def test_a_failing_canary_fails_on_its_errors_even_with_a_right_split():
     verdict = check.look(7.0)
     assert verdict.state is VerdictState.FAIL and "v2 fails at least" in verdict.reason
     assert check.worse_tally.errors["v2"] == 100 and check.worse_tally.unattributed == 0
+
+
+def test_a_decision_stands_at_later_looks():
+    # Stopping at the first decision is what the guarantee covers: a later look (the final one,
+    # with the requests that were still in flight) keeps it even if its own intervals would not.
+    options = WorseOptions.parse(SPEC, "p99", "10%", None, None)
+    check = WorseCheck(options, ["v1", "v2"], latency_alpha=0.025, error_alpha=0.0)
+    tally = WorseTally(["v1", "v2"])
+    _feed(tally, 10, 20, 7_000)
+    assert check.look(tally).state is VerdictState.FAIL
+    tally.unattributed += 50_000  # so many unknown failures that nothing could be decided afresh
+    assert check.look(tally, final=True).state is VerdictState.FAIL

@@ -160,3 +160,13 @@ def test_a_subset_that_never_answered_is_not_faster():
     with pytest.raises(ValueError, match="baseline 'v3'"):
         LatencyJudge(0.99, LatencyMargin.parse("5ms"), "v3", ["v1", "v2"], alpha=0.05)
 
+
+
+def test_the_latency_plan_grows_with_the_quantile_and_shrinks_with_the_canary_weight():
+    from loadgen.stats.latency_plan import plan_latency
+
+    p99 = plan_latency(0.99, 0.10, 0.15, 0.0125)
+    # bench/latency_sim.py: median 68,000 requests to PASS equal log-normal latencies (sigma 0.5) at 85/15.
+    assert 40_000 <= p99.pass_n <= 120_000 and p99.fail_n is not None
+    assert plan_latency(0.5, 0.10, 0.15, 0.0125).pass_n < p99.pass_n / 4
+    assert plan_latency(0.99, 0.10, 0.01, 0.0125).pass_n > 5 * p99.pass_n  # a 1 % canary: hours at 500/s
