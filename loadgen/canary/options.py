@@ -78,9 +78,6 @@ def validate(options: CanaryOptions) -> None:
     if options.target is not None and options.stage is not None:
         raise UsageError("--stage picks a stage of the local mesh; with --target the deployment is what it is: "
                          "drop --stage")
-    if options.replay is None and options.warmup >= options.max_time:
-        raise UsageError(f"--warmup {options.warmup:g}s leaves nothing of --max-time {options.max_time:g}s to "
-                         "judge: make the warm-up shorter than the run")
     if options.consul is not None:
         check_consul_address(options.consul)
     if options.envoy_admin is not None:
@@ -106,6 +103,9 @@ def validate(options: CanaryOptions) -> None:
     if options.mapping is not None and not options.mapping.strip():
         raise UsageError("--map is empty: give APP_ID=SUBSET pairs like 1=v1,2=v2, or leave it out to read "
                          "the map from Consul")
+    if options.replay is None and options.warmup >= options.max_time:
+        raise UsageError(f"--warmup {options.warmup:g}s leaves nothing of --max-time {options.max_time:g}s to "
+                         "judge: make the warm-up shorter than the run")
     if expects_consul(options.expect):
         if options.replay is not None:
             raise UsageError("--replay judges without any network: give the split, like --expect 85/15")

@@ -69,7 +69,9 @@ STDOUT = Path("-")
               help="Allowed deviation of each share, as for `loadgen canary`.")
 @click.option("--confidence", type=float, default=99.0, show_default=True, help="Confidence in percent.")
 @click.option("--verify-time", type=Duration(), default="60s", show_default=True,
-              help="Budget of each step's verification (it stops as soon as the judge is sure).")
+              help="Budget of each step's verification (it stops as soon as the judge is sure; its first 0.5 s "
+                   "are a warm-up). One that leaves the judge too few requests at --rate to decide a step's split "
+                   "at all is refused before anything is written.")
 @click.option("--step-timeout", type=Duration(), default="60s", show_default=True,
               help="Bound of every wait: --apply-cmd, Consul and Envoy showing a step's weights.")
 @click.option("--hold", type=Duration(allow_zero=True), default="0s", show_default=True,

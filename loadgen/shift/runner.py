@@ -21,11 +21,11 @@ from dataclasses import dataclass, field, replace
 
 from loadgen.canary.consul_view import chain_request, client_upstream, consul_view
 from loadgen.canary.live import run_live
-from loadgen.canary.options import CanaryOptions
+from loadgen.canary.options import CanaryOptions, judged_by_time
 from loadgen.canary.progress import Snapshot
 from loadgen.canary.result import CanaryResult
 from loadgen.canary.three_way import WEIGHT_SLACK, ThreeWay
-from loadgen.errors import LoadgenError
+from loadgen.errors import LoadgenError, UsageError
 from loadgen.interrupts import Interrupted, Terminated
 from loadgen.mesh.consul_api import ConsulClient
 from loadgen.mesh.programmed import EnvoyAdmin
@@ -34,6 +34,7 @@ from loadgen.shift.splitter import SPLITTER, ConcurrentChange, SplitterWriter, S
 from loadgen.shift.steps import ShiftStep, plan_steps
 from loadgen.shift.timeline import Look, PhaseRecord, ShiftReport, traffic_followed
 from loadgen.stats import FixedJudge, JudgeConfig, SplitSpec, Verdict, VerdictState
+from loadgen.stats.plan import fewest_to_decide
 
 __all__ = ["ShiftRun", "ShiftSettings", "ShiftWhere"]
 
@@ -95,7 +96,22 @@ class ShiftRun:
         """The rollback point and the steps: every bad input is found here, before any write."""
         start = read_start(self.where.consul_write, self.settings.service)
         steps = plan_steps(self.settings.steps, start.weights, self.settings.subset)
+        for step in steps:
+            self._check_verify_budget(step)
         return start, steps
+
+    def _check_verify_budget(self, step: ShiftStep) -> None:
+        """A step whose verification could only end INCONCLUSIVE (--verify-time too short at --rate for
+        the judge to decide its split even in the clearest cases) is refused before anything is written."""
+        s = self.settings
+        options = CanaryOptions(expect="consul", rate=s.rate, max_time=s.verify_time, warmup=s.warmup, config=s.config)
+        needed = fewest_to_decide(step.spec, s.config)
+        can = judged_by_time(options)
+        if can < needed:
+            raise UsageError(f"--verify-time {s.verify_time:g}s at --rate {s.rate:g}/s judges at most {can:,} "
+                             f"request{'' if can == 1 else 's'} after each verification's {s.warmup:g}s warm-up; "
+                             f"step {step.index} ({step.label()}) needs at least {needed:,} for the judge to decide "
+                             "it at all")
 
     def run(self, start: StartPoint, steps: list[ShiftStep]) -> ShiftReport:
         s = self.settings

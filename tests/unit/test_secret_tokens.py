@@ -31,7 +31,7 @@ def _commands(consul: str) -> dict[str, list[str]]:
     target = "http://127.0.0.1:1/hello_b"
     remote = ["--target", target, "--consul", consul, "--envoy-admin", "127.0.0.1:1"]
     return {
-        "canary": ["canary", "--expect", "consul", "--target", target, "--max-time", "1s"],
+        "canary": ["canary", "--expect", "consul", "--target", target, "--max-time", "2s"],  # > the 1 s warm-up
         "shift": ["shift", "--subset", "v2", "--steps", "50", "--target", target, "--consul", consul],
         "intentions": ["intentions", "--repeat", "1", *remote],
         "propagation": ["propagation", "--splitter", "50/50", *remote],

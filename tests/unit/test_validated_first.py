@@ -293,3 +293,21 @@ def test_the_warmup_comes_on_top_of_the_fixed_tests_n(tmp_path):
 def test_up_and_split_refuse_before_anything_starts(recorder, tmp_path, args, needle):
     proc = loadgen(recorder, tmp_path, *args)
     assert_refused_untouched(proc, recorder, needle, tmp_path)
+
+
+def test_shift_refuses_a_verification_too_short_to_decide_before_writing(tmp_path):
+    # Item 7 for the shift: 2 s at 1/s leaves one judged request after the 0.5 s warm-up; 50/50 needs 47.
+    consul = {
+        "/v1/config/service-resolver/service-b": {"Kind": "service-resolver", "Name": "service-b", "Subsets": {
+            "v1": {"Filter": "Service.Meta.version == v1"}, "v2": {"Filter": "Service.Meta.version == v2"}}},
+        "/v1/config/service-splitter/service-b": {"Kind": "service-splitter", "Name": "service-b", "ModifyIndex": 7,
+                                                  "Splits": [{"Weight": 85, "ServiceSubset": "v1"},
+                                                             {"Weight": 15, "ServiceSubset": "v2"}]},
+    }
+    with request_recorder(consul) as rec:
+        proc = loadgen(rec, tmp_path, "shift", "--subset", "v2", "--steps", "50", "--rate", "1", "--verify-time", "2s",
+                       "--force", "--target", "http://REC/hello_a", "--consul", "REC")
+    assert proc.returncode == 2 and "--verify-time 2s at --rate 1/s judges at most 1 request after" in proc.stderr, \
+        (proc.returncode, proc.stderr, rec.seen)
+    assert "step 1 (50/50) needs at least 47" in proc.stderr
+    assert rec.seen and rec.writes == [], rec.seen
