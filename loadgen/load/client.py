@@ -101,7 +101,7 @@ class Endpoint:
             try:
                 host = host.encode("idna").decode("ascii")
             except UnicodeError:
-                raise UsageError(f"{url!r}: the host name {host!r} is not a valid internationalized name") from None
+                raise UsageError(f"{shown(url)}: its host name is not a valid internationalized name") from None
         return cls(host, port or (443 if parts.scheme == "https" else 80), path, parts.scheme)
 
 
