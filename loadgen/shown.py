@@ -11,10 +11,11 @@ __all__ = ["SHOWN_CHARS", "shown"]
 SHOWN_CHARS = 60
 
 
-def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+def shown(value: object, limit: int = SHOWN_CHARS, quoted: bool = True) -> str:
     """``repr(value)`` when its text is at most ``limit`` characters, else the repr of its first
-    ``limit`` characters followed by '…' and how many were left out."""
+    ``limit`` characters followed by '…' and how many were left out. ``quoted=False`` (a table
+    cell): no quotes, control characters escaped all the same."""
     text = str(value)
-    if len(text) <= limit:
-        return repr(text)
-    return f"{text[:limit]!r}… ({len(text) - limit:,} more characters)"
+    head = text[:limit]
+    cut = repr(head) if quoted else head.encode("unicode_escape").decode("ascii")
+    return cut if len(text) <= limit else f"{cut}… ({len(text) - limit:,} more characters)"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from loadgen.shown import shown
+
 __all__ = ["MAX_CHARS", "MAX_LISTED", "brief_counts", "brief_value", "brief_values"]
 
 MAX_LISTED = 5
@@ -16,10 +18,8 @@ MAX_CHARS = 40
 
 
 def brief_value(value: str, limit: int = MAX_CHARS, quoted: bool = True) -> str:
-    """``value`` quoted (repr, so control characters show escaped), cut to ``limit`` characters;
-    unquoted (``quoted=False``, for a table cell) control characters are escaped all the same."""
-    shown = repr(value[:limit]) if quoted else value[:limit].encode("unicode_escape").decode("ascii")
-    return shown if len(value) <= limit else f"{shown}... ({len(value):,} characters)"
+    """``value`` as an input is shown (loadgen.shown), at the shorter length of a list's item."""
+    return shown(value, limit, quoted)
 
 
 def _most_frequent(counts: Mapping[str, int]) -> list[str]:
@@ -29,15 +29,15 @@ def _most_frequent(counts: Mapping[str, int]) -> list[str]:
 def brief_values(counts: Mapping[str, int], limit: int = MAX_LISTED) -> str:
     """The most frequent values first: ``'a', 'b' and 7 others``."""
     seen = _most_frequent(counts)
-    shown = ", ".join(brief_value(v) for v in seen[:limit])
-    return shown + (f" and {len(seen) - limit:,} others" if len(seen) > limit else "")
+    listed = ", ".join(brief_value(v) for v in seen[:limit])
+    return listed + (f" and {len(seen) - limit:,} others" if len(seen) > limit else "")
 
 
 def brief_counts(counts: Mapping[str, int], limit: int = MAX_LISTED) -> str:
     """The most frequent values with their counts: ``'a' x30, 'b' x2 and 7 others (9 answers)``."""
     seen = _most_frequent(counts)
-    shown = ", ".join(f"{brief_value(v)} x{counts[v]:,}" for v in seen[:limit])
+    listed = ", ".join(f"{brief_value(v)} x{counts[v]:,}" for v in seen[:limit])
     if len(seen) > limit:
         rest = sum(counts[v] for v in seen[limit:])
-        shown += f" and {len(seen) - limit:,} others ({rest:,} answers)"
-    return shown
+        listed += f" and {len(seen) - limit:,} others ({rest:,} answers)"
+    return listed
