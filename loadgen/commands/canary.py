@@ -33,7 +33,7 @@ from loadgen.canary.live import judged_prefix_line
 from loadgen.canary.options import judged_by_time
 from loadgen.canary.unstarted import unstarted_result
 from loadgen.canary.worse import latency_plan_for, latency_plan_line
-from loadgen.commands.options import Duration, Rate, parse_headers, runtime_option
+from loadgen.commands.options import Duration, Rate, comparison_options, parse_headers, runtime_option
 from loadgen.commands.request_options import build_request_options, request_options
 from loadgen.errors import ExitCode, LoadgenError, UsageError
 from loadgen.load.schedule import MAX_RATE
@@ -175,19 +175,7 @@ class PlanningHelp(click.Command):
               help="FAIL when more than this % of responses come from APP_IDs no subset claims.")
 @click.option("--max-errors", type=float, default=5.0, show_default=True,
               help="FAIL when more than this % of requests fail (no usable answer).")
-@click.option("--latency", metavar="pQ", default=None,
-              help="Also judge whether each canary is slower than the baseline at this latency quantile (p50, "
-                   "p90, p99, p99.9, ...): FAIL when proved more than --latency-margin above the baseline's, PASS "
-                   "when proved within it. Failed requests count as infinitely slow.")
-@click.option("--latency-margin", metavar="PCT%|TIME", default=None,
-              help="How much slower than the baseline a canary may be at --latency: a share (10%, the default) "
-                   "or a time (5ms, 0.5s).")
-@click.option("--error-margin", metavar="POINTS", default=None,
-              help="Also judge each canary's error rate against the baseline's: FAIL when proved more than POINTS "
-                   "above it (0.5 = half a percentage point), PASS when proved within.")
-@click.option("--baseline", metavar="SUBSET", default=None,
-              help="The subset --latency and --error-margin compare the others with (default: the one with "
-                   "the largest expected weight).")
+@comparison_options
 @click.option("--record", type=click.Path(dir_okay=False, path_type=Path), help="Write every sample as JSON Lines.")
 @click.option("--replay", "replay_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Judge a recorded JSON Lines file instead of sending traffic (no network: not with --target, "

@@ -195,6 +195,29 @@ def runtime_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def comparison_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--latency, --latency-margin, --error-margin, --baseline: is the canary worse than the baseline
+    (canary.worse), for `canary` and each step of `shift`."""
+    options = [
+        click.option("--latency", metavar="pQ", default=None,
+                     help="Also judge whether each canary is slower than the baseline at this latency quantile "
+                          "(p50, p90, p99, p99.9, ...): FAIL when proved more than --latency-margin above the "
+                          "baseline's, PASS when proved within it. Failed requests count as infinitely slow."),
+        click.option("--latency-margin", metavar="PCT%|TIME", default=None,
+                     help="How much slower than the baseline a canary may be at --latency: a share (10%, the "
+                          "default) or a time (5ms, 0.5s)."),
+        click.option("--error-margin", metavar="POINTS", default=None,
+                     help="Also judge each canary's error rate against the baseline's: FAIL when proved more than "
+                          "POINTS above it (0.5 = half a percentage point), PASS when proved within."),
+        click.option("--baseline", metavar="SUBSET", default=None,
+                     help="The subset --latency and --error-margin compare the others with (default: the one "
+                          "with the largest weight; for shift, at the start)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def request_body(data: str | None) -> bytes | None:
     """--data TEXT, or --data @FILE for a file's bytes (as curl reads them)."""
     if data is None:

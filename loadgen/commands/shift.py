@@ -17,7 +17,7 @@ from loadgen.addresses import check_admin_address, check_consul_address
 from loadgen.canary.consul_view import CLIENT_SERVICE
 from loadgen.canary.progress import Snapshot
 from loadgen.canary.worse import WorseOptions
-from loadgen.commands.options import Duration, Rate, parse_headers, runtime_option
+from loadgen.commands.options import Duration, Rate, comparison_options, parse_headers, runtime_option
 from loadgen.errors import UsageError
 from loadgen.load.client import Endpoint
 from loadgen.load.schedule import MAX_RATE
@@ -83,15 +83,7 @@ STDOUT = Path("-")
 @click.option("--max-p99-ratio", metavar="RATIO", default=None,
               help="Gate: the shifted subset's p99 at most this many times the others' (like 1.2; finite, at "
                    "least 1).")
-@click.option("--latency", metavar="pQ", default=None,
-              help="Each step's verification also judges whether the canary is slower than the baseline at "
-                   "this quantile (p50, p99, ...), as `loadgen canary --latency`: a FAIL rolls back.")
-@click.option("--latency-margin", metavar="PCT%|TIME", default=None,
-              help="How much slower than the baseline the canary may be (10% by default, or a time like 5ms).")
-@click.option("--error-margin", metavar="POINTS", default=None,
-              help="Each step's verification also judges the canary's error rate against the baseline's.")
-@click.option("--baseline", metavar="SUBSET", default=None,
-              help="What --latency and --error-margin compare with (default: the largest subset at the start).")
+@comparison_options
 @click.option("--apply-cmd", metavar="COMMAND",
               help="Run COMMAND (sh) to apply each step instead of loadgen's own Consul write; it gets "
                    "LOADGEN_WEIGHTS=v1=75,v2=25, LOADGEN_WEIGHT_<SUBSET> and LOADGEN_STEP in its environment.")
