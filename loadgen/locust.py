@@ -55,6 +55,7 @@ from loadgen.load.prefix_buckets import BUCKET_S, BucketCounts, MergedPrefix, Pr
 from loadgen.load.sample import Sample
 from loadgen.load.send_order import SendOrder
 from loadgen.load.tally import Tally
+from loadgen.locust_final import FINAL_MESSAGE, FinalReports
 from loadgen.locust_options import PluginSettings, settings_from
 from loadgen.mesh.consul_api import ConsulClient
 from loadgen.report.files import write_json, write_output
@@ -363,6 +364,8 @@ def _init(environment: Any, **_kw: Any) -> None:
         _refuse(environment, LoadgenError(f"internal error at start: {type(exc).__name__} (set LOADGEN_DEBUG=1 for "
                                           "the traceback, and please report it)", ExitCode.INTERNAL))
     environment.loadgen_canary = canary
+    if isinstance(environment.runner, MasterRunner):
+        FinalReports(_take_report).install(environment.runner)
     if environment.web_ui is not None:
         _install_tab(environment, canary)
 
@@ -439,13 +442,22 @@ def _to_master(client_id: str, data: dict[str, Any]) -> None:
 @events.worker_report.add_listener
 def _from_worker(client_id: str, data: dict[str, Any]) -> None:
     if "loadgen_split" in data:
-        TRACKER.workers[client_id] = data["loadgen_split"]["tally"]
-        TRACKER.merged_prefix.merge(client_id, data["loadgen_split"]["prefix"])
+        _take_report(client_id, data["loadgen_split"])
+
+
+def _take_report(client_id: str, report: dict[str, Any]) -> None:
+    """A worker's report: its cumulative tally, and the start-time buckets completed since its last one."""
+    TRACKER.workers[client_id] = report["tally"]
+    TRACKER.merged_prefix.merge(client_id, report["prefix"])
 
 
 @events.test_stop.add_listener
-def _stopped(**_kw: Any) -> None:
+def _stopped(environment: Any = None, **_kw: Any) -> None:
     TRACKER.close()
+    runner = getattr(environment, "runner", None)
+    if isinstance(runner, WorkerRunner):
+        # Everything is released now: the master waits for this before it judges (locust_final).
+        runner.send_message(FINAL_MESSAGE, TRACKER.encode())
 
 
 @events.quitting.add_listener

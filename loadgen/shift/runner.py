@@ -68,6 +68,19 @@ class ShiftSettings:
     baseline: str | None = None  # default: the subset with the largest weight at the start
 
 
+def comparison_options(settings: ShiftSettings, baseline: str | None, weights: Mapping[str, float]
+                       ) -> dict[str, str | None]:
+    """The canary options of a step's latency/error comparison: none unless one was asked for, and
+    none where the baseline or every other subset gets no traffic (a step to 100/0, say)."""
+    asked = settings.latency is not None or settings.error_margin is not None
+    if not asked or baseline is None or weights.get(baseline, 0) <= 0:
+        return {}
+    if not any(w > 0 for name, w in weights.items() if name != baseline):
+        return {}
+    return {"latency": settings.latency, "latency_margin": settings.latency_margin,
+            "error_margin": settings.error_margin, "baseline": baseline}
+
+
 @dataclass(frozen=True)
 class ShiftWhere:
     """Where the shift runs: service-a's URL, Consul (writes and reads) and the client sidecar."""
@@ -345,15 +358,11 @@ class ShiftRun:
         # With --max-errors the gate judges errors per subset (the sidecar's 5xx), so the canary's
         # own guard on all errors is off; the start check and the rollback never judge errors.
         config = s.config if gated and s.gate.max_errors is None else replace(s.config, max_errors=ERRORS_NOT_JUDGED)
-        # The comparisons need traffic to the baseline and to another subset (not at 100/0, say).
-        baseline = getattr(self, "_baseline", None)
-        compare = (gated and baseline is not None and phase.weights.get(baseline, 0) > 0
-                   and any(w > 0 for name, w in phase.weights.items() if name != baseline))
+        compared = comparison_options(s, getattr(self, "_baseline", None), phase.weights) if gated else {}
         options = CanaryOptions(expect="consul", rate=s.rate, max_time=budget, timeout=s.timeout, method=method,
                                 max_requests=max_requests, config=config, service=s.service, headers=s.headers,
                                 warmup=s.warmup if warmup is None else warmup, envoy_admin=self.where.envoy_admin,
-                                **(dict(latency=s.latency, latency_margin=s.latency_margin,
-                                        error_margin=s.error_margin, baseline=baseline) if compare else {}))
+                                **compared)
         watched = s.subset or list(phase.weights)[-1]  # as the timeline's plot and traffic_ms take it
 
         def look(snap: Snapshot) -> None:
