@@ -12,7 +12,15 @@ if [ "$(id -u)" != 0 ]; then
 fi
 log=/var/log/loadgen-dockerd.log
 echo "dockerd.sh: starting dockerd --bridge=none --iptables=false --ip-masq=false (log: $log)"
-nohup dockerd --bridge=none --iptables=false --ip-masq=false >"$log" 2>&1 &
+# A daemon keeps none of its caller's descriptors: a `flock LOCK scripts/test.sh` around the caller
+# would otherwise stay locked for dockerd's whole life (every later flock on it waits forever).
+(
+  for fd in /proc/$BASHPID/fd/*; do
+    fd=${fd##*/}
+    if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+  done
+  exec nohup dockerd --bridge=none --iptables=false --ip-masq=false >"$log" 2>&1
+) &
 for _ in $(seq 1 60); do
   if docker info >/dev/null 2>&1; then
     exit 0
