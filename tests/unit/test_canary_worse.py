@@ -154,3 +154,14 @@ def test_a_decision_stands_at_later_looks():
     assert check.look(tally).state is VerdictState.FAIL
     tally.unattributed += 50_000  # so many unknown failures that nothing could be decided afresh
     assert check.look(tally, final=True).state is VerdictState.FAIL
+
+
+def test_the_request_due_at_the_warmups_end_is_judged_whatever_the_float_rounding():
+    # t = (start + 0.1) - start can come out as 0.09999999999999432: still the first judged request,
+    # as canary.options.warmup_requests counts it (seen as 201 warm-up requests instead of 200 in CI).
+    check = SplitCheck(Expectation(SPEC, SubsetMap(("v1", "v2"), {"1": "v1", "2": "v2"}, "--map")),
+                       JudgeConfig(), warmup=0.1)
+    start = 1234.5678
+    check.add(Sample(t=(start + 0.1) - start, status=200, app_id="1", latency_ms=1.0, error=None))
+    check.add(Sample(t=0.0999, status=200, app_id="1", latency_ms=1.0, error=None))
+    assert check.tally.sent == 1 and check.warm.sent == 1
