@@ -94,7 +94,7 @@ def run_live(
         f"at {options.rate:g}/s, {options.max_time:g}s at most")
     if reachable:
         say(about)
-    if (worse := options.worse(spec)) and (plan := latency_plan_for(worse, spec, options.config.alpha)):
+    if check.worse is not None and (plan := latency_plan_for(check.worse.options, spec, options.config.alpha)):
         say(latency_plan_line(plan, min(n_max, int(options.rate * options.max_time))))
     if options.warmup > 0:
         say(f"warm-up: the {warm:,} requests of the first {options.warmup:g}s are reported but not judged (on top "

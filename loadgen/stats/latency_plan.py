@@ -12,6 +12,7 @@ in 100,000 requests).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from scipy.stats import norm
@@ -57,7 +58,7 @@ def _decides(n: int, level: float, margin: float, weight: float, alpha: float, s
     return math.log(slowdown) + sigma * (norm.ppf(c_lo) - norm.ppf(b_hi)) > math.log(1 + margin)
 
 
-def _first_n(predicate) -> int | None:  # type: ignore[no-untyped-def]
+def _first_n(predicate: Callable[[int], bool]) -> int | None:
     """The smallest n (to ~1 %) for which ``predicate(n)`` holds, by doubling then bisection."""
     hi = 100
     while not predicate(hi):
