@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from loadgen.errors import UsageError
+from loadgen.load.engine import LATE_MS, MAX_LATE_SHARE
 from loadgen.load.sample import Sample
 from loadgen.stats.error_compare import ErrorComparison, ErrorCounts, ErrorJudge, share_alpha
 from loadgen.stats.latency_bins import LatencyBins
@@ -106,6 +107,8 @@ class WorseTally:
     requests: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     unattributed: int = 0
+    judged: int = 0  # every sample added, whatever its subset
+    late: int = 0  # of those, sent more than LATE_MS after their intended start
 
     def __post_init__(self) -> None:
         for name in self.names:
@@ -116,6 +119,9 @@ class WorseTally:
     def add(self, sample: Sample, subset: str | None) -> None:
         """``subset``: what the APP_ID map makes of the sample's APP_ID (a failed answer that still
         names its instance, e.g. service-b's 500, is that subset's failure)."""
+        self.judged += 1
+        if sample.sent_late_ms > LATE_MS:
+            self.late += 1
         if subset not in self.bins:
             if not sample.ok:
                 self.unattributed += 1
@@ -129,6 +135,15 @@ class WorseTally:
 
     def error_counts(self) -> dict[str, ErrorCounts]:
         return {n: ErrorCounts(self.requests[n], self.errors[n]) for n in self.names}
+
+    def lateness(self) -> str | None:
+        """Why these samples' latencies cannot be trusted, if they cannot: more than MAX_LATE_SHARE
+        of them were sent late, so a common generator delay is in every subset's latencies and
+        pulls their ratio towards 1 (a slower canary would look like the baseline)."""
+        if self.judged and self.late / self.judged > MAX_LATE_SHARE:
+            return (f"the generator could not keep the asked rate ({self.late / self.judged:.1%} of the judged "
+                    f"requests were sent more than {LATE_MS:g} ms late, limit {MAX_LATE_SHARE:.0%})")
+        return None
 
 
 @dataclass(frozen=True)
@@ -194,25 +209,25 @@ class WorseCheck:
         return out
 
     def look(self, tally: WorseTally, final: bool = False, untrusted_latency: str | None = None) -> WorseResult:
-        """``untrusted_latency``: why the latencies cannot be trusted (the generator fell behind its
-        schedule): the latency part is then INCONCLUSIVE with that reason, never PASS or FAIL."""
-        latency = self._sticky("latency", self._latency.look(tally.bins, tally.unattributed, final)
-                               if self._latency else [])
+        """``untrusted_latency``: why the run's latencies cannot be trusted, seen from outside the
+        judged samples (the generator's health over the whole run: requests dropped at the stop,
+        its CPU). While the judged samples were sent late (:meth:`WorseTally.lateness`) or
+        ``untrusted_latency`` is given, no latency comparison is decided: what is undecided stays
+        RUNNING, INCONCLUSIVE at the final look, with that reason. A comparison decided at an
+        earlier look, on samples sent on time, stands: the samples it was decided on are what the
+        guarantee covers, and requests dropped after it were never part of them."""
+        doubt = tally.lateness() or untrusted_latency
+        latency = self._latency.look(tally.bins, tally.unattributed, final) if self._latency else []
+        if doubt:
+            undecided = VerdictState.INCONCLUSIVE if final else VerdictState.RUNNING
+            latency = [self._decided.get(("latency", c.subset))
+                       or replace(c, state=undecided, reason=f"latency not judged: {doubt}") for c in latency]
+        else:
+            latency = self._sticky("latency", latency)
         errors = self._sticky("errors", self._errors.look(tally.error_counts(), tally.unattributed, final)
                               if self._errors else [])
-        states = [c.state for c in errors]
-        reasons = [c.reason for c in errors if c.state is not VerdictState.PASS]
-        if untrusted_latency and latency:
-            states.append(VerdictState.INCONCLUSIVE if final else VerdictState.RUNNING)
-            reasons.insert(0, f"latency not judged: {untrusted_latency}")
-        else:
-            states += [c.state for c in latency]
-            reasons = [c.reason for c in latency if c.state is not VerdictState.PASS] + reasons
-        if untrusted_latency:
-            # Shown with their intervals, but no verdict: the latencies themselves are in doubt.
-            undecided = VerdictState.INCONCLUSIVE if final else VerdictState.RUNNING
-            latency = [replace(c, state=undecided, reason=f"not judged: {untrusted_latency}") for c in latency]
-            return WorseResult(_combine(states, final), _first_failing([], errors, reasons), latency, errors)
+        states = [c.state for c in [*latency, *errors]]
+        reasons = [c.reason for c in [*latency, *errors] if c.state is not VerdictState.PASS]
         return WorseResult(_combine(states, final), _first_failing(latency, errors, reasons), latency, errors)
 
 

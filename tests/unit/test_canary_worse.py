@@ -98,6 +98,36 @@ def test_untrusted_latencies_are_never_judged():
     assert [c["verdict"] for c in result.to_json()["latency"]] == ["INCONCLUSIVE"]
 
 
+def test_a_decision_reached_on_samples_sent_on_time_stands_when_the_run_ends_behind():
+    # CI saw it: a healthy step's latency PASSed at a look, then the generator dropped 4 of 1,992
+    # requests at the stop, and the whole run's health turned the PASS into INCONCLUSIVE. The
+    # dropped requests were never among the judged samples; the decision was made on those.
+    options = WorseOptions.parse(SPEC, "p99", "10%", None, None)
+    check = WorseCheck(options, ["v1", "v2"], latency_alpha=0.025, error_alpha=0.0)
+    slow = WorseTally(["v1", "v2"])
+    _feed(slow, 10, 20, 7_000)
+    assert check.look(slow).state is VerdictState.FAIL
+    result = check.look(slow, final=True, untrusted_latency="the generator could not keep the asked rate (4 dropped)")
+    assert result.state is VerdictState.FAIL and result.latency[0].state is VerdictState.FAIL
+
+
+def test_samples_sent_late_are_never_judged_until_they_are_few():
+    options = WorseOptions.parse(SPEC, "p99", "10%", None, None)
+    check = WorseCheck(options, ["v1", "v2"], latency_alpha=0.025, error_alpha=0.0)
+    slow = WorseTally(["v1", "v2"])
+    late = Sample(t=0.0, status=200, app_id="x", latency_ms=10.0, error=None, sent_late_ms=40.0)
+    for _ in range(400):  # 400 of 7,400 = 5.4 % sent late: over the 5 % limit
+        slow.add(late, "v1")
+    _feed(slow, 10, 20, 7_000)
+    result = check.look(slow)
+    assert result.state is VerdictState.RUNNING and "5.4% of the judged requests were sent more than 10 ms late" \
+        in result.reason, result.reason
+    final = check.look(slow, final=True)
+    assert final.state is VerdictState.INCONCLUSIVE and final.reason.startswith("latency not judged:")
+    _feed(slow, 10, 20, 1_000)  # 400 of 8,400 = 4.8 %: judged again
+    assert WorseCheck(options, ["v1", "v2"], 0.025, 0.0).look(slow).state is VerdictState.FAIL
+
+
 def _check(latency: str | None = "p99", error_margin: str | None = None) -> SplitCheck:
     expectation = Expectation(SPEC, SubsetMap(("v1", "v2"), {"1": "v1", "2": "v2"}, "--map"))
     worse = WorseOptions.parse(SPEC, latency, None, error_margin, None)
