@@ -15,6 +15,10 @@ What it adds to Locust:
   and the one the client sidecar's Envoy was programmed with (``--envoy-admin``), count,
   share with its interval and the judge's verdict per subset, and p50/p99/max per backend
   instance from HDR histograms;
+* ``--latency p99 --latency-margin 10%``, ``--error-margin 0.5`` and ``--baseline``, as on
+  ``loadgen canary``: each canary's latency and error rate judged against the baseline's, in a
+  **Canary vs baseline** tab, in the JSON / JUnit and in the headless exit code (Locust's users
+  are a closed loop: a latency is from the request's actual send);
 * headless runs exit with the canary's codes (0 PASS, 1 FAIL, 3 INCONCLUSIVE) and write the
   same JSON / JUnit as ``loadgen canary``; every option (and the outputs' paths) is checked at
   Locust's ``init``, before any user spawns: a bad one is one line and exit 2 at once
@@ -48,6 +52,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from loadgen.canary import CanaryResult, Expectation, SplitCheck, resolve_expectation, resolve_mapping
 from loadgen.canary.final import final_verdict
 from loadgen.canary.three_way import ThreeWay, three_way_for
+from loadgen.canary.worse import WorseOptions, WorseTally
 from loadgen.errors import ExitCode, LoadgenError
 from loadgen.load.engine import app_id_of
 from loadgen.load.histograms import LatencyBook
@@ -59,6 +64,7 @@ from loadgen.locust_final import FINAL_MESSAGE, FinalReports
 from loadgen.locust_options import PluginSettings, settings_from
 from loadgen.mesh.consul_api import ConsulClient
 from loadgen.report.files import write_json, write_output
+from loadgen.report.terminal import COMPARISON_HEADERS, comparison_rows
 from loadgen.stats import Verdict
 from loadgen.stats.bands import format_band
 
@@ -66,6 +72,7 @@ log = logging.getLogger("loadgen.locust")
 JUDGE_EVERY_S = 1.0
 ENVOY_EVERY_S = 5.0  # the Split tab reads the client sidecar's route at most this often
 TAB_KEY = "loadgen-split"
+COMPARE_KEY = "loadgen-compare"
 SERVICE = "service-b"  # whose subsets are judged
 
 
@@ -77,13 +84,14 @@ class SplitTracker:
     report of each worker and every process's start-ordered buckets (what is judged)."""
 
     def __init__(self) -> None:
+        self.latencies = False  # the buckets keep latencies too (the canary compares with the baseline)
         self.reset()
 
     def reset(self) -> None:
         self.started = time.time()  # wall clock: the workers' buckets line up across machines
         self.tally = Tally()
         self.order = SendOrder(self._released)
-        self.prefix = PrefixBuckets()
+        self.prefix = PrefixBuckets(latencies=self.latencies)
         self.merged_prefix = MergedPrefix()  # what is judged: every process's complete buckets
         self.workers: dict[str, dict[str, Any]] = {}  # master: latest cumulative Tally.encode() per worker
 
@@ -150,6 +158,8 @@ class LocustCanary:
         self.json_path = settings.json_path
         self.junit_path = settings.junit_path
         self.stop_on_verdict = settings.stop_on_verdict
+        self.settings = settings
+        self.worse: WorseOptions | None = None  # the comparisons, once the subsets are known
         self.expectation: Expectation | None = None
         self.check: SplitCheck | None = None
         self.envoy_admin = settings.envoy_admin
@@ -170,6 +180,9 @@ class LocustCanary:
             if self.expect:
                 self.expectation = resolve_expectation(self.expect, self.map_text, consul, service=SERVICE,
                                                        say=lambda msg: log.warning("loadgen: %s", msg))
+                s = self.settings
+                self.worse = WorseOptions.parse(self.expectation.spec, s.latency, s.latency_margin, s.error_margin,
+                                                s.baseline)
                 self.three = three_way_for(self.expectation.consul, consul, self.envoy_admin, {})
                 self._read_envoy_before()
                 self.reset()
@@ -191,7 +204,7 @@ class LocustCanary:
 
     def reset(self) -> None:
         if self.expectation is not None:
-            self.check = SplitCheck(self.expectation, self.config)
+            self.check = SplitCheck(self.expectation, self.config, worse=self.worse)
 
     def look(self, final: bool = False) -> Verdict | None:
         if self.check is None:
@@ -204,7 +217,19 @@ class LocustCanary:
             self.lag_s = None if below is None else max(0.0, now - below)
         t = max(0.0, (below if below is not None else now) - TRACKER.started)
         subsets, unknown = self.check.expectation.classify(counts.app_ids)
-        return self.check.look_counts(t, subsets, unknown, counts.errors, final)
+        expectation = self.check.expectation
+        worse = (WorseTally.from_buckets(expectation.spec.names, counts, expectation.subset_of)
+                 if self.check.worse is not None else None)
+        return self.check.look_counts(t, subsets, unknown, counts.errors, final, worse_tally=worse)
+
+    def comparison_rows(self) -> list[dict[str, str]]:
+        """The Canary vs baseline tab: one row per comparison, as the terminal shows them."""
+        result = self.check.worse_result if self.check else None
+        if result is None:
+            return []
+        keys = ("compared", "canary", "baseline", "ratio", "verdict")
+        rows = [dict(zip(keys, cells, strict=True)) for cells in comparison_rows(result.to_json())]
+        return [*rows, {"compared": "reason", "canary": "", "baseline": "", "ratio": "", "verdict": result.reason}]
 
     def rows(self) -> list[dict[str, Any]]:
         """The Split tab's table: one row per subset, one per backend APP_ID, one for the verdict."""
@@ -342,6 +367,14 @@ def _options(parser: Any) -> None:
     group.add_argument("--canary-junit", default="", help="Write JUnit XML (like loadgen canary --junit)")
     group.add_argument("--stop-on-verdict", action="store_true", default=False,
                        help="Headless: stop as soon as the verdict is PASS or FAIL")
+    group.add_argument("--latency", default="",
+                       help="Judge each canary's latency quantile against the baseline's (p50, p99, p99.9, ...)")
+    group.add_argument("--latency-margin", default="",
+                       help="How much slower the canary may be: 10%% of the baseline's quantile, or 5ms (default 10%%)")
+    group.add_argument("--error-margin", default="",
+                       help="Judge each canary's error rate against the baseline's: at most this many points above")
+    group.add_argument("--baseline", default="",
+                       help="The subset the canaries are compared with (default: the largest expected weight)")
 
 
 @events.init.add_listener
@@ -364,6 +397,9 @@ def _init(environment: Any, **_kw: Any) -> None:
         _refuse(environment, LoadgenError(f"internal error at start: {type(exc).__name__} (set LOADGEN_DEBUG=1 for "
                                           "the traceback, and please report it)", ExitCode.INTERNAL))
     environment.loadgen_canary = canary
+    # Every process keeps latencies in its buckets when the master compares them (workers too).
+    TRACKER.latencies = settings.compares
+    TRACKER.reset()
     if isinstance(environment.runner, MasterRunner):
         FinalReports(_take_report).install(environment.runner)
     if environment.web_ui is not None:
@@ -390,23 +426,33 @@ def _install_tab(environment: Any, canary: LocustCanary) -> None:
                ("share", "Observed share"), ("interval", f"True share ({conf} interval)"),
                ("band", "Band (PASS inside)"), ("status", "Status"),
                ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("max_ms", "max ms")]
-    environment.web_ui.template_args["extended_tabs"] = [{"title": "Split", "key": TAB_KEY}]
-    environment.web_ui.template_args["extended_tables"] = [
-        {"key": TAB_KEY, "structure": [{"key": k, "title": t} for k, t in columns]}
-    ]
+    tabs = [{"title": "Split", "key": TAB_KEY}]
+    tables = [{"key": TAB_KEY, "structure": [{"key": k, "title": t} for k, t in columns]}]
+    if canary.settings.compares:
+        keys = ("compared", "canary", "baseline", "ratio", "verdict")
+        tabs.append({"title": "Canary vs baseline", "key": COMPARE_KEY})
+        tables.append({"key": COMPARE_KEY, "structure": [{"key": k, "title": t}
+                                                         for k, t in zip(keys, COMPARISON_HEADERS, strict=True)]})
+    environment.web_ui.template_args["extended_tabs"] = tabs
+    environment.web_ui.template_args["extended_tables"] = tables
 
     @environment.web_ui.app.after_request
     def _with_split(response: Any) -> Any:
         if request.path != "/stats/requests" or not response.is_json:
             return response
         data = response.get_json()
-        data["extended_stats"] = [*data.get("extended_stats", []), {"key": TAB_KEY, "data": canary.rows()}]
+        extended = [{"key": TAB_KEY, "data": canary.rows()}]
+        if canary.settings.compares:
+            extended.append({"key": COMPARE_KEY, "data": canary.comparison_rows()})
+        data["extended_stats"] = [*data.get("extended_stats", []), *extended]
         response.set_data(json.dumps(data))
         return response
 
     @environment.web_ui.app.route("/loadgen/split")
     def _split_json() -> Any:
-        return {"rows": canary.rows(), "verdict": canary.verdict.to_json() if canary.verdict else None}
+        worse = canary.check.worse_result if canary.check else None
+        return {"rows": canary.rows(), "verdict": canary.verdict.to_json() if canary.verdict else None,
+                "comparisons": worse.to_json() if worse else None}
 
 
 @events.test_start.add_listener

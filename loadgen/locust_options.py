@@ -51,6 +51,15 @@ class PluginSettings:
     json_path: Path | None
     junit_path: Path | None
     stop_on_verdict: bool
+    # Is the canary worse? (canary.worse): --latency, --latency-margin, --error-margin, --baseline
+    latency: str | None = None
+    latency_margin: str | None = None
+    error_margin: str | None = None
+    baseline: str | None = None
+
+    @property
+    def compares(self) -> bool:
+        return self.latency is not None or self.error_margin is not None
 
 
 def settings_from(opts: Any, host: str, local_mesh: bool | None = None) -> PluginSettings:
@@ -75,16 +84,28 @@ def settings_from(opts: Any, host: str, local_mesh: bool | None = None) -> Plugi
         raise UsageError("--map is empty: give APP_ID=SUBSET pairs like 1=v1,2=v2, or leave it out to read the map "
                          "from Consul")
     target = _target_url(host)
+    worse = {key: _given(opts, key) for key in ("latency", "latency_margin", "error_margin", "baseline")}
     if expect is not None:
         # The same checks as `loadgen canary` makes before it sends anything (canary.options).
-        validate(CanaryOptions(expect=expect, target=target, mapping=map_text, config=config))
-    elif map_text is not None:
-        mapping_from_option(map_text)
+        validate(CanaryOptions(expect=expect, target=target, mapping=map_text, config=config, **worse))
+    else:
+        if any(value is not None for value in worse.values()):
+            raise UsageError("--latency, --latency-margin, --error-margin and --baseline compare the canary with the "
+                             "baseline of a split: give the split with --expect (e.g. 85/15)")
+        if map_text is not None:
+            mapping_from_option(map_text)
     check_consul_address(opts.consul)
     json_path, junit_path = _outputs(opts)
     return PluginSettings(expect=expect, config=config, map_text=map_text, consul=opts.consul,
                           envoy_admin=_envoy_admin(opts.envoy_admin, host, local_mesh),
-                          json_path=json_path, junit_path=junit_path, stop_on_verdict=bool(opts.stop_on_verdict))
+                          json_path=json_path, junit_path=junit_path, stop_on_verdict=bool(opts.stop_on_verdict),
+                          **worse)
+
+
+def _given(opts: Any, key: str) -> str | None:
+    """An option of the comparisons: None when not given (or empty)."""
+    value = getattr(opts, key, None)
+    return (value.strip() or None) if isinstance(value, str) else None
 
 
 def _target_url(host: str) -> str:

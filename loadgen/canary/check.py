@@ -85,11 +85,18 @@ class SplitCheck:
         return self.verdict
 
     def look_counts(self, t: float | None, counts: Mapping[str, int], unknown: int, errors: int,
-                    final: bool = False) -> Verdict:
+                    final: bool = False, worse_tally: WorseTally | None = None) -> Verdict:
         """Judge answers counted elsewhere (``--subset-from envoy``: the client sidecar's
-        per-cluster counters) by the same judge and rules."""
+        per-cluster counters; Locust: the workers' merged send-ordered buckets) by the same judge
+        and rules; ``worse_tally``: the same answers' latencies and failures per subset, for the
+        comparisons with the baseline (it replaces this check's own)."""
         judge = self.judge.finish if final else self.judge.update
-        self.verdict = judge(Counter(counts), unknown, errors, t)
+        split = judge(Counter(counts), unknown, errors, t)
+        if self.worse is not None and worse_tally is not None:
+            self.worse_tally = worse_tally
+            self.worse_result = self.worse.look(worse_tally, final, self._untrusted_latency)
+            split = with_comparisons(split, self.worse_result, final)
+        self.verdict = split
         return self.verdict
 
     def result(self, verdict: Verdict, *, target: str, requests: int, duration_s: float, stopped_by: str,

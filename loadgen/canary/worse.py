@@ -11,12 +11,13 @@ by each verdict (stats/latency_compare.py). :class:`WorseCheck` judges them at e
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from loadgen.errors import UsageError
 from loadgen.load.engine import LATE_MS, MAX_LATE_SHARE
+from loadgen.load.prefix_buckets import BucketCounts
 from loadgen.load.sample import Sample
 from loadgen.stats.error_compare import ErrorComparison, ErrorCounts, ErrorJudge, share_alpha
 from loadgen.stats.latency_bins import LatencyBins
@@ -132,6 +133,35 @@ class WorseTally:
         else:
             self.errors[subset] += 1
             self.bins[subset].add_failed(1)
+
+    @classmethod
+    def from_buckets(cls, names: Sequence[str], counts: BucketCounts,
+                     subset_of: Callable[[str], str | None]) -> WorseTally:
+        """The same tally from send-ordered buckets merged across processes (Locust's workers):
+        ``subset_of`` maps an APP_ID to its subset of the spec, None outside it. The bins add up
+        exactly; the senders' lateness is not known there (a closed loop has none)."""
+        tally = cls(names)
+        for app_id, bins in counts.latency.items():
+            subset = subset_of(app_id)
+            if subset in tally.bins:
+                target = tally.bins[subset].counts
+                for index, n in bins.items():
+                    target[index] += n
+                tally.requests[subset] += sum(bins.values())
+        named_failures = 0
+        for app_id, n in counts.failed.items():
+            subset = subset_of(app_id)
+            named_failures += n
+            if subset in tally.bins:
+                tally.requests[subset] += n
+                tally.errors[subset] += n
+                tally.bins[subset].add_failed(n)
+            else:
+                tally.unattributed += n
+        # Failures no answer named (a timeout, a refused connection) and the answers without a latency.
+        tally.unattributed += max(0, counts.errors - named_failures)
+        tally.judged = sum(counts.app_ids.values()) + counts.errors
+        return tally
 
     def error_counts(self) -> dict[str, ErrorCounts]:
         return {n: ErrorCounts(self.requests[n], self.errors[n]) for n in self.names}

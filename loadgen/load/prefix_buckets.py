@@ -13,6 +13,10 @@ by which subset answered or how fast, so the judge's guarantee holds for the mer
 A source that lags holds the judged prefix back (by at most the request timeout while it
 reports); clock skew between machines only shifts where a bucket's requests sit in the
 order, which does not depend on the answers either.
+
+With ``latencies`` (the canary compares latency or errors with the baseline), a bucket also
+keeps each APP_ID's latencies as sparse bin counts (stats.latency_bins: exact to merge) and the
+failed answers that still named their instance (service-b's 500): what the comparisons judge.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loadgen.load.sample import Sample
+from loadgen.stats.latency_bins import bin_of
 
 __all__ = ["BUCKET_S", "BucketCounts", "MergedPrefix", "PrefixBuckets"]
 
@@ -32,29 +37,44 @@ BUCKET_S = 0.25
 
 @dataclass
 class BucketCounts:
-    """Answers per APP_ID and failures of the requests sent in one bucket."""
+    """Answers per APP_ID and failures of the requests sent in one bucket; with latencies, per
+    APP_ID the answers' latency bins (bin index -> count) and the failures that named it."""
 
     app_ids: Counter[str] = field(default_factory=Counter)
     errors: int = 0
+    latency: dict[str, Counter[int]] = field(default_factory=dict)
+    failed: Counter[str] = field(default_factory=Counter)
 
     def add(self, other: BucketCounts) -> None:
         self.app_ids.update(other.app_ids)
         self.errors += other.errors
+        for app_id, bins in other.latency.items():
+            self.latency.setdefault(app_id, Counter()).update(bins)
+        self.failed.update(other.failed)
 
     def to_json(self) -> dict[str, Any]:
-        return {"app_ids": dict(self.app_ids), "errors": self.errors}
+        out: dict[str, Any] = {"app_ids": dict(self.app_ids), "errors": self.errors}
+        if self.latency:
+            out["latency"] = {a: {str(k): n for k, n in bins.items()} for a, bins in self.latency.items()}
+        if self.failed:
+            out["failed"] = dict(self.failed)
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> BucketCounts:
-        return cls(Counter({str(k): int(v) for k, v in data.get("app_ids", {}).items()}), int(data.get("errors", 0)))
+        latency = {str(a): Counter({int(k): int(n) for k, n in bins.items()})
+                   for a, bins in data.get("latency", {}).items()}
+        return cls(Counter({str(k): int(v) for k, v in data.get("app_ids", {}).items()}), int(data.get("errors", 0)),
+                   latency, Counter({str(k): int(v) for k, v in data.get("failed", {}).items()}))
 
 
 class PrefixBuckets:
     """One process's released answers, per send-time bucket (``t`` of :meth:`add` and
     :meth:`advance` on one clock, e.g. wall seconds)."""
 
-    def __init__(self, bucket_s: float = BUCKET_S) -> None:
+    def __init__(self, bucket_s: float = BUCKET_S, latencies: bool = False) -> None:
         self.bucket_s = bucket_s
+        self.latencies = latencies
         self.buckets: dict[int, BucketCounts] = {}
         self.complete_below = -(2 ** 62)  # nothing is known complete yet
         self._reported_below: int | None = None
@@ -68,8 +88,13 @@ class PrefixBuckets:
         if sample.ok:
             assert sample.app_id is not None
             counts.app_ids[sample.app_id] += 1
+            if self.latencies:  # an answer without a latency is no fast answer: +inf's bin
+                seconds = math.inf if sample.latency_ms is None else sample.latency_ms / 1000
+                counts.latency.setdefault(sample.app_id, Counter())[int(bin_of(seconds))] += 1
         else:
             counts.errors += 1
+            if self.latencies and sample.app_id:
+                counts.failed[sample.app_id] += 1
 
     def advance(self, frontier_t: float) -> None:
         """Every request sent before ``frontier_t`` has been released (the earliest still in flight

@@ -15,6 +15,7 @@ from typing import Any
 from loadgen.report.files import write_output
 from loadgen.report.html import CSS, DASH, page
 from loadgen.report.shift_plot import shift_timeline_png, watched_subset
+from loadgen.report.terminal import comparison_rows
 
 __all__ = ["PNG_NAME", "write_shift_html"]
 
@@ -100,8 +101,9 @@ def _phase_table(report: Mapping[str, Any]) -> str:
     if not phases:
         return '<p class="muted">No phase was recorded.</p>'
     watched = watched_subset(report)
-    head = ("phase", "weights", "consul ms", "envoy ms", "traffic ms", "verdict", "observed", "p99 ms", "5xx", "gate",
-            "result")
+    compared = any(p.get("comparisons") for p in phases)
+    head = ("phase", "weights", "consul ms", "envoy ms", "traffic ms", "verdict", "observed", "p99 ms", "5xx",
+            *(("canary vs baseline",) if compared else ()), "gate", "result")
     rows = ["<thead><tr>" + "".join(f'<th scope="col">{h}</th>' for h in head) + "</tr></thead><tbody>"]
     for p in phases:
         rollback = p.get("name") == "rollback"
@@ -114,6 +116,7 @@ def _phase_table(report: Mapping[str, Any]) -> str:
             f'<td class="nw">{_observed(p, watched)}</td>',
             f'<td class="nw">{_per_subset(p, "p99_ms")}</td>',
             f'<td class="nw">{_per_subset(p, "errors")}</td>',
+            *([f'<td class="nw">{_compared(p.get("comparisons"))}</td>'] if compared else []),
             f'<td class="reason">{_gate(p.get("gate"), p.get("hold"))}</td>',
             f'<td class="reason">{_result(p)}</td>',
         ]
@@ -186,6 +189,22 @@ def _per_subset(p: Mapping[str, Any], key: str) -> str:
             if value:
                 shown = f'<span class="bad">{shown}</span>'
         parts.append(f"{escape(str(name))} {shown}")
+    return "<br>".join(parts) or DASH
+
+
+def _compared(comparisons: Mapping[str, Any] | None) -> str:
+    """Each latency/error comparison of the phase: what was compared, the canary / baseline ratio
+    (latency) or both error rates, and its verdict (the reason as a tooltip)."""
+    if not comparisons:
+        return DASH
+    parts = []
+    judged = [*comparisons.get("latency", []), *comparisons.get("errors", [])]
+    for cells, c in zip(comparison_rows(comparisons), judged, strict=True):
+        what, canary, baseline, ratio, verdict = cells
+        figures = ratio if ratio else f"{canary} vs {baseline}"
+        cls = {"PASS": "ok", "FAIL": "bad"}.get(verdict, "warn")
+        tip = escape(str(c.get("reason") or ""), quote=True)
+        parts.append(f'{escape(what)}: {escape(figures)} <span class="{cls}" title="{tip}">{escape(verdict)}</span>')
     return "<br>".join(parts) or DASH
 
 

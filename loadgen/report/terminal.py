@@ -153,18 +153,13 @@ def _share(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.4g} %"
 
 
+COMPARISON_HEADERS = ("compared", "canary", "baseline", "canary / baseline", "verdict")
+
+
 def comparison_table(comparisons: Mapping[str, Any], plain: bool = False) -> Any:
     """Each canary against the baseline (CanaryResult.comparisons.to_json()): the quantile's or the
     error rate's interval for both, their ratio, and the comparison's verdict."""
-    headers = ["compared", "canary", "baseline", "canary / baseline", "verdict"]
-    rows = []
-    for c in comparisons.get("latency", []):
-        ratio = c["ratio"]
-        rows.append([f"latency {c['quantile']} {c['subset']} vs {c['baseline']}", _ms_range(c["canary_ms"]),
-                     _ms_range(c["baseline_ms"]), f"{ratio[0]:.2f}-{_num(ratio[1], '.2f')} x", c["verdict"]])
-    for c in comparisons.get("errors", []):
-        rows.append([f"errors {c['subset']} vs {c['baseline']}", _rate_range(c["rate_interval"]),
-                     _rate_range(c["baseline_interval"]), "", c["verdict"]])
+    headers, rows = list(COMPARISON_HEADERS), comparison_rows(comparisons)
     if plain:
         return PlainTable(headers, rows)
     table = Table(title=None)
@@ -174,6 +169,20 @@ def comparison_table(comparisons: Mapping[str, Any], plain: bool = False) -> Any
         state = VerdictState(cells[-1])
         table.add_row(*cells[:-1], f"[{COLOURS[state]}]{cells[-1]}[/]")
     return table
+
+
+def comparison_rows(comparisons: Mapping[str, Any]) -> list[list[str]]:
+    """The comparisons as text cells under COMPARISON_HEADERS (the terminal's table, Locust's tab,
+    the HTML report)."""
+    rows = []
+    for c in comparisons.get("latency", []):
+        ratio = c["ratio"]
+        rows.append([f"latency {c['quantile']} {c['subset']} vs {c['baseline']}", _ms_range(c["canary_ms"]),
+                     _ms_range(c["baseline_ms"]), f"{ratio[0]:.2f}-{_num(ratio[1], '.2f')} x", c["verdict"]])
+    for c in comparisons.get("errors", []):
+        rows.append([f"errors {c['subset']} vs {c['baseline']}", _rate_range(c["rate_interval"]),
+                     _rate_range(c["baseline_interval"]), "", c["verdict"]])
+    return rows
 
 
 def _num(value: float | None, fmt: str) -> str:

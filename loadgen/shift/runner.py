@@ -415,6 +415,7 @@ class ShiftRun:
         phase.observed = {x.name: round(x.share, 6) for x in result.verdict.subsets}
         phase.interval = {x.name: [round(x.lower, 6), round(x.upper, 6)] for x in result.verdict.subsets}
         phase.subsets = {k: v.to_json() for k, v in subsets.items() if k in phase.weights}
+        phase.comparisons = None if result.comparisons is None else result.comparisons.to_json()
 
     def _ended(self, phase: PhaseRecord) -> PhaseRecord:
         phase.ended = self.now()

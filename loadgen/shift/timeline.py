@@ -45,6 +45,7 @@ class PhaseRecord:
     subsets: dict[str, dict[str, Any]] = field(default_factory=dict)  # SubsetHealth.to_json per subset
     gate: dict[str, Any] | None = None
     hold: dict[str, Any] | None = None  # the soak: verdict, gate, requests
+    comparisons: dict[str, Any] | None = None  # latency/errors against the baseline (canary --json's)
     looks: list[Look] = field(default_factory=list)
     ended: float | None = None
     passed: bool = False
@@ -57,7 +58,7 @@ class PhaseRecord:
             "envoy_each_ms": self.envoy_each_ms, "traffic_ms": self.traffic_ms,
             "verdict": self.verdict, "reason": self.reason, "observed": self.observed, "interval": self.interval,
             "requests": self.requests, "subsets": self.subsets, "gate": self.gate, "hold": self.hold,
-            "ended_s": _r(self.ended), "passed": self.passed, "failure": self.failure,
+            "comparisons": self.comparisons, "ended_s": _r(self.ended), "passed": self.passed, "failure": self.failure,
             "looks": [[_r(lk.t), round(lk.share, 6), round(lk.lower, 6), round(lk.upper, 6)] for lk in self.looks],
         }
 

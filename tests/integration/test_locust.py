@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from loadgen.stats import SequentialJudge, SplitSpec, VerdictState
+from tests.integration.fault_injection import fault
 from tests.integration.parts import missing
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,13 +83,31 @@ def test_headless_gate_fail():
     assert "loadgen canary: FAIL" in proc.stderr
 
 
+def test_headless_gate_fails_a_slower_canary_on_latency(tmp_path):
+    """v2 answers 40 ms later (service-b's fault injection): the split still PASSes, the latency
+    comparison FAILs, and the headless run exits 1 with the comparison in its JSON and JUnit."""
+    out_json, out_xml = tmp_path / "l.json", tmp_path / "l.xml"
+    with fault("2", delay_ms=40):
+        proc = locust("--headless", "-u", "10", "-r", "10", "-t", "90s", "--expect", "85/15", "--tolerance", "5",
+                      "--latency", "p99", "--latency-margin", "10%", "--stop-on-verdict", "--canary-json",
+                      str(out_json), "--canary-junit", str(out_xml), "--only-summary")
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    result = json.loads(out_json.read_text())
+    assert result["verdict"] == "FAIL" and "v2's p99 is at least" in result["reason"], result["reason"]
+    (latency,) = result["comparisons"]["latency"]
+    assert (latency["subset"], latency["baseline"], latency["verdict"]) == ("v2", "v1", "FAIL")
+    assert latency["ratio"][0] > 1.1 and latency["requests"] <= result["app_id_counts"]["2"]
+    assert "LatencyWorse" in out_xml.read_text()
+
+
 def test_distributed_master_sums_workers_exactly(tmp_path):
     workers = [subprocess.Popen([*LOCUST, "--worker", "--master-host", "127.0.0.1", "--canary-json",
                                  str(tmp_path / f"w{k}.json")], cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL) for k in range(2)]
     try:
         master = locust("--master", "--master-bind-host", "127.0.0.1", "--headless", "-u", "8", "-r", "8",
-                        "-t", "6s", "--expect-workers", "2", "--expect", "50/50", "--canary-json",
+                        "-t", "6s", "--expect-workers", "2", "--expect", "50/50", "--latency", "p50",
+                        "--latency-margin", "100%", "--canary-json",
                         str(tmp_path / "m.json"), "--only-summary")
     finally:
         for w in workers:
@@ -99,6 +118,9 @@ def test_distributed_master_sums_workers_exactly(tmp_path):
     assert len(m["workers"]) == 2
     for app_id in ("1", "2"):
         assert m["app_id_counts"][app_id] == sum(r["app_ids"].get(app_id, 0) for r in reports) > 0
+    # The latency comparison judged the workers' merged buckets: every answer of each subset, once.
+    (latency,) = m["comparisons"]["latency"]
+    assert (latency["requests"], latency["baseline_requests"]) == (m["app_id_counts"]["2"], m["app_id_counts"]["1"])
     # The verdict is what the judge says of the merged counts directly.
     merged = {"v1": m["app_id_counts"]["1"], "v2": m["app_id_counts"]["2"]}
     direct = SequentialJudge(SplitSpec.parse("50/50")).update(merged, errors=sum(m["errors"].values()))

@@ -74,6 +74,9 @@ def test_a_clean_shift_passes_every_step_and_leaves_v2_at_100(loadgen, splitter,
     assert xml.count("<testcase") == 4 and "<failure" not in xml
     page = (html / "index.html").read_text()
     assert all(name in page for name in names) and (html / "shift.png").stat().st_size > 10_000
+    # Each step's p50 comparison, v2 against v1, in the JSON and on the page.
+    assert all(p["comparisons"]["latency"][0]["verdict"] == "PASS" for p in report["phases"][1:3]), report["phases"]
+    assert "latency p50 v2 vs v1" in page
 
 
 def test_a_failing_v2_fails_the_first_step_and_the_rollback_is_verified(loadgen, splitter):

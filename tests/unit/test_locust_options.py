@@ -45,6 +45,11 @@ REMOTE = "http://10.0.0.5:3000"
     ({"map": " "}, "--map is empty"),
     ({"expect": "85/15", "envoy_admin": "sidecar"}, "--envoy-admin"),
     ({"expect": "85/15", "envoy_admin": "127.0.0.1:http"}, "--envoy-admin"),
+    ({"latency": "p99"}, "give the split with --expect"),
+    ({"expect": "85/15", "latency": "p100"}, "is not a quantile"),
+    ({"expect": "85/15", "latency": "p99", "latency_margin": "ten"}, "is not a latency margin"),
+    ({"expect": "85/15", "error_margin": "nan"}, "--error-margin"),
+    ({"expect": "85/15", "map": "1=v1,2=v2", "latency": "p99", "baseline": "v3"}, "--baseline 'v3'"),
 ])
 def test_bad_options_are_one_usage_error(given, needle):
     with pytest.raises(UsageError) as caught:
@@ -143,3 +148,11 @@ def test_headless_locust_refuses_a_bad_option_before_any_request(bad, counting_s
     assert handler.count == 0, "requests reached the target or Consul before the options were refused"
     assert "Traceback" not in proc.stderr
     assert len([line for line in proc.stderr.splitlines() if "loadgen:" in line]) == 1, proc.stderr[-2000:]
+
+
+def test_the_comparison_options_are_kept_when_given():
+    settings = settings_from(_opts(expect="85/15", latency=" p99 ", latency_margin="5ms", error_margin="",
+                                   baseline=None), REMOTE)
+    assert (settings.latency, settings.latency_margin, settings.error_margin, settings.baseline) == \
+        ("p99", "5ms", None, None)
+    assert settings.compares and not settings_from(_opts(expect="85/15"), REMOTE).compares

@@ -3,6 +3,7 @@ requests started before every source's complete mark, never what happened to ans
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 
@@ -80,3 +81,44 @@ def test_the_judged_prefix_is_exactly_the_requests_started_before_the_mark():
     assert 5.0 < mark <= 5.75 and counts.app_ids == expected
     # what completion order would have judged: the faster v2 over-represented
     assert answered["2"] / sum(answered.values()) > expected["2"] / sum(expected.values())
+
+
+def test_latencies_merge_across_processes_exactly_as_one_tally_of_every_sample():
+    """With comparisons asked, each process's buckets carry per-APP_ID latency bins and the failures
+    that named their instance; the merged buckets give exactly the tally the samples give directly."""
+    from loadgen.canary.worse import WorseTally
+
+    rng = random.Random(11)
+    subset_of = {"1": "v1", "2": "v2"}.get
+    direct = WorseTally(["v1", "v2"])
+    buckets = {name: PrefixBuckets(bucket_s=0.25, latencies=True) for name in ("w1", "w2")}
+    for i in range(4000):
+        app = "1" if rng.random() < 0.85 else "2"
+        roll = rng.random()
+        if roll < 0.02:  # a timeout: nobody knows where it went
+            sample = Sample(t=i / 1000, status=None, app_id=None, latency_ms=None, error="timeout")
+        elif roll < 0.05:  # service-b's 500, still naming itself
+            sample = Sample(t=i / 1000, status=500, app_id=app, latency_ms=3.0, error="http_500")
+        else:
+            sample = Sample(t=i / 1000, status=200, app_id=app, latency_ms=rng.lognormvariate(1.5, 0.6),
+                            error=None)
+        buckets["w1" if i % 3 else "w2"].add(sample.t, sample)
+        direct.add(sample, subset_of(sample.app_id) if sample.app_id else None)
+    merged = MergedPrefix()
+    for name, b in buckets.items():
+        b.advance(10.0)
+        merged.merge(name, json.loads(json.dumps(b.report())))  # as Locust's messages carry it
+    counts, _ = merged.judged(final=True)
+    rebuilt = WorseTally.from_buckets(["v1", "v2"], counts, subset_of)
+    assert rebuilt.requests == direct.requests and rebuilt.errors == direct.errors
+    assert rebuilt.unattributed == direct.unattributed > 0 and rebuilt.judged == direct.judged == 4000
+    for name in ("v1", "v2"):
+        assert (rebuilt.bins[name].counts == direct.bins[name].counts).all()
+
+
+def test_buckets_without_latencies_carry_no_more_than_before():
+    p = PrefixBuckets(bucket_s=1.0)
+    p.add(0.2, _ok("1"))
+    p.add(0.3, Sample(t=0.3, status=500, app_id="1", latency_ms=1.0, error="http_500"))
+    p.advance(1.0)
+    assert p.report()["buckets"] == {"0": {"app_ids": {"1": 1}, "errors": 1}}

@@ -174,3 +174,20 @@ def test_png_draws_dollars_and_backslashes_as_text(tmp_path: Path) -> None:
     # mathtext would try to parse "$\frac{$" and fail the whole drawing
     report = failed_report(failure=r"--apply-cmd exited 1: sh: $\frac{$HOME: bad substitution")
     assert _png_size(shift_timeline_png(report, tmp_path / "t.png")) == (1000, 600)
+
+
+def test_page_shows_each_steps_comparison_with_the_baseline() -> None:
+    report = failed_report()
+    report["phases"][1]["comparisons"] = {
+        "latency": [{"quantile": "p99", "subset": "v2", "baseline": "v1", "verdict": "FAIL",
+                     "reason": "v2's p99 is at least 52.6 ms, <more> than 10 % above v1's",
+                     "canary_ms": [52.6, None], "baseline_ms": [14.2, 42.4], "ratio": [1.24, None],
+                     "requests": 300, "baseline_requests": 1700}],
+        "errors": [{"subset": "v2", "baseline": "v1", "verdict": "PASS", "reason": "ok", "rate": 0.0,
+                    "rate_interval": [0.0, 0.004], "baseline_rate": 0.0, "baseline_interval": [0.0, 0.001]}]}
+    html = render_shift(report)
+    assert "canary vs baseline" in html
+    assert 'latency p99 v2 vs v1: 1.24-inf x <span class="bad" title="v2&#x27;s p99 is at least 52.6 ms, ' \
+           '&lt;more&gt; than 10 % above v1&#x27;s">FAIL</span>' in html
+    assert "errors v2 vs v1:" in html and '>PASS</span>' in html
+    assert "canary vs baseline" not in render_shift(failed_report())  # no column when nothing was compared
