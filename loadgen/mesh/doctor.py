@@ -59,7 +59,7 @@ def _docker() -> PartCheck:
 
 def _bridge_networking() -> PartCheck:
     """Root, CNI plugins and iptables: needed by the nomad runtime only, so not required."""
-    from loadgen.mesh.runtime.nomad import networking_problems
+    from loadgen.mesh.nomad_agent import networking_problems
 
     problems = networking_problems()
     return PartCheck(part="bridge networking", required=False, found="/usr/lib/cni" if not problems else None,

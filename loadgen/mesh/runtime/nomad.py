@@ -13,52 +13,45 @@ Envoy and /hello_a liveness checks, canary, run -- is shared with the other runt
 sidecar's Envoy admin on the same 127.0.0.1:1900x ports as the process runtime.
 
 What it started beyond processes (jobs, the bridge) and its driver are its own part of the run
-state: :class:`NomadRecord`.
+state: :class:`NomadRecord`. The agent's own life (start, readiness, leftovers of a lost run)
+is :mod:`loadgen.mesh.nomad_agent`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
-import os
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from loadgen.errors import EnvironmentProblem, LoadgenError, UnreachableError
 from loadgen.interrupts import signals_held
 from loadgen.mesh import bridge, entries, envoy_admin, procs, toolchain
 from loadgen.mesh.consul_api import ConsulClient
-from loadgen.mesh.nomad_api import DEFAULT_NOMAD, NomadClient
+from loadgen.mesh.nomad_agent import (
+    NOMAD_PORTS,
+    NomadAgent,
+    agent_client,
+    networking_problems,
+    nomad_dir,
+    nomad_state_dir,
+)
+from loadgen.mesh.nomad_api import NomadClient
 from loadgen.mesh.runtime.base import ComponentStatus, Progress, Runtime
 from loadgen.mesh.runtime.recorded import recorded_components, stop_recorded, worst_health
 from loadgen.mesh.runtime.select import NOMAD_DRIVERS
-from loadgen.mesh.secure import (
-    SecureFiles,
-    forget_secure,
-    issue_nomad_token,
-    nomad_si_tokens,
-    write_nomad_config,
-)
+from loadgen.mesh.secure import SecureFiles, forget_secure, nomad_si_tokens
 from loadgen.mesh.stages import Instance, Stage
 from loadgen.mesh.state import MeshState
 from loadgen.paths import project_root
 
-NOMAD_PORTS = (4646, 4647, 4648)
-NOMAD_STATE_ROOT = Path("/run/loadgen-nomad")
-CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap", "firewall")
+# The agent's life is loadgen.mesh.nomad_agent's; these names are kept here for their callers.
+__all__ = ["DRIVERS", "NomadRecord", "NomadRuntime", "job_and_group", "networking_problems", "nomad_dir",
+           "nomad_state_dir", "upstream_of"]
+
 SIDECAR_TASK_PREFIX = "connect-proxy-"
 DRIVERS = NOMAD_DRIVERS
-
-
-def nomad_dir() -> Path:
-    return project_root() / "nomad"
 
 
 class NomadRecord:
@@ -110,25 +103,6 @@ def upstream_of(inst: Instance) -> str | None:
     return str(ups[0]["DestinationName"]) if ups else None
 
 
-def networking_problems() -> list[str]:
-    """What keeps Nomad's bridge networking (and so Connect) from working here, each with its fix."""
-    problems = []
-    if os.geteuid() != 0:
-        problems.append(
-            "the nomad runtime needs root: Connect needs Nomad's bridge networking, whose CNI plugins create "
-            "network namespaces, veth pairs and iptables rules (run as root, or use --runtime process)"
-        )
-    cni = Path("/usr/lib/cni")
-    missing = [p for p in CNI_PLUGINS if not (cni / p).exists()]
-    if missing:
-        problems.append(f"CNI plugins missing from {cni}: {', '.join(missing)} "
-                        "(apt-get install containernetworking-plugins)")
-    for tool, package in (("iptables", "iptables"), ("ip", "iproute2")):
-        if shutil.which(tool) is None:
-            problems.append(f"`{tool}` is missing (apt-get install {package})")
-    return problems
-
-
 class NomadRuntime(Runtime):
     name = "nomad"
 
@@ -138,10 +112,9 @@ class NomadRuntime(Runtime):
             raise EnvironmentProblem(f"the nomad runtime runs the services with {', '.join(DRIVERS)}, not {driver}")
         self.driver = driver
         self.images: dict[str, str] = {}
-        self.agent_hcl = nomad_dir() / "conf" / "agent.hcl"
-        self.bridge = bridge.read_spec(self.agent_hcl)
-        self.data_dir = self.run.path / "nomad"
-        self.state_dir = nomad_state_dir(self.run.path)
+        self.agent = NomadAgent(self.run, driver)
+        self.bridge = self.agent.bridge
+        self.state_dir = self.agent.state_dir
 
     # -- preconditions --------------------------------------------------------------------
     def check_prerequisites(self) -> None:
@@ -180,97 +153,14 @@ class NomadRuntime(Runtime):
             from loadgen.mesh.images import build_all
 
             self.images = {b.name: b.tag for b in build_all(say)}  # instant when nothing changed
-        with self._ensure_agent(state, consul, grpc, consul_bin, say) as nomad:
-            self._submit_jobs(stage, state, nomad, say)
-            self._wait_allocations(stage, state, nomad, consul, say)
-
-    @contextlib.contextmanager
-    def _ensure_agent(self, state: MeshState, consul: ConsulClient, grpc: str, consul_bin: Path, say: Progress
-                      ) -> Any:
-        client = NomadClient(DEFAULT_NOMAD)
-        try:
-            rec = state.processes.get("nomad")
-            if rec and procs.alive(rec) and client.reachable():
-                say(f"reusing the Nomad agent (pid {rec.pid})")
-            else:
-                if client.reachable():
-                    raise EnvironmentProblem(f"a Nomad agent that loadgen did not start answers at {client.address}; "
-                                             "stop it first (the nomad runtime runs its own, bound to 127.0.0.1)")
-                self._start_agent(state, consul, grpc, consul_bin, client, say)
-            yield client
-        finally:
-            client.close()
-
-    def _start_agent(self, state: MeshState, consul: ConsulClient, grpc: str, consul_bin: Path,
-                     client: NomadClient, say: Progress) -> None:
-        # A fresh data dir: an old one would bring back jobs and allocations of a lost run.
-        self._reap_orphans(say)
-        lost = self._known_allocs()
-        bridge.remove_leftover_rules(self.bridge, lost)
-        bridge.remove_namespaces(lost)
-        self._clean_data_dir()
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        # Nomad runs `consul connect envoy -bootstrap` itself, so consul must be on its PATH.
-        bin_dir = self.data_dir / "bin"
-        bin_dir.mkdir(parents=True, exist_ok=True)
-        (bin_dir / "consul").symlink_to(Path(str(consul_bin)).resolve())
-        local = self.data_dir / "local.json"
-        config: dict[str, Any] = {"data_dir": str(self.state_dir)}
-        extra: list[str] = []
-        if state.secure:
-            # HTTPS and gRPC TLS with the mesh's CA and a Consul token of Nomad's own, in a 0600
-            # file of secure/ (never in local.json, which is not private). Nomad's ACLs stay off.
-            files = SecureFiles(self.run.path)
-            issue_nomad_token(files, consul)
-            extra = ["-config", str(write_nomad_config(files, grpc))]
-            say(f"Nomad talks to Consul over TLS with a token of its own ({files.nomad_config}); "
-                "Nomad's own ACLs are off")
-        else:
-            config["consul"] = {"address": consul.address.split("://", 1)[-1], "grpc_address": grpc}
+        plugin = None
         if self.driver == "docker":
             # The infra container holding each allocation's namespace is our own pause image (no
             # registry to pull one from), and Nomad must not garbage-collect the local images.
-            config["plugin"] = {"docker": {"config": {"infra_image": self.images["pause"], "gc": {"image": False}}}}
-        local.write_text(json.dumps(config))
-        argv = [str(toolchain.require("nomad")), "agent", "-config", str(self.agent_hcl), "-config", str(local), *extra]
-        say("starting the Nomad agent (server + client)")
-        with signals_held():  # started and recorded, or neither: `down` must know what to stop
-            rec = procs.spawn("nomad", argv, self.run.log("nomad"),
-                              {"PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}, cwd=self.data_dir,
-                              port=NOMAD_PORTS[0])
-            state.processes["nomad"] = rec
-            self.run.save(state)
-        deadline = time.monotonic() + 60
-        problem = "no answer"
-        while time.monotonic() < deadline:
-            if not procs.alive(rec):
-                raise UnreachableError("the Nomad agent exited during start-up", procs.tail(rec.log))
-            with contextlib.suppress(LoadgenError):
-                problem = self._node_problem(client)
-                if problem is None:
-                    say(f"Nomad agent up (pid {rec.pid}); its client is ready with {self.driver} and bridge networking")
-                    return
-            time.sleep(0.3)
-        raise UnreachableError(f"the Nomad agent is not ready after 60s: {problem}", procs.tail(rec.log))
-
-    def _node_problem(self, client: NomadClient) -> str | None:
-        """Why the agent's client node cannot run the jobs yet (None when it can)."""
-        if not client.leader():
-            return "no leader elected"
-        nodes = client.nodes()
-        if not nodes:
-            return "its client has not registered"
-        node = client.node(nodes[0]["ID"]) or {}
-        if node.get("Status") != "ready":
-            return f"its client node is {node.get('Status')}"
-        driver = (node.get("Drivers") or {}).get(self.driver) or {}
-        if not driver.get("Healthy"):
-            return f"the {self.driver} driver is not healthy ({driver.get('HealthDescription') or 'not detected'})"
-        if not any(n.get("Mode") == "bridge" for n in (node.get("NodeResources") or {}).get("Networks") or []):
-            return "bridge networking is not available (bridge kernel module?)"
-        if "mesh" not in (node.get("HostNetworks") or {}):
-            return f"host network 'mesh' (bridge {self.bridge.name}) was not fingerprinted"
-        return None
+            plugin = {"docker": {"config": {"infra_image": self.images["pause"], "gc": {"image": False}}}}
+        with self.agent.ensure(state, consul, grpc, consul_bin, say, plugin) as nomad:
+            self._submit_jobs(stage, state, nomad, say)
+            self._wait_allocations(stage, state, nomad, consul, say)
 
     def _submit_jobs(self, stage: Stage, state: MeshState, nomad: NomadClient, say: Progress) -> None:
         common = {"python": sys.executable, "project": str(project_root()),
@@ -351,7 +241,7 @@ class NomadRuntime(Runtime):
         """The agents loadgen runs (Consul, Nomad), then each instance's app and sidecar task."""
         recorded = recorded_components(state, checks, consul_reachable)
         stage = self.book.stages.get(state.stage) if state.stage else None
-        with NomadClient(DEFAULT_NOMAD, timeout=3.0) as nomad:
+        with agent_client(timeout=3.0) as nomad:
             nomad_up = nomad.reachable()
             components = [
                 c if c.name != "nomad" else ComponentStatus(
@@ -391,7 +281,7 @@ class NomadRuntime(Runtime):
         warnings: list[str] = []
         if record.jobs:
             nomad_rec = state.processes.get("nomad")
-            with NomadClient(DEFAULT_NOMAD, timeout=5.0) as nomad:
+            with agent_client(timeout=5.0) as nomad:
                 if nomad_rec and procs.alive(nomad_rec) and nomad.reachable():
                     self._stop_jobs(record.jobs, nomad, say, warnings)
                 else:
@@ -409,15 +299,15 @@ class NomadRuntime(Runtime):
             stop_recorded(self.run, state, say)
             forget_secure(self.run.path, say)
         # Whatever an unclean stop or a lost run left, recorded or not.
-        self._reap_orphans(say)
-        known = self._known_allocs()
+        self.agent.reap_orphans(say)
+        known = self.agent.known_allocs()
         if driver == "docker":
             self._remove_containers(known, say)
         removed = bridge.remove_leftover_rules(self.bridge, known)
         netns = bridge.remove_namespaces(known)
         if netns:
             say(f"removed {netns} network namespace(s) left from allocations")
-        self._clean_data_dir()
+        self.agent.clean_data_dir()
         if removed:
             say(f"removed {removed} iptables rule(s)/chain(s) left from allocations")
         if created_bridge:
@@ -475,20 +365,6 @@ class NomadRuntime(Runtime):
         say(f"deleted {len(left)} service-identity token(s) Nomad had not revoked" if left
             else "Nomad revoked the service-identity tokens it derived for the sidecars")
 
-    def _reap_orphans(self, say: Progress) -> None:
-        """Tasks outlive a Nomad agent that died; stop any still running from our data dir."""
-        root = str(self.state_dir) + "/"
-        for p in psutil.process_iter(["pid", "name", "cwd", "cmdline"]):
-            with contextlib.suppress(psutil.Error):
-                # Tasks run in their task directory; Nomad's executors and loggers name it in
-                # their arguments. Anything else (a user's `tail -f` on a log) is left alone.
-                in_task_dir = (p.info["cwd"] or "").startswith(root)
-                helper = (p.info["name"] or "").startswith(("nomad", "envoy", "python")) and any(
-                    root in a for a in p.info["cmdline"] or [])
-                if in_task_dir or helper:
-                    p.kill()
-                    say(f"stopped leftover task process {p.info['pid']} ({p.info['name']})")
-
     def _remove_containers(self, alloc_ids: list[str], say: Progress) -> None:
         """Containers (tasks and pause) of our allocations that an unclean stop left."""
         from loadgen.mesh.images import docker_client
@@ -499,31 +375,6 @@ class NomadRuntime(Runtime):
                 if box.labels.get("com.hashicorp.nomad.alloc_id") in alloc_ids:
                     box.remove(force=True)
                     say(f"removed leftover container {box.name}")
-
-    def _known_allocs(self) -> list[str]:
-        """Every allocation our agent ran (its data dir keeps a directory per allocation)."""
-        alloc_dir = self.state_dir / "alloc"
-        return [p.name for p in alloc_dir.iterdir()] if alloc_dir.is_dir() else []
-
-    def _clean_data_dir(self) -> None:
-        for path in (self.state_dir, self.data_dir):
-            if not path.exists():
-                continue
-            # Nomad mounts each task's secrets dir (tmpfs); unmount what an unclean stop left.
-            with open("/proc/mounts") as fh:
-                mounts = [line.split()[1] for line in fh if line.split()[1].startswith(str(path) + "/")]
-            for mount in sorted(mounts, key=len, reverse=True):
-                subprocess.run(["umount", "-l", mount], capture_output=True)
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def nomad_state_dir(run_path: Path) -> Path:
-    """Nomad's data_dir for a run directory: short, because each allocation gets unix sockets
-    (alloc/tmp/consul_grpc.sock) and Linux limits their paths to 107 bytes -- a run directory
-    under a long home or pytest's tmp would not fit."""
-    digest = hashlib.sha256(str(run_path.resolve()).encode()).hexdigest()[:10]
-    return NOMAD_STATE_ROOT / digest
-
 
 def _check_statuses(checks: dict[str, dict[str, Any]], alloc_id: str, sidecar: bool) -> list[str]:
     """Consul check statuses of an allocation's services: its sidecar's, or its app's."""
