@@ -50,7 +50,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "toolchain": ("loadgen.commands.mesh", "toolchain_group", "Build and cache the pinned Consul and Nomad binaries."),
     "up": ("loadgen.commands.mesh", "up",
            "Bring the local mesh to STAGE (starting or reusing what runs) and wait until it is live."),
+    "worker": ("loadgen.commands.worker", "worker",
+               "Run one share of a coordinator's schedule and report it back."),
 }
+HIDDEN = {"worker"}  # started by `run|canary --nomad-workers`, not by people: not in --help
 
 
 def _err(*objects: Any, **options: Any) -> None:
@@ -95,7 +98,7 @@ class LoadgenGroup(click.Group):
         rows = []
         for name in names:
             loaded = self.commands.get(name)
-            if loaded is not None and loaded.hidden:
+            if name in HIDDEN or (loaded is not None and loaded.hidden):
                 continue
             # A command not loaded shortens its listed help as click would: by a stand-in.
             shown = loaded or click.Command(name, help=COMMANDS[name][2])
