@@ -109,8 +109,11 @@ async def _hello(http: httpx.AsyncClient, index: int, of: int, lease: _Lease,
         if resp is not None and resp.status_code in (400, 401):
             stop["why"] = "refused"  # a wrong token or index: retrying cannot help
             return None
+        body = None
         if resp is not None and resp.status_code == 200:
-            body = resp.json()
+            with contextlib.suppress(ValueError):
+                body = resp.json()
+        if body is not None:
             lease.renew(body.get("lease_s"))
             if body.get("stop"):
                 stop["why"] = "stop"
@@ -179,7 +182,10 @@ async def _run(http: httpx.AsyncClient, hello: dict[str, Any], index: int, of: i
                 stop["why"] = "refused"
                 pending.clear()
                 return
-            body = resp.json()
+            try:
+                body = resp.json()
+            except ValueError:  # not the coordinator's answer (a proxy's error page): try again later
+                break
             if body.get("stop"):
                 stop["why"] = stop["why"] or "stop"
             if resp.status_code == 409:  # the coordinator gave up on this worker (lost): nothing more to say
@@ -209,6 +215,7 @@ async def _run(http: httpx.AsyncClient, hello: dict[str, Any], index: int, of: i
     if should_stop():
         outcome.reason = stop["why"] or "stop"
         return outcome
+    lease.renew()  # the wait for the start was agreed with a coordinator alive then: the lease runs from here
     started_late.append(time.time() + offset - float(hello["start_at"]))
     ticker = asyncio.create_task(reporter())
     try:

@@ -1,0 +1,205 @@
+"""Distributed runs without Nomad: a real coordinator on a loopback port 0, real `loadgen worker`
+processes (or fake workers posting real HTTP), a stand-in target answering X-App-Id 1 or 2."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from loadgen.distributed.coordinator import Coordinator
+from loadgen.distributed.drive import coordinate
+from loadgen.distributed.launchers import LocalLauncher
+from loadgen.distributed.protocol import REPORT_PATH, TOKEN_HEADER, clock_offset, plan_from_json, plan_to_json
+from loadgen.load.engine import LoadPlan
+from loadgen.load.prefix_buckets import PrefixBuckets
+from loadgen.load.sample import Sample
+from loadgen.load.tally import Tally
+from tests.unit.standin_target import standin_target
+
+PLAN = LoadPlan(url="http://127.0.0.1:9/hello_a", rate=100, max_time=2, timeout=1)
+
+
+def _split_85_15(seed: int):
+    rng = random.Random(seed)
+    return lambda _n: (200, "1" if rng.random() < 0.85 else "2")
+
+
+@pytest.fixture
+def coordinator():
+    coord = Coordinator(PLAN, 2, latencies=True)
+    coord.start()
+    yield coord
+    coord.close()
+
+
+def _post(coord: Coordinator, body: dict, token: str | None = None) -> httpx.Response:
+    return httpx.post(coord.url + REPORT_PATH, json=body, headers={TOKEN_HEADER: token or coord.token}, timeout=5)
+
+
+def _fake_worker_reports(k: int, n: int, samples: list[Sample]) -> tuple[Tally, list[dict]]:
+    """What worker k sends for its share of ``samples`` (one report per 0.5 s of send time)."""
+    tally, prefix, reports = Tally(), PrefixBuckets(latencies=True), []
+    mine = samples[k::n]
+    for i, s in enumerate(mine):
+        tally.add(s)
+        prefix.add(s.t, s)
+        if i % 50 == 49:
+            prefix.advance(s.t)
+            reports.append({"index": k, "of": n, "seq": len(reports) + 1, "prefix": prefix.report()})
+    prefix.advance(1e9)
+    reports.append({"index": k, "of": n, "seq": len(reports) + 1, "prefix": prefix.report(), "tally": tally.encode(),
+                    "final": True, "progress": {"sent": tally.sent, "errors": tally.error_count,
+                                                "app_ids": dict(tally.app_ids)}})
+    return tally, reports
+
+
+def _samples(count: int, seed: int) -> list[Sample]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        if rng.random() < 0.02:
+            out.append(Sample(t=i / 100, status=503, app_id=None, latency_ms=rng.uniform(1, 50), error="http_503"))
+        else:
+            app = "1" if rng.random() < 0.85 else "2"
+            out.append(Sample(t=i / 100, status=200, app_id=app, latency_ms=rng.lognormvariate(1.5, 0.8),
+                              error=None))
+    return out
+
+
+def test_merged_histograms_equal_the_histogram_of_the_union(coordinator):
+    samples = _samples(3000, seed=7)
+    union = Tally()
+    for s in samples:
+        union.add(s)
+    tallies = []
+    for k in range(2):
+        tally, reports = _fake_worker_reports(k, 2, samples)
+        tallies.append(tally)
+        for r in reports:
+            assert _post(coordinator, r).json()["accepted"] is True
+    merged = coordinator.merged_tally()
+    assert merged.app_ids == tallies[0].app_ids + tallies[1].app_ids == union.app_ids
+    assert merged.errors == union.errors
+    # The exact-merge claim: every percentile of the merge is the union's, not an approximation.
+    assert merged.book.summary() == union.book.summary()
+    assert merged.latency_summary()["count"] == union.latency_summary()["count"] > 0
+    counts, _ = coordinator.judged(final=True)
+    assert counts.app_ids == union.app_ids and counts.errors == sum(union.errors.values())
+    # Per-APP_ID latency bins of the buckets add up to every answer of that APP_ID.
+    assert {a: sum(b.values()) for a, b in counts.latency.items()} == dict(union.app_ids)
+
+
+def test_a_report_sent_twice_is_merged_once_and_a_gap_is_refused(coordinator):
+    _, reports = _fake_worker_reports(0, 2, _samples(400, seed=3))
+    first = _post(coordinator, reports[0]).json()
+    assert first["accepted"] is True and first["seq"] == 1
+    counts_once, _ = coordinator.judged(final=True)
+    again = _post(coordinator, reports[0]).json()  # the retry after a lost reply
+    assert again["accepted"] is False and again["duplicate"] is True
+    counts_after, _ = coordinator.judged(final=True)
+    assert counts_after.app_ids == counts_once.app_ids and coordinator.workers[0].duplicates == 1
+    skipped = _post(coordinator, reports[2])  # report 2 never arrived: 3 cannot be merged before it
+    assert skipped.status_code == 409 and skipped.json()["seq"] == 1
+    assert _post(coordinator, reports[1]).json()["accepted"] is True
+
+
+def test_wrong_token_and_bad_index_are_refused(coordinator):
+    body = {"index": 0, "of": 2, "seq": 1, "prefix": {"complete_below": 0, "buckets": {}}}
+    assert _post(coordinator, body, token="x" * 43).status_code == 401
+    assert httpx.post(coordinator.url + REPORT_PATH, json=body, timeout=5).status_code == 401  # no header
+    assert _post(coordinator, {**body, "index": 5}).status_code == 400
+    assert _post(coordinator, {**body, "of": 3}).status_code == 400
+    assert coordinator.workers[0].seq == 0 and coordinator.rejected == 4
+
+
+def test_a_lagging_worker_holds_the_judged_prefix_back_until_it_is_lost(coordinator):
+    samples = _samples(1000, seed=5)
+    _, reports0 = _fake_worker_reports(0, 2, samples)
+    _, reports1 = _fake_worker_reports(1, 2, samples)
+    for r in reports0[:-1]:
+        _post(coordinator, r)
+    _post(coordinator, reports1[0])
+    counts, below = coordinator.judged()
+    behind = reports1[0]["prefix"]["complete_below"] * 0.25
+    assert below == behind and sum(counts.app_ids.values()) + counts.errors < 500
+    coordinator.mark_lost(1, "test")
+    counts, below = coordinator.judged()
+    assert below == reports0[-2]["prefix"]["complete_below"] * 0.25 > behind
+
+
+def test_plan_travels_to_each_worker_with_its_shard():
+    plan = LoadPlan(url="https://x/hello_a", rate=250, max_time=12, timeout=2, headers={"x-a": "1"},
+                    method="POST", body=b"\x00{}", concurrency=None)
+    back = plan_from_json(plan_to_json(plan), (1, 3), 123.0)
+    assert (back.url, back.rate, back.max_time, back.headers, back.method, back.body) == \
+        (plan.url, 250, 12, {"x-a": "1"}, "POST", b"\x00{}")
+    assert back.shard == (1, 3) and back.start_at == 123.0
+    closed = plan_from_json(plan_to_json(LoadPlan(url="http://x/", concurrency=10)), (0, 3), 0.0)
+    assert closed.concurrency == 4  # 10 connections over 3 workers: 4, 3, 3
+    offset, rtt = clock_offset(10.0, 15.5, 11.0)
+    assert offset == 5.0 and rtt == 1.0
+
+
+def test_three_worker_processes_merge_exactly(tmp_path: Path):
+    with standin_target(_split_85_15(seed=11)) as url:
+        plan = LoadPlan(url=url, rate=600, max_time=1, timeout=2)
+        run = coordinate(plan, 3, LocalLauncher(tmp_path), latencies=True, start_lead_s=0.3)
+    coord = run.coordinator
+    assert run.lost == {} and run.warnings == []
+    workers = coord.snapshot()
+    assert all(w["final"] for w in workers)
+    per_worker = coord.per_worker_stats()
+    # Interleaved shares of one schedule: 600 requests in 1 s, 200 each (k, k+3, k+6, ...).
+    assert [per_worker[k].sent for k in range(3)] == [200, 200, 200]
+    tally = coord.merged_tally()
+    assert tally.sent == 600 == sum(w["sent"] for w in workers)
+    assert sum(tally.app_ids.values()) == sum(sum(w["app_ids"].values()) for w in workers)
+    counts, _ = coord.judged(final=True)
+    assert counts.app_ids == tally.app_ids
+    assert set(tally.app_ids) == {"1", "2"}
+    assert coord.max_skew_ms() is not None and coord.start_spread_ms() is not None
+
+
+def test_a_worker_killed_mid_run_is_lost_and_what_it_reported_stays(tmp_path: Path):
+    launcher = LocalLauncher(tmp_path)
+    killed: list[int] = []
+
+    def kill_once_started(coord: Coordinator) -> bool:
+        if not killed and coord.workers[1].seq >= 2:  # it has reported some of its share
+            launcher.kill(1)
+            killed.append(coord.workers[1].sent)
+        return False
+
+    with standin_target(_split_85_15(seed=12)) as url:
+        plan = LoadPlan(url=url, rate=200, max_time=2, timeout=1)
+        run = coordinate(plan, 2, launcher, on_tick=kill_once_started, start_lead_s=0.3)
+    assert killed and 1 in run.lost and "exited" in run.lost[1]
+    coord = run.coordinator
+    assert coord.workers[0].final and not coord.workers[1].final
+    counts, _ = coord.judged(final=True)
+    # Worker 1's buckets reported before it died are kept (each once), the survivor's in full.
+    assert sum(counts.app_ids.values()) + counts.errors >= coord.per_worker_stats()[0].sent
+
+
+def test_a_worker_stops_by_itself_when_the_coordinator_is_gone(tmp_path: Path):
+    coord = Coordinator(LoadPlan(url="http://127.0.0.1:9/hello_a", rate=50, max_time=60, timeout=1), 1, lease_s=2.0)
+    coord.start()
+    launcher = LocalLauncher(tmp_path)
+    try:
+        with standin_target(_split_85_15(seed=13)) as url:
+            coord.plan = LoadPlan(url=url, rate=50, max_time=60, timeout=1)
+            launcher.launch(coord.url, coord.token, 1, lease_s=2.0)
+            deadline = time.monotonic() + 30
+            while coord.workers[0].seq < 1 and time.monotonic() < deadline:  # it runs and reports
+                time.sleep(0.05)
+            assert coord.workers[0].seq >= 1
+            coord.close()  # the coordinator is killed: no reply ever comes again
+            launcher.procs[0].wait(timeout=30)  # a bound for a hung test, not a timing claim
+    finally:
+        launcher.stop()
+    log = (tmp_path / "worker0.log").read_text()
+    assert "worker 0/1: lease" in log, log
