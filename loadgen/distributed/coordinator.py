@@ -24,6 +24,7 @@ import asyncio
 import secrets
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,15 @@ class WorkerState:
     final: bool = False
     lost: str | None = None  # why the coordinator stopped waiting for it
     duplicates: int = 0  # reports received again and not merged
+    buckets: dict[int, Counter[str]] = field(default_factory=dict)  # its own answers per APP_ID and bucket
+
+    def answers_from(self, bucket: int) -> dict[str, int]:
+        """Its answers per APP_ID in the buckets from ``bucket`` on (what of it was judged)."""
+        total: Counter[str] = Counter()
+        for b, counts in self.buckets.items():
+            if b >= bucket:
+                total.update(counts)
+        return dict(total)
 
     def to_json(self) -> dict[str, Any]:
         return {"index": self.index, "seq": self.seq, "sent": self.sent, "errors": self.errors,
@@ -204,6 +214,9 @@ class Coordinator:
         """One accepted report (under the lock)."""
         if body.get("prefix") is not None:
             self.prefix.merge(f"w{worker.index}", body["prefix"])
+            for key, data in body["prefix"].get("buckets", {}).items():
+                worker.buckets.setdefault(int(key), Counter()).update(
+                    {str(a): int(n) for a, n in data.get("app_ids", {}).items()})
         if body.get("tally") is not None:
             worker.tally = body["tally"]
         progress = body.get("progress") or {}
@@ -247,21 +260,31 @@ class Coordinator:
             return [k for k, w in self.workers.items() if not w.final and w.lost is None
                     and w.last_heard is not None and now - w.last_heard > self.lease_s]
 
-    def judged(self, final: bool = False) -> tuple[BucketCounts, float | None]:
+    def judged(self, final: bool = False, from_bucket: int | None = None) -> tuple[BucketCounts, float | None]:
         """The merged send-ordered counts every worker still running has completed (every reported
-        bucket on the final look), and the send time (seconds into the run) they are complete to."""
+        bucket on the final look, or once none is running), from ``from_bucket`` on (the warm-up's
+        buckets are not judged), and the send time (seconds into the run) they are complete to."""
         with self.lock:
             live = [f"w{k}" for k, w in self.workers.items() if w.lost is None and not w.final]
-            if final or not live:
-                counts, _ = self.prefix.judged(final=True)
-                return counts, None
-            below = self.prefix.complete_below(live) if all(s in self.prefix.sources for s in live) else None
+            below: int | None = None
+            if not final and live:
+                if not all(s in self.prefix.sources for s in live):
+                    return BucketCounts(), None  # a worker has not reported yet: nothing is complete
+                below = self.prefix.complete_below(live)
             total = BucketCounts()
-            if below is not None:
-                for b, c in self.prefix.buckets.items():
-                    if b < below:
-                        total.add(c)
+            for b, c in self.prefix.buckets.items():
+                if (from_bucket is None or b >= from_bucket) and (below is None or b < below):
+                    total.add(c)
             return total, None if below is None else below * BUCKET_S
+
+    def counts_below(self, bucket: int) -> BucketCounts:
+        """The merged counts of the buckets below ``bucket`` (the warm-up's)."""
+        with self.lock:
+            total = BucketCounts()
+            for b, c in self.prefix.buckets.items():
+                if b < bucket:
+                    total.add(c)
+            return total
 
     def progress(self) -> tuple[int, int, dict[str, int]]:
         """(sent, errors, answers per APP_ID) of the workers' latest reports (display only)."""

@@ -203,3 +203,28 @@ def test_a_worker_stops_by_itself_when_the_coordinator_is_gone(tmp_path: Path):
         launcher.stop()
     log = (tmp_path / "worker0.log").read_text()
     assert "worker 0/1: lease" in log, log
+
+
+def test_canary_judges_the_merged_send_ordered_stream_of_three_workers(tmp_path: Path):
+    from loadgen.canary.options import CanaryOptions
+    from loadgen.distributed.canary_run import run_distributed_canary
+    from loadgen.stats import JudgeConfig, Tolerance
+
+    options = CanaryOptions(expect="85/15", mapping="1=v1,2=v2", rate=900, max_time=30, timeout=2, warmup=0.25,
+                            config=JudgeConfig(tolerance=Tolerance.parse("5")))
+    with standin_target(_split_85_15(seed=21)) as url:
+        result = run_distributed_canary(options, url, None, lambda _m: None, LocalLauncher(tmp_path), 3,
+                                        start_lead_s=0.3)
+    doc = result.to_json()
+    assert doc["workers"] == result.workers  # in --json too
+    assert result.verdict.state.value == "PASS", result.verdict.reason
+    assert result.stopped_by == "verdict"
+    workers = result.workers
+    assert workers is not None and sorted(workers) == ["0", "1", "2"]
+    # Every judged answer came from one worker's share, counted once: the workers' judged counts add up to n.
+    judged = sum(sum(w["judged_app_ids"].values()) for w in workers.values())
+    assert judged == result.verdict.n
+    # Every answer (the warm-up's too) is in the result's counts once.
+    assert sum(result.app_id_counts.values()) == sum(sum(w["app_ids"].values()) for w in workers.values())
+    assert result.warmup is not None and result.warmup["requests"] > 0
+    assert all(w["final"] and w["sent"] > 0 for w in workers.values())
