@@ -23,7 +23,7 @@ from loadgen.load.engine import LoadPlan, RunStats, run_blocking, run_load
 from loadgen.load.health import GeneratorHealth, WorkerLoad
 from loadgen.load.sample import SampleWriter
 from loadgen.load.tally import Tally
-from loadgen.load.workers import WorkerProgress, recording_sink, run_workers
+from loadgen.load.workers import MergedRun, WorkerProgress, recording_sink, run_workers
 from loadgen.report.run_files import build_summary, write_stage_files
 from loadgen.report.summary import StageInfo, StageSummary
 
@@ -60,12 +60,13 @@ class StageResult:
 def load_stage(
     stage: str, plan: LoadPlan, runtime: str | None, out_dir: Path | None,
     on_progress: Callable[[LoadProgress], None] | None = None, record: Path | None = None, plots: bool = True,
-    workers: int = 1,
+    workers: int = 1, remote: Callable[..., MergedRun] | None = None,
 ) -> StageResult:
     """Send ``plan``'s load (from ``workers`` processes), summarize it and write the stage's
-    files into ``out_dir`` (none when it is None). ``runtime`` names where the target runs."""
-    if workers > 1:
-        return _load_stage_workers(stage, plan, runtime, out_dir, on_progress, record, plots, workers)
+    files into ``out_dir`` (none when it is None). ``runtime`` names where the target runs.
+    ``remote``: run the workers elsewhere instead (``--nomad-workers``: distributed.stage_run)."""
+    if workers > 1 or remote is not None:
+        return _load_stage_workers(stage, plan, runtime, out_dir, on_progress, record, plots, workers, remote)
     tally = Tally()
     writer = SampleWriter(record) if record else None
     stopped: list[int] = []  # the signal that asked to stop, once one has
@@ -126,7 +127,7 @@ def _finish(stage: str, plan: LoadPlan, runtime: str | None, recording_failed: l
 
 def _load_stage_workers(stage: str, plan: LoadPlan, runtime: str | None, out_dir: Path | None,
                         on_progress: Callable[[LoadProgress], None] | None, record: Path | None, plots: bool,
-                        workers: int) -> StageResult:
+                        workers: int, remote: Callable[..., MergedRun] | None = None) -> StageResult:
     stopped: list[int] = []
 
     started, started_at = time.monotonic(), datetime.now(UTC).isoformat(timespec="seconds")
@@ -139,7 +140,10 @@ def _load_stage_workers(stage: str, plan: LoadPlan, runtime: str | None, out_dir
     # The parent only notes the signal; run_workers tells the workers, collects their reports
     # and reaps them (also when a second signal raises out of it).
     with interrupts.flag_on_signals(stopped.append):
-        merged = run_workers(plan, workers, progress, record, lambda: bool(stopped))
+        if remote is not None:
+            merged = remote(plan, progress, lambda: bool(stopped))
+        else:
+            merged = run_workers(plan, workers, progress, record, lambda: bool(stopped))
     health = replace(merged.stats.generator_health(plan.closed_loop), workers=workers, per_worker=[
         WorkerLoad(w.sent, w.late, w.dropped, w.cpu_share, w.elapsed) for w in merged.per_worker])
     if merged.missing:

@@ -33,7 +33,14 @@ from loadgen.canary.live import judged_prefix_line
 from loadgen.canary.options import judged_by_time
 from loadgen.canary.unstarted import unstarted_result
 from loadgen.canary.worse import latency_plan_for, latency_plan_line
-from loadgen.commands.options import Duration, Rate, comparison_options, parse_headers, runtime_option
+from loadgen.commands.options import (
+    Duration,
+    Rate,
+    comparison_options,
+    nomad_workers_option,
+    parse_headers,
+    runtime_option,
+)
 from loadgen.commands.request_options import build_request_options, request_options
 from loadgen.errors import ExitCode, LoadgenError, UsageError
 from loadgen.load.schedule import MAX_RATE
@@ -192,6 +199,7 @@ class PlanningHelp(click.Command):
 @click.option("--plan", "plan_only", is_flag=True,
               help="Only print how many requests a verdict needs, then exit (not with --replay).")
 @runtime_option
+@nomad_workers_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 def canary(expect: str, target: str | None, consul_addr: str | None, mapping: str | None, upstream: str | None,
            upstream_path: str | None, envoy_admin: str | None, subset_from: str, stage_name: str | None,
@@ -202,7 +210,7 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
            latency_margin: str | None, error_margin: str | None, baseline: str | None, record: Path | None,
            replay_path: Path | None, json_path: Path | None, junit: Path | None, warmup: float | None,
            plan_only: bool,
-           runtime: str | None, quiet: bool) -> int:
+           runtime: str | None, nomad_workers: int | None, quiet: bool) -> int:
     """Send traffic through service-a and decide whether service-b's split matches SPLIT.
 
     Reads service-b's APP_ID from every response, maps it to a subset (v1, v2, ...)
@@ -237,6 +245,8 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
     if plan_only and replay_path is not None:
         raise UsageError("--plan plans a live run and --replay judges a recording: give one of them")
     validate(options)
+    if nomad_workers is not None and replay_path is not None:
+        raise UsageError("--nomad-workers sends the load from Nomad jobs and --replay judges a recording: give one")
     check_outputs({"--json": json_path, "--junit": junit, "--record": record}, inputs={"--replay": replay_path})
     if plan_only:
         return _print_plan(options, json_path)
@@ -253,7 +263,7 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
     progress = _Progress()
     failed: LoadgenError | None = None
     try:
-        result = _run(options, say, quiet, runtime, stage_name or "splitter", progress)
+        result = _run(options, say, quiet, runtime, stage_name or "splitter", progress, nomad_workers)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (interrupts.Terminated), outside the run's loop
         if progress.result is not None:
             _deliver(progress.result, json_path, junit, to_stdout, print_verdict=False)
@@ -309,8 +319,10 @@ class _Progress:
 
 
 def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = None,
-         stage_name: str = "splitter", progress: _Progress | None = None) -> CanaryResult:
+         stage_name: str = "splitter", progress: _Progress | None = None,
+         nomad_workers: int | None = None) -> CanaryResult:
     progress = progress or _Progress()
+    live = _remote_live(nomad_workers) if nomad_workers is not None else run_live
     # A plain status line: rich's rendering would delay requests and distort the run.
     line = StatusLine(enabled=not quiet)
 
@@ -328,7 +340,7 @@ def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = No
                       highlight=False)
         try:
             with line:
-                progress.result = run_live(options, options.target, consul, say, on_look,
+                progress.result = live(options, options.target, consul, say, on_look,
                                            envoy_admin=options.envoy_admin, on_sending=progress.started_sending,
                                            refuse_undecidable=True)
                 return progress.result
@@ -342,13 +354,28 @@ def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = No
         admin = options.envoy_admin or (f"127.0.0.1:{admin_port}" if admin_port else None)
         try:
             with line:
-                result = progress.result = run_live(
+                result = progress.result = live(
                     options, mesh_target.service_a_url, consul, say, on_look, envoy_admin=admin,
                     notes=[f"local mesh, stage {stage_name} ({time.monotonic() - started:.1f}s to ready)"],
                     on_sending=progress.started_sending, refuse_undecidable=True)
         finally:
             consul.close()
     return result
+
+
+def _remote_live(workers: int) -> Any:
+    """run_live's stand-in for --nomad-workers: the same result, the load from Nomad jobs."""
+    from loadgen.distributed.canary_run import run_distributed_canary
+    from loadgen.distributed.nomad_jobs import NomadLauncher, coordinator_bind
+
+    bind, port = coordinator_bind()
+
+    def live(options: CanaryOptions, target: str, consul: ConsulClient | None, say: Any, on_look: Any,
+             **kwargs: Any) -> CanaryResult:
+        return run_distributed_canary(options, target, consul, say, NomadLauncher(), workers, on_look=on_look,
+                                      bind=bind, port=port, **kwargs)
+
+    return live
 
 
 def _default_consul() -> ConsulClient | None:

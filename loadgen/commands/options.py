@@ -195,6 +195,17 @@ def runtime_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def nomad_workers_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--nomad-workers for `run` and `canary`: the load from N workers dispatched as Nomad jobs."""
+    return click.option(
+        "--nomad-workers", type=click.IntRange(1, 256), default=None, metavar="N",
+        help="Send the load from N workers dispatched as Nomad jobs (nomad/loadgen-worker.nomad.hcl; NOMAD_ADDR, "
+             "NOMAD_TOKEN and the TLS variables as the nomad CLI reads them), each an interleaved share of one "
+             "schedule, merged exactly. The workers report to this process at LOADGEN_COORDINATOR_BIND "
+             "(default 127.0.0.1:0: workers on this machine).",
+    )(func)
+
+
 def comparison_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--latency, --latency-margin, --error-margin, --baseline: is the canary worse than the baseline
     (canary.worse), for `canary` and each step of `shift`."""

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loadgen import interrupts
-from loadgen.commands.options import RunId, parse_headers, runtime_option
+from loadgen.commands.options import RunId, nomad_workers_option, parse_headers, runtime_option
 from loadgen.commands.request_options import RequestOptions, build_request_options, request_options
 from loadgen.errors import ExitCode, LoadgenError, UsageError
 from loadgen.load.client import Endpoint
@@ -81,12 +81,13 @@ def _live_line(p: LoadProgress) -> str:
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summaries as JSON instead of a table.")
 @runtime_option
+@nomad_workers_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str, concurrency: int | None,
         duration: str | None, max_requests: int, timeout: str, headers: tuple[str, ...], new_connections: bool,
         request_method: str | None, data: str | None, cacert: str | None, insecure: bool, subset_from: str,
         workers: int, record: Path | None, out_root: Path | None, run_id: str | None, overwrite: bool,
-        no_plots: bool, as_json: bool, runtime: str | None, quiet: bool) -> int:
+        no_plots: bool, as_json: bool, runtime: str | None, nomad_workers: int | None, quiet: bool) -> int:
     """Drive load through service-a and write latency reports per stage.
 
     Open loop by default: each request has an intended start from --rate, and latency is
@@ -117,6 +118,8 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
     if not target:
         for s in stages:
             book.get(str(s))  # unknown stage -> exit 2 before anything starts
+    if nomad_workers is not None and (workers > 1 or record):
+        raise UsageError("--nomad-workers runs the load in Nomad jobs: not with --workers or --record")
     if record and len(stages) > 1:
         raise UsageError("--record writes one stage's samples; use it with --stage")
     if target:
@@ -143,7 +146,7 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
         for s in stages:
             result = _one_stage(str(s), target, schedule, concurrency, seconds, max_requests, timeout_s, hdrs,
                                 new_connections, record, root / str(s), not no_plots, say, quiet or as_json, workers,
-                                runtime, request)
+                                runtime, request, nomad_workers)
             results.append(result)
             if result.interrupted:
                 break
@@ -212,7 +215,8 @@ def _holds_something(path: Path) -> bool:
 def _one_stage(stage: str, target: str | None, schedule: RateSchedule | None, concurrency: int | None,
                seconds: float, max_requests: int, timeout: float, headers: dict[str, str], new_connections: bool,
                record: Path | None, out_dir: Path, plots: bool, say: Any, quiet: bool, workers: int,
-               runtime: str | None = None, request: RequestOptions | None = None) -> StageResult:
+               runtime: str | None = None, request: RequestOptions | None = None,
+               nomad_workers: int | None = None) -> StageResult:
     def go(url: str, runtime_name: str) -> StageResult:
         plan = LoadPlan(url=url, schedule=schedule, max_requests=max_requests, max_time=seconds, timeout=timeout,
                         headers=headers, new_connection=new_connections, concurrency=concurrency,
@@ -222,16 +226,29 @@ def _one_stage(stage: str, target: str | None, schedule: RateSchedule | None, co
         # The run's own request (method, body, TLS): a target that answers it is one the run can load.
         check_reachable(url, headers, timeout, plan.client())
         what = f"{concurrency} connections, closed loop" if concurrency else f"rate {schedule.text if schedule else ''}"
-        say(f"stage {stage}: {what} for {seconds:g}s against {url}" + (f", {workers} workers" if workers > 1 else ""))
+        say(f"stage {stage}: {what} for {seconds:g}s against {url}" + (f", {workers} workers" if workers > 1 else "")
+            + (f", {nomad_workers} Nomad workers" if nomad_workers else ""))
         # A plain status line: rich's rendering would delay requests and distort the latency.
         with StatusLine(enabled=not quiet) as line:
             return load_stage(stage, plan, runtime_name, out_dir, lambda p: line.update(_live_line(p)), record,
-                              plots, workers)
+                              plots, nomad_workers or workers, _remote(nomad_workers, say))
 
     if target:
         return go(target, "external")
     with borrowed_stage(stage, say, runtime_for(runtime) if runtime else None) as mesh_target:
         return go(mesh_target.service_a_url, mesh_target.runtime)
+
+
+def _remote(nomad_workers: int | None, say: Any) -> Any:
+    """load_stage's ``remote`` for --nomad-workers (None: the load runs here)."""
+    if nomad_workers is None:
+        return None
+    from loadgen.distributed.nomad_jobs import NomadLauncher, coordinator_bind
+    from loadgen.distributed.stage_run import run_remote_workers
+
+    bind, port = coordinator_bind()
+    return lambda plan, progress, interrupted: run_remote_workers(plan, nomad_workers, NomadLauncher(), progress,
+                                                                  interrupted, say, bind=bind, port=port)
 
 
 def _print_table(results: list[StageResult]) -> None:

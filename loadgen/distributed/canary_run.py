@@ -49,7 +49,7 @@ def run_distributed_canary(
     options: CanaryOptions, target_url: str, consul: ConsulClient | None, say: Callable[[str], None],
     launcher: Launcher, workers: int, *, on_look: Callable[[Snapshot], None] | None = None,
     notes: list[str] | None = None, envoy_admin: str | None = None, on_sending: Callable[[], None] | None = None,
-    refuse_undecidable: bool = False, bind: str = "127.0.0.1", start_lead_s: float | None = None,
+    refuse_undecidable: bool = False, bind: str = "127.0.0.1", port: int = 0, start_lead_s: float | None = None,
 ) -> CanaryResult:
     identity = IdentityRule.parse(options.subset_from)
     if identity.kind == "envoy":
@@ -107,7 +107,7 @@ def run_distributed_canary(
         on_sending()
     kwargs = {} if start_lead_s is None else {"start_lead_s": start_lead_s}
     with flag_on_signals(lambda signum: state.__setitem__("signum", signum)):
-        run = coordinate(load, workers, launcher, latencies=check.worse is not None, bind=bind,
+        run = coordinate(load, workers, launcher, latencies=check.worse is not None, bind=bind, port=port,
                          interrupted=lambda: state["signum"] is not None, on_tick=look, say=say, **kwargs)
     coord = run.coordinator
     three.after()

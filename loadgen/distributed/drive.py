@@ -29,15 +29,16 @@ class DistributedRun:
 
 
 def coordinate(plan: LoadPlan, workers: int, launcher: Launcher, *, latencies: bool = False,
-               bind: str = "127.0.0.1", lease_s: float = DEFAULT_LEASE_S, start_timeout: float = START_TIMEOUT_S,
-               start_lead_s: float = START_LEAD_S,
+               bind: str = "127.0.0.1", port: int = 0, lease_s: float = DEFAULT_LEASE_S,
+               start_timeout: float = START_TIMEOUT_S, start_lead_s: float = START_LEAD_S,
                interrupted: Callable[[], bool] = lambda: False,
                on_tick: Callable[[Coordinator], bool] | None = None,
                say: Callable[[str], None] = lambda _m: None) -> DistributedRun:
     """Run ``plan`` on ``workers`` launched workers. ``on_tick`` is called every TICK_S once the
     run has started; True stops the workers (a verdict). Returns once every worker has reported
     its end or been given up; every worker is stopped (and its job removed) before it returns."""
-    coord = Coordinator(plan, workers, latencies=latencies, bind=bind, lease_s=lease_s, start_lead_s=start_lead_s)
+    coord = Coordinator(plan, workers, latencies=latencies, bind=bind, port=port, lease_s=lease_s,
+                        start_lead_s=start_lead_s)
     coord.start()
     run = DistributedRun(coord)
     try:

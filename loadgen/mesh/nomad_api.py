@@ -7,6 +7,7 @@ TLS are the nomad CLI's environment (:mod:`loadgen.mesh.nomad_settings`).
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -19,7 +20,7 @@ __all__ = ["DEFAULT_NOMAD", "NomadClient", "NomadSettings"]
 
 
 class NomadClient(HashiCorpApi):
-    """Synchronous Nomad HTTP API client: agent, node, jobs, allocations."""
+    """Synchronous Nomad HTTP API client: agent, node, jobs (and dispatches), allocations."""
 
     product = "Nomad"
     token_env = "NOMAD_TOKEN"  # the same variable the nomad CLI reads
@@ -72,6 +73,16 @@ class NomadClient(HashiCorpApi):
 
     def allocation(self, alloc_id: str) -> dict[str, Any] | None:
         return self._request("GET", f"/v1/allocation/{alloc_id}")
+
+    def dispatch(self, job_id: str, meta: dict[str, str], payload: bytes | None = None) -> dict[str, Any]:
+        """Dispatch a parameterized job: its DispatchedJobID and EvalID."""
+        body: dict[str, Any] = {"Meta": meta}
+        if payload is not None:
+            body["Payload"] = base64.b64encode(payload).decode("ascii")
+        return self._request("POST", f"/v1/job/{job_id}/dispatch", json=body)
+
+    def evaluation(self, eval_id: str) -> dict[str, Any] | None:
+        return self._request("GET", f"/v1/evaluation/{eval_id}")
 
     def stop(self, job_id: str, purge: bool = True) -> None:
         self._request("DELETE", f"/v1/job/{job_id}", params={"purge": "true" if purge else "false"})

@@ -228,3 +228,30 @@ def test_canary_judges_the_merged_send_ordered_stream_of_three_workers(tmp_path:
     assert sum(result.app_id_counts.values()) == sum(sum(w["app_ids"].values()) for w in workers.values())
     assert result.warmup is not None and result.warmup["requests"] > 0
     assert all(w["final"] and w["sent"] > 0 for w in workers.values())
+
+
+def test_run_stage_from_remote_workers_writes_one_summary_of_their_merged_histograms(tmp_path: Path):
+    import json
+
+    from loadgen.distributed.stage_run import run_remote_workers
+    from loadgen.stage_load import load_stage
+
+    launcher = LocalLauncher(tmp_path)
+    kept: list = []
+
+    def remote(plan, progress, interrupted):
+        merged = run_remote_workers(plan, 2, launcher, progress, interrupted)
+        kept.append(merged)
+        return merged
+
+    with standin_target(_split_85_15(seed=31)) as url:
+        plan = LoadPlan(url=url, rate=400, max_time=1, timeout=2)
+        result = load_stage("target", plan, "external", tmp_path / "out", plots=False, workers=2, remote=remote)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    merged = kept[0]
+    assert summary["requests"]["sent"] == 400 == sum(w.sent for w in merged.per_worker)
+    assert [w.sent for w in merged.per_worker] == [200, 200]
+    # The stage's histogram is the merge of the workers' (each worker's cumulative HDR tally, added).
+    assert result.tally is merged.tally and (tmp_path / "out" / "histogram.hgrm").is_file()
+    assert summary["latency_ms"]["corrected"]["count"] == 400
+    assert summary["generator"]["workers"] == 2 and merged.missing == []
