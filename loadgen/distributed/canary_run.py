@@ -160,6 +160,14 @@ def _judge(check: SplitCheck, counts: BucketCounts, below: float | None, final: 
 def _worker_notes(coord: Coordinator, lost: dict[int, str], start_wait_s: float) -> list[str]:
     notes = [f"{coord.n} remote workers: started {start_wait_s:.1f}s after launch; clock skew to the coordinator "
              f"at most {coord.max_skew_ms() or 0:.1f} ms; first sends {coord.start_spread_ms() or 0:.1f} ms apart"]
+    for w in coord.snapshot():
+        if w["ended_by"] == "signal":
+            notes.append(f"worker {w['index']} was stopped from outside (SIGINT/SIGTERM: its allocation stopped) after "
+                         f"{w['sent']:,} requests; it reported them all, and the rest is judged on the other workers' "
+                         "shares")
+        if w["replacements"]:
+            notes.append(f"worker {w['index']}: {w['replacements']} rescheduled copy(ies) were sent away (a share "
+                         "is sent by one process only)")
     for k, why in sorted(lost.items()):
         notes.append(f"worker {k} was lost mid-run ({why}): what it reported before is kept and counted once; "
                      "the rest is judged on the other workers' shares (still chosen by send time, not by answer)")

@@ -46,6 +46,7 @@ MAX_REPORT_BYTES = 64 * 1024 * 1024  # a long run's cumulative histograms, with 
 @dataclass
 class WorkerState:
     index: int
+    instance: str | None = None  # the process that took this index (a rescheduled copy is another)
     hello_at: float | None = None  # coordinator clock, the first hello
     offset_s: float | None = None  # the worker's estimate of (coordinator clock - its clock)
     rtt_s: float | None = None
@@ -59,6 +60,8 @@ class WorkerState:
     stats: dict[str, Any] | None = None  # RunStats fields, with the final report
     final: bool = False
     lost: str | None = None  # why the coordinator stopped waiting for it
+    ended_by: str | None = None  # why it stopped, from its final report (finished, stop, signal)
+    replacements: int = 0  # other processes that asked for this index (Nomad rescheduling it) and were sent away
     duplicates: int = 0  # reports received again and not merged
     buckets: dict[int, Counter[str]] = field(default_factory=dict)  # its own answers per APP_ID and bucket
 
@@ -72,7 +75,8 @@ class WorkerState:
 
     def to_json(self) -> dict[str, Any]:
         return {"index": self.index, "seq": self.seq, "sent": self.sent, "errors": self.errors,
-                "app_ids": dict(self.app_ids), "final": self.final, "lost": self.lost,
+                "app_ids": dict(self.app_ids), "final": self.final, "lost": self.lost, "ended_by": self.ended_by,
+                "replacements": self.replacements,
                 "clock_offset_ms": None if self.offset_s is None else round(self.offset_s * 1000, 3),
                 "rtt_ms": None if self.rtt_s is None else round(self.rtt_s * 1000, 3),
                 "start_error_ms": None if self.started_late_s is None else round(self.started_late_s * 1000, 3),
@@ -173,7 +177,15 @@ class Coordinator:
             return refused
         assert body is not None and worker is not None
         now = time.time()
+        instance = str(body.get("instance") or "")
         with self.lock:
+            if worker.instance is not None and instance != worker.instance:
+                # Another process for an index already taken (Nomad rescheduled a stopped allocation):
+                # its share cannot be caught up, and two senders of one share would count it twice.
+                worker.replacements += 1
+                return web.json_response({"now": time.time(), "start_at": None, "lease_s": self.lease_s,
+                                          "stop": f"worker {worker.index} already ran as another process"})
+            worker.instance = instance
             if worker.hello_at is None:
                 worker.hello_at = now
             worker.last_heard = time.monotonic()
@@ -195,6 +207,10 @@ class Coordinator:
             self.rejected += 1
             return web.json_response({"error": "bad request"}, status=400)
         with self.lock:
+            if worker.instance is not None and str(body.get("instance") or "") != worker.instance:
+                self.rejected += 1
+                return web.json_response({"error": "not this index's worker", "seq": worker.seq, "stop": "replaced"},
+                                         status=409)
             if seq <= worker.seq:  # a retry of one already merged: never counted twice
                 worker.duplicates += 1
                 worker.last_heard = time.monotonic()
@@ -230,6 +246,7 @@ class Coordinator:
         if body.get("final"):
             worker.final = True
             worker.stats = body.get("stats")
+            worker.ended_by = str(body.get("ended_by") or "finished")
 
     # -- what the CLI's thread asks ---------------------------------------------------------------
     @property

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import secrets
 import signal
 import time
 from collections import deque
@@ -85,14 +86,15 @@ async def _worker(coordinator: str, token: str, index: int, of: int, lease_s: fl
     lease = _Lease(lease_s)
     async with httpx.AsyncClient(base_url=coordinator, headers={TOKEN_HEADER: token}, timeout=POST_TIMEOUT_S,
                                  trust_env=False) as http:
-        hello = await _hello(http, index, of, lease, stop)
+        instance = secrets.token_hex(8)  # this process: a rescheduled copy of the worker is another
+        hello = await _hello(http, index, of, lease, stop, instance)
         if hello is None:
             return WorkerOutcome(stop["why"] or "stop")
-        return await _run(http, hello, index, of, lease, stop)
+        return await _run(http, hello, index, of, lease, stop, instance)
 
 
 async def _hello(http: httpx.AsyncClient, index: int, of: int, lease: _Lease,
-                 stop: dict[str, str | None]) -> dict[str, Any] | None:
+                 stop: dict[str, str | None], instance: str) -> dict[str, Any] | None:
     """The coordinator's hello reply with the start time set (None: told to stop, or the lease ran out).
     Its clock offset is the one of the fastest round trip among the hellos (NTP's choice: the
     error is at most half the round trip); once the start is known, a few more round trips refine it."""
@@ -102,7 +104,7 @@ async def _hello(http: httpx.AsyncClient, index: int, of: int, lease: _Lease,
     while stop["why"] is None:
         sent = time.time()
         try:
-            resp = await http.post(HELLO_PATH, json={"index": index, "of": of, "clock": sent})
+            resp = await http.post(HELLO_PATH, json={"index": index, "of": of, "clock": sent, "instance": instance})
         except httpx.HTTPError:
             resp = None
         received = time.time()
@@ -137,7 +139,7 @@ async def _hello(http: httpx.AsyncClient, index: int, of: int, lease: _Lease,
 
 
 async def _run(http: httpx.AsyncClient, hello: dict[str, Any], index: int, of: int, lease: _Lease,
-               stop: dict[str, str | None]) -> WorkerOutcome:
+               stop: dict[str, str | None], instance: str) -> WorkerOutcome:
     offset, rtt = float(hello["offset_s"]), float(hello["rtt_s"])
     # The common start, coordinator clock -> this machine's wall clock -> its perf_counter.
     start_perf = time.perf_counter() + (float(hello["start_at"]) - offset - time.time())
@@ -159,7 +161,8 @@ async def _run(http: httpx.AsyncClient, hello: dict[str, Any], index: int, of: i
         nonlocal seq
         seq += 1
         report: dict[str, Any] = {
-            "index": index, "of": of, "seq": seq, "clock": time.time(), "offset_s": offset, "rtt_s": rtt,
+            "index": index, "of": of, "instance": instance, "seq": seq, "clock": time.time(), "offset_s": offset,
+            "rtt_s": rtt,
             "prefix": prefix.report(), "final": final,
             "progress": {"sent": tally.sent, "errors": tally.error_count, "app_ids": dict(tally.app_ids)},
         }
@@ -169,6 +172,7 @@ async def _run(http: httpx.AsyncClient, hello: dict[str, Any], index: int, of: i
             report["tally"] = tally.encode()
         if stats is not None:
             report["stats"] = dataclasses.asdict(stats)
+            report["ended_by"] = stop["why"] or "finished"
         pending.append(report)
 
     async def flush() -> None:

@@ -255,3 +255,20 @@ def test_run_stage_from_remote_workers_writes_one_summary_of_their_merged_histog
     assert result.tally is merged.tally and (tmp_path / "out" / "histogram.hgrm").is_file()
     assert summary["latency_ms"]["corrected"]["count"] == 400
     assert summary["generator"]["workers"] == 2 and merged.missing == []
+
+
+def test_a_second_process_for_a_taken_index_is_sent_away(coordinator):
+    from loadgen.distributed.protocol import HELLO_PATH
+
+    def hello(index: int, instance: str) -> dict:
+        return httpx.post(coordinator.url + HELLO_PATH, json={"index": index, "of": 2, "instance": instance},
+                          headers={TOKEN_HEADER: coordinator.token}, timeout=5).json()
+
+    assert hello(0, "a")["stop"] is None
+    started = hello(1, "b")
+    assert started["start_at"] is not None and started["stop"] is None
+    again = hello(0, "c")  # Nomad rescheduled worker 0's stopped allocation
+    assert again["stop"] and again["start_at"] is None and coordinator.workers[0].replacements == 1
+    report = {"index": 0, "of": 2, "seq": 1, "instance": "c", "prefix": {"complete_below": 0, "buckets": {}}}
+    assert _post(coordinator, report).status_code == 409 and coordinator.workers[0].seq == 0
+    assert _post(coordinator, {**report, "instance": "a"}).json()["accepted"] is True
