@@ -85,11 +85,14 @@ class SplitCheck:
         return self.verdict
 
     def look_counts(self, t: float | None, counts: Mapping[str, int], unknown: int, errors: int,
-                    final: bool = False, worse_tally: WorseTally | None = None) -> Verdict:
+                    final: bool = False, worse_tally: WorseTally | None = None,
+                    untrusted_latency: str | None = None) -> Verdict:
         """Judge answers counted elsewhere (``--subset-from envoy``: the client sidecar's
-        per-cluster counters; Locust: the workers' merged send-ordered buckets) by the same judge
-        and rules; ``worse_tally``: the same answers' latencies and failures per subset, for the
-        comparisons with the baseline (it replaces this check's own)."""
+        per-cluster counters; Locust's or ``--nomad-workers``' merged send-ordered buckets) by the
+        same judge and rules; ``worse_tally``: the same answers' latencies and failures per subset,
+        for the comparisons with the baseline (it replaces this check's own);
+        ``untrusted_latency``: why the latencies cannot be judged (the generators fell behind)."""
+        self._untrusted_latency = untrusted_latency or self._untrusted_latency
         judge = self.judge.finish if final else self.judge.update
         split = judge(Counter(counts), unknown, errors, t)
         if self.worse is not None and worse_tally is not None:

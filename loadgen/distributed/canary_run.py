@@ -152,9 +152,8 @@ def _judge(check: SplitCheck, counts: BucketCounts, below: float | None, final: 
     subsets, unknown = check.expectation.classify(counts.app_ids)
     worse = (WorseTally.from_buckets(check.spec.names, counts, check.expectation.subset_of)
              if check.worse is not None else None)
-    if untrusted and check.worse is not None:
-        check._untrusted_latency = untrusted
-    return check.look_counts(below, subsets, unknown, counts.errors, final, worse_tally=worse)
+    return check.look_counts(below, subsets, unknown, counts.errors, final, worse_tally=worse,
+                             untrusted_latency=untrusted)
 
 
 def _worker_notes(coord: Coordinator, lost: dict[int, str], start_wait_s: float) -> list[str]:
