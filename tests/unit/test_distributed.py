@@ -254,3 +254,33 @@ def test_a_second_process_for_a_taken_index_is_sent_away(coordinator):
     report = {"index": 0, "of": 2, "seq": 1, "instance": "c", "prefix": {"complete_below": 0, "buckets": {}}}
     assert _post(coordinator, report).status_code == 409 and coordinator.workers[0].seq == 0
     assert _post(coordinator, {**report, "instance": "a"}).json()["accepted"] is True
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_nomad_workers_without_a_nomad_is_one_line_and_exit_4(tmp_path: Path):
+    from tests.unit.cli_in_process import loadgen_in_process
+
+    with standin_target(_split_85_15(seed=41)) as url:
+        proc = loadgen_in_process("canary", "--target", url, "--map", "1=v1,2=v2", "--expect", "85/15",
+                                  "--tolerance", "5", "--nomad-workers", "2", "-q", tmp_path=tmp_path,
+                                  env={"NOMAD_ADDR": f"http://127.0.0.1:{_free_port()}", "CONSUL_HTTP_ADDR": None})
+    assert proc.returncode == 4, proc.stderr
+    assert "Nomad" in proc.stderr and "unreachable" in proc.stderr.lower(), proc.stderr
+
+
+def test_nomad_workers_refuses_what_runs_in_one_process_only(tmp_path: Path):
+    from tests.unit.cli_in_process import loadgen_in_process
+
+    replay = loadgen_in_process("canary", "--replay", str(tmp_path / "x.jsonl"), "--expect", "85/15",
+                                "--nomad-workers", "2", tmp_path=tmp_path)
+    assert replay.returncode == 2 and "--replay" in replay.stderr
+    both = loadgen_in_process("run", "--target", "http://127.0.0.1:9/hello_a", "--workers", "2", "--nomad-workers",
+                              "2", tmp_path=tmp_path)
+    assert both.returncode == 2 and "--nomad-workers" in both.stderr
