@@ -36,8 +36,13 @@ def coordinator():
     coord.close()
 
 
+_HTTP: list[httpx.Client] = []  # one client for the module's posts (each new one loads the CA store: ~30 ms)
+
+
 def _post(coord: Coordinator, body: dict, token: str | None = None) -> httpx.Response:
-    return httpx.post(coord.url + REPORT_PATH, json=body, headers={TOKEN_HEADER: token or coord.token}, timeout=5)
+    if not _HTTP:
+        _HTTP.append(httpx.Client(timeout=5))
+    return _HTTP[0].post(coord.url + REPORT_PATH, json=body, headers={TOKEN_HEADER: token or coord.token})
 
 
 def _fake_worker_reports(k: int, n: int, samples: list[Sample]) -> tuple[Tally, list[dict]]:
