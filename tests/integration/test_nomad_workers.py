@@ -34,3 +34,20 @@ def test_canary_from_three_nomad_workers_passes_on_their_merged_counts(loadgen, 
     assert sum(sum(w["app_ids"].values()) for w in workers.values()) == sum(doc["app_id_counts"].values())
     with NomadClient() as nomad:  # every dispatched worker job, and the parameterized job, purged
         assert [j["ID"] for j in nomad.jobs(prefix="loadgen-worker")] == []
+
+
+def test_a_worker_nomad_cannot_place_is_a_clear_error_and_nothing_is_left(loadgen, runtime):
+    from loadgen.distributed.drive import coordinate
+    from loadgen.distributed.nomad_jobs import NomadLauncher
+    from loadgen.errors import ExitCode, LoadgenError
+    from loadgen.load.engine import LoadPlan
+    from loadgen.mesh.nomad_api import NomadClient
+
+    plan = LoadPlan(url="http://127.0.0.1:3000/hello_a", rate=100, max_time=5, timeout=2)
+    # No node has 10 TB of memory: the dispatch's evaluation says so, and the run gives up at its start bound.
+    with pytest.raises(LoadgenError) as failed:
+        coordinate(plan, 2, NomadLauncher(variables={"memory": "10000000"}), start_timeout=3)
+    assert failed.value.code == ExitCode.UNREACHABLE
+    assert "did not start within 3s" in failed.value.message and "memory" in failed.value.message, failed.value.message
+    with NomadClient() as nomad:
+        assert [j["ID"] for j in nomad.jobs(prefix="loadgen-worker")] == []
