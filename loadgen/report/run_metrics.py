@@ -16,13 +16,14 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from loadgen.load.sample import Sample
 from loadgen.load.tally import error_kind
 
-__all__ = ["DURATION_BUCKETS_S", "MAX_APP_IDS", "OTHER_APP_ID", "MetricsView", "RunMetrics"]
+__all__ = ["DURATION_BUCKETS_S", "MAX_APP_IDS", "OTHER_APP_ID", "MetricsView", "RunMetrics", "observed"]
 
 # The histogram's upper bounds in seconds: the same edges in every loadgen process, so buckets
 # from several runs or workers add up exactly (sum by (le)). From 1 ms (a loopback answer) to
@@ -51,6 +52,11 @@ class Durations:
 
     def copy(self) -> Durations:
         return Durations(list(self.buckets), self.total_s, self.count)
+
+    def merge(self, other: Durations) -> None:
+        self.buckets = [a + b for a, b in zip(self.buckets, other.buckets, strict=True)]
+        self.total_s += other.total_s
+        self.count += other.count
 
 
 @dataclass
@@ -83,6 +89,7 @@ class RunMetrics:
         self._verdict: Any | None = None
         self._comparisons: Any | None = None
         self._final = False
+        self._workers: dict[int, dict[str, Any]] = {}  # worker -> its latest encode(), `run --workers N`
 
     def observe(self, sample: Sample, subset: str | None = None) -> None:
         """One request that ended; ``subset``: what the run's APP_ID map makes of its APP_ID (None:
@@ -113,10 +120,31 @@ class RunMetrics:
 
     def read(self) -> MetricsView:
         with self._lock:
-            return MetricsView(
+            view = MetricsView(
                 command=self.command, judged=self.judged, requests=dict(self._requests), answers=dict(self._answers),
                 errors=dict(self._errors), durations={k: d.copy() for k, d in self._durations.items()},
                 verdict=self._verdict, comparisons=self._comparisons, final=self._final)
+            workers = list(self._workers.values())
+        for part in workers:  # counts and buckets add exactly: the same edges in every process
+            for mine, theirs in ((view.requests, part["requests"]), (view.answers, part["answers"]),
+                                 (view.errors, part["errors"])):
+                for key, n in theirs.items():
+                    mine[key] = mine.get(key, 0) + n
+            for key, (buckets, total_s, count) in part["durations"].items():
+                view.durations.setdefault(key, Durations()).merge(Durations(list(buckets), total_s, count))
+        return view
+
+    # -- several processes (`loadgen run --workers N`) ----------------------------------------
+    def encode(self) -> dict[str, Any]:
+        """This process's counts as plain picklable data, for :meth:`absorb` in the parent."""
+        with self._lock:
+            return {"requests": dict(self._requests), "answers": dict(self._answers), "errors": dict(self._errors),
+                    "durations": {k: (list(d.buckets), d.total_s, d.count) for k, d in self._durations.items()}}
+
+    def absorb(self, worker: int, encoded: dict[str, Any]) -> None:
+        """A worker's cumulative counts so far (its latest report replaces its earlier ones)."""
+        with self._lock:
+            self._workers[worker] = encoded
 
     def _app_id_label(self, app_id: str | None) -> str:
         if app_id is None:
@@ -127,3 +155,13 @@ class RunMetrics:
             self._app_ids.add(app_id)
             return app_id
         return OTHER_APP_ID
+
+
+def observed(sink: Callable[[Sample], None], metrics: RunMetrics) -> Callable[[Sample], None]:
+    """``sink`` that also counts each sample on the page (``loadgen run``: no APP_ID map, no subset)."""
+
+    def on_sample(sample: Sample) -> None:
+        sink(sample)
+        metrics.observe(sample)
+
+    return on_sample

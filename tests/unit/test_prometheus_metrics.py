@@ -126,7 +126,8 @@ def test_a_run_page_counts_every_request_and_its_errors(tmp_path):
     assert result.returncode == ExitCode.OK, result.stderr
     (stage,) = json.loads(result.stdout)["stages"]
     assert total(page, "loadgen_requests_total") == stage["requests"]["sent"] > 0
-    assert total(page, "loadgen_errors_total", kind="http_503") == stage["requests"]["errors"] > 0
+    assert total(page, "loadgen_errors_total") == stage["requests"]["errors"] > 0
+    assert {labels["kind"] for labels, _ in values(page, "loadgen_errors_total")} == set(stage["errors"])
     assert total(page, "loadgen_answers_total") == stage["requests"]["sent"] - stage["requests"]["errors"]
     assert {labels["subset"] for labels, _ in values(page, "loadgen_requests_total")} == {""}  # run has no map
     assert "loadgen_verdict" not in page  # nothing is judged
@@ -205,3 +206,19 @@ def test_several_runs_on_one_page_keep_their_series_apart():
     assert total(page, "loadgen_requests_total", run_id="a") == 1
     assert total(page, "loadgen_requests_total", run_id="b") == 2
     assert len(values(page, "loadgen_verdict", state="RUNNING")) == 2
+
+
+def test_worker_processes_counts_add_up_on_the_parents_page():
+    from loadgen.load.engine import LoadPlan
+    from loadgen.load.workers import run_workers
+
+    metrics = RunMetrics("run", judged=False)
+    with standin_target(lambda n: (503, None) if n % 5 == 0 else (200, "1" if n % 2 else "2")) as target:
+        plan = LoadPlan(url=target, rate=200, max_requests=40, max_time=5, timeout=2)
+        merged = run_workers(plan, 2, on_metrics=metrics.absorb)
+    view = metrics.read()
+    assert sum(view.requests.values()) == merged.tally.sent == 40
+    assert view.errors == dict(merged.tally.errors) and sum(view.errors.values()) > 0
+    assert {app_id: n for (_, app_id), n in view.answers.items()} == dict(merged.tally.app_ids)
+    assert sum(d.count for d in view.durations.values()) == 40
+    assert all(sum(d.buckets) == d.count for d in view.durations.values())
