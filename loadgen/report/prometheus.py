@@ -14,6 +14,8 @@ Names (the README's "Prometheus" part lists them with an example scrape)::
     loadgen_request_duration_seconds{subset,app_id}            histogram, fixed buckets (DURATION_BUCKETS_S)
     loadgen_verdict{state}                                     1 for the current state, 0 for the others
     loadgen_verdict_final                                      1 once the verdict is the run's final one
+    loadgen_shift_outcome{outcome}                             shift: 1 for running, shifted, failed, interrupted
+                                                               or error
     loadgen_judged_answers                                     answers the verdict judged
     loadgen_expected_share{subset}                             the expected weight, as a fraction
     loadgen_split_share{subset,bound=lower|observed|upper}     observed share and its interval
@@ -43,6 +45,8 @@ from loadgen.report.run_metrics import DURATION_BUCKETS_S, STATES, MetricsView, 
 __all__ = ["CONTENT_TYPE", "RunCollector", "metrics_registry", "render", "wsgi_app"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST  # the text format 0.0.4 that render() produces
+
+SHIFT_OUTCOMES = ("running", "shifted", "failed", "interrupted", "error")
 
 Runs = Callable[[], Iterable[tuple[Mapping[str, str], RunMetrics]]]
 
@@ -107,6 +111,8 @@ class _Families:
             "(corrected for coordinated omission), by subset and APP_ID.", labels=[*extra, "subset", "app_id"])
         self.verdict = gauge("loadgen_verdict", "1 for the verdict's current state (RUNNING until decided).", "state")
         self.final = gauge("loadgen_verdict_final", "1 once the verdict is the run's final one.")
+        self.outcome = gauge("loadgen_shift_outcome", "A shift's outcome: 1 for running (its verifications' verdicts "
+                             "above), then shifted, failed, interrupted or error.", "outcome")
         self.judged = gauge("loadgen_judged_answers", "Answers the verdict was judged on.")
         self.expected = gauge("loadgen_expected_share", "Each subset's expected share of the answers (0-1).", "subset")
         self.share = gauge("loadgen_split_share", "Each subset's observed share and the bounds of the judge's "
@@ -126,8 +132,8 @@ class _Families:
 
     def all(self) -> list[Metric]:
         families = [self.info, self.requests, self.answers, self.errors, self.durations, self.verdict, self.final,
-                self.judged, self.expected, self.share, self.band, self.latency, self.quantile, self.ratio,
-                    self.error_cmp, self.error_share]
+                    self.outcome, self.judged, self.expected, self.share, self.band, self.latency, self.quantile,
+                    self.ratio, self.error_cmp, self.error_share]
         return [f for f in families if f.samples]  # a family with nothing to show (yet) is left out
 
     def add(self, view: MetricsView, run: list[str]) -> None:
@@ -146,6 +152,9 @@ class _Families:
             self.durations.add_metric([*run, subset, app_id], buckets, d.total_s)
         if view.judged:
             self._verdict(view, run)
+        if view.outcome is not None:
+            for name in SHIFT_OUTCOMES:
+                self.outcome.add_metric([*run, name], 1 if name == view.outcome else 0)
 
     def _verdict(self, view: MetricsView, run: list[str]) -> None:
         verdict = view.verdict

@@ -72,6 +72,7 @@ class MetricsView:
     verdict: Any | None  # the latest look's stats.Verdict (None before the first look, and for `run`)
     comparisons: Any | None  # the latest look's canary.worse.WorseResult, when comparisons were asked
     final: bool  # the verdict is the run's final one
+    outcome: str | None = None  # a shift's: running, then shifted, failed, interrupted or error
 
 
 class RunMetrics:
@@ -89,6 +90,7 @@ class RunMetrics:
         self._verdict: Any | None = None
         self._comparisons: Any | None = None
         self._final = False
+        self._outcome: str | None = "running" if command == "shift" else None
         self._workers: dict[int, dict[str, Any]] = {}  # worker -> its latest encode(), `run --workers N`
 
     def observe(self, sample: Sample, subset: str | None = None) -> None:
@@ -113,17 +115,21 @@ class RunMetrics:
         with self._lock:
             self._verdict, self._comparisons, self._final = verdict, comparisons, False
 
-    def finish(self, verdict: Any, comparisons: Any | None = None) -> None:
-        """The run's final verdict: what a scrape after the run reads until the process exits."""
+    def finish(self, verdict: Any | None = None, comparisons: Any | None = None, outcome: str | None = None) -> None:
+        """The run's final verdict (None: keep the latest look's) and, for a shift, its outcome: what a
+        scrape after the run reads until the process exits."""
         with self._lock:
-            self._verdict, self._comparisons, self._final = verdict, comparisons, True
+            if verdict is not None:
+                self._verdict, self._comparisons = verdict, comparisons
+            self._final = True
+            self._outcome = outcome or self._outcome
 
     def read(self) -> MetricsView:
         with self._lock:
             view = MetricsView(
                 command=self.command, judged=self.judged, requests=dict(self._requests), answers=dict(self._answers),
                 errors=dict(self._errors), durations={k: d.copy() for k, d in self._durations.items()},
-                verdict=self._verdict, comparisons=self._comparisons, final=self._final)
+                verdict=self._verdict, comparisons=self._comparisons, final=self._final, outcome=self._outcome)
             workers = list(self._workers.values())
         for part in workers:  # counts and buckets add exactly: the same edges in every process
             for mine, theirs in ((view.requests, part["requests"]), (view.answers, part["answers"]),
