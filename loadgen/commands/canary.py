@@ -276,6 +276,8 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
             _deliver(progress.result, json_path, junit, to_stdout, print_verdict=False)
             raise
         failed, result = exc, unstarted_result(options, None, error=exc)
+    if metrics is not None:  # a run that never judged (unreachable, interrupted in its set-up) ends on the page too
+        metrics.finish(result.verdict, result.comparisons)
     delivery = _deliver(result, json_path, junit, to_stdout, print_verdict=failed is None)
     if failed is not None:
         raise failed
