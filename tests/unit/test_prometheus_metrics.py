@@ -236,3 +236,31 @@ def test_an_unreachable_target_ends_the_page_inconclusive_not_running(tmp_path):
     assert result.returncode == ExitCode.UNREACHABLE, result.stderr
     assert state(page) == "INCONCLUSIVE" and total(page, "loadgen_verdict_final") == 1
     assert "loadgen_requests" not in page  # the reachability probe's attempts are not the run's requests
+
+
+def test_comparisons_on_the_page_are_the_results(tmp_path):
+    port = free_port()
+    with standin_target(lambda n: (200, "1" if n % 20 < 17 else "2")) as target:
+        result = loadgen_in_process("canary", "--target", target, "--consul", "127.0.0.1:9", *MAP, "--expect", "85/15",
+                                    "--tolerance", "5", "--rate", "500", "--warmup", "0", "--max-requests", "1200",
+                                    "--latency", "p50", "--latency-margin", "100%", "--error-margin", "5", "-q",
+                                    "--json", str(tmp_path / "r.json"), "--metrics-listen", f"127.0.0.1:{port}",
+                                    tmp_path=tmp_path)
+    page = scrape(f"http://127.0.0.1:{port}/metrics")
+    assert result.returncode in (ExitCode.OK, ExitCode.INCONCLUSIVE), result.stderr
+    comparisons = json.loads((tmp_path / "r.json").read_text())["comparisons"]
+    (latency,) = comparisons["latency"]
+    (errors,) = comparisons["errors"]
+    assert (latency["subset"], latency["baseline"]) == ("v2", "v1")
+    on = [labels for labels, v in values(page, "loadgen_latency_comparison", subset="v2", baseline="v1",
+                                            quantile="p50") if v == 1]
+    assert [labels["state"] for labels in on] == [latency["verdict"]]
+    for subset, key in (("v2", "canary_ms"), ("v1", "baseline_ms")):
+        got = [total(page, "loadgen_latency_quantile_seconds", subset=subset, quantile="p50", bound=b) * 1000
+               for b in ("lower", "upper")]
+        assert got == pytest.approx(latency[key], abs=1e-3)
+    on = [labels["state"] for labels, v in values(page, "loadgen_error_comparison", subset="v2") if v == 1]
+    assert on == [errors["verdict"]]
+    assert total(page, "loadgen_error_share", subset="v2", bound="observed") == pytest.approx(errors["rate"], abs=1e-6)
+    assert total(page, "loadgen_error_share", subset="v1", bound="upper") == \
+        pytest.approx(errors["baseline_interval"][1], abs=1e-6)
