@@ -17,7 +17,14 @@ from loadgen.addresses import check_admin_address, check_consul_address
 from loadgen.canary.consul_view import CLIENT_SERVICE
 from loadgen.canary.progress import Snapshot
 from loadgen.canary.worse import WorseOptions
-from loadgen.commands.options import Duration, Rate, comparison_options, parse_headers, runtime_option
+from loadgen.commands.options import (
+    Duration,
+    Rate,
+    comparison_options,
+    inconclusive_exit_option,
+    parse_headers,
+    runtime_option,
+)
 from loadgen.errors import UsageError
 from loadgen.load.client import Endpoint
 from loadgen.load.schedule import MAX_RATE
@@ -95,6 +102,7 @@ STDOUT = Path("-")
               help="Write JUnit XML, one testcase per step ('-' for stdout).")
 @click.option("--html", "html_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to write the HTML report with the timeline plot.  [default: reports/<time>-shift/]")
+@inconclusive_exit_option
 @runtime_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 def shift(steps: str, subset: str | None, service: str, target: str | None, consul_addr: str | None,
@@ -102,7 +110,8 @@ def shift(steps: str, subset: str | None, service: str, target: str | None, cons
           verify_time: float, step_timeout: float, hold: float, max_p99: str | None, max_errors: str | None,
           max_p99_ratio: str | None, latency: str | None, latency_margin: str | None, error_margin: str | None,
           baseline: str | None, apply_cmd: str | None, no_rollback: bool, force: bool, json_path: Path | None,
-          junit: Path | None, html_dir: Path | None, runtime: str | None, quiet: bool) -> int:
+          junit: Path | None, html_dir: Path | None, inconclusive_exit: int | None, runtime: str | None,
+          quiet: bool) -> int:
     """Shift traffic to a subset step by step, proving each step in the data plane.
 
     Each step's weights are written to the service-splitter (a whole entry, check-and-set),
@@ -113,7 +122,8 @@ def shift(steps: str, subset: str | None, service: str, target: str | None, cons
 
     Exit codes: 0 every step passed, 1 a step failed (rolled back), 2 usage, 4 unreachable
     before anything was written, 5 another shift of the service is running, 130/143 interrupted
-    (rolled back).
+    (rolled back); --inconclusive-exit CODE: a shift stopped only because a step's split was
+    INCONCLUSIVE (gate held, rollback not failed) exits CODE instead of 1.
 
     \b
     Examples:
@@ -147,6 +157,7 @@ def shift(steps: str, subset: str | None, service: str, target: str | None, cons
         line.update(live_line(snap.verdict, snap.sent, snap.elapsed, snap.errors))
 
     report = _run(settings, target, consul_addr, envoy_admins, runtime, say, on_look, line)
+    report.inconclusive_exit = inconclusive_exit
     data = report.to_json()
     # The outcome first, then every output, each tried whatever happened to the others
     # (report/delivery.py): a full disk under --json never hides the outcome or its code.
