@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
+from dataclasses import replace
 
 import click
+from aiohttp import web
 from rich.console import Console
 
 from loadgen.addresses import check_consul_address
@@ -14,7 +17,7 @@ from loadgen.commands.options import Duration
 from loadgen.errors import EnvironmentProblem, UsageError
 from loadgen.serve.app import ServeSettings, build_app
 from loadgen.serve.body import TargetAllowList
-from loadgen.serve.listen import TOKEN_ENV, listen_settings
+from loadgen.serve.listen import TOKEN_ENV, Listen, listen_settings
 from loadgen.serve.runs import Runs
 
 __all__ = ["serve"]
@@ -79,25 +82,31 @@ def serve(listen: str, tls_cert: str | None, tls_key: str | None, consul_addr: s
         token=settings.token, loopback=settings.loopback, max_body=max_body, body_timeout=body_timeout,
         allow=TargetAllowList(tuple(a.strip() for a in allow)), max_time_limit=max_run_time, gate_wait=gate_wait))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    err.print(f"loadgen serve: listening on {settings.url} ({'token required' if settings.token else 'no token'}; "
-              f"at most {max_runs} canaries at once; Consul: {consul or 'none'})", highlight=False, markup=False)
+    about = (f"{'token required' if settings.token else 'no token'}; at most {max_runs} canaries at once; "
+             f"Consul: {consul or 'none'}")
     try:
-        asyncio.run(_serve(app, settings.host, settings.port, settings.tls))
+        asyncio.run(_serve(app, settings, about))
     except OSError as exc:
         raise EnvironmentProblem(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+    except KeyboardInterrupt:  # Ctrl-C / SIGTERM: the runs were cancelled and judged on the way out
+        pass
+    err.print("loadgen serve: stopped", highlight=False)
     return 0
 
 
-async def _serve(app: object, host: str, port: int, tls: object) -> None:
-    from aiohttp import web
-
-    assert isinstance(app, web.Application)
-    runner = web.AppRunner(app, access_log_format='%a "%r" %s %b %Tfs', keepalive_timeout=15.0,
-                           handle_signals=True)
+async def _serve(app: web.Application, settings: Listen, about: str) -> None:
+    runner = web.AppRunner(app, access_log_format='%a "%r" %s %b %Tfs', keepalive_timeout=15.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=tls, shutdown_timeout=15.0)  # type: ignore[arg-type]
+    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=settings.tls, shutdown_timeout=15.0)
     await site.start()
+    port = runner.addresses[0][1]  # --listen ...:0 picks one
+    err.print(f"loadgen serve: listening on {replace(settings, port=port).url} ({about})", highlight=False,
+              markup=False)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     try:
-        await asyncio.Event().wait()  # until SIGINT/SIGTERM (handle_signals raises GracefulExit)
+        await stop.wait()
     finally:
-        await runner.cleanup()
+        await runner.cleanup()  # on_shutdown cancels every run and waits for their results
