@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loadgen.canary import CanaryOptions, Snapshot, run_live
+from loadgen.canary.expectation import expects_consul
 from loadgen.canary.unstarted import unstarted_result
 from loadgen.errors import ExitCode, LoadgenError
 from loadgen.mesh.consul_api import ConsulClient
 from loadgen.safe_text import describe_exception
-from loadgen.serve.body import PostedCanary
+from loadgen.serve.body import BodyError, PostedCanary
 
 __all__ = ["RUNNING", "Run", "Runs", "TooManyRuns"]
 
@@ -94,7 +95,12 @@ class Runs:
 
     def start(self, posted: PostedCanary, reuse: Callable[[Run], bool] | None = None) -> Run:
         """A new run of ``posted`` (or, given ``reuse``, the newest existing run with the same options
-        it accepts). Raises :class:`TooManyRuns`."""
+        it accepts). Raises :class:`TooManyRuns`, and BodyError (400) for a canary that needs a Consul
+        when the server has none."""
+        options = posted.options
+        if self.consul_addr is None and (expects_consul(options.expect) or not options.mapping):
+            raise BodyError("this server reads no Consul (loadgen serve --consul, or CONSUL_HTTP_ADDR): give "
+                            "'map' (like \"1=v1,2=v2\") and the split itself (like \"85/15\")")
         with self._lock:
             if reuse is not None:
                 for run in reversed(self._runs.values()):

@@ -18,8 +18,10 @@ from tests.unit.standin_target import standin_target
 
 
 @contextlib.contextmanager
-def serving(settings: ServeSettings | None = None, runs: Runs | None = None, **app: Any) -> Iterator[str]:
-    """The server's base URL (http://127.0.0.1:PORT) while inside."""
+def serving(settings: ServeSettings | None = None, runs: Runs | None = None, keepalive_timeout: float = 5.0,
+            **app: Any) -> Iterator[str]:
+    """The server's base URL (http://127.0.0.1:PORT) while inside. ``keepalive_timeout``: also how long
+    aiohttp waits for a request's headers (loadgen serve uses 15 s)."""
     runs = runs or Runs(max_runs=4)
     application = build_app(runs, settings or ServeSettings(), **app)
     loop = asyncio.new_event_loop()
@@ -27,7 +29,7 @@ def serving(settings: ServeSettings | None = None, runs: Runs | None = None, **a
     holder: dict[str, Any] = {}
 
     async def start() -> None:
-        runner = web.AppRunner(application, keepalive_timeout=5.0)
+        runner = web.AppRunner(application, keepalive_timeout=keepalive_timeout)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

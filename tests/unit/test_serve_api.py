@@ -102,6 +102,8 @@ def test_delete_cancels_a_running_canary():
      "takes a list of strings"),
     ('{"expect": "85/15", "target": "ftp://127.0.0.1:9/x", "map": "1=v1,2=v2"}', 400, "is not an http://"),
     ('{"expect": "85/15", "target": "http://10.1.2.3:3000/hello_a", "map": "1=v1,2=v2"}', 403, "allow-list"),
+    ('{"expect": "consul", "target": "http://127.0.0.1:9/x"}', 400, "reads no Consul"),
+    ('{"expect": "85/15", "target": "http://127.0.0.1:9/x"}', 400, "give 'map'"),
 ])
 def test_bad_input_is_one_line_with_its_status_and_starts_nothing(body, status, needle):
     runs = Runs(max_runs=4)
@@ -143,6 +145,16 @@ def test_a_slow_body_is_cut_at_the_body_timeout():
                          b"Content-Length: 100\r\n\r\n{\"exp")  # ... and never the rest
             answer = sock.recv(4096).decode()
     assert answer.startswith("HTTP/1.1 408"), answer
+
+
+def test_a_client_that_never_finishes_its_headers_is_disconnected():
+    import socket
+
+    with serving(keepalive_timeout=0.3) as base:
+        port = int(base.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # ... and never the blank line
+            assert sock.recv(4096) == b""  # closed by the server, nothing answered
 
 
 def test_too_many_runs_is_429_and_nothing_starts():
@@ -264,17 +276,17 @@ def test_the_argo_web_provider_exchange():
     success, failure = "result == 'PASS'", "result == 'FAIL'"
     slow = {**FAST, "rate": 100, "max_time": "60s"}
     with split_target(0.85) as target, serving() as base, httpx.Client(base_url=base, timeout=30) as client:
-        ids = {expect: client.post("/v1/canaries", json={"expect": expect, "target": target, **FAST}).json()["id"]
-               for expect in ("85/15", "50/50")}
+        ids, ended = {}, {}
+        for expect in ("85/15", "50/50"):  # one at a time: the stand-in is one Python process
+            ids[expect] = client.post("/v1/canaries", json={"expect": expect, "target": target, **FAST}).json()["id"]
+            ended[expect] = poll(client, ids[expect])
         running = client.post("/v1/canaries", json={"expect": "85/15", "target": target, **slow}).json()["id"]
-        for run_id in ids.values():
-            poll(client, run_id)
         measured = {expect: argo_web_measurement(client, f"/v1/canaries/{run_id}?wait=9", "{$.state}", success,
                                                  failure) for expect, run_id in ids.items()}
         while_running = argo_web_measurement(client, f"/v1/canaries/{running}", "{$.state}", success, failure)
         client.delete(f"/v1/canaries/{running}")
         cancelled = poll(client, running)
         after_cancel = argo_web_measurement(client, f"/v1/canaries/{running}", "{$.state}", success, failure)
-    assert measured == {"85/15": "Successful", "50/50": "Failed"}
+    assert measured == {"85/15": "Successful", "50/50": "Failed"}, {k: v["reason"] for k, v in ended.items()}
     assert while_running == "Inconclusive"  # Argo measures again at the next interval
     assert cancelled["state"] == "INCONCLUSIVE" and after_cancel == "Inconclusive"
