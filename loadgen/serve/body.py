@@ -97,6 +97,17 @@ class PostedCanary:
     def key(self) -> str:
         return json.dumps(self.given, sort_keys=True)
 
+    def shown(self) -> dict[str, Any]:
+        """The options as answered back: header values and the request body hidden (either may
+        hold a credential for the target, like `Authorization: Bearer ...`)."""
+        shown = dict(self.given)
+        if "header" in shown:
+            headers = shown["header"] if isinstance(shown["header"], list) else [shown["header"]]
+            shown["header"] = [f"{str(h).partition(':')[0].strip()}: …" for h in headers]
+        if "data" in shown:
+            shown["data"] = f"… ({len(str(shown['data']).encode())} bytes)"
+        return shown
+
 
 def _canary_command() -> click.Command:
     from loadgen.commands.canary import canary

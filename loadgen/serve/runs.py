@@ -61,7 +61,7 @@ class Run:
     def to_json(self) -> dict[str, Any]:
         """What GET answers: `canary --json` plus ``id``, ``state`` and ``options`` once ended; while
         running, the latest look's figures under ``progress``."""
-        head = {"id": self.id, "state": self.state, "options": self.posted.given,
+        head = {"id": self.id, "state": self.state, "options": self.posted.shown(),
                 "cancelled": self.cancel.is_set()}
         if self.result is not None:
             return {**self.result, **head, "error": self.error}

@@ -44,6 +44,19 @@ def test_a_canary_posted_and_polled_to_pass_has_canary_json_plus_state():
     assert body["mapping"]["app_ids"] == {"1": "v1", "2": "v2"} and body["options"]["expect"] == "85/15"
 
 
+def test_header_values_and_the_body_sent_to_the_target_are_not_answered_back():
+    secret = "Bearer target-credential-42"
+    with split_target(0.85) as target, serving() as base, httpx.Client(base_url=base, timeout=30) as client:
+        run_id = client.post("/v1/canaries", json={"expect": "85/15", "target": target, **FAST, "request": "POST",
+                                                   "header": [f"Authorization: {secret}"], "data": "pw=hunter2"}
+                             ).json()["id"]
+        running = client.get(f"/v1/canaries/{run_id}").text
+        ended = poll(client, run_id)
+    assert ended["state"] != "RUNNING" and ended["options"]["header"] == ["Authorization: …"], ended["reason"]
+    assert ended["options"]["data"] == "… (10 bytes)"
+    assert not any(s in running + json.dumps(ended) for s in ("target-credential-42", "hunter2"))
+
+
 def test_a_wrong_expectation_fails_and_the_server_keeps_serving_after_a_run_without_verdict():
     with split_target(0.85) as target, standin_target(lambda _n: (200, "9")) as unmapped, serving() as base, \
             httpx.Client(base_url=base, timeout=30) as client:
