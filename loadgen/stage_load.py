@@ -25,6 +25,7 @@ from loadgen.load.sample import SampleWriter
 from loadgen.load.tally import Tally
 from loadgen.load.workers import WorkerProgress, recording_sink, run_workers
 from loadgen.report.run_files import build_summary, write_stage_files
+from loadgen.report.run_metrics import RunMetrics, observed
 from loadgen.report.summary import StageInfo, StageSummary
 
 __all__ = ["LoadProgress", "StageResult", "load_stage", "new_run_id"]
@@ -60,17 +61,21 @@ class StageResult:
 def load_stage(
     stage: str, plan: LoadPlan, runtime: str | None, out_dir: Path | None,
     on_progress: Callable[[LoadProgress], None] | None = None, record: Path | None = None, plots: bool = True,
-    workers: int = 1,
+    workers: int = 1, metrics: RunMetrics | None = None,
 ) -> StageResult:
     """Send ``plan``'s load (from ``workers`` processes), summarize it and write the stage's
-    files into ``out_dir`` (none when it is None). ``runtime`` names where the target runs."""
+    files into ``out_dir`` (none when it is None). ``runtime`` names where the target runs.
+    ``metrics``: the run's Prometheus page (--metrics-listen), fed every sample (each worker's
+    counts when there are several)."""
     if workers > 1:
-        return _load_stage_workers(stage, plan, runtime, out_dir, on_progress, record, plots, workers)
+        return _load_stage_workers(stage, plan, runtime, out_dir, on_progress, record, plots, workers, metrics)
     tally = Tally()
     writer = SampleWriter(record) if record else None
     stopped: list[int] = []  # the signal that asked to stop, once one has
 
     on_sample = recording_sink(tally, writer) if writer else tally.add
+    if metrics is not None:
+        on_sample = observed(on_sample, metrics)
 
     async def main() -> RunStats:
         started = time.monotonic()
@@ -126,7 +131,7 @@ def _finish(stage: str, plan: LoadPlan, runtime: str | None, recording_failed: l
 
 def _load_stage_workers(stage: str, plan: LoadPlan, runtime: str | None, out_dir: Path | None,
                         on_progress: Callable[[LoadProgress], None] | None, record: Path | None, plots: bool,
-                        workers: int) -> StageResult:
+                        workers: int, metrics: RunMetrics | None = None) -> StageResult:
     stopped: list[int] = []
 
     started, started_at = time.monotonic(), datetime.now(UTC).isoformat(timespec="seconds")
@@ -139,7 +144,8 @@ def _load_stage_workers(stage: str, plan: LoadPlan, runtime: str | None, out_dir
     # The parent only notes the signal; run_workers tells the workers, collects their reports
     # and reaps them (also when a second signal raises out of it).
     with interrupts.flag_on_signals(stopped.append):
-        merged = run_workers(plan, workers, progress, record, lambda: bool(stopped))
+        merged = run_workers(plan, workers, progress, record, lambda: bool(stopped),
+                             on_metrics=metrics.absorb if metrics is not None else None)
     health = replace(merged.stats.generator_health(plan.closed_loop), workers=workers, per_worker=[
         WorkerLoad(w.sent, w.late, w.dropped, w.cpu_share, w.elapsed) for w in merged.per_worker])
     if merged.missing:

@@ -45,7 +45,8 @@ def run_live(
     options: CanaryOptions, target_url: str, consul: ConsulClient | None, say: Callable[[str], None],
     on_look: Callable[[Snapshot], None] | None = None, notes: list[str] | None = None,
     envoy_admin: str | None = None, on_sending: Callable[[], None] | None = None,
-    refuse_undecidable: bool = False, cancel: threading.Event | None = None,
+    refuse_undecidable: bool = False, on_sample: Callable[[Sample, str | None], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> CanaryResult:
     """``envoy_admin``: the client sidecar's Envoy admin (``--envoy-admin``, or service-a's
     sidecar on the local mesh); None leaves the Envoy column empty. ``on_sending`` is called
@@ -53,6 +54,8 @@ def run_live(
     set-up (Interrupted / Terminated, canary.unstarted), one after it stops the run.
     ``refuse_undecidable``: a budget too small to decide the split (``--expect consul``'s, known only
     now) is a UsageError before anything is sent (`loadgen canary`; a shift sizes its own).
+    ``on_sample``: each sample as it is released in send order (warm-up included), with the subset
+    its APP_ID maps to (None: no APP_ID, or unmapped): the Prometheus page's feed (report/run_metrics.py).
     ``cancel``: set from another thread (``loadgen serve``'s DELETE) to stop the run as a signal
     would: signal handlers only reach the main thread, and a server runs each canary in a worker
     thread. What was collected is judged; an undecided verdict says it was cancelled."""
@@ -108,14 +111,19 @@ def run_live(
     writer = SampleWriter(options.record) if options.record else None
     state: dict[str, Any] = {"stop": False, "signum": None}
 
-    def on_sample(sample: Sample) -> None:
+    def judge_sample(sample: Sample) -> None:
         subset = check.add(sample)
         if writer:
             writer.write(sample, subset)
+        if on_sample:
+            # A failed answer that still names its instance (service-b's 500) counts for that subset.
+            named = subset if sample.ok or sample.app_id is None else \
+                (expectation.subset_of(sample.app_id) or mapping.subset_of(sample.app_id))
+            on_sample(sample, named)
 
     # The judge sees answers in the order their requests were sent, up to the earliest request
     # still in flight (load.send_order): a faster or slower subset cannot skew what is judged.
-    order = SendOrder(on_sample)
+    order = SendOrder(judge_sample)
     lag_at_look: list[PrefixLag] = []  # the judged prefix's lag at the latest look
 
     baseline = three.start.counters if three.start else {}
@@ -147,7 +155,8 @@ def run_live(
             if writer:
                 writer.flush()
             if on_look:
-                on_look(Snapshot(verdict, check.tally.sent, time.monotonic() - started, check.tally.error_count))
+                on_look(Snapshot(verdict, check.tally.sent, time.monotonic() - started, check.tally.error_count,
+                                 check.worse_result))
             if verdict.decided and options.method == "sequential":
                 state["stop"] = True
             if identity_never_matched(identity, check.warm, check.tally):

@@ -33,6 +33,7 @@ from loadgen.canary.live import judged_prefix_line
 from loadgen.canary.options import judged_by_time
 from loadgen.canary.unstarted import unstarted_result
 from loadgen.canary.worse import latency_plan_for, latency_plan_line
+from loadgen.commands.metrics_option import metrics_address, metrics_options, start_metrics, watch_looks
 from loadgen.commands.options import (
     Duration,
     Rate,
@@ -53,6 +54,7 @@ from loadgen.report.brief import brief_counts
 from loadgen.report.delivery import Delivery, stdout_console
 from loadgen.report.files import write_json, write_output
 from loadgen.report.output_paths import check_outputs
+from loadgen.report.run_metrics import RunMetrics
 from loadgen.report.statusline import StatusLine
 from loadgen.report.terminal import comparison_table, live_line, verdict_table
 from loadgen.stats import JudgeConfig, SplitSpec, Tolerance, plan_sample_size
@@ -199,6 +201,7 @@ class PlanningHelp(click.Command):
                    "request, as a replay does unless given.")
 @click.option("--plan", "plan_only", is_flag=True,
               help="Only print how many requests a verdict needs, then exit (not with --replay).")
+@metrics_options
 @inconclusive_exit_option
 @runtime_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
@@ -210,7 +213,8 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
            confidence: float, method: str, max_unknown: float, max_errors: float, latency: str | None,
            latency_margin: str | None, error_margin: str | None, baseline: str | None, record: Path | None,
            replay_path: Path | None, json_path: Path | None, junit: Path | None, warmup: float | None,
-           plan_only: bool, inconclusive_exit: int | None,
+           plan_only: bool, metrics_listen: str | None, metrics_allow_remote: bool,
+           inconclusive_exit: int | None,
            runtime: str | None, quiet: bool) -> int:
     """Send traffic through service-a and decide whether service-b's split matches SPLIT.
 
@@ -236,6 +240,9 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
         raise UsageError("--plan plans a live run and --replay judges a recording: give one of them")
     validate(options)
     check_outputs({"--json": json_path, "--junit": junit, "--record": record}, inputs={"--replay": replay_path})
+    listen = metrics_address(metrics_listen, metrics_allow_remote)
+    if listen is not None and (replay_path is not None or plan_only):
+        raise UsageError("--metrics-listen shows a live run's metrics: not with --replay or --plan")
     if plan_only:
         return _print_plan(options, json_path)
     to_stdout = STDOUT in (json_path, junit)
@@ -248,10 +255,11 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
     # From here on every requested output is written however the command ends: a signal during
     # the set-up (mesh bring-up, Consul, the reachability probe) is an INCONCLUSIVE result with
     # nothing judged (canary.unstarted); one while the mesh is put back still writes the run's.
+    metrics = start_metrics("canary", listen, lambda msg: err.print(msg, highlight=False, markup=False))
     progress = _Progress()
     failed: LoadgenError | None = None
     try:
-        result = _run(options, say, quiet, runtime, stage_name or "splitter", progress)
+        result = _run(options, say, quiet, runtime, stage_name or "splitter", progress, metrics)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (interrupts.Terminated), outside the run's loop
         if progress.result is not None:
             _deliver(progress.result, json_path, junit, to_stdout, print_verdict=False)
@@ -267,6 +275,8 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
             _deliver(progress.result, json_path, junit, to_stdout, print_verdict=False)
             raise
         failed, result = exc, unstarted_result(options, None, error=exc)
+    if metrics is not None:  # a run that never judged (unreachable, interrupted in its set-up) ends on the page too
+        metrics.finish(result.verdict, result.comparisons)
     code = inconclusive_exit_code(result.exit_code, inconclusive_exit)
     delivery = _deliver(result, json_path, junit, to_stdout, print_verdict=failed is None, exit_code=code)
     if failed is not None:
@@ -333,13 +343,17 @@ class _Progress:
 
 
 def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = None,
-         stage_name: str = "splitter", progress: _Progress | None = None) -> CanaryResult:
+         stage_name: str = "splitter", progress: _Progress | None = None,
+         metrics: RunMetrics | None = None) -> CanaryResult:
     progress = progress or _Progress()
     # A plain status line: rich's rendering would delay requests and distort the run.
     line = StatusLine(enabled=not quiet)
 
-    def on_look(snap: Snapshot) -> None:
+    def show(snap: Snapshot) -> None:
         line.update(live_line(snap.verdict, snap.sent, snap.elapsed, snap.errors))
+
+    on_look = watch_looks(metrics, show)
+    on_sample = metrics.observe if metrics else None
 
     started = time.monotonic()
     if options.replay is not None:
@@ -354,7 +368,9 @@ def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = No
             with line:
                 progress.result = run_live(options, options.target, consul, say, on_look,
                                            envoy_admin=options.envoy_admin, on_sending=progress.started_sending,
-                                           refuse_undecidable=True)
+                                           refuse_undecidable=True, on_sample=on_sample)
+                if metrics:
+                    metrics.finish(progress.result.verdict, progress.result.comparisons)
                 return progress.result
         finally:
             if consul:
@@ -369,7 +385,9 @@ def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = No
                 result = progress.result = run_live(
                     options, mesh_target.service_a_url, consul, say, on_look, envoy_admin=admin,
                     notes=[f"local mesh, stage {stage_name} ({time.monotonic() - started:.1f}s to ready)"],
-                    on_sending=progress.started_sending, refuse_undecidable=True)
+                    on_sending=progress.started_sending, refuse_undecidable=True, on_sample=on_sample)
+                if metrics:
+                    metrics.finish(result.verdict, result.comparisons)
         finally:
             consul.close()
     return result

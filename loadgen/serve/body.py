@@ -41,6 +41,8 @@ REFUSED_KEYS: dict[str, str] = {
     "plan": "plans are a CLI affair (loadgen canary --plan)",
     "quiet": "a server prints no progress",
     "inconclusive_exit": "an HTTP answer has no exit code (the state says INCONCLUSIVE)",
+    "metrics_listen": "would open a port on the server: its /metrics is the server's own",
+    "metrics_allow_remote": "would open a port on the server: its /metrics is the server's own",
     "help": "not an option",
     "version": "not an option",
 }

@@ -99,6 +99,7 @@ def test_delete_cancels_a_running_canary():
     ('{"expect": "85/15", "target": "http://127.0.0.1:9/x", "data": "@/etc/passwd"}', 400, "@FILE"),
     ('{"expect": "85/15", "target": "http://127.0.0.1:9/x", "consul": "evil:8500"}', 400, "Consul token"),
     ('{"expect": "85/15", "target": "http://127.0.0.1:9/x", "stage": "splitter"}', 400, "local mesh"),
+    ('{"expect": "85/15", "target": "http://127.0.0.1:9/x", "metrics_listen": "0.0.0.0:9464"}', 400, "open a port"),
     ('{"expect": "85/15"}', 400, "'target' is required"),
     ('{"target": "http://127.0.0.1:9/x"}', 400, "'expect' is required"),
     ('{"expect": "85/16", "target": "http://127.0.0.1:9/x", "map": "1=v1,2=v2"}', 400, "add up to 101"),
@@ -303,3 +304,15 @@ def test_the_argo_web_provider_exchange():
     assert measured == {"85/15": "Successful", "50/50": "Failed"}, {k: v["reason"] for k, v in ended.items()}
     assert while_running == "Inconclusive"  # Argo measures again at the next interval
     assert cancelled["state"] == "INCONCLUSIVE" and after_cancel == "Inconclusive"
+
+
+def test_every_canary_option_is_decided_on_accepted_or_refused():
+    """A new `canary` option is refused by the API until someone decides it is safe on a server
+    (a file path, a port, the server's Consul must never be a client's choice)."""
+    from loadgen.serve.body import REFUSED_KEYS, _canary_command, _option_keys
+
+    accepted = set(_option_keys(_canary_command())) - set(REFUSED_KEYS)
+    assert accepted == {
+        "baseline", "confidence", "data", "envoy_admin", "error_margin", "expect", "header", "insecure", "latency",
+        "latency_margin", "map", "max_errors", "max_requests", "max_time", "max_unknown", "method", "path", "rate",
+        "request", "subset_from", "target", "timeout", "tolerance", "upstream", "warmup"}
