@@ -9,6 +9,8 @@ reported in every case.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +32,7 @@ from loadgen.load.sample import Sample, SampleWriter
 from loadgen.load.send_order import PrefixLag, SendOrder
 from loadgen.load.tally import Tally
 from loadgen.mesh.consul_api import ConsulClient
+from loadgen.stats import VerdictState
 
 __all__ = ["LOOK_EVERY_S", "judged_prefix_line", "run_live"]
 
@@ -43,6 +46,7 @@ def run_live(
     on_look: Callable[[Snapshot], None] | None = None, notes: list[str] | None = None,
     envoy_admin: str | None = None, on_sending: Callable[[], None] | None = None,
     refuse_undecidable: bool = False, on_sample: Callable[[Sample, str | None], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> CanaryResult:
     """``envoy_admin``: the client sidecar's Envoy admin (``--envoy-admin``, or service-a's
     sidecar on the local mesh); None leaves the Envoy column empty. ``on_sending`` is called
@@ -51,7 +55,10 @@ def run_live(
     ``refuse_undecidable``: a budget too small to decide the split (``--expect consul``'s, known only
     now) is a UsageError before anything is sent (`loadgen canary`; a shift sizes its own).
     ``on_sample``: each sample as it is released in send order (warm-up included), with the subset
-    its APP_ID maps to (None: no APP_ID, or unmapped): the Prometheus page's feed (report/run_metrics.py)."""
+    its APP_ID maps to (None: no APP_ID, or unmapped): the Prometheus page's feed (report/run_metrics.py).
+    ``cancel``: set from another thread (``loadgen serve``'s DELETE) to stop the run as a signal
+    would: signal handlers only reach the main thread, and a server runs each canary in a worker
+    thread. What was collected is judged; an undecided verdict says it was cancelled."""
     identity = IdentityRule.parse(options.subset_from)
     from_envoy = identity.kind == "envoy"
     if from_envoy and envoy_admin is None:
@@ -126,6 +133,8 @@ def run_live(
         rebased = options.warmup <= 0
         while not state["stop"]:
             await asyncio.sleep(LOOK_EVERY_ENVOY_S if from_envoy else LOOK_EVERY_S)
+            if cancel is not None and cancel.is_set():
+                state["stop"], state["cancelled"] = True, True
             elapsed = time.monotonic() - started
             # A look is dated by the send time up to which the judged prefix is complete.
             judged_t = order.frontier_t or 0.0
@@ -200,6 +209,10 @@ def run_live(
     signum = state["signum"]
     stopped_by = "verdict" if verdict.decided and stats.stopped_by == "stop" and signum is None \
         else ("interrupted" if signum is not None else stats.stopped_by)
+    if state.get("cancelled") and signum is None:
+        stopped_by = "cancelled"
+        if verdict.state is VerdictState.INCONCLUSIVE:
+            verdict = dataclasses.replace(verdict, reason=f"cancelled: {verdict.reason}")
     # The one final verdict of every canary (canary.final): a stale sidecar fails the run
     # whatever the traffic did, and an undecided interrupted run says so.
     answered = None if from_envoy else dict(expectation.classify(check.tally.app_ids + check.warm.app_ids)[0])

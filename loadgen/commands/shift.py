@@ -18,7 +18,14 @@ from loadgen.canary.consul_view import CLIENT_SERVICE
 from loadgen.canary.progress import Snapshot
 from loadgen.canary.worse import WorseOptions
 from loadgen.commands.metrics_option import metrics_address, metrics_options, start_metrics, watch_looks
-from loadgen.commands.options import Duration, Rate, comparison_options, parse_headers, runtime_option
+from loadgen.commands.options import (
+    Duration,
+    Rate,
+    comparison_options,
+    inconclusive_exit_option,
+    parse_headers,
+    runtime_option,
+)
 from loadgen.errors import UsageError
 from loadgen.load.client import Endpoint
 from loadgen.load.schedule import MAX_RATE
@@ -98,6 +105,7 @@ STDOUT = Path("-")
 @click.option("--html", "html_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to write the HTML report with the timeline plot.  [default: reports/<time>-shift/]")
 @metrics_options
+@inconclusive_exit_option
 @runtime_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 def shift(steps: str, subset: str | None, service: str, target: str | None, consul_addr: str | None,
@@ -106,7 +114,7 @@ def shift(steps: str, subset: str | None, service: str, target: str | None, cons
           max_p99_ratio: str | None, latency: str | None, latency_margin: str | None, error_margin: str | None,
           baseline: str | None, apply_cmd: str | None, no_rollback: bool, force: bool, json_path: Path | None,
           junit: Path | None, html_dir: Path | None, metrics_listen: str | None, metrics_allow_remote: bool,
-          runtime: str | None, quiet: bool) -> int:
+          inconclusive_exit: int | None, runtime: str | None, quiet: bool) -> int:
     """Shift traffic to a subset step by step, proving each step in the data plane.
 
     Each step's weights are written to the service-splitter (a whole entry, check-and-set),
@@ -117,7 +125,8 @@ def shift(steps: str, subset: str | None, service: str, target: str | None, cons
 
     Exit codes: 0 every step passed, 1 a step failed (rolled back), 2 usage, 4 unreachable
     before anything was written, 5 another shift of the service is running, 130/143 interrupted
-    (rolled back).
+    (rolled back); --inconclusive-exit CODE: a shift stopped only because a step's split was
+    INCONCLUSIVE (gate held, rollback not failed) exits CODE instead of 1.
 
     \b
     Examples:
@@ -156,6 +165,7 @@ def shift(steps: str, subset: str | None, service: str, target: str | None, cons
     try:
         report = _run(settings, target, consul_addr, envoy_admins, runtime, say, watch_looks(metrics, show), line,
                       metrics)
+        report.inconclusive_exit = inconclusive_exit
         outcome = report.outcome
     finally:
         if metrics is not None:
