@@ -18,6 +18,7 @@ from loadgen.errors import EnvironmentProblem, UsageError
 from loadgen.serve.app import ServeSettings, build_app
 from loadgen.serve.body import TargetAllowList
 from loadgen.serve.listen import TOKEN_ENV, Listen, listen_settings
+from loadgen.serve.metrics import metrics_handler
 from loadgen.serve.runs import Runs
 
 __all__ = ["serve"]
@@ -80,7 +81,8 @@ def serve(listen: str, tls_cert: str | None, tls_key: str | None, consul_addr: s
     runs = Runs(max_runs=max_runs, keep=keep, consul_addr=consul)
     app = build_app(runs, ServeSettings(
         token=settings.token, loopback=settings.loopback, max_body=max_body, body_timeout=body_timeout,
-        allow=TargetAllowList(tuple(a.strip() for a in allow)), max_time_limit=max_run_time, gate_wait=gate_wait))
+        allow=TargetAllowList(tuple(a.strip() for a in allow)), max_time_limit=max_run_time, gate_wait=gate_wait),
+        metrics=metrics_handler(runs))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     about = (f"{'token required' if settings.token else 'no token'}; at most {max_runs} canaries at once; "
              f"Consul: {consul or 'none'}")

@@ -29,6 +29,7 @@ from loadgen.canary.expectation import expects_consul
 from loadgen.canary.unstarted import unstarted_result
 from loadgen.errors import ExitCode, LoadgenError
 from loadgen.mesh.consul_api import ConsulClient
+from loadgen.report.run_metrics import RunMetrics
 from loadgen.safe_text import describe_exception
 from loadgen.serve.body import BodyError, PostedCanary
 
@@ -53,6 +54,7 @@ class Run:
     error: str | None = None  # the one line of an error that ended it without a verdict
     gate_answered: bool = False  # a gate call has reported this run's result (loadgen.serve.gate)
     ended: float | None = None  # time.time() when the result was set
+    metrics: RunMetrics = field(default_factory=lambda: RunMetrics("canary"))  # its series on GET /metrics
 
     @property
     def state(self) -> str:
@@ -115,6 +117,11 @@ class Runs:
         threading.Thread(target=self._work, args=(run,), name=f"canary-{run.id}", daemon=True).start()
         return run
 
+    def with_metrics(self) -> list[tuple[dict[str, str], RunMetrics]]:
+        """Every run the server keeps, with its id as a label: what GET /metrics shows."""
+        with self._lock:
+            return [({"run_id": run.id}, run.metrics) for run in self._runs.values()]
+
     def cancel_all(self) -> None:
         for run in self.running():
             run.cancel.set()
@@ -135,12 +142,15 @@ class Runs:
         try:
             def on_look(snap: Snapshot) -> None:
                 run.snapshot = snap
+                run.metrics.look(snap.verdict, snap.comparisons)
 
             if run.cancel.is_set():  # cancelled before it started: nothing sent
                 raise LoadgenError("cancelled before any request was sent", ExitCode.INCONCLUSIVE)
             assert options.target is not None  # parse_canary requires it
             result = self._run_live(options, options.target, consul, lambda _msg: None, on_look,
-                                    envoy_admin=options.envoy_admin, refuse_undecidable=True, cancel=run.cancel)
+                                    envoy_admin=options.envoy_admin, refuse_undecidable=True, cancel=run.cancel,
+                                    on_sample=run.metrics.observe)
+            run.metrics.finish(result.verdict, result.comparisons)
             data = result.to_json()
         except LoadgenError as exc:
             run.error = exc.message

@@ -316,3 +316,23 @@ def test_every_canary_option_is_decided_on_accepted_or_refused():
         "baseline", "confidence", "data", "envoy_admin", "error_margin", "expect", "header", "insecure", "latency",
         "latency_margin", "map", "max_errors", "max_requests", "max_time", "max_unknown", "method", "path", "rate",
         "request", "subset_from", "target", "timeout", "tolerance", "upstream", "warmup"}
+
+
+def test_metrics_show_every_run_by_its_id_and_its_final_verdict():
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from loadgen.serve.metrics import metrics_handler
+
+    runs = Runs(max_runs=4)
+    with split_target(0.85) as target, serving(runs=runs, metrics=metrics_handler(runs)) as base, \
+            httpx.Client(base_url=base, timeout=30) as client:
+        run_id = client.post("/v1/canaries", json={"expect": "85/15", "target": target, **FAST}).json()["id"]
+        body = poll(client, run_id)
+        page = client.get("/metrics")
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/plain"), page.text[:200]
+    families = {f.name: f for f in text_string_to_metric_families(page.text)}
+    requests = [s for s in families["loadgen_requests"].samples if s.name == "loadgen_requests_total"]
+    assert {s.labels["run_id"] for s in requests} == {run_id}
+    assert sum(s.value for s in requests) == body["requests"] > 0
+    verdict = {s.labels["state"]: s.value for s in families["loadgen_verdict"].samples}
+    assert verdict[body["verdict"]] == 1 and sum(verdict.values()) == 1, verdict
