@@ -79,11 +79,15 @@ def _latencies(rng: np.random.Generator, n: int, tail: str, scale: float, sigma:
 def _hl_lower(canary: np.ndarray, base: np.ndarray) -> tuple[float, float]:
     """Hodges-Lehmann shift (canary - base) and the lower end of its two-sided 98 % interval
     (normal approximation of the Mann-Whitney U, as R's wilcox.test does for large samples)."""
-    d = np.sort((canary[:, None] - base[None, :]).ravel())
+    d = (canary[:, None] - base[None, :]).ravel()
     n1, n2 = len(canary), len(base)
     z = norm.ppf(1 - (1 - KAYENTA_CONF) / 2)
-    k = math.floor(n1 * n2 / 2 - z * math.sqrt(n1 * n2 * (n1 + n2 + 1) / 12))
-    return float(np.median(d)), float(d[max(k, 0)])
+    k = max(math.floor(n1 * n2 / 2 - z * math.sqrt(n1 * n2 * (n1 + n2 + 1) / 12)), 0)
+    # Three order statistics, not a full sort: the k-th difference and the two middle ones (their
+    # mean is np.median's). Same values, a fraction of the time.
+    middle = ((d.size - 1) // 2, d.size // 2)
+    part = np.partition(d, sorted({k, *middle}))
+    return float((part[middle[0]] + part[middle[1]]) / 2), float(part[k])
 
 
 def _kayenta_high(canary_windows: list[float], base_windows: list[float]) -> bool:

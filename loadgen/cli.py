@@ -39,6 +39,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "report": ("loadgen.commands.report", "report",
                "Write one self-contained HTML page comparing the stages of a run in RUN_DIR (reports/<run-id>)."),
     "run": ("loadgen.commands.run", "run", "Drive load through service-a and write latency reports per stage."),
+    "serve": ("loadgen.commands.serve", "serve",
+              "Serve the canary over HTTP: POST /v1/canaries, GET and DELETE /v1/canaries/{id}, POST /v1/gate."),
     "shift": ("loadgen.commands.shift", "shift",
               "Shift traffic to a subset step by step, proving each step in the data plane."),
     "split": ("loadgen.commands.mesh", "split",

@@ -61,7 +61,7 @@ from loadgen.load.sample import Sample
 from loadgen.load.send_order import SendOrder
 from loadgen.load.tally import Tally
 from loadgen.locust_final import FINAL_MESSAGE, FinalReports
-from loadgen.locust_options import PluginSettings, settings_from
+from loadgen.locust_options import PluginSettings, compares, settings_from
 from loadgen.mesh.consul_api import ConsulClient
 from loadgen.report.files import write_json, write_output
 from loadgen.report.terminal import COMPARISON_HEADERS, comparison_rows
@@ -458,7 +458,15 @@ def _install_tab(environment: Any, canary: LocustCanary) -> None:
 @events.test_start.add_listener
 def _start(environment: Any, **_kw: Any) -> None:
     canary: LocustCanary | None = getattr(environment, "loadgen_canary", None)
-    if canary is None or isinstance(environment.runner, WorkerRunner):
+    if isinstance(environment.runner, WorkerRunner):
+        # A worker started with only --worker learns the master's options now (Locust's spawn
+        # message): its buckets keep latencies when the master compares them.
+        wanted = compares(environment.parsed_options)
+        if wanted != TRACKER.latencies:
+            TRACKER.latencies = wanted
+            TRACKER.reset()
+        return
+    if canary is None:
         return
     canary.started = time.monotonic()
 

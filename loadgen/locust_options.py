@@ -29,8 +29,8 @@ from loadgen.report.files import check_output
 from loadgen.shown import shown
 from loadgen.stats import JudgeConfig, Tolerance
 
-__all__ = ["LOCAL_ENVOY_ADMIN", "LOCAL_SERVICE_A", "PluginSettings", "aimed_at_local_mesh", "local_mesh_up",
-           "settings_from"]
+__all__ = ["LOCAL_ENVOY_ADMIN", "LOCAL_SERVICE_A", "PluginSettings", "aimed_at_local_mesh", "compares",
+           "local_mesh_up", "settings_from"]
 
 LOCAL_SERVICE_A = "http://127.0.0.1:3000"  # MeshUser's default host: the local mesh's service-a
 LOCAL_ENVOY_ADMIN = "127.0.0.1:19000"  # service-a's sidecar admin on the local mesh (a fixed port)
@@ -100,6 +100,12 @@ def settings_from(opts: Any, host: str, local_mesh: bool | None = None) -> Plugi
                           envoy_admin=_envoy_admin(opts.envoy_admin, host, local_mesh),
                           json_path=json_path, junit_path=junit_path, stop_on_verdict=bool(opts.stop_on_verdict),
                           **worse)
+
+
+def compares(opts: Any) -> bool:
+    """The options ask to compare canaries with the baseline (a worker reads this at each test
+    start: Locust hands workers the master's options only then, with the spawn message)."""
+    return _given(opts, "latency") is not None or _given(opts, "error_margin") is not None
 
 
 def _given(opts: Any, key: str) -> str | None:

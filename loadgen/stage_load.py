@@ -25,6 +25,7 @@ from loadgen.load.sample import SampleWriter
 from loadgen.load.tally import Tally
 from loadgen.load.workers import MergedRun, WorkerProgress, recording_sink, run_workers
 from loadgen.report.run_files import build_summary, write_stage_files
+from loadgen.report.run_metrics import RunMetrics, observed
 from loadgen.report.summary import StageInfo, StageSummary
 
 __all__ = ["LoadProgress", "StageResult", "load_stage", "new_run_id"]
@@ -60,18 +61,23 @@ class StageResult:
 def load_stage(
     stage: str, plan: LoadPlan, runtime: str | None, out_dir: Path | None,
     on_progress: Callable[[LoadProgress], None] | None = None, record: Path | None = None, plots: bool = True,
-    workers: int = 1, remote: Callable[..., MergedRun] | None = None,
+    workers: int = 1, metrics: RunMetrics | None = None, remote: Callable[..., MergedRun] | None = None,
 ) -> StageResult:
     """Send ``plan``'s load (from ``workers`` processes), summarize it and write the stage's
     files into ``out_dir`` (none when it is None). ``runtime`` names where the target runs.
-    ``remote``: run the workers elsewhere instead (``--nomad-workers``: distributed.stage_run)."""
+    ``metrics``: the run's Prometheus page (--metrics-listen), fed every sample (each worker's
+    counts when there are several). ``remote``: run the workers elsewhere instead
+    (``--nomad-workers``: distributed.stage_run; not with ``metrics``)."""
     if workers > 1 or remote is not None:
-        return _load_stage_workers(stage, plan, runtime, out_dir, on_progress, record, plots, workers, remote)
+        return _load_stage_workers(stage, plan, runtime, out_dir, on_progress, record, plots, workers, metrics,
+                                   remote)
     tally = Tally()
     writer = SampleWriter(record) if record else None
     stopped: list[int] = []  # the signal that asked to stop, once one has
 
     on_sample = recording_sink(tally, writer) if writer else tally.add
+    if metrics is not None:
+        on_sample = observed(on_sample, metrics)
 
     async def main() -> RunStats:
         started = time.monotonic()
@@ -127,7 +133,8 @@ def _finish(stage: str, plan: LoadPlan, runtime: str | None, recording_failed: l
 
 def _load_stage_workers(stage: str, plan: LoadPlan, runtime: str | None, out_dir: Path | None,
                         on_progress: Callable[[LoadProgress], None] | None, record: Path | None, plots: bool,
-                        workers: int, remote: Callable[..., MergedRun] | None = None) -> StageResult:
+                        workers: int, metrics: RunMetrics | None = None,
+                        remote: Callable[..., MergedRun] | None = None) -> StageResult:
     stopped: list[int] = []
 
     started, started_at = time.monotonic(), datetime.now(UTC).isoformat(timespec="seconds")
@@ -143,7 +150,8 @@ def _load_stage_workers(stage: str, plan: LoadPlan, runtime: str | None, out_dir
         if remote is not None:
             merged = remote(plan, progress, lambda: bool(stopped))
         else:
-            merged = run_workers(plan, workers, progress, record, lambda: bool(stopped))
+            merged = run_workers(plan, workers, progress, record, lambda: bool(stopped),
+                                 on_metrics=metrics.absorb if metrics is not None else None)
     health = replace(merged.stats.generator_health(plan.closed_loop), workers=workers, per_worker=[
         WorkerLoad(w.sent, w.late, w.dropped, w.cpu_share, w.elapsed) for w in merged.per_worker])
     if merged.missing:

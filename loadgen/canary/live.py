@@ -9,6 +9,8 @@ reported in every case.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +32,7 @@ from loadgen.load.sample import Sample, SampleWriter
 from loadgen.load.send_order import PrefixLag, SendOrder
 from loadgen.load.tally import Tally
 from loadgen.mesh.consul_api import ConsulClient
+from loadgen.stats import VerdictState
 
 __all__ = ["LOOK_EVERY_S", "judged_prefix_line", "run_live"]
 
@@ -42,14 +45,20 @@ def run_live(
     options: CanaryOptions, target_url: str, consul: ConsulClient | None, say: Callable[[str], None],
     on_look: Callable[[Snapshot], None] | None = None, notes: list[str] | None = None,
     envoy_admin: str | None = None, on_sending: Callable[[], None] | None = None,
-    refuse_undecidable: bool = False,
+    refuse_undecidable: bool = False, on_sample: Callable[[Sample, str | None], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> CanaryResult:
     """``envoy_admin``: the client sidecar's Envoy admin (``--envoy-admin``, or service-a's
     sidecar on the local mesh); None leaves the Envoy column empty. ``on_sending`` is called
     when the set-up is over and the first request is about to go: a signal before it stops the
     set-up (Interrupted / Terminated, canary.unstarted), one after it stops the run.
     ``refuse_undecidable``: a budget too small to decide the split (``--expect consul``'s, known only
-    now) is a UsageError before anything is sent (`loadgen canary`; a shift sizes its own)."""
+    now) is a UsageError before anything is sent (`loadgen canary`; a shift sizes its own).
+    ``on_sample``: each sample as it is released in send order (warm-up included), with the subset
+    its APP_ID maps to (None: no APP_ID, or unmapped): the Prometheus page's feed (report/run_metrics.py).
+    ``cancel``: set from another thread (``loadgen serve``'s DELETE) to stop the run as a signal
+    would: signal handlers only reach the main thread, and a server runs each canary in a worker
+    thread. What was collected is judged; an undecided verdict says it was cancelled."""
     identity = IdentityRule.parse(options.subset_from)
     from_envoy = identity.kind == "envoy"
     if from_envoy and envoy_admin is None:
@@ -102,14 +111,19 @@ def run_live(
     writer = SampleWriter(options.record) if options.record else None
     state: dict[str, Any] = {"stop": False, "signum": None}
 
-    def on_sample(sample: Sample) -> None:
+    def judge_sample(sample: Sample) -> None:
         subset = check.add(sample)
         if writer:
             writer.write(sample, subset)
+        if on_sample:
+            # A failed answer that still names its instance (service-b's 500) counts for that subset.
+            named = subset if sample.ok or sample.app_id is None else \
+                (expectation.subset_of(sample.app_id) or mapping.subset_of(sample.app_id))
+            on_sample(sample, named)
 
     # The judge sees answers in the order their requests were sent, up to the earliest request
     # still in flight (load.send_order): a faster or slower subset cannot skew what is judged.
-    order = SendOrder(on_sample)
+    order = SendOrder(judge_sample)
     lag_at_look: list[PrefixLag] = []  # the judged prefix's lag at the latest look
 
     baseline = three.start.counters if three.start else {}
@@ -119,6 +133,8 @@ def run_live(
         rebased = options.warmup <= 0
         while not state["stop"]:
             await asyncio.sleep(LOOK_EVERY_ENVOY_S if from_envoy else LOOK_EVERY_S)
+            if cancel is not None and cancel.is_set():
+                state["stop"], state["cancelled"] = True, True
             elapsed = time.monotonic() - started
             # A look is dated by the send time up to which the judged prefix is complete.
             judged_t = order.frontier_t or 0.0
@@ -139,7 +155,8 @@ def run_live(
             if writer:
                 writer.flush()
             if on_look:
-                on_look(Snapshot(verdict, check.tally.sent, time.monotonic() - started, check.tally.error_count))
+                on_look(Snapshot(verdict, check.tally.sent, time.monotonic() - started, check.tally.error_count,
+                                 check.worse_result))
             if verdict.decided and options.method == "sequential":
                 state["stop"] = True
             if identity_never_matched(identity, check.warm, check.tally):
@@ -192,6 +209,10 @@ def run_live(
     signum = state["signum"]
     stopped_by = "verdict" if verdict.decided and stats.stopped_by == "stop" and signum is None \
         else ("interrupted" if signum is not None else stats.stopped_by)
+    if state.get("cancelled") and signum is None:
+        stopped_by = "cancelled"
+        if verdict.state is VerdictState.INCONCLUSIVE:
+            verdict = dataclasses.replace(verdict, reason=f"cancelled: {verdict.reason}")
     # The one final verdict of every canary (canary.final): a stale sidecar fails the run
     # whatever the traffic did, and an undecided interrupted run says so.
     answered = None if from_envoy else dict(expectation.classify(check.tally.app_ids + check.warm.app_ids)[0])

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from loadgen.stats import Verdict
+
+if TYPE_CHECKING:
+    from loadgen.canary.worse import WorseResult
 
 __all__ = ["Snapshot"]
 
@@ -15,3 +19,4 @@ class Snapshot:
     sent: int
     elapsed: float
     errors: int
+    comparisons: WorseResult | None = None  # the look's latency/error comparisons, when asked for

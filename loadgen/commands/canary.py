@@ -33,10 +33,13 @@ from loadgen.canary.live import judged_prefix_line
 from loadgen.canary.options import judged_by_time
 from loadgen.canary.unstarted import unstarted_result
 from loadgen.canary.worse import latency_plan_for, latency_plan_line
+from loadgen.commands.metrics_option import metrics_address, metrics_options, start_metrics, watch_looks
 from loadgen.commands.options import (
     Duration,
     Rate,
     comparison_options,
+    inconclusive_exit_code,
+    inconclusive_exit_option,
     nomad_workers_option,
     parse_headers,
     runtime_option,
@@ -52,6 +55,7 @@ from loadgen.report.brief import brief_counts
 from loadgen.report.delivery import Delivery, stdout_console
 from loadgen.report.files import write_json, write_output
 from loadgen.report.output_paths import check_outputs
+from loadgen.report.run_metrics import RunMetrics
 from loadgen.report.statusline import StatusLine
 from loadgen.report.terminal import comparison_table, live_line, verdict_table
 from loadgen.stats import JudgeConfig, SplitSpec, Tolerance, plan_sample_size
@@ -64,9 +68,9 @@ err = Console(stderr=True, soft_wrap=True)
 STDOUT = Path("-")  # an output option's value meaning standard output
 
 HELP_EPILOG = """\b
-Exit codes: 0 PASS, 1 FAIL, 2 usage or input error, 3 INCONCLUSIVE, 4 target or mesh
-unreachable, 5 environment (disk full, port taken, mesh in use), 6 PASS but an output (stdout,
---json, --junit) could not be written, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). The
+Exit codes: 0 PASS, 1 FAIL, 2 usage or input error, 3 INCONCLUSIVE (or --inconclusive-exit's
+CODE), 4 target or mesh unreachable, 5 environment (disk full, port taken, mesh in use), 6 PASS
+but an output (stdout, --json, --junit) could not be written, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). The
 verdict is printed first and every output is tried; a FAIL or INCONCLUSIVE keeps its code when
 an output fails, and an unreachable target (exit 4) still writes --json and --junit.
 Interrupted or terminated, the run stops sending, judges what it collected and writes every
@@ -198,6 +202,8 @@ class PlanningHelp(click.Command):
                    "request, as a replay does unless given.")
 @click.option("--plan", "plan_only", is_flag=True,
               help="Only print how many requests a verdict needs, then exit (not with --replay).")
+@metrics_options
+@inconclusive_exit_option
 @runtime_option
 @nomad_workers_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
@@ -209,7 +215,8 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
            confidence: float, method: str, max_unknown: float, max_errors: float, latency: str | None,
            latency_margin: str | None, error_margin: str | None, baseline: str | None, record: Path | None,
            replay_path: Path | None, json_path: Path | None, junit: Path | None, warmup: float | None,
-           plan_only: bool,
+           plan_only: bool, metrics_listen: str | None, metrics_allow_remote: bool,
+           inconclusive_exit: int | None,
            runtime: str | None, nomad_workers: int | None, quiet: bool) -> int:
     """Send traffic through service-a and decide whether service-b's split matches SPLIT.
 
@@ -228,18 +235,7 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
       loadgen canary --replay run.jsonl --expect 85/15
       loadgen canary --expect 85/15 --latency p99 --latency-margin 10% --error-margin 0.5
     """
-    request = build_request_options(request_method, data, cacert, insecure, subset_from, target)
-    config = JudgeConfig(tolerance=Tolerance.parse(tolerance), alpha=1 - confidence / 100,
-                         max_unknown=max_unknown / 100, max_errors=max_errors / 100)
-    options = CanaryOptions(
-        expect=expect, target=target, consul=consul_addr, mapping=mapping, headers=parse_headers(headers), rate=rate,
-        max_requests=max_requests, max_time=max_time, timeout=timeout, method=method, config=config,
-        record=record, replay=replay_path, upstream=upstream, upstream_path=upstream_path, envoy_admin=envoy_admin,
-        subset_from=request.identity.text, request_method=request.method, body=request.body, tls=request.tls,
-        warmup=warmup if warmup is not None else (0.0 if replay_path is not None else DEFAULT_WARMUP_S),
-        stage=stage_name, latency=latency, latency_margin=latency_margin, error_margin=error_margin,
-        baseline=baseline,
-    )
+    options = canary_options(click.get_current_context().params)
     # Everything that can be checked without the network is, before anything starts: a wrong
     # option never costs a mesh bring-up, and an unwritable output never hides a verdict.
     if plan_only and replay_path is not None:
@@ -248,6 +244,12 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
     if nomad_workers is not None and replay_path is not None:
         raise UsageError("--nomad-workers sends the load from Nomad jobs and --replay judges a recording: give one")
     check_outputs({"--json": json_path, "--junit": junit, "--record": record}, inputs={"--replay": replay_path})
+    listen = metrics_address(metrics_listen, metrics_allow_remote)
+    if listen is not None and (replay_path is not None or plan_only):
+        raise UsageError("--metrics-listen shows a live run's metrics: not with --replay or --plan")
+    if listen is not None and nomad_workers is not None:
+        raise UsageError("--metrics-listen counts the samples of this process; with --nomad-workers they are the "
+                         "workers': not together yet")
     if plan_only:
         return _print_plan(options, json_path)
     to_stdout = STDOUT in (json_path, junit)
@@ -260,10 +262,11 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
     # From here on every requested output is written however the command ends: a signal during
     # the set-up (mesh bring-up, Consul, the reachability probe) is an INCONCLUSIVE result with
     # nothing judged (canary.unstarted); one while the mesh is put back still writes the run's.
+    metrics = start_metrics("canary", listen, lambda msg: err.print(msg, highlight=False, markup=False))
     progress = _Progress()
     failed: LoadgenError | None = None
     try:
-        result = _run(options, say, quiet, runtime, stage_name or "splitter", progress, nomad_workers)
+        result = _run(options, say, quiet, runtime, stage_name or "splitter", progress, metrics, nomad_workers)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (interrupts.Terminated), outside the run's loop
         if progress.result is not None:
             _deliver(progress.result, json_path, junit, to_stdout, print_verdict=False)
@@ -279,17 +282,44 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
             _deliver(progress.result, json_path, junit, to_stdout, print_verdict=False)
             raise
         failed, result = exc, unstarted_result(options, None, error=exc)
-    delivery = _deliver(result, json_path, junit, to_stdout, print_verdict=failed is None)
+    if metrics is not None:  # a run that never judged (unreachable, interrupted in its set-up) ends on the page too
+        metrics.finish(result.verdict, result.comparisons)
+    code = inconclusive_exit_code(result.exit_code, inconclusive_exit)
+    delivery = _deliver(result, json_path, junit, to_stdout, print_verdict=failed is None, exit_code=code)
     if failed is not None:
         raise failed
-    return delivery.exit_code(result.exit_code)
+    return delivery.exit_code(code)
 
+
+
+def canary_options(params: dict[str, Any]) -> CanaryOptions:
+    """The options of a run from what click parsed for `canary` (``ctx.params``): the command and
+    ``loadgen serve`` (which parses a posted JSON body with this command's own parameters) build
+    them the same way, so both accept and refuse exactly the same values."""
+    p = params
+    request = build_request_options(p["request_method"], p["data"], p["cacert"], p["insecure"], p["subset_from"],
+                                    p["target"])
+    config = JudgeConfig(tolerance=Tolerance.parse(p["tolerance"]), alpha=1 - p["confidence"] / 100,
+                         max_unknown=p["max_unknown"] / 100, max_errors=p["max_errors"] / 100)
+    replay_path, warmup = p["replay_path"], p["warmup"]
+    return CanaryOptions(
+        expect=p["expect"], target=p["target"], consul=p["consul_addr"], mapping=p["mapping"],
+        headers=parse_headers(p["headers"]), rate=p["rate"], max_requests=p["max_requests"], max_time=p["max_time"],
+        timeout=p["timeout"], method=p["method"], config=config, record=p["record"], replay=replay_path,
+        upstream=p["upstream"], upstream_path=p["upstream_path"], envoy_admin=p["envoy_admin"],
+        subset_from=request.identity.text, request_method=request.method, body=request.body, tls=request.tls,
+        warmup=warmup if warmup is not None else (0.0 if replay_path is not None else DEFAULT_WARMUP_S),
+        stage=p["stage_name"], latency=p["latency"], latency_margin=p["latency_margin"],
+        error_margin=p["error_margin"], baseline=p["baseline"],
+    )
 
 def _deliver(result: CanaryResult, json_path: Path | None, junit: Path | None, to_stdout: bool,
-             print_verdict: bool = True) -> Delivery:
+             print_verdict: bool = True, exit_code: int | None = None) -> Delivery:
     """The verdict first (stdout's table, or the warnings on stderr when an output takes stdout),
     then every output file: each is tried whatever happened to the others, and the ones that
-    failed are said on stderr (report/delivery.py; errors.with_output_failure gives the code)."""
+    failed are said on stderr (report/delivery.py; errors.with_output_failure gives the code).
+    ``exit_code``: the code the command leaves with when it is not the verdict's own
+    (--inconclusive-exit), so --json says the code the process exits with."""
     delivery = Delivery()
     if print_verdict and not to_stdout:
         delivery.stdout("the verdict", lambda: _print_result(result))
@@ -299,7 +329,8 @@ def _deliver(result: CanaryResult, json_path: Path | None, junit: Path | None, t
                 err.print(f"warning: {warning}", highlight=False, markup=False)
     if json_path is not None:
         write = delivery.stdout if json_path == STDOUT else delivery.file
-        write(f"--json {json_path}", lambda: write_json(json_path, result.to_json()))
+        data = {**result.to_json(), **({} if exit_code is None else {"exit_code": exit_code})}
+        write(f"--json {json_path}", lambda: write_json(json_path, data))
     if junit is not None:
         write = delivery.stdout if junit == STDOUT else delivery.file
         write(f"--junit {junit}", lambda: write_output(junit, result.junit()))
@@ -320,14 +351,17 @@ class _Progress:
 
 def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = None,
          stage_name: str = "splitter", progress: _Progress | None = None,
-         nomad_workers: int | None = None) -> CanaryResult:
+         metrics: RunMetrics | None = None, nomad_workers: int | None = None) -> CanaryResult:
     progress = progress or _Progress()
     live = _remote_live(nomad_workers) if nomad_workers is not None else run_live
     # A plain status line: rich's rendering would delay requests and distort the run.
     line = StatusLine(enabled=not quiet)
 
-    def on_look(snap: Snapshot) -> None:
+    def show(snap: Snapshot) -> None:
         line.update(live_line(snap.verdict, snap.sent, snap.elapsed, snap.errors))
+
+    on_look = watch_looks(metrics, show)
+    on_sample = metrics.observe if metrics else None
 
     started = time.monotonic()
     if options.replay is not None:
@@ -342,7 +376,9 @@ def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = No
             with line:
                 progress.result = live(options, options.target, consul, say, on_look,
                                            envoy_admin=options.envoy_admin, on_sending=progress.started_sending,
-                                           refuse_undecidable=True)
+                                           refuse_undecidable=True, on_sample=on_sample)
+                if metrics:
+                    metrics.finish(progress.result.verdict, progress.result.comparisons)
                 return progress.result
         finally:
             if consul:
@@ -357,7 +393,9 @@ def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = No
                 result = progress.result = live(
                     options, mesh_target.service_a_url, consul, say, on_look, envoy_admin=admin,
                     notes=[f"local mesh, stage {stage_name} ({time.monotonic() - started:.1f}s to ready)"],
-                    on_sending=progress.started_sending, refuse_undecidable=True)
+                    on_sending=progress.started_sending, refuse_undecidable=True, on_sample=on_sample)
+                if metrics:
+                    metrics.finish(result.verdict, result.comparisons)
         finally:
             consul.close()
     return result
@@ -371,7 +409,8 @@ def _remote_live(workers: int) -> Any:
     bind, port = coordinator_bind()
 
     def live(options: CanaryOptions, target: str, consul: ConsulClient | None, say: Any, on_look: Any,
-             **kwargs: Any) -> CanaryResult:
+             on_sample: Any = None, **kwargs: Any) -> CanaryResult:
+        assert on_sample is None  # --metrics-listen is refused with --nomad-workers
         return run_distributed_canary(options, target, consul, say, NomadLauncher(), workers, on_look=on_look,
                                       bind=bind, port=port, **kwargs)
 

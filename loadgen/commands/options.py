@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from loadgen.errors import UsageError
+from loadgen.errors import ExitCode, UsageError
 from loadgen.load.client import TlsOptions
 from loadgen.load.schedule import parse_duration
 from loadgen.mesh.runtime.select import RUNTIMES
@@ -247,3 +247,57 @@ def tls_options(cacert: Path | None, insecure: bool) -> TlsOptions | None:
     if cacert is None and not insecure:
         return None
     return TlsOptions(cacert=str(cacert) if cacert else None, insecure=insecure)
+
+
+# Codes --inconclusive-exit may not take: each already means something else to a controller
+# reading only the exit code (2 usage, 4 unreachable, 5 environment, 6 an output lost, 70 a bug);
+# 126-255 are the shell's (not executable, not found, killed by a signal). 0 and 1 are allowed on
+# purpose: "an undecided run passes" and "an undecided run fails" are both real choices.
+RESERVED_EXIT_CODES = frozenset({2, 4, 5, 6, 70})
+
+
+def parse_inconclusive_exit(value: object, option: str = "--inconclusive-exit") -> int:
+    """The exit code an INCONCLUSIVE run leaves with instead of 3: an integer 0-125 other than
+    :data:`RESERVED_EXIT_CODES`. Raises UsageError naming ``option``."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not re.fullmatch(r"\d{1,3}", text):
+        raise UsageError(f"{option} {shown_value(str(value))} is not an exit code: give an integer 0-125")
+    code = int(text)
+    if code > 125:
+        raise UsageError(f"{option} {code}: exit codes above 125 are the shell's (126 not executable, 127 not "
+                         "found, 128+N killed by signal N): give 0-125")
+    if code in RESERVED_EXIT_CODES:
+        raise UsageError(f"{option} {code} already means something else (2 usage, 4 unreachable, 5 environment, "
+                         "6 an output lost, 70 internal error): pick another code")
+    return code
+
+
+class InconclusiveExit(click.ParamType):
+    """--inconclusive-exit for ``type=``: :func:`parse_inconclusive_exit` as a click type."""
+
+    name = "CODE"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        try:
+            return parse_inconclusive_exit(value)
+        except UsageError as exc:
+            self.fail(exc.message.removeprefix("--inconclusive-exit "), param, ctx)
+
+
+def inconclusive_exit_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--inconclusive-exit CODE for `canary` and `shift`: controllers that read only an exit code."""
+    return click.option(
+        "--inconclusive-exit", type=InconclusiveExit(), default=None,
+        help="Exit with CODE instead of 3 when the verdict is INCONCLUSIVE (for `shift`: instead of 1 when the "
+             "shift stopped only because a step's split was undecided, and was rolled back). 0-125, not 2, 4, 5, "
+             "6 or 70 (they mean something else). PASS stays 0 and FAIL 1; an interrupted run keeps 130/143. "
+             "Argo Rollouts' Job provider fails the analysis on any non-zero code: 0 lets an undecided run "
+             "through, so prefer the Web provider over `loadgen serve`, which keeps Inconclusive.",
+    )(func)
+
+
+def inconclusive_exit_code(code: int, inconclusive_exit: int | None) -> int:
+    """``code`` (a result's), with INCONCLUSIVE's 3 turned into ``inconclusive_exit`` when given."""
+    if inconclusive_exit is not None and code == ExitCode.INCONCLUSIVE:
+        return inconclusive_exit
+    return code

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loadgen import interrupts
+from loadgen.commands.metrics_option import metrics_address, metrics_options, start_metrics
 from loadgen.commands.options import RunId, nomad_workers_option, parse_headers, runtime_option
 from loadgen.commands.request_options import RequestOptions, build_request_options, request_options
 from loadgen.errors import ExitCode, LoadgenError, UsageError
@@ -28,6 +29,7 @@ from loadgen.paths import project_root
 from loadgen.report.delivery import Delivery, stdout_console
 from loadgen.report.files import check_output
 from loadgen.report.output_paths import check_output_dir
+from loadgen.report.run_metrics import RunMetrics
 from loadgen.report.statusline import StatusLine
 from loadgen.report.summary import PERCENTILE_LABELS, Latency
 from loadgen.stage_load import LoadProgress, StageResult, load_stage, new_run_id
@@ -80,6 +82,7 @@ def _live_line(p: LoadProgress) -> str:
 @click.option("--overwrite", is_flag=True, help="Write into an existing --run-id's directory, replacing its reports.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summaries as JSON instead of a table.")
+@metrics_options
 @runtime_option
 @nomad_workers_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
@@ -87,7 +90,8 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
         duration: str | None, max_requests: int, timeout: str, headers: tuple[str, ...], new_connections: bool,
         request_method: str | None, data: str | None, cacert: str | None, insecure: bool, subset_from: str,
         workers: int, record: Path | None, out_root: Path | None, run_id: str | None, overwrite: bool,
-        no_plots: bool, as_json: bool, runtime: str | None, nomad_workers: int | None, quiet: bool) -> int:
+        no_plots: bool, as_json: bool, metrics_listen: str | None, metrics_allow_remote: bool, runtime: str | None,
+        nomad_workers: int | None, quiet: bool) -> int:
     """Drive load through service-a and write latency reports per stage.
 
     Open loop by default: each request has an intended start from --rate, and latency is
@@ -139,14 +143,19 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
     reports = out_root or project_root() / "reports"
     check_output_dir(reports, "--out" if out_root is not None else "the reports directory")
     root = report_dir(reports, run_id, overwrite)
+    listen = metrics_address(metrics_listen, metrics_allow_remote)
+    if listen is not None and nomad_workers is not None:
+        raise UsageError("--metrics-listen counts the samples of this process; with --nomad-workers they are the "
+                         "workers': not together yet")
     say = (lambda m: None) if quiet or as_json else (lambda m: err.print(m, highlight=False, markup=False))
+    metrics = start_metrics("run", listen, lambda m: err.print(m, highlight=False, markup=False))
     results: list[StageResult] = []
     failed: LoadgenError | None = None
     try:
         for s in stages:
             result = _one_stage(str(s), target, schedule, concurrency, seconds, max_requests, timeout_s, hdrs,
                                 new_connections, record, root / str(s), not no_plots, say, quiet or as_json, workers,
-                                runtime, request, nomad_workers)
+                                runtime, request, metrics, nomad_workers)
             results.append(result)
             if result.interrupted:
                 break
@@ -216,7 +225,7 @@ def _one_stage(stage: str, target: str | None, schedule: RateSchedule | None, co
                seconds: float, max_requests: int, timeout: float, headers: dict[str, str], new_connections: bool,
                record: Path | None, out_dir: Path, plots: bool, say: Any, quiet: bool, workers: int,
                runtime: str | None = None, request: RequestOptions | None = None,
-               nomad_workers: int | None = None) -> StageResult:
+               metrics: RunMetrics | None = None, nomad_workers: int | None = None) -> StageResult:
     def go(url: str, runtime_name: str) -> StageResult:
         plan = LoadPlan(url=url, schedule=schedule, max_requests=max_requests, max_time=seconds, timeout=timeout,
                         headers=headers, new_connection=new_connections, concurrency=concurrency,
@@ -231,7 +240,7 @@ def _one_stage(stage: str, target: str | None, schedule: RateSchedule | None, co
         # A plain status line: rich's rendering would delay requests and distort the latency.
         with StatusLine(enabled=not quiet) as line:
             return load_stage(stage, plan, runtime_name, out_dir, lambda p: line.update(_live_line(p)), record,
-                              plots, nomad_workers or workers, _remote(nomad_workers, say))
+                              plots, nomad_workers or workers, metrics, _remote(nomad_workers, say))
 
     if target:
         return go(target, "external")

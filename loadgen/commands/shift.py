@@ -17,7 +17,15 @@ from loadgen.addresses import check_admin_address, check_consul_address
 from loadgen.canary.consul_view import CLIENT_SERVICE
 from loadgen.canary.progress import Snapshot
 from loadgen.canary.worse import WorseOptions
-from loadgen.commands.options import Duration, Rate, comparison_options, parse_headers, runtime_option
+from loadgen.commands.metrics_option import metrics_address, metrics_options, start_metrics, watch_looks
+from loadgen.commands.options import (
+    Duration,
+    Rate,
+    comparison_options,
+    inconclusive_exit_option,
+    parse_headers,
+    runtime_option,
+)
 from loadgen.errors import UsageError
 from loadgen.load.client import Endpoint
 from loadgen.load.schedule import MAX_RATE
@@ -29,6 +37,7 @@ from loadgen.paths import project_root
 from loadgen.report.delivery import Delivery, stdout_console
 from loadgen.report.files import write_output
 from loadgen.report.output_paths import check_output_dir, check_outputs
+from loadgen.report.run_metrics import RunMetrics
 from loadgen.report.shift_html import write_shift_html
 from loadgen.report.statusline import StatusLine
 from loadgen.report.terminal import live_line
@@ -95,6 +104,8 @@ STDOUT = Path("-")
               help="Write JUnit XML, one testcase per step ('-' for stdout).")
 @click.option("--html", "html_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to write the HTML report with the timeline plot.  [default: reports/<time>-shift/]")
+@metrics_options
+@inconclusive_exit_option
 @runtime_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 def shift(steps: str, subset: str | None, service: str, target: str | None, consul_addr: str | None,
@@ -102,7 +113,8 @@ def shift(steps: str, subset: str | None, service: str, target: str | None, cons
           verify_time: float, step_timeout: float, hold: float, max_p99: str | None, max_errors: str | None,
           max_p99_ratio: str | None, latency: str | None, latency_margin: str | None, error_margin: str | None,
           baseline: str | None, apply_cmd: str | None, no_rollback: bool, force: bool, json_path: Path | None,
-          junit: Path | None, html_dir: Path | None, runtime: str | None, quiet: bool) -> int:
+          junit: Path | None, html_dir: Path | None, metrics_listen: str | None, metrics_allow_remote: bool,
+          inconclusive_exit: int | None, runtime: str | None, quiet: bool) -> int:
     """Shift traffic to a subset step by step, proving each step in the data plane.
 
     Each step's weights are written to the service-splitter (a whole entry, check-and-set),
@@ -113,7 +125,8 @@ def shift(steps: str, subset: str | None, service: str, target: str | None, cons
 
     Exit codes: 0 every step passed, 1 a step failed (rolled back), 2 usage, 4 unreachable
     before anything was written, 5 another shift of the service is running, 130/143 interrupted
-    (rolled back).
+    (rolled back); --inconclusive-exit CODE: a shift stopped only because a step's split was
+    INCONCLUSIVE (gate held, rollback not failed) exits CODE instead of 1.
 
     \b
     Examples:
@@ -135,6 +148,7 @@ def shift(steps: str, subset: str | None, service: str, target: str | None, cons
     check_outputs({"--json": json_path, "--junit": junit})
     if html_dir is not None:
         check_output_dir(html_dir, "--html")
+    listen = metrics_address(metrics_listen, metrics_allow_remote)
     quiet = quiet or STDOUT in (json_path, junit)
     line = StatusLine(enabled=not quiet)
 
@@ -143,10 +157,19 @@ def shift(steps: str, subset: str | None, service: str, target: str | None, cons
             line.clear()
             err.print(msg, highlight=False, markup=False)
 
-    def on_look(snap: Snapshot) -> None:
+    def show(snap: Snapshot) -> None:
         line.update(live_line(snap.verdict, snap.sent, snap.elapsed, snap.errors))
 
-    report = _run(settings, target, consul_addr, envoy_admins, runtime, say, on_look, line)
+    metrics = start_metrics("shift", listen, lambda msg: err.print(msg, highlight=False, markup=False))
+    outcome = "error"  # the shift could not run (its one line follows)
+    try:
+        report = _run(settings, target, consul_addr, envoy_admins, runtime, say, watch_looks(metrics, show), line,
+                      metrics)
+        report.inconclusive_exit = inconclusive_exit
+        outcome = report.outcome
+    finally:
+        if metrics is not None:
+            metrics.finish(outcome=outcome)
     data = report.to_json()
     # The outcome first, then every output, each tried whatever happened to the others
     # (report/delivery.py): a full disk under --json never hides the outcome or its code.
@@ -209,26 +232,29 @@ OnLook = Callable[[Snapshot], None]
 
 
 def _run(settings: ShiftSettings, target: str | None, consul_addr: str | None, envoy_admins: tuple[str, ...],
-         runtime: str | None, say: Say, on_look: OnLook, line: StatusLine) -> ShiftReport:
+         runtime: str | None, say: Say, on_look: OnLook, line: StatusLine,
+         metrics: RunMetrics | None = None) -> ShiftReport:
     if target is not None:
         assert consul_addr is not None
         with ConsulClient(consul_addr) as consul:
             first, *more = envoy_admins or (None,)
             where = ShiftWhere(target, consul, consul, first, tuple(a for a in more if a))
-            return _shift(settings, where, consul.address, say, on_look, line)
+            return _shift(settings, where, consul.address, say, on_look, line, metrics)
     with borrowed_stage("splitter", say, runtime_for(runtime) if runtime else None) as mesh:
         admin_port = mesh.sidecar_admin.get(CLIENT_SERVICE)
         admins = envoy_admins or ((f"127.0.0.1:{admin_port}",) if admin_port else ())
         admin, more = (admins[0], tuple(admins[1:])) if admins else (None, ())
         with mesh.consul(write=True) as write, mesh.consul() as read:
             where = ShiftWhere(mesh.service_a_url, write, read, admin, more)
-            return _shift(settings, where, write.address, say, on_look, line)
+            return _shift(settings, where, write.address, say, on_look, line, metrics)
 
 
 def _shift(settings: ShiftSettings, where: ShiftWhere, address: str, say: Say, on_look: OnLook,
-           line: StatusLine) -> ShiftReport:
+           line: StatusLine, metrics: RunMetrics | None = None) -> ShiftReport:
     with shift_lock(address, settings.service):
-        run = ShiftRun(settings, where, say, on_look)
+        # The page shows each verification as it goes and its result (RUNNING again at the next one).
+        on_result = (lambda r: metrics.look(r.verdict, r.comparisons)) if metrics is not None else None
+        run = ShiftRun(settings, where, say, on_look, metrics.observe if metrics is not None else None, on_result)
         start, steps = run.plan()  # every bad input is one line here, before anything is written
         with line:
             return run.run(start, steps)

@@ -29,6 +29,7 @@ class ProgressReport:
     app_ids: dict[str, int]
     p50: float | None
     p99: float | None
+    metrics: dict[str, Any] | None = None  # RunMetrics.encode() when the run serves --metrics-listen
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class FinalReport:
     tally: dict[str, Any]
     stats: dict[str, Any]
     recording_failed: str | None
+    metrics: dict[str, Any] | None = None  # RunMetrics.encode(), the last counts, with --metrics-listen
 
 
 WorkerMessage = Ready | ProgressReport | FinalReport

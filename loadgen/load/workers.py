@@ -92,7 +92,7 @@ class _StopWatch:
 
 
 def _worker(k: int, n: int, plan: LoadPlan, start: Any, go: Any, stop: Any, out: Any, record: str | None,
-            parent_pid: int) -> None:
+            parent_pid: int, metrics_page: bool = False) -> None:
     watch = _StopWatch(stop, parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
     signal.signal(signal.SIGTERM, watch.on_sigterm)  # stop like the parent's flag: finish, report, exit
@@ -107,6 +107,12 @@ def _worker(k: int, n: int, plan: LoadPlan, start: Any, go: Any, stop: Any, out:
     writer = SampleWriter(Path(record)) if record else None
 
     on_sample = recording_sink(tally, writer) if writer else tally.add
+    metrics = None
+    if metrics_page:  # the parent serves --metrics-listen: counts on the page's fixed buckets, sent with each report
+        from loadgen.report.run_metrics import RunMetrics, observed  # only then: a worker stays light
+
+        metrics = RunMetrics("run", judged=False)
+        on_sample = observed(on_sample, metrics)
 
     async def load(shard: LoadPlan) -> RunStats:
         # Progress goes out on a timer, not from the per-sample path (no clock read per request).
@@ -115,7 +121,7 @@ def _worker(k: int, n: int, plan: LoadPlan, start: Any, go: Any, stop: Any, out:
                 await asyncio.sleep(PROGRESS_EVERY_S)
                 q = tally.book.quick()
                 out.put(ProgressReport(k, tally.sent, tally.error_count, dict(tally.app_ids), q.get("p50"),
-                                       q.get("p99")))
+                                       q.get("p99"), metrics.encode() if metrics else None))
 
         ticker = asyncio.create_task(progress())
         try:
@@ -136,7 +142,8 @@ def _worker(k: int, n: int, plan: LoadPlan, start: Any, go: Any, stop: Any, out:
     if watch.parent_gone():
         out.cancel_join_thread()
         return
-    out.put(FinalReport(k, tally.encode(), stats, writer.failed if writer else None))
+    out.put(FinalReport(k, tally.encode(), stats, writer.failed if writer else None,
+                        metrics.encode() if metrics else None))
 
 
 def recording_sink(tally: Tally, writer: SampleWriter) -> Callable[[Sample], None]:
@@ -153,9 +160,11 @@ def recording_sink(tally: Tally, writer: SampleWriter) -> Callable[[Sample], Non
 def run_workers(
     plan: LoadPlan, workers: int, on_progress: Callable[[WorkerProgress], None] | None = None,
     record: Path | None = None, interrupted: Callable[[], bool] = lambda: False,
+    on_metrics: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> MergedRun:
     """Run ``plan`` on ``workers`` processes and merge their results. Whatever happens (a stop,
-    a second Ctrl-C raising, an error), every worker is stopped and reaped before this returns."""
+    a second Ctrl-C raising, an error), every worker is stopped and reaped before this returns.
+    ``on_metrics``: each worker's cumulative Prometheus counts (RunMetrics.encode) as it reports them."""
     ctx = mp.get_context("spawn")
     stop, go = ctx.Event(), ctx.Event()
     start = ctx.Value("d", 0.0)
@@ -166,13 +175,14 @@ def run_workers(
     parts = [part_dir / f"part{k}.jsonl" for k in range(workers)] if part_dir else [None] * workers
     procs = [
         ctx.Process(target=_worker, args=(k, workers, plan, start, go, stop, out,
-                                          str(parts[k]) if parts[k] else None, os.getpid()), daemon=True)
+                                          str(parts[k]) if parts[k] else None, os.getpid(), on_metrics is not None),
+                    daemon=True)
         for k in range(workers)
     ]
     try:
         for p in procs:
             p.start()
-        finals = _collect(plan, procs, stop, go, start, out, on_progress, interrupted)
+        finals = _collect(plan, procs, stop, go, start, out, on_progress, interrupted, on_metrics)
     finally:
         stop.set()
         _reap(procs)
@@ -207,7 +217,8 @@ def run_workers(
 
 def _collect(plan: LoadPlan, procs: list[Any], stop: Any, go: Any, start: Any, out: Any,
              on_progress: Callable[[WorkerProgress], None] | None,
-             interrupted: Callable[[], bool]) -> dict[int, FinalReport]:
+             interrupted: Callable[[], bool],
+             on_metrics: Callable[[int, dict[str, Any]], None] | None = None) -> dict[int, FinalReport]:
     """The workers' final reports, keyed by worker; stops waiting for a worker that has died,
     or that is still silent well after the run's deadline (or after a stop) plus its timeout."""
     workers = len(procs)
@@ -231,6 +242,8 @@ def _collect(plan: LoadPlan, procs: list[Any], stop: Any, go: Any, start: Any, o
                         msg = out.get(timeout=0.5)
                         if isinstance(msg, FinalReport):
                             finals[msg.k] = msg
+                            if on_metrics and msg.metrics is not None:
+                                on_metrics(msg.k, msg.metrics)
                 break
             continue
         if isinstance(msg, Ready):
@@ -243,8 +256,12 @@ def _collect(plan: LoadPlan, procs: list[Any], stop: Any, go: Any, start: Any, o
             progress[msg.k] = msg
             if on_progress:
                 on_progress(_aggregate(progress))
+            if on_metrics and msg.metrics is not None and msg.k not in finals:
+                on_metrics(msg.k, msg.metrics)
         elif isinstance(msg, FinalReport):
             finals[msg.k] = msg
+            if on_metrics and msg.metrics is not None:
+                on_metrics(msg.k, msg.metrics)
     return finals
 
 

@@ -27,6 +27,7 @@ from loadgen.canary.result import CanaryResult
 from loadgen.canary.three_way import WEIGHT_SLACK, ThreeWay
 from loadgen.errors import LoadgenError, UsageError
 from loadgen.interrupts import Interrupted, Terminated
+from loadgen.load.sample import Sample
 from loadgen.mesh.consul_api import ConsulClient
 from loadgen.mesh.programmed import EnvoyAdmin
 from loadgen.shift.gate import LatencyGate, SubsetHealth
@@ -94,11 +95,17 @@ class ShiftWhere:
 
 class ShiftRun:
     def __init__(self, settings: ShiftSettings, where: ShiftWhere, say: Callable[[str], None],
-                 on_look: Callable[[Snapshot], None] | None = None) -> None:
+                 on_look: Callable[[Snapshot], None] | None = None,
+                 on_sample: Callable[[Sample, str | None], None] | None = None,
+                 on_result: Callable[[CanaryResult], None] | None = None) -> None:
+        """``on_sample`` / ``on_result``: every verification's samples (as run_live gives them) and
+        its result, for the Prometheus page (--metrics-listen)."""
         self.settings = settings
         self.where = where
         self.say = say
         self.on_look = on_look
+        self.on_sample = on_sample
+        self.on_result = on_result
         self.t0 = time.monotonic()
 
     def now(self) -> float:
@@ -372,8 +379,11 @@ class ShiftRun:
             if self.on_look is not None:
                 self.on_look(snap)
 
-        return run_live(options, self.where.target_url, self.where.consul_read, _quiet(self.say), look,
-                        envoy_admin=self.where.envoy_admin)
+        result = run_live(options, self.where.target_url, self.where.consul_read, _quiet(self.say), look,
+                          envoy_admin=self.where.envoy_admin, on_sample=self.on_sample)
+        if self.on_result is not None:
+            self.on_result(result)
+        return result
 
     # -- rollback ------------------------------------------------------------------------
     def _rollback(self, report: ShiftReport, writer: SplitterWriter) -> None:

@@ -76,17 +76,29 @@ class ShiftReport:
     rolled_back: bool | None = None  # None: nothing to roll back (or --no-rollback)
     rollback_note: str | None = None
     concurrent_change: bool = False
+    inconclusive_exit: int | None = None  # --inconclusive-exit: the code of a shift stopped only undecided
 
     @property
     def steps(self) -> list[PhaseRecord]:
         return [p for p in self.phases if p.name.startswith("step ")]
 
     @property
-    def exit_code(self) -> ExitCode:
+    def undecided(self) -> bool:
+        """The shift stopped only because a step's split was INCONCLUSIVE: its gate held, nothing
+        was proved wrong, no one else changed the splitter, and the rollback did not fail (a failed
+        rollback leaves the mesh in a state a controller must see as a failure)."""
+        if self.signum is not None or self.failure is None or self.concurrent_change or self.rolled_back is False:
+            return False
+        last = self.steps[-1] if self.steps else None
+        return (last is not None and not last.passed and last.verdict == "INCONCLUSIVE"
+                and (last.failure or "").startswith("split INCONCLUSIVE"))
+
+    @property
+    def exit_code(self) -> int:
         if self.signum is not None:
             return interrupts.exit_code(self.signum)
         if self.failure is not None:
-            return ExitCode.FAIL
+            return self.inconclusive_exit if self.inconclusive_exit is not None and self.undecided else ExitCode.FAIL
         return ExitCode.OK
 
     @property

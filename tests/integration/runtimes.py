@@ -18,9 +18,18 @@ from tests.integration.parts import missing
 
 def _wait_gone(pid: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
-    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+    while _runs(pid):
         assert time.monotonic() < deadline, f"pid {pid} still runs"
         time.sleep(0.05)
+
+
+def _runs(pid: int) -> bool:
+    """The process still runs (a zombie does not). It can be reaped between any two calls: CI saw
+    psutil.Process raise NoSuchProcess right after pid_exists said yes."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 class ProcessParts:

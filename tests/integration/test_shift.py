@@ -284,3 +284,69 @@ def test_hold_soaks_each_passed_step_under_load_and_gates_it_again(loadgen, spli
     assert hold["seconds"] == 3.0 and hold["verdict"] in ("PASS", "INCONCLUSIVE"), hold  # one look, fixed length
     assert hold["requests"] >= 400 and hold["gate"]["held"], hold  # 3 s at 200/s
     assert set(hold["subsets"]) == {"v1", "v2"}
+
+
+def test_the_metrics_page_follows_the_shift_and_adds_up_to_its_requests(loadgen, splitter, tmp_path):
+    """Issue 28: --metrics-listen scraped while the shift runs and after it, parsed with the
+    Prometheus client's parser (in this process, so the page is still up after the command)."""
+    import contextlib
+    import socket
+    import urllib.request
+
+    from click.testing import CliRunner
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from loadgen.cli import cli
+    from loadgen.report.metrics_server import close_all
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def scrape() -> dict[tuple[str, frozenset], float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+        return {(x.name, frozenset(x.labels.items())): x.value
+                for family in text_string_to_metric_families(text) for x in family.samples}
+
+    def total(page: dict, name: str, **labels: str) -> float:
+        return sum(v for (n, got), v in page.items() if n == name and set(labels.items()) <= got)
+
+    pages: list[dict] = []
+    done = threading.Event()
+
+    def poll() -> None:  # pages seen while the shift runs (the page is up from before its first request)
+        while not done.is_set():
+            with contextlib.suppress(OSError):
+                pages.append(scrape())
+            done.wait(0.05)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        result = CliRunner().invoke(cli, ["shift", *FAST, "--subset", "v2", "--steps", "25", "--force", "-q",
+                                          "--json", str(tmp_path / "shift.json"), "--metrics-listen",
+                                          f"127.0.0.1:{port}"],
+                                    env={"LOADGEN_RUN_DIR": str(loadgen.run_dir)}, catch_exceptions=False)
+        done.set()
+        poller.join()
+        after = scrape()
+    finally:
+        done.set()
+        close_all()
+    report = json.loads((tmp_path / "shift.json").read_text())
+    assert result.exit_code == 0 and report["outcome"] == "shifted", result.stderr
+    running = [p for p in pages if total(p, "loadgen_shift_outcome", outcome="running") == 1
+               and total(p, "loadgen_requests_total") > 0]
+    assert running and total(running[-1], "loadgen_verdict_final") == 0
+    assert total(after, "loadgen_shift_outcome", outcome="shifted") == 1
+    assert total(after, "loadgen_verdict", state="PASS") == 1 and total(after, "loadgen_verdict_final") == 1
+    (step,) = report["phases"]  # --force: no start check
+    assert total(after, "loadgen_requests_total") == step["requests"]
+    by_subset = {name: total(after, "loadgen_requests_total", subset=name) for name in ("v1", "v2", "")}
+    assert sum(by_subset.values()) == step["requests"] and by_subset["v2"] > 0
+    assert total(after, "loadgen_expected_share", subset="v2") == 0.25
+    lower, upper = step["interval"]["v2"]
+    assert total(after, "loadgen_split_share", subset="v2", bound="lower") == pytest.approx(lower, abs=1e-6)
+    assert total(after, "loadgen_split_share", subset="v2", bound="upper") == pytest.approx(upper, abs=1e-6)
+    assert total(after, "loadgen_request_duration_seconds_count") == step["requests"]

@@ -289,3 +289,6 @@ def test_nomad_workers_refuses_what_runs_in_one_process_only(tmp_path: Path):
     both = loadgen_in_process("run", "--target", "http://127.0.0.1:9/hello_a", "--workers", "2", "--nomad-workers",
                               "2", tmp_path=tmp_path)
     assert both.returncode == 2 and "--nomad-workers" in both.stderr
+    metrics = loadgen_in_process("canary", "--target", "http://127.0.0.1:9/hello_a", "--expect", "85/15",
+                                 "--nomad-workers", "2", "--metrics-listen", "127.0.0.1:0", tmp_path=tmp_path)
+    assert metrics.returncode == 2 and "--metrics-listen" in metrics.stderr

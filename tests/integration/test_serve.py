@@ -1,0 +1,28 @@
+"""`loadgen serve` on the real mesh: a canary posted over HTTP and polled to PASS, its APP_ID map
+read from the real Consul agent (the unit tests give --map to a stand-in target instead)."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from loadgen.serve.runs import Runs
+from tests.unit.serve_in_thread import serving
+
+SERVICE_A = "http://127.0.0.1:3000/hello_a"
+
+
+def test_a_posted_canary_passes_on_the_mesh(splitter_mesh):
+    runs = Runs(max_runs=2, consul_addr="127.0.0.1:8500")
+    with serving(runs=runs) as base, httpx.Client(base_url=base, timeout=30) as client:
+        resp = client.post("/v1/canaries", json={"expect": "85/15", "target": SERVICE_A, "tolerance": 5})
+        assert resp.status_code == 201, resp.text
+        run_id = resp.json()["id"]
+        deadline = time.monotonic() + 90  # a bound on polling; the run's own max_time is 120 s
+        body = client.get(f"/v1/canaries/{run_id}", params={"wait": 9}).json()
+        while body["state"] == "RUNNING" and time.monotonic() < deadline:
+            body = client.get(f"/v1/canaries/{run_id}", params={"wait": 9}).json()
+    assert body["state"] == "PASS", body.get("reason")
+    assert body["mapping"]["source"] != "--map" and set(body["mapping"]["app_ids"].values()) >= {"v1", "v2"}
+    assert body["exit_code"] == 0 and body["three_way"]["consul"] is not None
