@@ -16,16 +16,15 @@ from collections.abc import Callable
 from typing import Any
 
 from loadgen import interrupts
-from loadgen.canary.check import SplitCheck
-from loadgen.canary.expectation import resolve_expectation
 from loadgen.canary.final import final_verdict
-from loadgen.canary.options import CanaryOptions, budget, check_budget, reachability, warmup_requests
+from loadgen.canary.options import CanaryOptions
 from loadgen.canary.progress import Snapshot
 from loadgen.canary.result import CanaryResult
+from loadgen.canary.run_setup import set_up_run
 from loadgen.canary.three_way import three_way_for
 from loadgen.canary.worse import latency_plan_for, latency_plan_line
 from loadgen.errors import LoadgenError, UsageError
-from loadgen.load.engine import LoadPlan, RunStats, run_blocking, run_load
+from loadgen.load.engine import RunStats, run_blocking, run_load
 from loadgen.load.identity import IdentityRule
 from loadgen.load.reachable import check_reachable
 from loadgen.load.sample import Sample, SampleWriter
@@ -64,28 +63,13 @@ def run_live(
     if from_envoy and envoy_admin is None:
         raise UsageError("--subset-from envoy counts the client sidecar's per-cluster requests: give its Envoy "
                          "admin with --envoy-admin ADDR (on the local mesh it is found by itself)")
-    later: list[str] = []  # said once the target is known to answer (its error is the one line otherwise)
-    expectation = resolve_expectation(
-        options.expect, options.mapping, consul, service=options.service, upstream=options.upstream,
-        headers=options.headers, path=options.upstream_path, counts_from_envoy=from_envoy, say=later.append)
-    spec, mapping = expectation.spec, expectation.mapping
-    if expectation.unmapped_subsets:
-        say(f"warning: no APP_ID maps to subset {', '.join(expectation.unmapped_subsets)} ({mapping.source})")
-    check = SplitCheck(expectation, options.config, options.method, options.warmup, worse=options.worse(spec))
-    n_max = budget(options, check.sample_plan)
-    if refuse_undecidable:
-        check_budget(options, spec, n_max)
-    reachable, about = reachability(options, spec, n_max)
+    setup = set_up_run(options, target_url, consul, identity, say, refuse_undecidable)
+    expectation, check, n_max, warm, load = setup.expectation, setup.check, setup.n_max, setup.warm, setup.load
+    spec, mapping, reachable, about = expectation.spec, expectation.mapping, setup.reachable, setup.about
     if not reachable:
         say(about)  # before anything is sent
-    # The warm-up's requests are not judged: they come on top of the budget, so the judge still
-    # gets the n it was planned for (the fixed test's n, or --max-requests).
-    warm = warmup_requests(options.rate, options.warmup)
-    load = LoadPlan(url=target_url, rate=options.rate, max_requests=n_max + warm, max_time=options.max_time,
-                    timeout=options.timeout, headers=options.headers, identity=identity,
-                    method=options.request_method, body=options.body, tls=options.tls)
     check_reachable(target_url, options.headers, options.timeout, client=load.client())
-    for line in later:
+    for line in setup.later:
         say(line)
     if expectation.consul is not None:
         view = expectation.consul

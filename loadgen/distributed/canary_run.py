@@ -22,11 +22,11 @@ from collections.abc import Callable
 from typing import Any
 
 from loadgen.canary.check import SplitCheck
-from loadgen.canary.expectation import resolve_expectation
 from loadgen.canary.final import final_verdict
-from loadgen.canary.options import CanaryOptions, budget, check_budget, reachability, warmup_requests
+from loadgen.canary.options import CanaryOptions
 from loadgen.canary.progress import Snapshot
 from loadgen.canary.result import CanaryResult
+from loadgen.canary.run_setup import set_up_run
 from loadgen.canary.three_way import three_way_for
 from loadgen.canary.worse import WorseTally
 from loadgen.distributed.coordinator import Coordinator, merged_stats
@@ -34,7 +34,6 @@ from loadgen.distributed.drive import coordinate
 from loadgen.distributed.launchers import Launcher
 from loadgen.errors import UsageError
 from loadgen.interrupts import flag_on_signals
-from loadgen.load.engine import LoadPlan
 from loadgen.load.identity import IdentityRule
 from loadgen.load.prefix_buckets import BUCKET_S, BucketCounts
 from loadgen.load.reachable import check_reachable
@@ -57,26 +56,13 @@ def run_distributed_canary(
                          "are counted by the workers: use auto, header:NAME or json:PATH")
     if options.record is not None:
         raise UsageError("--record writes one process's samples; it is not available with remote workers")
-    later: list[str] = []
-    expectation = resolve_expectation(
-        options.expect, options.mapping, consul, service=options.service, upstream=options.upstream,
-        headers=options.headers, path=options.upstream_path, say=later.append)
-    spec, mapping = expectation.spec, expectation.mapping
-    if expectation.unmapped_subsets:
-        say(f"warning: no APP_ID maps to subset {', '.join(expectation.unmapped_subsets)} ({mapping.source})")
-    check = SplitCheck(expectation, options.config, options.method, options.warmup, worse=options.worse(spec))
-    n_max = budget(options, check.sample_plan)
-    if refuse_undecidable:
-        check_budget(options, spec, n_max)
-    reachable, about = reachability(options, spec, n_max)
-    warm = warmup_requests(options.rate, options.warmup)
+    setup = set_up_run(options, target_url, consul, identity, say, refuse_undecidable)
+    expectation, check, n_max, load = setup.expectation, setup.check, setup.n_max, setup.load
+    spec, reachable, about = expectation.spec, setup.reachable, setup.about
     # The warm-up in whole buckets: those starting before it ends are reported, not judged.
     warm_bucket = math.ceil(options.warmup / BUCKET_S - 1e-9) if options.warmup > 0 else 0
-    load = LoadPlan(url=target_url, rate=options.rate, max_requests=n_max + warm, max_time=options.max_time,
-                    timeout=options.timeout, headers=options.headers, identity=identity,
-                    method=options.request_method, body=options.body, tls=options.tls)
     check_reachable(target_url, options.headers, options.timeout, client=load.client())
-    for line in later:
+    for line in setup.later:
         say(line)
     three = three_way_for(expectation.consul, consul, envoy_admin, options.headers, options.upstream_path)
     three.before()
