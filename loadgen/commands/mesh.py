@@ -441,8 +441,8 @@ def images_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def images_build(as_json: bool) -> int:
     """Build the base, service-a, service-b, consul-envoy and pause images and loadgen's own
-    (loadgen/loadgen, the CLI as entry point); images whose inputs did not change are reused (tags are
-    hashes of the inputs)."""
+    (loadgen/loadgen, the CLI as entry point, FROM loadgen/loadgen-packages); images whose inputs did
+    not change are reused (tags are hashes of the inputs)."""
     from rich.table import Table
 
     from loadgen.mesh.images import build_all

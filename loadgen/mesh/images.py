@@ -9,10 +9,11 @@
 * ``loadgen/pause`` -- the nomad runtime's ``--driver docker`` infra container, which holds each
   allocation's network namespace (nomad/pause.Dockerfile).
 * ``loadgen/loadgen`` -- loadgen itself, the CLI as entry point, for controllers that run a
-  container (docker/loadgen.Dockerfile; ``loadgen images build`` only, the runtimes do not need it).
-  Its Python packages are the ones loadgen runs with here, copied from this interpreter's
-  environment: Debian's python3-* packages are too old for pyproject's pins (httpx, prometheus-client)
-  or missing (hdrhistogram), and the build reaches no registry.
+  container (docker/loadgen.Dockerfile; ``loadgen images build`` only, the runtimes do not need it),
+  FROM ``loadgen/loadgen-packages``: its Python packages, the ones loadgen runs with here, copied
+  from this interpreter's environment (docker/loadgen-packages.Dockerfile), because Debian's
+  python3-* packages are too old for pyproject's pins (httpx, prometheus-client) or missing
+  (hdrhistogram), and the build reaches no registry.
 
 Every tag is a hash of the image's inputs (packages, Dockerfile, files, binaries, base tag), so
 an image is rebuilt exactly when something it is made of changed, and never otherwise.
@@ -190,8 +191,10 @@ def _copy_distributions(dists: Iterable[importlib.metadata.Distribution], site: 
                 shutil.copy2(src, site / rel)
 
 
-def build_loadgen(client: Any, base: str, say: Callable[[str], None]) -> Built:
-    """loadgen/loadgen: this checkout's loadgen package and its runtime packages on the base image."""
+def build_loadgen(client: Any, base: str, say: Callable[[str], None]) -> list[Built]:
+    """loadgen/loadgen-packages (loadgen's runtime packages on the base image, rebuilt only when their
+    versions change) and loadgen/loadgen FROM it (this checkout's loadgen package: seconds to rebuild,
+    where copying the packages again cost some 50 s on every change to loadgen's code)."""
     if sys.version_info[:2] != BASE_PYTHON:
         raise EnvironmentProblem(f"the loadgen image copies this interpreter's packages, built for Python "
                                  f"{sys.version_info[0]}.{sys.version_info[1]}; the base image has "
@@ -199,17 +202,21 @@ def build_loadgen(client: Any, base: str, say: Callable[[str], None]) -> Built:
                                  f"{BASE_PYTHON[0]}.{BASE_PYTHON[1]} environment")
     root = project_root()
     dists = runtime_distributions()
-    dockerfile = root / "docker" / "loadgen.Dockerfile"
-    hashed = {"loadgen": root / "loadgen", "consul": root / "consul"}
+    packages_dockerfile = root / "docker" / "loadgen-packages.Dockerfile"
     versions = [f"{d.metadata['Name']}=={d.version}" for d in dists]
-    ref = f"loadgen/loadgen:{_tag(base, dockerfile, hashed.values(), versions)}"
+    ref = f"loadgen/loadgen-packages:{_tag(base, packages_dockerfile, [], versions)}"
     if _exists(client, ref):  # before copying some 200 MB of packages for nothing
-        return Built("loadgen", ref, False, 0.0)
-    with tempfile.TemporaryDirectory(prefix="loadgen-site-") as tmp:
-        site = Path(tmp) / "site"
-        site.mkdir()
-        _copy_distributions(dists, site)
-        return _build(client, "loadgen", dockerfile, {"site": site, **hashed}, base, versions, say, hashed=hashed)
+        packages = Built("loadgen-packages", ref, False, 0.0)
+    else:
+        with tempfile.TemporaryDirectory(prefix="loadgen-site-") as tmp:
+            site = Path(tmp) / "site"
+            site.mkdir()
+            _copy_distributions(dists, site)
+            packages = _build(client, "loadgen-packages", packages_dockerfile, {"site": site}, base, versions, say,
+                              hashed=[])
+    app = _build(client, "loadgen", root / "docker" / "loadgen.Dockerfile",
+                 {"loadgen": root / "loadgen", "consul": root / "consul"}, packages.tag, [], say)
+    return [packages, app]
 
 
 def build_all(say: Callable[[str], None] = lambda _m: None, *, loadgen_image: bool = False) -> list[Built]:
@@ -228,5 +235,5 @@ def build_all(say: Callable[[str], None] = lambda _m: None, *, loadgen_image: bo
                       {"consul": consul, "envoy": envoy}, base.tag, [], say))
     out.append(_build(client, "pause", root / "nomad" / "pause.Dockerfile", {}, base.tag, [], say))
     if loadgen_image:
-        out.append(build_loadgen(client, base.tag, say))
+        out.extend(build_loadgen(client, base.tag, say))
     return out
