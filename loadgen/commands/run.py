@@ -240,7 +240,7 @@ def _one_stage(stage: str, target: str | None, schedule: RateSchedule | None, co
         # A plain status line: rich's rendering would delay requests and distort the latency.
         with StatusLine(enabled=not quiet) as line:
             return load_stage(stage, plan, runtime_name, out_dir, lambda p: line.update(_live_line(p)), record,
-                              plots, nomad_workers or workers, metrics, _remote(nomad_workers, say))
+                              plots, nomad_workers or workers, metrics, _remote(nomad_workers, say, out_dir))
 
     if target:
         return go(target, "external")
@@ -248,8 +248,9 @@ def _one_stage(stage: str, target: str | None, schedule: RateSchedule | None, co
         return go(mesh_target.service_a_url, mesh_target.runtime)
 
 
-def _remote(nomad_workers: int | None, say: Any) -> Any:
-    """load_stage's ``remote`` for --nomad-workers (None: the load runs here)."""
+def _remote(nomad_workers: int | None, say: Any, out_dir: Path | None = None) -> Any:
+    """load_stage's ``remote`` for --nomad-workers (None: the load runs here); each worker's own
+    figures go to ``out_dir``/workers.json."""
     if nomad_workers is None:
         return None
     from loadgen.distributed.nomad_jobs import NomadLauncher, coordinator_bind
@@ -257,7 +258,8 @@ def _remote(nomad_workers: int | None, say: Any) -> Any:
 
     bind, port = coordinator_bind()
     return lambda plan, progress, interrupted: run_remote_workers(plan, nomad_workers, NomadLauncher(), progress,
-                                                                  interrupted, say, bind=bind, port=port)
+                                                                  interrupted, say, bind=bind, port=port,
+                                                                  out_dir=out_dir)
 
 
 def _print_table(results: list[StageResult]) -> None:

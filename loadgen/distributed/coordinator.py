@@ -254,6 +254,16 @@ class Coordinator:
         with self.lock:
             return self.start_at is not None
 
+    def sending(self) -> list[int]:
+        """Workers whose reports show their first send and answers: the run is under way on them."""
+        with self.lock:
+            return [k for k, w in self.workers.items() if w.started_late_s is not None and w.sent > 0]
+
+    def tallies(self) -> dict[int, dict[str, Any]]:
+        """Each worker's newest cumulative tally (Tally.encode()), as it sent it; absent: none arrived."""
+        with self.lock:
+            return {k: w.tally for k, w in self.workers.items() if w.tally is not None}
+
     def not_started(self) -> list[int]:
         with self.lock:
             return [k for k, w in self.workers.items() if w.hello_at is None]

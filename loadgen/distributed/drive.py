@@ -26,6 +26,7 @@ class DistributedRun:
     lost: dict[int, str] = field(default_factory=dict)  # workers given up, with why
     warnings: list[str] = field(default_factory=list)  # what stopping the workers could not do
     start_wait_s: float = 0.0  # from launch to the common start being fixed
+    sending_after_s: float | None = None  # from launch to every worker's report of answers (None: not all did)
 
 
 def coordinate(plan: LoadPlan, workers: int, launcher: Launcher, *, latencies: bool = False,
@@ -61,11 +62,21 @@ def coordinate(plan: LoadPlan, workers: int, launcher: Launcher, *, latencies: b
                     f"{start_timeout:g}s" + (f": {problem}" if problem else "") + "; nothing was sent")
             time.sleep(TICK_S)
         run.start_wait_s = time.monotonic() - launched
+        say(f"{workers} of {workers} workers said hello {run.start_wait_s:.1f}s after launch; the common start is in "
+            f"{coord.start_lead_s:g}s")
+        announced = False  # the "every worker is sending" line, said once
         give_up_at = time.monotonic() + coord.start_lead_s + plan.max_time + plan.timeout + FINAL_GRACE_S + lease_s
         stopped_at: float | None = None
         while not coord.all_final():
             if interrupted():
                 coord.stop("interrupted")
+            if not announced and len(coord.sending()) == workers:
+                # The signal a user (or a test) can wait on: every worker is sending and answered.
+                announced = True
+                run.sending_after_s = time.monotonic() - launched
+                say(f"{workers} of {workers} workers sending ({run.sending_after_s:.1f}s after launch): clock offset "
+                    f"to the coordinator at most {coord.max_skew_ms() or 0:.1f} ms, first sends "
+                    f"{coord.start_spread_ms() or 0:.1f} ms apart")
             if on_tick is not None and coord.stop_reason is None and on_tick(coord):
                 coord.stop("verdict")
             if coord.stop_reason is not None and stopped_at is None:

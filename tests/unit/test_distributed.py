@@ -197,9 +197,15 @@ def test_canary_judges_the_merged_send_ordered_stream_of_three_workers(tmp_path:
 
     options = CanaryOptions(expect="85/15", mapping="1=v1,2=v2", rate=900, max_time=30, timeout=2, warmup=0.25,
                             config=JudgeConfig(tolerance=Tolerance.parse("5")))
+    said: list[str] = []
     with standin_target(_split_85_15(seed=21)) as url:
-        result = run_distributed_canary(options, url, None, lambda _m: None, LocalLauncher(tmp_path), 3,
+        result = run_distributed_canary(options, url, None, said.append, LocalLauncher(tmp_path), 3,
                                         start_lead_s=0.3)
+    # The lines a user (or a test) waits on: every worker said hello, then every worker is sending.
+    hello = [i for i, m in enumerate(said) if m.startswith("3 of 3 workers said hello")]
+    sending = [i for i, m in enumerate(said) if m.startswith("3 of 3 workers sending")]
+    assert len(hello) == 1 and len(sending) == 1 and hello[0] < sending[0], said
+    assert "clock offset to the coordinator at most" in said[sending[0]] and "first sends" in said[sending[0]]
     doc = result.to_json()
     assert doc["workers"] == result.workers  # in --json too
     assert result.verdict.state.value == "PASS", result.verdict.reason
@@ -220,14 +226,19 @@ def test_canary_judges_the_merged_send_ordered_stream_of_three_workers(tmp_path:
 def test_run_stage_from_remote_workers_writes_one_summary_of_their_merged_histograms(tmp_path: Path):
     import json
 
+    from hdrh.histogram import HdrHistogram
+
     from loadgen.distributed.stage_run import run_remote_workers
+    from loadgen.load.histograms import new_histogram, summarize
     from loadgen.stage_load import load_stage
 
     launcher = LocalLauncher(tmp_path)
     kept: list = []
 
+    said: list[str] = []
+
     def remote(plan, progress, interrupted):
-        merged = run_remote_workers(plan, 2, launcher, progress, interrupted)
+        merged = run_remote_workers(plan, 2, launcher, progress, interrupted, said.append, out_dir=tmp_path / "out")
         kept.append(merged)
         return merged
 
@@ -242,6 +253,19 @@ def test_run_stage_from_remote_workers_writes_one_summary_of_their_merged_histog
     assert result.tally is merged.tally and (tmp_path / "out" / "histogram.hgrm").is_file()
     assert summary["latency_ms"]["corrected"]["count"] == 400
     assert summary["generator"]["workers"] == 2 and merged.missing == []
+    # Each worker's own histogram, as it sent it, in workers.json: added up, they are summary.json's.
+    figures = json.loads((tmp_path / "out" / "workers.json").read_text())["per_worker"]
+    assert [(w["index"], w["sent"], w["ended_by"]) for w in figures] == [(0, 200, "finished"), (1, 200, "finished")]
+    added = new_histogram()
+    for w in figures:
+        own = HdrHistogram.decode(w["hdr"]["corrected"].encode("ascii"))
+        assert own.get_total_count() == 200 and w["latency_ms"]["corrected"] == summarize(own)
+        added.add(own)
+    assert summary["latency_ms"]["corrected"] == summarize(added)
+    assert [m for m in said if m.startswith("worker ")] == [
+        f"worker {w['index']}: 200 requests, 0 errors, p50 {w['latency_ms']['corrected']['p50']:.2f} ms, "
+        f"p99 {w['latency_ms']['corrected']['p99']:.2f} ms, max {w['latency_ms']['corrected']['max']:.2f} ms "
+        "(finished)" for w in figures]
 
 
 def test_a_second_process_for_a_taken_index_is_sent_away(coordinator):
