@@ -1,5 +1,11 @@
-"""`canary --nomad-workers`: the load from workers dispatched as jobs of the local Nomad agent (the
-one the nomad runtime starts), one verdict from their merged send-ordered counts, and no job left."""
+"""`run|canary --nomad-workers`: the load from workers dispatched as jobs of the local Nomad agent
+(the one the nomad runtime starts): one verdict from their merged send-ordered counts, one
+summary.json whose histogram is the merge of theirs, a worker's allocation stopped through
+Nomad's API mid-run, Ctrl-C; and no job or running allocation left after any of them.
+
+The tests wait for the run's own "N of N workers sending" line (every worker said hello, was
+given its share and reported answers) before they stop an allocation or send SIGINT: a worker
+stopped before its hello would never have been part of the run."""
 
 from __future__ import annotations
 
@@ -51,3 +57,159 @@ def test_a_worker_nomad_cannot_place_is_a_clear_error_and_nothing_is_left(loadge
     assert "did not start within 3s" in failed.value.message and "memory" in failed.value.message, failed.value.message
     with NomadClient() as nomad:
         assert [j["ID"] for j in nomad.jobs(prefix="loadgen-worker")] == []
+
+
+class _StderrLines:
+    """A running loadgen's stderr, read on a thread, so a test can wait for a line (with a deadline)."""
+
+    def __init__(self, proc) -> None:
+        import threading
+
+        self.lines: list[str] = []
+        self.changed = threading.Condition()
+        self.thread = threading.Thread(target=self._read, args=(proc.stderr,), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            with self.changed:
+                self.lines.append(line)
+                self.changed.notify_all()
+        with self.changed:
+            self.lines.append("")  # EOF
+            self.changed.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float) -> str | None:
+        import re
+        import time
+
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                found = next((ln for ln in self.lines if re.search(pattern, ln)), None)
+                if found is not None or (self.lines and self.lines[-1] == "") or time.monotonic() > deadline:
+                    return found
+                self.changed.wait(timeout=max(0.0, deadline - time.monotonic()))
+
+    def text(self) -> str:
+        self.thread.join(timeout=10)
+        return "".join(self.lines)
+
+
+def _start_loadgen(loadgen, *args: str):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "loadgen.cli", *args], env=loadgen.env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    return proc, _StderrLines(proc)
+
+
+def _worker_jobs_and_allocations(nomad) -> tuple[list[str], list[dict]]:
+    """The worker jobs Nomad knows (the parameterized one and its dispatches), and their allocations
+    that are still pending or running (purged jobs' allocations may be listed until Nomad's GC:
+    what matters is that none runs)."""
+    jobs = [j["ID"] for j in nomad.jobs(prefix="loadgen-worker")]
+    allocs = [a for a in nomad._request("GET", "/v1/allocations") or []
+              if a["JobID"].startswith("loadgen-worker") and a["ClientStatus"] in ("pending", "running")]
+    return jobs, allocs
+
+
+def test_run_from_two_nomad_workers_writes_one_summary_whose_histogram_is_their_merge(loadgen, runtime, tmp_path):
+    import io
+
+    from hdrh.histogram import HdrHistogram
+
+    from loadgen.load.histograms import new_histogram, summarize
+    from loadgen.mesh.nomad_api import NomadClient
+
+    loadgen("run", "--stage", "splitter", "--rate", "400", "--duration", "2s", "--nomad-workers", "2",
+            "--out", str(tmp_path), "--run-id", "r", "--no-plots", "-q", timeout=180)
+    stage = tmp_path / "r" / "splitter"
+    summary = json.loads((stage / "summary.json").read_text())
+    figures = json.loads((stage / "workers.json").read_text())
+    workers = figures["per_worker"]
+    assert [w["index"] for w in workers] == [0, 1] and summary["generator"]["workers"] == 2
+    assert all(w["final"] and w["ended_by"] == "finished" and w["lost"] is None for w in workers), workers
+    assert summary["requests"]["sent"] == sum(w["sent"] for w in workers) == 800
+    merged = {m: new_histogram() for m in ("corrected", "service")}
+    for w in workers:
+        for measure, blob in w["hdr"].items():
+            h = HdrHistogram.decode(blob.encode("ascii"))
+            if measure == "corrected":  # the worker's final tally, not an older one: every request it sent is in it
+                assert h.get_total_count() == w["sent"], (w["index"], h.get_total_count(), w["sent"])
+            merged[measure].add(h)
+    # summary.json's figures and histogram.hgrm are the merge of the two workers' histograms, at HDR precision.
+    assert summary["latency_ms"]["corrected"] == summarize(merged["corrected"])
+    assert summary["latency_ms"]["service"] == summarize(merged["service"])
+    hgrm = io.BytesIO()
+    merged["corrected"].output_percentile_distribution(hgrm, 1000.0)
+    assert (stage / "histogram.hgrm").read_bytes() == hgrm.getvalue()
+    with NomadClient() as nomad:
+        assert _worker_jobs_and_allocations(nomad) == ([], [])
+
+
+def test_a_worker_allocation_stopped_mid_run_is_reported_counted_once_and_judged_on(loadgen, runtime, tmp_path):
+    from loadgen.mesh.nomad_api import NomadClient
+
+    out = tmp_path / "result.json"
+    proc, stderr = _start_loadgen(loadgen, "canary", "--expect", "85/15", "--tolerance", "5", "--nomad-workers", "3",
+                                  "--rate", "400", "--warmup", "0.25s", "--json", str(out))
+    try:
+        # Every worker said hello, was given its share and has reported answers: worker 1 is part of the run.
+        sending = stderr.wait_for(r"3 of 3 workers sending", timeout=90)
+        assert sending, stderr.text()
+        with NomadClient() as nomad:
+            job = next(j["ID"] for j in nomad.jobs(prefix="loadgen-worker/")
+                       if (nomad.job(j["ID"]) or {}).get("Meta", {}).get("index") == "1")
+            alloc = next(a["ID"] for a in nomad.allocations(job) if a["ClientStatus"] == "running")
+            nomad._request("POST", f"/v1/allocation/{alloc}/stop")
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = stderr.text()
+    assert proc.returncode == 0, text
+    doc = json.loads(out.read_text())
+    # README "Faults": the run says so, keeps what the worker reported (each bucket once) and judges on.
+    assert doc["verdict"] == "PASS" and doc["stopped_by"] == "verdict", text
+    workers = doc["workers"]
+    stopped = workers["1"]
+    assert stopped["ended_by"] == "signal" and stopped["final"], stopped
+    assert all(workers[k]["ended_by"] == "stop" for k in ("0", "2")), workers
+    assert 0 < stopped["sent"] < min(workers["0"]["sent"], workers["2"]["sent"]), workers
+    assert any(n.startswith("worker 1 was stopped from outside") for n in doc["notes"]), doc["notes"]
+    # Its buckets past the 0.25 s warm-up are judged (it was stopped after its first report), each once:
+    # the workers' judged answers add up to the verdict's n, and all their answers to the result's.
+    assert sum(stopped["judged_app_ids"].values()) > 0, stopped
+    assert sum(sum(w["judged_app_ids"].values()) for w in workers.values()) == doc["judge"]["n"]
+    assert sum(sum(w["app_ids"].values()) for w in workers.values()) == sum(doc["app_id_counts"].values())
+    with NomadClient() as nomad:
+        assert _worker_jobs_and_allocations(nomad) == ([], [])
+
+
+def test_ctrl_c_mid_run_writes_every_output_exits_130_and_leaves_no_job_or_allocation(loadgen, runtime, tmp_path):
+    import signal
+
+    from loadgen.mesh.nomad_api import NomadClient
+
+    result, junit = tmp_path / "result.json", tmp_path / "junit.xml"
+    proc, stderr = _start_loadgen(loadgen, "canary", "--expect", "85/15", "--tolerance", "5", "--nomad-workers", "2",
+                                  "--rate", "400", "--warmup", "5s", "--json", str(result), "--junit", str(junit))
+    try:
+        assert stderr.wait_for(r"2 of 2 workers sending", timeout=90), stderr.text()
+        with NomadClient() as nomad:  # the workers run as Nomad allocations now
+            assert len(_worker_jobs_and_allocations(nomad)[1]) == 2
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = stderr.text()
+    assert proc.returncode == 130, text
+    doc = json.loads(result.read_text())
+    assert doc["stopped_by"] == "interrupted" and doc["verdict"] == "INCONCLUSIVE", doc
+    assert all(w["final"] and w["ended_by"] == "stop" for w in doc["workers"].values()), doc["workers"]
+    assert "<testsuite" in junit.read_text()
+    with NomadClient() as nomad:
+        assert _worker_jobs_and_allocations(nomad) == ([], [])
