@@ -127,7 +127,7 @@ class WorseTally:
             return  # an answer from outside the spec: the split verdict deals with it
         if sample.ok and sample.latency_ms is not None:
             self.requests[subset] += 1
-            self.bins[subset].add([sample.latency_ms / 1000])
+            self.bins[subset].add_one(sample.latency_ms / 1000)
         else:
             self._count_failed(subset, 1)
 
