@@ -13,16 +13,8 @@ import json
 
 import pytest
 
-from tests.integration.runtimes import PARTS
-
-
-@pytest.fixture(scope="module", params=("nomad",))
-def runtime(request, shared_mesh):
-    """The nomad runtime's shared mesh (conftest.SharedMesh): its agent runs the workers too."""
-    PARTS[request.param]().require()
-    shared_mesh.use("splitter", request.param)
-    yield request.param
-    shared_mesh.hand_back()
+# The nomad runtime's shared mesh (conftest's `runtime`): its agent runs the workers too.
+pytestmark = pytest.mark.parametrize("runtime", ["nomad"], indirect=True, scope="module")
 
 
 def test_canary_from_three_nomad_workers_passes_on_their_merged_counts(loadgen, runtime):
