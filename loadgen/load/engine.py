@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import psutil
@@ -250,9 +250,7 @@ async def _open_loop(plan: LoadPlan, client: Client, start: float, clock: Callab
     # Where the schedule was cut short (seconds from start): requests due before it and not
     # sent are dropped. None: the schedule ran out, or the request budget did.
     cut: float | None = None
-    for i, offset in enumerate(schedule.offsets(plan.max_time)):
-        if i % n != k:
-            continue
+    for offset in shard_offsets(schedule, plan.max_time, k, n):
         if stats.sent >= cap:
             stats.stopped_by = "max_requests"
             break
@@ -315,6 +313,32 @@ async def _acquire_by(slots: asyncio.Semaphore, cutoff: float, clock: Callable[[
 def shard_count(total: int, k: int, n: int) -> int:
     """How many of the requests 0 .. total-1 are worker k's (of n): k, k+n, k+2n, ..."""
     return max(0, (total - k + n - 1) // n)
+
+
+def shard_offsets(schedule: RateSchedule, duration: float, k: int, n: int) -> Iterator[float]:
+    """Worker k of n's intended start offsets: the k-th, (k+n)-th, (k+2n)-th ... of
+    ``schedule.offsets(duration)``, the same floats, computed directly from each segment's time
+    formula -- not by walking the other workers' n-1 of every n (at 100 workers, 99 % waste)."""
+    if n == 1:
+        yield from schedule.offsets(duration)
+        return
+    before, base = 0, 0.0  # requests of the segments before this one; where this one starts
+    for seg in schedule.segments:
+        length = duration - base if seg.seconds is None else seg.seconds
+        if length <= 0:
+            return
+        ramp = Segment(seg.start_rate, seg.end_rate, length) if seg.seconds is None else seg
+        j = (k - before) % n  # this segment's first request whose index in the whole schedule is k mod n
+        while True:  # offsets()'s condition: a segment's times only grow, so the first out ends it
+            t = ramp.time_of(j, length)
+            if t >= length or base + t >= duration:
+                break
+            yield base + t
+            j += n
+        before += _segment_count(ramp, base, length, duration, duration)
+        base += length
+        if base >= duration:
+            return
 
 
 def scheduled_before(schedule: RateSchedule, duration: float, until: float) -> int:

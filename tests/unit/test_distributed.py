@@ -316,3 +316,40 @@ def test_nomad_workers_refuses_what_runs_in_one_process_only(tmp_path: Path):
     metrics = loadgen_in_process("canary", "--target", "http://127.0.0.1:9/hello_a", "--expect", "85/15",
                                  "--nomad-workers", "2", "--metrics-listen", "127.0.0.1:0", tmp_path=tmp_path)
     assert metrics.returncode == 2 and "--metrics-listen" in metrics.stderr
+
+
+@pytest.mark.parametrize("rate, duration", [
+    ("250", 3.1), ("100", 1.0), ("0.7", 9.5), ("100..800", 2.3), ("800..100", 2.3), ("1000..1", 1.7),
+    ("100:1.3s,250:0.7s,33.3:2s", 4.0), ("100:1.3s,250:0.7s,33.3:2s", 1.6), ("7:0.45s,3:0.2s,11:1s", 5.0),
+])
+def test_each_worker_computes_only_its_own_share_of_the_schedule(rate: str, duration: float):
+    from loadgen.load.engine import shard_offsets
+    from loadgen.load.schedule import RateSchedule
+
+    schedule = RateSchedule.parse(rate)
+    whole = list(schedule.offsets(duration))
+    assert whole
+    for n in (1, 2, 3, 7, 64):
+        shares = [list(shard_offsets(schedule, duration, k, n)) for k in range(n)]
+        # The same intended start times as walking the whole schedule and keeping every n-th (exactly: floats).
+        assert shares == [whole[k::n] for k in range(n)], (rate, duration, n)
+
+
+def test_a_workers_share_is_computed_without_walking_the_others():
+    from loadgen.load import schedule as schedule_module
+    from loadgen.load.engine import shard_offsets
+    from loadgen.load.schedule import RateSchedule
+
+    calls = [0]
+    time_of = schedule_module.Segment.time_of
+
+    def counted(self, k, length):
+        calls[0] += 1
+        return time_of(self, k, length)
+
+    schedule = RateSchedule.parse("1000:2s,3000:1s")  # 5,000 intended starts
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(schedule_module.Segment, "time_of", counted)
+        share = list(shard_offsets(schedule, 3.0, 3, 100))
+    assert len(share) == 50
+    assert calls[0] < 50 + 2 * 40  # its 50 times, the end of each segment, and its count's edge: not 5,000
