@@ -4,7 +4,8 @@ Single node (server + client, raw_exec) on 127.0.0.1:4656-4658, beside the ports
 agent the nomad runtime runs (4646-4648). Its certificates are made on the spot by the pinned
 nomad's own `nomad tls ca create` / `nomad tls cert create` (a CA, the server's certificate
 naming server.global.nomad, localhost and 127.0.0.1, and a CLI client certificate); HTTPS and
-RPC use TLS and the agent verifies every HTTPS client's certificate. ACLs are bootstrapped
+RPC use TLS and the agent verifies every HTTPS client's certificate; raw_exec is on, and the
+docker driver (when an engine answers) keeps its images. ACLs are bootstrapped
 through the API; tokens are made from policy files through the API as well. Nothing here
 prints a token.
 """
@@ -81,6 +82,14 @@ tls {{
 plugin "raw_exec" {{
   config {{
     enabled = true
+  }}
+}}
+# --nomad-driver docker: the loadgen image is local only, so Nomad must not garbage-collect it.
+plugin "docker" {{
+  config {{
+    gc {{
+      image = false
+    }}
   }}
 }}
 """
@@ -167,11 +176,16 @@ def start_secure_nomad(nomad_bin: Path) -> SecureNomad:
 
 
 def _raw_exec_ready(nomad: NomadClient) -> bool:
+    return "raw_exec" in healthy_drivers(nomad)
+
+
+def healthy_drivers(nomad: NomadClient) -> set[str]:
+    """The task drivers the agent's (ready) client node has healthy."""
     nodes = nomad.nodes()
-    if not nodes:
-        return False
-    node = nomad.node(nodes[0]["ID"]) or {}
-    return node.get("Status") == "ready" and bool(((node.get("Drivers") or {}).get("raw_exec") or {}).get("Healthy"))
+    node = (nomad.node(nodes[0]["ID"]) or {}) if nodes else {}
+    if node.get("Status") != "ready":
+        return set()
+    return {name for name, d in (node.get("Drivers") or {}).items() if d.get("Healthy")}
 
 
 def _tail(log: Path) -> str:

@@ -13,7 +13,7 @@ import pytest
 from loadgen.mesh import toolchain
 from loadgen.paths import project_root
 from tests.integration.parts import missing
-from tests.integration.secure_nomad import jobs_left, start_secure_nomad, token_rejected
+from tests.integration.secure_nomad import healthy_drivers, jobs_left, start_secure_nomad, token_rejected
 
 POLICY = project_root() / "nomad" / "loadgen-worker.policy.hcl"
 
@@ -60,3 +60,37 @@ def test_a_token_nomad_refuses_is_one_line_exit_4_and_never_shown(splitter_mesh,
     assert len(lines) == 1 and words in lines[0], proc.stderr
     assert token not in proc.stdout + proc.stderr
     assert jobs_left(secure_nomad, "loadgen-worker") == []
+
+
+def test_canary_from_two_docker_workers_of_the_loadgen_image_passes(splitter_mesh, secure_nomad):
+    """--nomad-driver docker: each worker a container of the loadgen image (test_images.py builds
+    it earlier in the suite) on the host network; the same agent, ACLs and TLS on."""
+    from loadgen.errors import LoadgenError
+    from loadgen.mesh.images import docker_client
+
+    try:
+        docker_client()
+    except LoadgenError as exc:
+        missing(exc.message)
+    deadline = time.monotonic() + 30  # the docker driver's first fingerprint may come after raw_exec's
+    with secure_nomad.client() as nomad:
+        while "docker" not in healthy_drivers(nomad) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    token = secure_nomad.token(POLICY)
+    proc = splitter_mesh("canary", "--expect", "85/15", "--tolerance", "5", "--nomad-workers", "2", "--nomad-driver",
+                         "docker", "--rate", "400", "--json", "-", "-q",
+                         env=splitter_mesh.env(**secure_nomad.env(token)), timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["verdict"] == "PASS" and sorted(doc["workers"]) == ["0", "1"]
+    assert sum(sum(w["judged_app_ids"].values()) for w in doc["workers"].values()) == doc["judge"]["n"]
+    assert jobs_left(secure_nomad, "loadgen-worker") == []
+    # The run's allocations (purged jobs' allocations stay until Nomad's GC) were docker tasks of the image.
+    with secure_nomad.client() as nomad:
+        allocs = [nomad.allocation(a["ID"]) for a in nomad._request("GET", "/v1/allocations")
+                  if a["JobID"].startswith("loadgen-worker-docker/")]
+    tasks = [a["Job"]["TaskGroups"][0]["Tasks"][0] for a in allocs]
+    assert len(tasks) == 2 and {t["Driver"] for t in tasks} == {"docker"}, tasks
+    assert all(t["Config"]["image"].startswith("loadgen/loadgen:") and t["Config"]["network_mode"] == "host"
+               for t in tasks)
+    assert token not in proc.stdout + proc.stderr
