@@ -136,11 +136,28 @@ class SecureNomad:
             with contextlib.suppress(psutil.Error):
                 if (p.info["cwd"] or "").startswith(str(self.root) + "/"):
                     p.kill()
+        _remove_containers(self.root / "data" / "alloc")
         with open("/proc/mounts") as fh:  # each task's secrets dir is a tmpfs
             mounts = [line.split()[1] for line in fh if line.split()[1].startswith(str(self.root) + "/")]
         for mount in sorted(mounts, key=len, reverse=True):
             subprocess.run(["umount", "-l", mount], capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _remove_containers(alloc_dir: Path) -> None:
+    """The docker driver removes a task's container when it exits; one an agent stopped mid-way
+    left is removed here, so that no later test finds a Nomad container it did not start."""
+    allocs = {p.name for p in alloc_dir.iterdir()} if alloc_dir.is_dir() else set()
+    if not allocs:
+        return
+    from loadgen.errors import LoadgenError
+    from loadgen.mesh.images import docker_client
+
+    with contextlib.suppress(LoadgenError):
+        client = docker_client()
+        for box in client.containers.list(all=True, filters={"label": "com.hashicorp.nomad.alloc_id"}):
+            if box.labels.get("com.hashicorp.nomad.alloc_id") in allocs:
+                box.remove(force=True)
 
 
 def start_secure_nomad(nomad_bin: Path) -> SecureNomad:
