@@ -44,6 +44,7 @@ REFUSED_KEYS: dict[str, str] = {
     "metrics_listen": "would open a port on the server: its /metrics is the server's own",
     "metrics_allow_remote": "would open a port on the server: its /metrics is the server's own",
     "nomad_workers": "would dispatch jobs to the server's Nomad with its token: the server sends the load itself",
+    "nomad_driver": "goes with nomad_workers, which the server refuses",
     "help": "not an option",
     "version": "not an option",
 }
