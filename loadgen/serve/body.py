@@ -43,6 +43,8 @@ REFUSED_KEYS: dict[str, str] = {
     "inconclusive_exit": "an HTTP answer has no exit code (the state says INCONCLUSIVE)",
     "metrics_listen": "would open a port on the server: its /metrics is the server's own",
     "metrics_allow_remote": "would open a port on the server: its /metrics is the server's own",
+    "metrics_linger": "would keep a port of the server open: its /metrics is the server's own, and keeps every "
+                      "kept run",
     "nomad_workers": "would dispatch jobs to the server's Nomad with its token: the server sends the load itself",
     "help": "not an option",
     "version": "not an option",
