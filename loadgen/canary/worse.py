@@ -123,16 +123,24 @@ class WorseTally:
         self.judged += 1
         if sample.sent_late_ms > LATE_MS:
             self.late += 1
-        if subset not in self.bins:
-            if not sample.ok:
-                self.unattributed += 1
+        if subset not in self.bins and sample.ok:
             return  # an answer from outside the spec: the split verdict deals with it
-        self.requests[subset] += 1
         if sample.ok and sample.latency_ms is not None:
-            self.bins[subset].add([sample.latency_ms / 1000])
+            self.requests[subset] += 1
+            self.bins[subset].add_one(sample.latency_ms / 1000)
         else:
-            self.errors[subset] += 1
-            self.bins[subset].add_failed(1)
+            self._count_failed(subset, 1)
+
+    def _count_failed(self, subset: str | None, n: int) -> None:
+        """The one attribution rule for failures, per sample or merged: a failure that names a
+        subset of the spec is that subset's; any other cannot be attributed (each comparison
+        takes it as its worst case)."""
+        if subset in self.bins:
+            self.requests[subset] += n
+            self.errors[subset] += n
+            self.bins[subset].add_failed(n)
+        else:
+            self.unattributed += n
 
     @classmethod
     def from_buckets(cls, names: Sequence[str], counts: BucketCounts,
@@ -150,14 +158,8 @@ class WorseTally:
                 tally.requests[subset] += sum(bins.values())
         named_failures = 0
         for app_id, n in counts.failed.items():
-            subset = subset_of(app_id)
             named_failures += n
-            if subset in tally.bins:
-                tally.requests[subset] += n
-                tally.errors[subset] += n
-                tally.bins[subset].add_failed(n)
-            else:
-                tally.unattributed += n
+            tally._count_failed(subset_of(app_id), n)
         # Failures no answer named (a timeout, a refused connection) and the answers without a latency.
         tally.unattributed += max(0, counts.errors - named_failures)
         tally.judged = sum(counts.app_ids.values()) + counts.errors

@@ -217,7 +217,7 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
            replay_path: Path | None, json_path: Path | None, junit: Path | None, warmup: float | None,
            plan_only: bool, metrics_listen: str | None, metrics_allow_remote: bool,
            inconclusive_exit: int | None,
-           runtime: str | None, nomad_workers: int | None, quiet: bool) -> int:
+           runtime: str | None, nomad_workers: int | None, nomad_driver: str | None, quiet: bool) -> int:
     """Send traffic through service-a and decide whether service-b's split matches SPLIT.
 
     Reads service-b's APP_ID from every response, maps it to a subset (v1, v2, ...)
@@ -241,6 +241,8 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
     if plan_only and replay_path is not None:
         raise UsageError("--plan plans a live run and --replay judges a recording: give one of them")
     validate(options)
+    if nomad_driver is not None and nomad_workers is None:
+        raise UsageError("--nomad-driver names the Nomad workers' task driver: give it with --nomad-workers N")
     if nomad_workers is not None and replay_path is not None:
         raise UsageError("--nomad-workers sends the load from Nomad jobs and --replay judges a recording: give one")
     check_outputs({"--json": json_path, "--junit": junit, "--record": record}, inputs={"--replay": replay_path})
@@ -266,7 +268,8 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
     progress = _Progress()
     failed: LoadgenError | None = None
     try:
-        result = _run(options, say, quiet, runtime, stage_name or "splitter", progress, metrics, nomad_workers)
+        result = _run(options, say, quiet, runtime, stage_name or "splitter", progress, metrics, nomad_workers,
+                      nomad_driver or "raw_exec")
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (interrupts.Terminated), outside the run's loop
         if progress.result is not None:
             _deliver(progress.result, json_path, junit, to_stdout, print_verdict=False)
@@ -351,9 +354,10 @@ class _Progress:
 
 def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = None,
          stage_name: str = "splitter", progress: _Progress | None = None,
-         metrics: RunMetrics | None = None, nomad_workers: int | None = None) -> CanaryResult:
+         metrics: RunMetrics | None = None, nomad_workers: int | None = None,
+         nomad_driver: str = "raw_exec") -> CanaryResult:
     progress = progress or _Progress()
-    live = _remote_live(nomad_workers) if nomad_workers is not None else run_live
+    live = _remote_live(nomad_workers, nomad_driver) if nomad_workers is not None else run_live
     # A plain status line: rich's rendering would delay requests and distort the run.
     line = StatusLine(enabled=not quiet)
 
@@ -401,7 +405,7 @@ def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = No
     return result
 
 
-def _remote_live(workers: int) -> Any:
+def _remote_live(workers: int, driver: str = "raw_exec") -> Any:
     """run_live's stand-in for --nomad-workers: the same result, the load from Nomad jobs."""
     from loadgen.distributed.canary_run import run_distributed_canary
     from loadgen.distributed.nomad_jobs import NomadLauncher, coordinator_bind
@@ -411,7 +415,8 @@ def _remote_live(workers: int) -> Any:
     def live(options: CanaryOptions, target: str, consul: ConsulClient | None, say: Any, on_look: Any,
              on_sample: Any = None, **kwargs: Any) -> CanaryResult:
         assert on_sample is None  # --metrics-listen is refused with --nomad-workers
-        return run_distributed_canary(options, target, consul, say, NomadLauncher(), workers, on_look=on_look,
+        return run_distributed_canary(options, target, consul, say, NomadLauncher(driver=driver, say=say), workers,
+                                      on_look=on_look,
                                       bind=bind, port=port, **kwargs)
 
     return live

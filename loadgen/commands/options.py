@@ -196,7 +196,15 @@ def runtime_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def nomad_workers_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--nomad-workers for `run` and `canary`: the load from N workers dispatched as Nomad jobs."""
+    """--nomad-workers and --nomad-driver for `run` and `canary`: the load from N workers dispatched
+    as Nomad jobs."""
+    func = click.option(
+        "--nomad-driver", type=click.Choice(["raw_exec", "docker"]), default=None,
+        help="The workers' Nomad task driver: raw_exec (this checkout's virtualenv, for the local agent; the "
+             "default) or docker (the loadgen image on the host network: $LOADGEN_NOMAD_IMAGE, an image your "
+             "nodes can pull, else the image `loadgen images build` makes here; "
+             "nomad/loadgen-worker-docker.nomad.hcl).",
+    )(func)
     return click.option(
         "--nomad-workers", type=click.IntRange(1, 256), default=None, metavar="N",
         help="Send the load from N workers dispatched as Nomad jobs (nomad/loadgen-worker.nomad.hcl; NOMAD_ADDR, "

@@ -92,7 +92,7 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
         request_method: str | None, data: str | None, cacert: str | None, insecure: bool, subset_from: str,
         workers: int, record: Path | None, out_root: Path | None, run_id: str | None, overwrite: bool,
         no_plots: bool, as_json: bool, metrics_listen: str | None, metrics_allow_remote: bool, runtime: str | None,
-        nomad_workers: int | None, quiet: bool) -> int:
+        nomad_workers: int | None, nomad_driver: str | None, quiet: bool) -> int:
     """Drive load through service-a and write latency reports per stage.
 
     Open loop by default: each request has an intended start from --rate, and latency is
@@ -123,6 +123,8 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
     if not target:
         for s in stages:
             book.get(str(s))  # unknown stage -> exit 2 before anything starts
+    if nomad_driver is not None and nomad_workers is None:
+        raise UsageError("--nomad-driver names the Nomad workers' task driver: give it with --nomad-workers N")
     if nomad_workers is not None and (workers > 1 or record):
         raise UsageError("--nomad-workers runs the load in Nomad jobs: not with --workers or --record")
     if record and len(stages) > 1:
@@ -161,7 +163,7 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
         for s in stages:
             result = _one_stage(str(s), target, schedule, concurrency, seconds, max_requests, timeout_s, hdrs,
                                 new_connections, record, root / str(s), not no_plots, say, quiet or as_json, workers,
-                                runtime, request, metrics, nomad_workers)
+                                runtime, request, metrics, nomad_workers, nomad_driver or "raw_exec")
             results.append(result)
             if result.interrupted:
                 break
@@ -231,7 +233,8 @@ def _one_stage(stage: str, target: str | None, schedule: RateSchedule | None, co
                seconds: float, max_requests: int, timeout: float, headers: dict[str, str], new_connections: bool,
                record: Path | None, out_dir: Path, plots: bool, say: Any, quiet: bool, workers: int,
                runtime: str | None = None, request: RequestOptions | None = None,
-               metrics: RunMetrics | None = None, nomad_workers: int | None = None) -> StageResult:
+               metrics: RunMetrics | None = None, nomad_workers: int | None = None,
+               nomad_driver: str = "raw_exec") -> StageResult:
     def go(url: str, runtime_name: str) -> StageResult:
         plan = LoadPlan(url=url, schedule=schedule, max_requests=max_requests, max_time=seconds, timeout=timeout,
                         headers=headers, new_connection=new_connections, concurrency=concurrency,
@@ -246,7 +249,8 @@ def _one_stage(stage: str, target: str | None, schedule: RateSchedule | None, co
         # A plain status line: rich's rendering would delay requests and distort the latency.
         with StatusLine(enabled=not quiet) as line:
             return load_stage(stage, plan, runtime_name, out_dir, lambda p: line.update(_live_line(p)), record,
-                              plots, nomad_workers or workers, metrics, _remote(nomad_workers, say))
+                              plots, nomad_workers or workers, metrics,
+                              _remote(nomad_workers, say, nomad_driver))
 
     if target:
         return go(target, "external")
@@ -254,7 +258,7 @@ def _one_stage(stage: str, target: str | None, schedule: RateSchedule | None, co
         return go(mesh_target.service_a_url, mesh_target.runtime)
 
 
-def _remote(nomad_workers: int | None, say: Any) -> Any:
+def _remote(nomad_workers: int | None, say: Any, driver: str = "raw_exec") -> Any:
     """load_stage's ``remote`` for --nomad-workers (None: the load runs here)."""
     if nomad_workers is None:
         return None
@@ -262,7 +266,8 @@ def _remote(nomad_workers: int | None, say: Any) -> Any:
     from loadgen.distributed.stage_run import run_remote_workers
 
     bind, port = coordinator_bind()
-    return lambda plan, progress, interrupted: run_remote_workers(plan, nomad_workers, NomadLauncher(), progress,
+    return lambda plan, progress, interrupted: run_remote_workers(plan, nomad_workers,
+                                                                  NomadLauncher(driver=driver, say=say), progress,
                                                                   interrupted, say, bind=bind, port=port)
 
 

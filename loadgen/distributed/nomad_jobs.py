@@ -4,7 +4,14 @@ batch job, dispatch it once per worker, watch the dispatched jobs, purge them at
 The Nomad is the user's: NOMAD_ADDR, NOMAD_TOKEN and the TLS variables, read as the nomad CLI
 reads them (:mod:`loadgen.mesh.nomad_settings`); the agent the nomad runtime starts when none
 is named. The token of the run travels as each dispatch's payload (Nomad writes it to the
-task's local/token), not in meta or argv.
+task's local/token), not in meta or argv. The token Nomad needs holds
+nomad/loadgen-worker.policy.hcl (tests/integration/test_nomad_workers_secure.py proves it is
+enough on an agent with ACLs and TLS on).
+
+Two task drivers, a template each: ``raw_exec`` (nomad/loadgen-worker.nomad.hcl: this checkout's
+virtualenv, for the local dev agent) and ``docker`` (nomad/loadgen-worker-docker.nomad.hcl: the
+loadgen image on the host network; LOADGEN_NOMAD_IMAGE names an image the cluster can pull,
+else the image is built here, for a Nomad client that shares this machine's Docker engine).
 
 A worker that Nomad cannot place (no capacity, a constraint no node meets) shows in its
 dispatch's evaluation (FailedTGAllocs) or as a pending allocation: :meth:`placement_problem`
@@ -15,8 +22,10 @@ was dispatched, so nothing is left running or queued.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from loadgen.errors import LoadgenError
@@ -25,28 +34,42 @@ from loadgen.mesh.nomad_agent import nomad_dir
 from loadgen.mesh.nomad_api import NomadClient
 from loadgen.paths import project_root
 
-__all__ = ["JOB_ID", "NomadLauncher", "coordinator_bind"]
+__all__ = ["DRIVERS", "IMAGE_ENV", "JOB_ID", "NomadLauncher", "coordinator_bind", "local_worker_image"]
 
 JOB_ID = "loadgen-worker"
+# Each driver's template and parameterized job (distinct IDs: runs of both kinds at once never
+# re-register each other's job between a register and a dispatch).
+TEMPLATES = {"raw_exec": ("loadgen-worker.nomad.hcl", JOB_ID),
+             "docker": ("loadgen-worker-docker.nomad.hcl", "loadgen-worker-docker")}
+DRIVERS = tuple(TEMPLATES)
+IMAGE_ENV = "LOADGEN_NOMAD_IMAGE"
 WATCH_EVERY_S = 1.0  # how often the allocations are asked about (not every tick of the coordinator)
 STOP_WAIT_S = 15.0  # for the workers' allocations to end after their jobs are stopped, before the purge
 ENDED = ("complete", "failed", "lost")
 
 
 class NomadLauncher:
-    def __init__(self, client: NomadClient | None = None, job_id: str = JOB_ID,
-                 variables: dict[str, str] | None = None) -> None:
+    def __init__(self, client: NomadClient | None = None, job_id: str | None = None,
+                 variables: dict[str, str] | None = None, driver: str = "raw_exec",
+                 say: Callable[[str], None] = lambda _m: None) -> None:
+        if driver not in TEMPLATES:
+            raise LoadgenError(f"--nomad-driver {driver}: the workers run with {' or '.join(DRIVERS)}")
+        self.template, default_id = TEMPLATES[driver]
+        self.driver = driver
+        self.job_id = job_id or default_id
+        self.say = say
+        given = {"python": sys.executable, "project": str(project_root())} if driver == "raw_exec" else {}
+        self.variables = {**given, "job_id": self.job_id, **(variables or {})}
         self.client = client or NomadClient()
-        self.job_id = job_id
-        self.variables = {"python": sys.executable, "project": str(project_root()), "job_id": job_id,
-                          **(variables or {})}
         self.dispatched: dict[int, str] = {}  # worker index -> dispatched job ID
         self.evals: dict[int, str] = {}
         self._allocs: dict[int, dict[str, Any]] = {}
         self._watched_at = 0.0
 
     def launch(self, coordinator: str, token: str, workers: int, lease_s: float) -> None:
-        spec = self.client.parse((nomad_dir() / "loadgen-worker.nomad.hcl").read_text(), self.variables)
+        if self.driver == "docker" and "image" not in self.variables:
+            self.variables["image"] = os.environ.get(IMAGE_ENV) or local_worker_image(self.say)
+        spec = self.client.parse((nomad_dir() / self.template).read_text(), self.variables)
         self.client.register(spec)
         for k in range(workers):
             with signals_held():  # dispatched and recorded, or neither: stop() must know what to purge
@@ -121,11 +144,15 @@ class NomadLauncher:
                     self.client.stop(job, purge=True)
                 except LoadgenError as exc:
                     warnings.append(f"could not purge Nomad job {job}: {exc.message}")
-            with contextlib.suppress(LoadgenError):
-                others = [j for j in self.client.jobs(prefix=f"{self.job_id}/")
-                          if j.get("ParentID") == self.job_id and j["ID"] not in self.dispatched.values()]
-                if self.dispatched and not others:
-                    self.client.stop(self.job_id, purge=True)
+            if self.dispatched:
+                try:
+                    others = [j for j in self.client.jobs(prefix=f"{self.job_id}/")
+                              if j.get("ParentID") == self.job_id and j["ID"] not in self.dispatched.values()]
+                    if not others:
+                        self.client.stop(self.job_id, purge=True)
+                except LoadgenError as exc:  # e.g. a token without list-jobs: say so, it is not silent litter
+                    warnings.append(f"the parameterized job {self.job_id} was left registered (it runs nothing): "
+                                    f"{exc.message}")
         self.client.close()
         return warnings
 
@@ -148,6 +175,15 @@ def _placement_text(metric: dict[str, Any]) -> str:
         for what, n in (metric.get(key) or {}).items():
             parts.append(f"{what} ({n} node{'s' if n != 1 else ''})")
     return "; ".join(parts) or "no placement"
+
+
+def local_worker_image(say: Callable[[str], None]) -> str:
+    """The loadgen image built here (found when nothing changed: ``loadgen images build``'s), for a
+    Nomad client that shares this machine's Docker engine."""
+    from loadgen.mesh.images import build_all
+
+    say(f"the docker driver's workers run the loadgen image built here ({IMAGE_ENV} unset)")
+    return next(b.tag for b in build_all(say, loadgen_image=True) if b.name == "loadgen")
 
 
 def coordinator_bind() -> tuple[str, int]:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loadgen.load.sample import Sample
-from loadgen.stats.latency_bins import bin_of
+from loadgen.stats.latency_bins import bin_of_one
 
 __all__ = ["BUCKET_S", "BucketCounts", "MergedPrefix", "PrefixBuckets"]
 
@@ -90,7 +90,7 @@ class PrefixBuckets:
             counts.app_ids[sample.app_id] += 1
             if self.latencies:  # an answer without a latency is no fast answer: +inf's bin
                 seconds = math.inf if sample.latency_ms is None else sample.latency_ms / 1000
-                counts.latency.setdefault(sample.app_id, Counter())[int(bin_of(seconds))] += 1
+                counts.latency.setdefault(sample.app_id, Counter())[bin_of_one(seconds)] += 1
         else:
             counts.errors += 1
             if self.latencies and sample.app_id:

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from loadgen.mesh.http_api import HashiCorpApi
+from loadgen.mesh.nomad_refusal import explain_connect_error, explain_refusal
 from loadgen.mesh.nomad_settings import DEFAULT_NOMAD, NomadSettings
 
 __all__ = ["DEFAULT_NOMAD", "NomadClient", "NomadSettings"]
@@ -42,6 +43,12 @@ class NomadClient(HashiCorpApi):
         if settings.tls_server_name:
             # httpcore verifies the certificate against the SNI name it sends.
             self._extensions = {"sni_hostname": settings.tls_server_name}
+
+    def _refusal(self, method: str, path: str, resp: httpx.Response) -> str:
+        return explain_refusal(method, path, resp.status_code, resp.text, self.settings)
+
+    def _unreachable(self, exc: httpx.HTTPError) -> str:
+        return explain_connect_error(str(exc), self.settings) or super()._unreachable(exc)
 
     def leader(self) -> str:
         return self._request("GET", "/v1/status/leader") or ""

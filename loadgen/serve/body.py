@@ -47,6 +47,7 @@ REFUSED_KEYS: dict[str, str] = {
     "metrics_linger": "would keep a port of the server open: its /metrics is the server's own, and keeps every "
                       "kept run",
     "nomad_workers": "would dispatch jobs to the server's Nomad with its token: the server sends the load itself",
+    "nomad_driver": "goes with nomad_workers, which the server refuses",
     "help": "not an option",
     "version": "not an option",
 }

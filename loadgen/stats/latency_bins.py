@@ -35,12 +35,31 @@ LOWER_EDGES, UPPER_EDGES = _edges()
 
 
 def bin_of(seconds: ArrayLike) -> np.ndarray:
-    """Bin index of each latency in seconds; +inf or NaN (no answer) go to FAILED."""
+    """Bin index of each latency in seconds: the bin whose [lower, upper) edges hold it; +inf or
+    NaN (no answer) go to FAILED."""
     x = np.asarray(seconds, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         k = np.floor(np.log(np.maximum(x, LOWEST_S) / LOWEST_S) / _LOG_GROWTH).astype(np.int64) + 1
-    k = np.where(x < LOWEST_S, 0, np.minimum(k, FINITE_BINS - 1))
-    return np.where(np.isfinite(x), k, FAILED)
+    finite = np.isfinite(x)
+    k = np.where((x < LOWEST_S) | ~finite, 0, np.minimum(k, FINITE_BINS - 1))
+    # The log's last-bit rounding can put a value on an edge one bin off: the edges decide.
+    k = k - ((k > 0) & (x < LOWER_EDGES[k])) + ((k < FINITE_BINS - 1) & (x >= UPPER_EDGES[k]))
+    return np.where(finite, k, FAILED)
+
+
+def bin_of_one(seconds: float) -> int:
+    """:func:`bin_of` of one latency, without numpy's per-call cost (~1 µs instead of ~40 µs: it
+    runs once per answer on the live paths). Same bins, value for value."""
+    if not math.isfinite(seconds):
+        return FAILED
+    if seconds < LOWEST_S:
+        return 0
+    k = min(math.floor(math.log(seconds / LOWEST_S) / _LOG_GROWTH) + 1, FINITE_BINS - 1)
+    if k > 0 and seconds < LOWER_EDGES[k]:
+        return k - 1
+    if k < FINITE_BINS - 1 and seconds >= UPPER_EDGES[k]:
+        return k + 1
+    return k
 
 
 @dataclass
@@ -57,6 +76,9 @@ class LatencyBins:
 
     def add(self, seconds: ArrayLike) -> None:
         np.add.at(self.counts, bin_of(seconds), 1)
+
+    def add_one(self, seconds: float) -> None:
+        self.counts[bin_of_one(seconds)] += 1
 
     def add_failed(self, count: int) -> None:
         self.counts[FAILED] += count

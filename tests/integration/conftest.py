@@ -168,6 +168,19 @@ def splitter_mesh(shared_mesh) -> Loadgen:
     shared_mesh.hand_back()
 
 
+@pytest.fixture(scope="module")
+def runtime(request, shared_mesh) -> str:
+    """The shared mesh at stage splitter on the runtime a module names, for a module whose tests
+    run on given runtimes only: `pytestmark = pytest.mark.parametrize("runtime", ["nomad"],
+    indirect=True, scope="module")`. Grouped with that runtime's other tests, not brought up anew."""
+    from tests.integration.runtimes import PARTS
+
+    PARTS[request.param]().require()
+    shared_mesh.use("splitter", request.param)
+    yield request.param
+    shared_mesh.hand_back()
+
+
 @pytest.fixture(scope="module", params=MESH_RUNTIMES)
 def mesh_runtime(request, shared_mesh):
     """Runs the module's tests on one runtime (only `per_runtime` tests on docker and nomad):

@@ -9,21 +9,13 @@ import json
 import httpx
 import pytest
 
-from tests.integration.runtimes import PARTS
-
 CONSUL = "http://127.0.0.1:8500"
 SPLITTER = f"{CONSUL}/v1/config/service-splitter/service-b"
 START = {"Kind": "service-splitter", "Name": "service-b",
          "Splits": [{"Weight": 85, "ServiceSubset": "v1"}, {"Weight": 15, "ServiceSubset": "v2"}]}
 
 
-@pytest.fixture(scope="module", params=("docker", "nomad"))
-def runtime(request, shared_mesh):
-    """The runtime's shared mesh (conftest.SharedMesh): grouped with its other tests, not brought up anew."""
-    PARTS[request.param]().require()
-    shared_mesh.use("splitter", request.param)
-    yield request.param
-    shared_mesh.hand_back()
+pytestmark = pytest.mark.parametrize("runtime", ["docker", "nomad"], indirect=True, scope="module")
 
 
 def test_a_clean_shift_on_this_runtime(loadgen, runtime):

@@ -97,7 +97,8 @@ def test_a_refusal_is_one_line_exit_4_with_the_acl_hint(monkeypatch):
             pytest.raises(LoadgenError) as info:
         api._request("GET", "/v1/x")
     assert info.value.code == ExitCode.UNREACHABLE
-    assert info.value.message == "Nomad refused GET /v1/x: HTTP 403: Permission denied (ACLs? set NOMAD_TOKEN)"
+    assert info.value.message == ("Nomad refused GET /v1/x: permission denied, and no token was sent: set NOMAD_TOKEN "
+                                  "(a token with the policy in nomad/loadgen-worker.policy.hcl)")
 
 
 def test_a_consul_refusal_names_the_missing_rule_and_what_it_was_for(monkeypatch):

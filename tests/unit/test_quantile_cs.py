@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from loadgen.stats.latency_bins import LatencyBins
+from loadgen.stats.latency_bins import FAILED, LOWER_EDGES, UPPER_EDGES, LatencyBins, bin_of, bin_of_one
 from loadgen.stats.latency_compare import LatencyJudge, LatencyMargin, parse_quantile
 from loadgen.stats.quantile_cs import order_ranks, quantile_interval, rank_band
 from loadgen.stats.verdict import VerdictState
@@ -170,3 +170,15 @@ def test_the_latency_plan_grows_with_the_quantile_and_shrinks_with_the_canary_we
     assert 40_000 <= p99.pass_n <= 120_000 and p99.fail_n is not None
     assert plan_latency(0.5, 0.10, 0.15, 0.0125).pass_n < p99.pass_n / 4
     assert plan_latency(0.99, 0.10, 0.01, 0.0125).pass_n > 5 * p99.pass_n  # a 1 % canary: hours at 500/s
+
+
+def test_every_latency_lies_within_its_bins_edges_and_one_at_a_time_bins_the_same():
+    # Values on every edge and one step either side, where the log's last-bit rounding would put a
+    # value one bin off: the edges decide, for arrays (the judge) and for one answer (live paths).
+    edges = LOWER_EDGES[1:-1]
+    xs = np.concatenate([np.random.default_rng(7).lognormal(-4, 2, 20_000), edges,
+                         np.nextafter(edges, 0), np.nextafter(edges, np.inf)])
+    k = bin_of(xs)
+    assert not ((xs < LOWER_EDGES[k]) | (xs >= UPPER_EDGES[k])).any()
+    assert [bin_of_one(float(x)) for x in xs] == k.tolist()
+    assert [bin_of_one(x) for x in (-1.0, 0.0, math.inf, math.nan)] == [0, 0, FAILED, FAILED]
