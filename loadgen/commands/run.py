@@ -29,6 +29,7 @@ from loadgen.paths import project_root
 from loadgen.report.delivery import Delivery, stdout_console
 from loadgen.report.files import check_output
 from loadgen.report.output_paths import check_output_dir
+from loadgen.report.run_files import plots_available
 from loadgen.report.run_metrics import RunMetrics
 from loadgen.report.statusline import StatusLine
 from loadgen.report.summary import PERCENTILE_LABELS, Latency
@@ -150,6 +151,11 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
         raise UsageError("--metrics-listen counts the samples of this process; with --nomad-workers they are the "
                          "workers': not together yet")
     say = (lambda m: None) if quiet or as_json else (lambda m: err.print(m, highlight=False, markup=False))
+    if not no_plots and not plots_available():
+        no_plots = True
+        if not quiet:
+            err.print("run: no PNG plots: matplotlib is not installed here (the loadgen image leaves it out); "
+                      "every other report file is written", highlight=False, markup=False)
     metrics = start_metrics("run", listen, lambda m: err.print(m, highlight=False, markup=False))
     results: list[StageResult] = []
     failed: LoadgenError | None = None

@@ -17,6 +17,7 @@ from loadgen.commands.options import Duration
 from loadgen.errors import EnvironmentProblem, UsageError
 from loadgen.serve.app import ServeSettings, build_app
 from loadgen.serve.body import TargetAllowList
+from loadgen.serve.connections import CappedSite
 from loadgen.serve.listen import TOKEN_ENV, Listen, listen_settings
 from loadgen.serve.metrics import metrics_handler
 from loadgen.serve.runs import Runs
@@ -52,9 +53,12 @@ err = Console(stderr=True, soft_wrap=True)
                    "webhook's timeout).")
 @click.option("--keep", type=click.IntRange(1, 10_000), default=100, show_default=True,
               help="Ended canaries kept for GET.")
+@click.option("--max-connections", type=click.IntRange(1, 10_000), default=100, show_default=True,
+              help="Client connections open at once; one more is answered 503 and closed (slow clients cannot "
+                   "use up the descriptors the running canaries need).")
 def serve(listen: str, tls_cert: str | None, tls_key: str | None, consul_addr: str | None, allow: tuple[str, ...],
           max_runs: int, max_run_time: float, max_body: int, body_timeout: float, gate_wait: float,
-          keep: int) -> int:
+          keep: int, max_connections: int) -> int:
     """Serve the canary over HTTP: POST /v1/canaries, GET and DELETE /v1/canaries/{id}, POST /v1/gate.
 
     POST /v1/canaries takes `loadgen canary`'s options as JSON ({"expect": "85/15", "target":
@@ -87,7 +91,7 @@ def serve(listen: str, tls_cert: str | None, tls_key: str | None, consul_addr: s
     about = (f"{'token required' if settings.token else 'no token'}; at most {max_runs} canaries at once; "
              f"Consul: {consul or 'none'}")
     try:
-        asyncio.run(_serve(app, settings, about))
+        asyncio.run(_serve(app, settings, about, max_connections))
     except OSError as exc:
         raise EnvironmentProblem(f"cannot listen on {listen}: {exc.strerror or exc}") from None
     except KeyboardInterrupt:  # Ctrl-C / SIGTERM: the runs were cancelled and judged on the way out
@@ -96,10 +100,12 @@ def serve(listen: str, tls_cert: str | None, tls_key: str | None, consul_addr: s
     return 0
 
 
-async def _serve(app: web.Application, settings: Listen, about: str) -> None:
-    runner = web.AppRunner(app, access_log_format='%a "%r" %s %b %Tfs', keepalive_timeout=15.0)
+async def _serve(app: web.Application, settings: Listen, about: str, max_connections: int) -> None:
+    # keepalive_timeout: also how long a connection may take to send its first request's headers.
+    runner = web.AppRunner(app, access_log_format='%a "%r" %s %b %Tfs', keepalive_timeout=15.0,
+                           shutdown_timeout=15.0)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=settings.tls, shutdown_timeout=15.0)
+    site = CappedSite(runner, settings.host, settings.port, max_connections, ssl_context=settings.tls)
     await site.start()
     port = runner.addresses[0][1]  # --listen ...:0 picks one
     err.print(f"loadgen serve: listening on {replace(settings, port=port).url} ({about})", highlight=False,

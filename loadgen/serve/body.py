@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import click
 
@@ -43,6 +44,8 @@ REFUSED_KEYS: dict[str, str] = {
     "inconclusive_exit": "an HTTP answer has no exit code (the state says INCONCLUSIVE)",
     "metrics_listen": "would open a port on the server: its /metrics is the server's own",
     "metrics_allow_remote": "would open a port on the server: its /metrics is the server's own",
+    "metrics_linger": "would keep a port of the server open: its /metrics is the server's own, and keeps every "
+                      "kept run",
     "nomad_workers": "would dispatch jobs to the server's Nomad with its token: the server sends the load itself",
     "nomad_driver": "goes with nomad_workers, which the server refuses",
     "help": "not an option",
@@ -70,10 +73,13 @@ class TargetAllowList:
     def allows(self, url: str) -> bool:
         if not self.entries:
             return True
-        host = (urlsplit(url if "://" in url else f"http://{url}").hostname or "").lower()
+        parts = _url_parts(url if "://" in url else f"http://{url}")
+        if parts is None:
+            return False
+        host = parts[1]
         for entry in self.entries:
             if "://" in entry:
-                if url.startswith(entry):
+                if _under_prefix(parts, entry):
                     return True
                 continue
             try:
@@ -88,6 +94,35 @@ class TargetAllowList:
             except ValueError:
                 continue
         return False
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _url_parts(url: str) -> tuple[str, str, int | None, str] | None:
+    """(scheme, host, port, path) as compared: scheme and host lower-cased, the scheme's default
+    port filled in; None for what is not a URL (a port that is not a number)."""
+    try:
+        split = urlsplit(url)
+        scheme = split.scheme.lower()
+        port = split.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        return None
+    # The path as a server resolves it (%2e%2e and .. segments): /api/../admin is not under /api/.
+    path = posixpath.normpath(unquote(split.path or "/"))
+    path = "/" if path in (".", "//") else path + ("/" if split.path.endswith("/") and path != "/" else "")
+    return scheme, (split.hostname or "").lower(), port, path
+
+
+def _under_prefix(parts: tuple[str, str, int | None, str], entry: str) -> bool:
+    """A URL-prefix entry allows its own origin (scheme, host and port, exactly: the text
+    ``http://service-a`` is not a prefix of ``http://service-a.evil.example/``) and paths under its
+    path, by whole segments (``/api`` allows ``/api`` and ``/api/x``, not ``/api-admin``)."""
+    allowed = _url_parts(entry)
+    if allowed is None or parts[:3] != allowed[:3]:
+        return False
+    base, path = allowed[3], parts[3]
+    return base == "/" or path == base or path.startswith(base if base.endswith("/") else base + "/")
 
 
 @dataclass(frozen=True)

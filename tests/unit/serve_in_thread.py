@@ -13,15 +13,17 @@ from typing import Any
 from aiohttp import web
 
 from loadgen.serve.app import ServeSettings, build_app
+from loadgen.serve.connections import CappedSite
 from loadgen.serve.runs import Runs
 from tests.unit.standin_target import standin_target
 
 
 @contextlib.contextmanager
 def serving(settings: ServeSettings | None = None, runs: Runs | None = None, keepalive_timeout: float = 5.0,
-            **app: Any) -> Iterator[str]:
+            max_connections: int = 100, **app: Any) -> Iterator[str]:
     """The server's base URL (http://127.0.0.1:PORT) while inside. ``keepalive_timeout``: also how long
-    aiohttp waits for a request's headers (loadgen serve uses 15 s)."""
+    aiohttp waits for a request's headers (loadgen serve uses 15 s); ``max_connections`` as
+    `loadgen serve --max-connections` (its site, loadgen.serve.connections.CappedSite)."""
     runs = runs or Runs(max_runs=4)
     application = build_app(runs, settings or ServeSettings(), **app)
     loop = asyncio.new_event_loop()
@@ -31,7 +33,7 @@ def serving(settings: ServeSettings | None = None, runs: Runs | None = None, kee
     async def start() -> None:
         runner = web.AppRunner(application, keepalive_timeout=keepalive_timeout)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = CappedSite(runner, "127.0.0.1", 0, max_connections)
         await site.start()
         holder["runner"] = runner
         holder["port"] = runner.addresses[0][1]

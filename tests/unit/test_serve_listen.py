@@ -65,6 +65,28 @@ def test_the_target_allow_list():
     assert not allow.allows("http://canary.internal.evil/") and TargetAllowList().allows("http://anything/")
 
 
+@pytest.mark.parametrize(("entry", "url", "allowed"), [
+    # A prefix written without its trailing slash is not a text prefix of other hosts or ports.
+    ("http://service-a", "http://service-a.evil.example/hello_a", False),
+    ("http://10.0.0.1:3000", "http://10.0.0.1:30001/hello_a", False),
+    ("http://service-a:3000", "http://service-a:3000@evil.example/hello_a", False),
+    ("http://service-a:3000", "http://service-a:3000/hello_a", True),
+    # Paths by whole segments, as the target's server resolves them.
+    ("http://service-a:3000/api", "http://service-a:3000/api-admin", False),
+    ("http://service-a:3000/api", "http://service-a:3000/api/hello_a", True),
+    ("http://service-a:3000/api/", "http://service-a:3000/api/../admin", False),
+    ("http://service-a:3000/api/", "http://service-a:3000/api/%2e%2e/admin", False),
+    # Same origin however it is spelled; a different scheme is a different origin.
+    ("http://service-a:3000/", "HTTP://Service-A:3000/hello_a", True),
+    ("http://service-a/", "http://service-a:80/hello_a", True),
+    ("https://service-a/", "http://service-a:443/hello_a", False),
+    ("http://service-a:3000/", "service-a:3000", True),  # envoy_admin is host:port
+    ("http://service-a:3000/", "http://service-a:bad/", False),
+])
+def test_a_url_prefix_allows_its_own_origin_and_the_paths_under_it(entry, url, allowed):
+    assert TargetAllowList((entry,)).allows(url) is allowed
+
+
 def test_serve_over_tls_with_a_token_then_sigterm(tmp_path):
     ca, cert, key = make_certs(tmp_path)
     env = {**os.environ, "LOADGEN_API_TOKEN": TOKEN, "LOADGEN_RUN_DIR": str(tmp_path / "run")}
