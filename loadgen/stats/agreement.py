@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-from scipy import stats as sps
+from scipy.special import chdtrc
 
 __all__ = ["homogeneity_p"]
 
@@ -23,4 +23,8 @@ def homogeneity_p(a: Mapping[str, int], b: Mapping[str, int]) -> float | None:
     if len(names) < 2 or sum(a.values()) == 0 or sum(b.values()) == 0:
         return None
     table = np.array([[a.get(n, 0) for n in names], [b.get(n, 0) for n in names]], dtype=float)
-    return float(sps.chi2_contingency(table, correction=False)[1])
+    # Pearson's statistic against the expected counts of one common split, and its chi-square tail
+    # (scipy.stats.chi2_contingency without the continuity correction; scipy.stats itself costs
+    # every canary ~0.7 s of import).
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
+    return float(chdtrc(len(names) - 1, float(((table - expected) ** 2 / expected).sum())))

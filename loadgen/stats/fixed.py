@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from scipy.stats import beta
+from scipy.special import betaincinv  # = scipy.stats.beta.ppf, bit for bit, without its import
 
 from loadgen.stats.decide import JudgeConfig, decide, guard_exceeded
 from loadgen.stats.spec import SplitSpec
@@ -24,8 +24,8 @@ def clopper_pearson(successes: int, n: int, alpha_per_side: float) -> tuple[floa
     """Exact interval with at most ``alpha_per_side`` miscoverage on each side."""
     if n <= 0:
         return 0.0, 1.0
-    lo = 0.0 if successes <= 0 else float(beta.ppf(alpha_per_side, successes, n - successes + 1))
-    hi = 1.0 if successes >= n else float(beta.ppf(1 - alpha_per_side, successes + 1, n - successes))
+    lo = 0.0 if successes <= 0 else float(betaincinv(successes, n - successes + 1, alpha_per_side))
+    hi = 1.0 if successes >= n else float(betaincinv(successes + 1, n - successes, 1 - alpha_per_side))
     return lo, hi
 
 

@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from scipy.stats import norm
+from scipy.special import ndtri  # = scipy.stats.norm.ppf, bit for bit, without its import
 
 from loadgen.stats.quantile_cs import order_ranks
 
@@ -52,10 +52,10 @@ def _decides(n: int, level: float, margin: float, weight: float, alpha: float, s
     if want_pass:
         if c_hi >= 1.0 or b_lo <= 0.0:
             return False  # canary's upper end / baseline's lower end not bounded yet
-        return math.log(slowdown) + sigma * (norm.ppf(c_hi) - norm.ppf(b_lo)) <= math.log(1 + margin)
+        return math.log(slowdown) + sigma * (ndtri(c_hi) - ndtri(b_lo)) <= math.log(1 + margin)
     if c_lo <= 0.0 or b_hi >= 1.0:
         return False
-    return math.log(slowdown) + sigma * (norm.ppf(c_lo) - norm.ppf(b_hi)) > math.log(1 + margin)
+    return math.log(slowdown) + sigma * (ndtri(c_lo) - ndtri(b_hi)) > math.log(1 + margin)
 
 
 def _first_n(predicate: Callable[[int], bool]) -> int | None:

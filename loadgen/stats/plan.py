@@ -13,8 +13,7 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import betaincinv
-from scipy.stats import binom, norm
+from scipy.special import bdtr, betaincinv, ndtri
 
 from loadgen.stats.bands import band_of
 from loadgen.stats.decide import JudgeConfig
@@ -40,7 +39,13 @@ def _fixed_power(n: int, w: float, half_width: float, alpha_each: float) -> floa
         lo = np.where(s <= 0, 0.0, betaincinv(np.maximum(s, 1), n - s + 1, alpha_each))
         hi = np.where(s >= n, 1.0, betaincinv(s + 1, np.maximum(n - s, 1), 1 - alpha_each))
     ok = (lo >= lo_band) & (hi <= hi_band)
-    return float(binom.pmf(s[ok], n, w).sum()) if ok.any() else 0.0
+    # P(count in ok) from the binomial CDF over each run of consecutive counts (scipy.special's
+    # bdtr: scipy.stats' binom.pmf costs every canary ~0.7 s of import). Within 2e-10 of the sum
+    # of pmfs on 3,000 random (n, w, band, alpha), the same fixed n on 132 plans
+    # (tests/unit/test_plan_without_scipy_stats.py keeps the comparison).
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], ok.view(np.int8), [0]))))
+    return float(sum(bdtr(int(e), n, w) - (bdtr(int(b) - 1, n, w) if b > 0 else 0.0)
+                     for b, e in zip(s[edges[0::2]], s[edges[1::2] - 1], strict=True)))
 
 
 def fixed_sample_size(spec: SplitSpec, config: JudgeConfig, power: float = 0.8) -> int | None:
@@ -75,7 +80,7 @@ def approximate_fixed_n(spec: SplitSpec, config: JudgeConfig, power: float) -> i
     """The fixed test's n by the normal approximation, w(1-w) (z_(1-alpha) + z_((1+power)/2))^2 / h^2:
     instant where :func:`fixed_sample_size` takes seconds for narrow bands, and within a few percent
     of it (a warning's threshold, not a plan)."""
-    z = norm.ppf(1 - config.split_alpha_each(spec.k)) + norm.ppf((1 + power) / 2)
+    z = ndtri(1 - config.split_alpha_each(spec.k)) + ndtri((1 + power) / 2)
     pairs = list(zip(spec.weights, config.half_widths(spec), strict=True))
     return int(max(w * (1 - w) * z**2 / h**2 for w, h in (pairs[:1] if spec.k == 2 else pairs)))
 
