@@ -28,8 +28,9 @@ from click.testing import CliRunner
 from ruamel.yaml import YAML
 
 from loadgen.serve.app import MAX_WAIT_S, ServeSettings
+from tests.unit.controller_exchanges import argo_web_measurement
 from tests.unit.serve_in_thread import serving, split_target
-from tests.unit.test_serve_api import FAST, argo_web_measurement, poll
+from tests.unit.test_serve_api import FAST, poll
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 GITHUB = EXAMPLES / "github-actions" / "loadgen-canary.yml"
