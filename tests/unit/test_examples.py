@@ -11,7 +11,7 @@
   CLI validates it before it starts, and Flagger's webhook metadata by the gate's own parser: an
   example can never name an option that does not exist.
 * The Web provider's template polled against a real ``loadgen serve`` (in-process, stand-in target),
-  with its own URL, jsonPath and conditions (test_serve_api's replay of the provider).
+  with its own URL, jsonPath and conditions (tests/unit/controller_exchanges.py's replay of the provider).
 """
 
 from __future__ import annotations
