@@ -87,7 +87,7 @@ def serve(listen: str, tls_cert: str | None, tls_key: str | None, consul_addr: s
         token=settings.token, loopback=settings.loopback, max_body=max_body, body_timeout=body_timeout,
         allow=TargetAllowList(tuple(a.strip() for a in allow)), max_time_limit=max_run_time, gate_wait=gate_wait),
         metrics=metrics_handler(runs))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    log_to_stderr()
     about = (f"{'token required' if settings.token else 'no token'}; at most {max_runs} canaries at once; "
              f"Consul: {consul or 'none'}")
     try:
@@ -98,6 +98,18 @@ def serve(listen: str, tls_cert: str | None, tls_key: str | None, consul_addr: s
         pass
     err.print("loadgen serve: stopped", highlight=False)
     return 0
+
+
+# INFO from these only: the server's own lines and aiohttp's access log. The canaries' HTTP clients
+# (httpx, which logs every request at INFO) stay at WARNING, or each run would write a line per
+# Consul or Envoy admin read into the server's log.
+LOG_INFO_FROM = ("loadgen", "aiohttp.access")
+
+
+def log_to_stderr() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+    for name in LOG_INFO_FROM:
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 async def _serve(app: web.Application, settings: Listen, about: str, max_connections: int) -> None:

@@ -8,6 +8,8 @@ works on the main thread: in a worker that is refused and skipped (interrupts.st
 suppresses it), so ``DELETE`` stops a run with ``run_live(cancel=...)``, a threading.Event its
 monitor looks at with every look, exactly where a signal would set the same stop flag. The
 server's own SIGINT/SIGTERM (aiohttp's, on the main thread) cancels every run the same way.
+Each run's end is one line of the server's log (its verdict, requests, what stopped it): after a
+SIGTERM the results are judged but no client is left to GET them, and the log is where they stay.
 
 A run that fails (unreachable target, an error only the answers show, a bug) ends with the result
 ``loadgen canary --json`` writes for it (canary.unstarted: INCONCLUSIVE, nothing judged, its
@@ -16,6 +18,7 @@ A run that fails (unreachable target, an error only the answers show, a bug) end
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import time
@@ -36,6 +39,8 @@ from loadgen.serve.body import BodyError, PostedCanary
 __all__ = ["RUNNING", "Run", "Runs", "TooManyRuns"]
 
 RUNNING = "RUNNING"
+
+log = logging.getLogger("loadgen.serve")
 
 
 class TooManyRuns(Exception):
@@ -165,4 +170,7 @@ class Runs:
             data["stopped_by"] = "cancelled"
         run.ended = time.time()
         run.result = data
+        # Before done: a shutdown waits on done, then the process (and this daemon thread) ends.
+        log.info("canary %s ended: %s, %s requests, stopped by %s", run.id, data["verdict"], data.get("requests"),
+                 data.get("stopped_by"))
         run.done.set()

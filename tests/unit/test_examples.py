@@ -11,7 +11,7 @@
   CLI validates it before it starts, and Flagger's webhook metadata by the gate's own parser: an
   example can never name an option that does not exist.
 * The Web provider's template polled against a real ``loadgen serve`` (in-process, stand-in target),
-  with its own URL, jsonPath and conditions (test_serve_api's replay of the provider).
+  with its own URL, jsonPath and conditions (tests/unit/controller_exchanges.py's replay of the provider).
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from click.testing import CliRunner
 from ruamel.yaml import YAML
 
 from loadgen.serve.app import MAX_WAIT_S, ServeSettings
+from tests.unit.controller_exchanges import argo_web_measurement
 from tests.unit.serve_in_thread import serving, split_target
-from tests.unit.test_serve_api import FAST, argo_web_measurement, poll
+from tests.unit.test_serve_api import FAST, poll
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 GITHUB = EXAMPLES / "github-actions" / "loadgen-canary.yml"

@@ -5,6 +5,7 @@ stand-ins for run_live (no traffic: each blocks until cancelled), so every case 
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -90,6 +91,18 @@ def test_a_run_that_dies_of_a_bug_says_so_and_the_others_go_on():
         assert client.delete(f"/v1/canaries/{other}").status_code == 202
         cancelled = wait_ended(client, other)
     assert cancelled["state"] == "INCONCLUSIVE" and cancelled["stopped_by"] == "cancelled"
+
+
+def test_each_run_ends_with_one_line_of_the_server_log(caplog):
+    """After a SIGTERM no client is left to GET the runs it cancelled: the log keeps their ends."""
+    runs = Runs(max_runs=4, run=stand_in_run)
+    with caplog.at_level(logging.INFO, logger="loadgen.serve"), serving(runs=runs) as base, \
+            httpx.Client(base_url=base, timeout=DEADLINE_S) as client:
+        run_id = client.post("/v1/canaries", json={**OPTIONS, "target": ALLOWED}).json()["id"]
+        client.delete(f"/v1/canaries/{run_id}")
+        wait_ended(client, run_id)
+    ended = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"canary {run_id} ended")]
+    assert ended == [f"canary {run_id} ended: INCONCLUSIVE, 0 requests, stopped by cancelled"]
 
 
 def test_json_nested_thousands_deep_or_a_number_of_thousands_of_digits_is_400_not_a_crash():

@@ -14,6 +14,7 @@ import pytest
 from loadgen.serve.app import ServeSettings
 from loadgen.serve.body import TargetAllowList
 from loadgen.serve.runs import Runs
+from tests.unit.controller_exchanges import argo_web_measurement, flagger_payload, flagger_reads, flagger_webhook
 from tests.unit.serve_in_thread import serving, split_target
 from tests.unit.standin_target import standin_target
 
@@ -214,29 +215,17 @@ def test_a_loopback_server_refuses_other_host_names():
         assert client.get("/v1/canaries/x", headers={"Host": "localhost:8089"}).status_code == 404
 
 
-# -- the controllers' exchanges ------------------------------------------------------------------
-
-
-def flagger_payload(metadata: dict[str, str], phase: str = "pre-rollout") -> dict:
-    """Flagger's webhook body (CanaryWebhookPayload: name, namespace, phase, checksum, metadata; the
-    metadata a map of strings), https://docs.flagger.app/usage/webhooks."""
-    return {"name": "service-b", "namespace": "test", "phase": phase, "checksum": "6d9f7b6c",
-            "metadata": metadata}
-
-
-def flagger_reads(status: int) -> str:
-    """Flagger: a 2xx answer lets the analysis go on, anything else is a failed check."""
-    return "go on" if 200 <= status < 300 else "failed check"
+# -- the controllers' exchanges (tests/unit/controller_exchanges.py makes them as the controllers do) ------
 
 
 def test_the_flagger_webhook_exchange():
     meta = {k: str(v) for k, v in FAST.items()}
     with split_target(0.85) as target, serving(ServeSettings(gate_wait=8.0)) as base, \
             httpx.Client(base_url=base, timeout=30) as client:
-        passed = client.post("/v1/gate", json=flagger_payload({"expect": "85/15", "target": target, **meta}))
-        failed = client.post("/v1/gate", json=flagger_payload({"expect": "50/50", "target": target, **meta}))
-        bad = client.post("/v1/gate", json=flagger_payload({"expect": "85/15", "target": target, "bogus": "1"}))
-        empty = client.post("/v1/gate", json={"name": "service-b", "namespace": "test", "phase": "rollout"})
+        passed = flagger_webhook(client, "/v1/gate", flagger_payload({"expect": "85/15", "target": target, **meta}))
+        failed = flagger_webhook(client, "/v1/gate", flagger_payload({"expect": "50/50", "target": target, **meta}))
+        bad = flagger_webhook(client, "/v1/gate", flagger_payload({"expect": "85/15", "target": target, "bogus": "1"}))
+        empty = flagger_webhook(client, "/v1/gate", {"name": "service-b", "namespace": "test", "phase": "rollout"})
     assert (passed.status_code, flagger_reads(passed.status_code)) == (200, "go on"), passed.text
     assert passed.text.startswith("PASS: canary ") and passed.text.count("\n") == 1
     assert (failed.status_code, flagger_reads(failed.status_code)) == (412, "failed check")
@@ -261,31 +250,6 @@ def test_the_gate_answers_running_then_reports_that_run_to_the_next_call():
         assert answer.status_code == 200 and answer.text.startswith(f"PASS: canary {run_id}")
         following = client.post("/v1/gate", json=payload)  # reported once: the next call starts a new run
         assert following.text.split()[2] != run_id
-
-
-def jsonpath(document: dict, path: str) -> object:
-    """The JSONPath Argo Rollouts' Web provider templates use here: ``{$.a.b}`` (dotted members)."""
-    assert path.startswith("{$.") and path.endswith("}")
-    value: object = document
-    for member in path[3:-1].split("."):
-        assert isinstance(value, dict)
-        value = value[member]
-    return value
-
-
-def argo_web_measurement(client: httpx.Client, url: str, json_path: str, success: str, failure: str) -> str:
-    """One measurement as Argo Rollouts' Web provider takes it (GET, jsonPath, then the conditions
-    with the value as ``result``), https://argo-rollouts.readthedocs.io/en/stable/analysis/web/:
-    Successful when successCondition holds, Failed when failureCondition holds, else Inconclusive."""
-    resp = client.get(url, timeout=10)  # the Web provider's default timeout
-    if not 200 <= resp.status_code < 300:
-        return "Error"
-    result = jsonpath(resp.json(), json_path)
-    if eval(success, {}, {"result": result}):  # the conditions are the test's own literals below
-        return "Successful"
-    if eval(failure, {}, {"result": result}):
-        return "Failed"
-    return "Inconclusive"
 
 
 def test_the_argo_web_provider_exchange():

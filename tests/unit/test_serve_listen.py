@@ -113,3 +113,34 @@ def test_serve_over_tls_with_a_token_then_sigterm(tmp_path):
     assert proc.returncode == 0, rest
     assert "loadgen serve: stopped" in rest
     assert TOKEN not in line + out + rest  # nor in the access log lines
+
+
+def test_the_server_log_takes_info_from_its_own_lines_only_not_every_request_a_canary_makes(tmp_path):
+    """httpx logs each request at INFO: with the root logger at INFO the server's log got a line for
+    every Consul read each canary made (the integration test saw ~20 a run). Here `serve` configures
+    its log and stops at a port already taken (exit 5), in-process; the root logger is emptied first
+    so that its basicConfig takes effect, and restored after."""
+    import logging
+    import socket
+
+    from tests.unit.cli_in_process import loadgen_in_process
+
+    root = logging.getLogger()
+    names = ("httpx", "loadgen", "loadgen.serve", "aiohttp.access")
+    saved = (root.handlers[:], root.level, {n: logging.getLogger(n).level for n in names})
+    root.handlers[:] = []
+    try:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            proc = loadgen_in_process("serve", "--listen", f"127.0.0.1:{port}", tmp_path=tmp_path,
+                                      env={"LOADGEN_API_TOKEN": None, "CONSUL_HTTP_ADDR": None})
+        enabled = {n: logging.getLogger(n).isEnabledFor(logging.INFO) for n in names}
+    finally:
+        root.handlers[:] = saved[0]  # drops the handler serve's basicConfig added
+        root.setLevel(saved[1])
+        for n, level in saved[2].items():
+            logging.getLogger(n).setLevel(level)
+    assert proc.returncode == 5 and f"cannot listen on 127.0.0.1:{port}" in proc.stderr, proc.stderr
+    assert enabled == {"httpx": False, "loadgen": True, "loadgen.serve": True, "aiohttp.access": True}
