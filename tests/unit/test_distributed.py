@@ -257,15 +257,23 @@ def test_a_worker_killed_mid_run_is_lost_and_what_it_reported_stays(tmp_path: Pa
             killed.append(coord.workers[1].sent)
         return False
 
+    from loadgen.report.run_metrics import RunMetrics
+
+    metrics = RunMetrics("run", judged=False)  # a --metrics-listen page
     with standin_target(_split_85_15(seed=12)) as url:
         plan = LoadPlan(url=url, rate=200, max_time=2, timeout=1)
-        run = coordinate(plan, 2, launcher, on_tick=kill_once_started, start_lead_s=0.3)
+        run = coordinate(plan, 2, launcher, on_tick=kill_once_started, start_lead_s=0.3,
+                         on_page=lambda _k, increment: metrics.add_increment(increment))
     assert killed and 1 in run.lost and "exited" in run.lost[1]
     coord = run.coordinator
     assert coord.workers[0].final and not coord.workers[1].final
     counts, _ = coord.judged(final=True)
     # Worker 1's buckets reported before it died are kept (each once), the survivor's in full.
     assert sum(counts.app_ids.values()) + counts.errors >= coord.per_worker_stats()[0].sent
+    # On the page too: each worker's requests up to its last accepted report, once (the same report
+    # carried its count of requests sent and the page's increments up to the same sample).
+    assert sum(metrics.read().requests.values()) == coord.workers[0].sent + coord.workers[1].sent
+    assert 0 < coord.workers[1].sent < coord.workers[0].sent
 
 
 def test_a_worker_stops_by_itself_when_the_coordinator_is_gone(tmp_path: Path):
