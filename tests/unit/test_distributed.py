@@ -28,6 +28,14 @@ def _split_85_15(seed: int):
     return lambda _n: (200, "1" if rng.random() < 0.85 else "2")
 
 
+@pytest.fixture(autouse=True)
+def _close_pages():
+    yield
+    from loadgen.report.metrics_server import close_all
+
+    close_all()  # the --metrics-listen pages a command run in-process left open (they live until the process exits)
+
+
 @pytest.fixture
 def coordinator():
     coord = Coordinator(PLAN, 2, latencies=True)
