@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
@@ -22,7 +23,7 @@ from loadgen.load.client import Endpoint
 from loadgen.load.engine import LoadPlan
 from loadgen.load.reachable import check_reachable
 from loadgen.load.schedule import RateSchedule, parse_duration
-from loadgen.mesh.local import borrowed_stage
+from loadgen.mesh.local import stage_walk
 from loadgen.mesh.runtime.select import runtime_for
 from loadgen.mesh.stages import load_stages
 from loadgen.paths import project_root
@@ -34,6 +35,9 @@ from loadgen.report.run_metrics import RunMetrics
 from loadgen.report.statusline import StatusLine
 from loadgen.report.summary import PERCENTILE_LABELS, Latency
 from loadgen.stage_load import LoadProgress, StageResult, load_stage, new_run_id
+
+if TYPE_CHECKING:
+    from loadgen.mesh.runtime.base import Target
 
 out = stdout_console()
 err = Console(stderr=True, soft_wrap=True)
@@ -157,13 +161,18 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
     results: list[StageResult] = []
     failed: LoadgenError | None = None
     try:
-        for s in stages:
-            result = _one_stage(str(s), target, schedule, concurrency, seconds, max_requests, timeout_s, hdrs,
-                                new_connections, record, root / str(s), not no_plots, say, quiet or as_json, workers,
-                                runtime, request, metrics, nomad_workers, nomad_driver or "raw_exec")
-            results.append(result)
-            if result.interrupted:
-                break
+        # One borrow of the local mesh for every stage: each is switched to in place, and what was
+        # there before is put back once at the end (not between stages).
+        with contextlib.nullcontext(None) if target else \
+                stage_walk(say, runtime_for(runtime) if runtime else None) as borrow:
+            for s in stages:
+                result = _one_stage(str(s), target, borrow, schedule, concurrency, seconds, max_requests, timeout_s,
+                                    hdrs, new_connections, record, root / str(s), not no_plots, say,
+                                    quiet or as_json, workers, request, metrics, nomad_workers,
+                                    nomad_driver or "raw_exec")
+                results.append(result)
+                if result.interrupted:
+                    break
     except LoadgenError as exc:
         # The options were valid, a stage could not run (the target unreachable, the mesh not
         # coming up): --json still says so, with what the stages before it measured; then the
@@ -226,10 +235,11 @@ def _holds_something(path: Path) -> bool:
         return False  # unreadable: check_output_dir says why
 
 
-def _one_stage(stage: str, target: str | None, schedule: RateSchedule | None, concurrency: int | None,
+def _one_stage(stage: str, target: str | None, borrow: Callable[[str], Target] | None,
+               schedule: RateSchedule | None, concurrency: int | None,
                seconds: float, max_requests: int, timeout: float, headers: dict[str, str], new_connections: bool,
                record: Path | None, out_dir: Path, plots: bool, say: Any, quiet: bool, workers: int,
-               runtime: str | None = None, request: RequestOptions | None = None,
+               request: RequestOptions | None = None,
                metrics: RunMetrics | None = None, nomad_workers: int | None = None,
                nomad_driver: str = "raw_exec") -> StageResult:
     def go(url: str, runtime_name: str) -> StageResult:
@@ -249,10 +259,11 @@ def _one_stage(stage: str, target: str | None, schedule: RateSchedule | None, co
                               plots, nomad_workers or workers, metrics,
                               _remote(nomad_workers, say, nomad_driver, out_dir, metrics))
 
-    if target:
+    if borrow is None:
+        assert target is not None
         return go(target, "external")
-    with borrowed_stage(stage, say, runtime_for(runtime) if runtime else None) as mesh_target:
-        return go(mesh_target.service_a_url, mesh_target.runtime)
+    mesh_target = borrow(stage)
+    return go(mesh_target.service_a_url, mesh_target.runtime)
 
 
 def _remote(nomad_workers: int | None, say: Any, driver: str = "raw_exec", out_dir: Path | None = None,

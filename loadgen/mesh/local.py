@@ -2,7 +2,8 @@
 
 ``with borrowed_stage("splitter", say) as target:`` uses the running mesh as it is when
 it is at that stage, otherwise brings the stage up and says so; on leaving it restores
-what was there before: the previous stage, or nothing.
+what was there before: the previous stage, or nothing. ``with stage_walk(say) as borrow:``
+does the same for several stages in turn, restoring once at the end.
 
 Several commands may borrow the mesh at once (two canaries in two shells). The run directory
 counts them (:class:`loadgen.mesh.state.Loan`), so:
@@ -20,7 +21,7 @@ counts them (:class:`loadgen.mesh.state.Loan`), so:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from loadgen.errors import ExitCode, LoadgenError
@@ -38,44 +39,62 @@ LOCK_WAIT = 300.0
 
 @contextlib.contextmanager
 def borrowed_stage(stage_name: str, say: Progress, runtime: Runtime | None = None) -> Iterator[Target]:
+    with stage_walk(say, runtime) as borrow:
+        yield borrow(stage_name)
+
+
+@contextlib.contextmanager
+def stage_walk(say: Progress, runtime: Runtime | None = None) -> Iterator[Callable[[str], Target]]:
+    """Borrow the local mesh for one stage after another (`run --all-stages`): ``borrow(stage)``
+    switches it in place, and what was there before the first is put back once, when the walk
+    ends (normally, on an error or a signal), not between stages."""
     from loadgen.mesh.stages import load_stages
 
     book = load_stages()
-    stage = book.get(stage_name)
     rt = runtime or runtime_for(book=book)
-    me = Borrower.me(stage_name)
-    # Held from the look at the state until the stage is live, so that a second borrower waits
-    # for the first one's bring-up and then joins it, instead of starting its own.
-    with rt.run.locked(wait=LOCK_WAIT, on_wait=say):
-        state = rt.run.load()
-        as_it_is = join(state, me)  # refuses (exit 5) rather than switch the stage under someone
-        rt.run.save(state)
-        loan = state.loan
-        assert loan is not None
-        others = loan.live(besides=me)
-        if as_it_is:
-            # Used as it is, even with a part down: its config may have been changed on purpose
-            # since `up`, and a stopped instance is exactly what a canary must notice. Repairs
-            # are `loadgen up`'s job.
-            down = [c.name for c in rt.status().components if not c.running]
-            say(f"using the local mesh at stage {stage_name}"
-                + (f" (not running: {', '.join(down)})" if down else "")
-                + (f", shared with {describe_borrowers(others)}" if others else ""))
-            target = rt.current_target(stage)
-        else:
-            what = "nothing was running" if loan.found is None else f"it was at stage {loan.found}"
-            say(f"bringing the local mesh up at stage {stage_name} ({what}; it is put back afterwards)")
+    me: Borrower | None = None
+
+    def borrow(stage_name: str) -> Target:
+        nonlocal me
+        stage = book.get(stage_name)
+        walking, me = me is not None, Borrower.me(stage_name)
+        # Held from the look at the state until the stage is live, so that a second borrower waits
+        # for the first one's bring-up and then joins it, instead of starting its own.
+        with rt.run.locked(wait=LOCK_WAIT, on_wait=say):
+            state = rt.run.load()
+            as_it_is = join(state, me)  # refuses (exit 5) rather than switch the stage under someone
+            rt.run.save(state)
+            loan = state.loan
+            assert loan is not None
+            others = loan.live(besides=me)
+            if as_it_is:
+                # Used as it is, even with a part down: its config may have been changed on purpose
+                # since `up`, and a stopped instance is exactly what a canary must notice. Repairs
+                # are `loadgen up`'s job.
+                down = [c.name for c in rt.status().components if not c.running]
+                say(f"using the local mesh at stage {stage_name}"
+                    + (f" (not running: {', '.join(down)})" if down else "")
+                    + (f", shared with {describe_borrowers(others)}" if others else ""))
+                return rt.current_target(stage)
+            if walking:
+                say(f"switching the local mesh to stage {stage_name}")
+            else:
+                what = "nothing was running" if loan.found is None else f"it was at stage {loan.found}"
+                say(f"bringing the local mesh up at stage {stage_name} ({what}; it is put back afterwards)")
             try:
-                target = rt.up(stage, say)
+                return rt.up(stage, say)
             except BaseException:
                 # Failed or interrupted (Ctrl-C, SIGTERM) half way: no half-up mesh is left behind.
                 # `up` already took down what it started on a first bring-up; a switch is undone.
                 _give_back(rt, book, me, say, failed=True)
+                me = None
                 raise
+
     try:
-        yield target
+        yield borrow
     finally:
-        _give_back(rt, book, me, say)
+        if me is not None:
+            _give_back(rt, book, me, say)
 
 
 def _give_back(rt: Runtime, book: StageBook, me: Borrower, say: Progress, failed: bool = False) -> None:

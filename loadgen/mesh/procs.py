@@ -20,11 +20,17 @@ from pathlib import Path
 import psutil
 
 # psutil's create_time is boot time (/proc/stat btime, whole seconds, derived from the wall clock
-# on every read) plus the process's start in jiffies: it can move by a whole second between two
-# reads. With a 10 ms tolerance a live sidecar was now and then taken for one that had exited
-# ("the Envoy sidecar of service-a exited", with an empty log). A recycled pid started within
-# 1.5 s of the one recorded is not a practical case (pids are handed out in sequence).
+# on every read) plus the process's start in jiffies: it moves whenever the wall clock is stepped
+# (a VM resumed, an NTP step), by a whole second even without one. A live sidecar was now and then
+# taken for one that had exited ("the Envoy sidecar of service-a exited", with an empty log: the
+# `up` that thought so stopped it before it wrote a line). So a process is known by its start in
+# clock ticks since boot (/proc/<pid>/stat), which no clock step moves; create_time, with this
+# slack, only where /proc is not there or a record has no ticks (written by an older loadgen).
 START_SLACK_S = 1.5
+_HAS_PROC = Path("/proc/self/stat").exists()
+# The processes this one started: for them the kernel's own answer (waitpid) says whether they
+# ended, and how.
+_CHILDREN: dict[int, tuple[subprocess.Popen, int | None]] = {}  # pid -> (process, its start ticks)
 
 START_MARKER = "=== loadgen started"
 
@@ -38,6 +44,7 @@ class ProcRecord:
     log: str
     port: int | None = None
     container: str | None = None  # docker runtime: the container's id (pid is its init process)
+    start_ticks: int | None = None  # its start in clock ticks since boot (see START_SLACK_S)
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -61,16 +68,71 @@ def spawn(
             argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=full_env, cwd=str(cwd) if cwd else None, start_new_session=True,
         )
-    create_time = psutil.Process(proc.pid).create_time()
-    return ProcRecord(name=name, pid=proc.pid, create_time=create_time, argv=argv, log=str(log), port=port)
+    ticks = start_ticks(proc.pid)
+    _CHILDREN[proc.pid] = (proc, ticks)
+    return ProcRecord(name=name, pid=proc.pid, create_time=psutil.Process(proc.pid).create_time(), argv=argv,
+                      log=str(log), port=port, start_ticks=ticks)
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, start in clock ticks since boot) from /proc/<pid>/stat; None when it is gone."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    fields = data[data.rindex(b")") + 2:].split()  # after the command name, which may hold spaces
+    return fields[0].decode(), int(fields[19])  # fields 3 and 22 of proc(5)
+
+
+def start_ticks(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot (None without /proc)."""
+    stat = _proc_stat(pid) if _HAS_PROC else None
+    return stat[1] if stat else None
+
+
+def is_running(pid: int, create_time: float, ticks: int | None) -> bool:
+    """``pid`` is still the process recorded with this start (not a recycled pid) and has not
+    exited (a zombie has)."""
+    if ticks is not None and _HAS_PROC:
+        stat = _proc_stat(pid)
+        return stat is not None and stat[1] == ticks and stat[0] != "Z"
+    try:
+        p = psutil.Process(pid)
+        return abs(p.create_time() - create_time) < START_SLACK_S and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def same_start(a: tuple[float, int | None], b: tuple[float, int | None]) -> bool:
+    """Two records of one pid's start, (create_time, ticks), name the same process."""
+    if a[1] is not None and b[1] is not None:
+        return a[1] == b[1]
+    return abs(a[0] - b[0]) < START_SLACK_S
+
+
+def _child(rec: ProcRecord) -> subprocess.Popen | None:
+    """The process of ``rec`` if this one started it (its pid cannot be reused before we reap it)."""
+    child, ticks = _CHILDREN.get(rec.pid, (None, None))
+    return child if child is not None and rec.start_ticks == ticks else None
 
 
 def alive(rec: ProcRecord) -> bool:
-    try:
-        p = psutil.Process(rec.pid)
-        return abs(p.create_time() - rec.create_time) < START_SLACK_S and p.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
+    child = _child(rec)
+    if child is not None:
+        return child.poll() is None
+    return is_running(rec.pid, rec.create_time, rec.start_ticks)
+
+
+def how_it_ended(rec: ProcRecord) -> str:
+    """"exit code 1", "killed by SIGKILL", for a process this one started; "" otherwise."""
+    child = _child(rec)
+    code = None if child is None else child.poll()
+    if code is None:
+        return ""
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
 
 
 def stop(rec: ProcRecord, timeout: float = 10.0) -> None:
@@ -88,7 +150,7 @@ def stop(rec: ProcRecord, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not alive(rec):
-            _reap(rec.pid)
+            _reap(rec)
             return
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
@@ -97,13 +159,17 @@ def stop(rec: ProcRecord, timeout: float = 10.0) -> None:
         if not alive(rec):
             break
         time.sleep(0.05)
-    _reap(rec.pid)
+    _reap(rec)
 
 
-def _reap(pid: int) -> None:
+def _reap(rec: ProcRecord) -> None:
     # When the process is our own child (same command started and stops it) collect it.
+    child = _child(rec)
+    if child is not None:
+        child.poll()  # through Popen, so it keeps the exit status (how_it_ended)
+        return
     with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+        os.waitpid(rec.pid, os.WNOHANG)
 
 
 def tail(path: str | Path, lines: int = 15) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import psutil
 
 from loadgen.errors import ExitCode, LoadgenError
-from loadgen.mesh.procs import START_SLACK_S, ProcRecord
+from loadgen.mesh.procs import ProcRecord, is_running, same_start, start_ticks
 from loadgen.mesh.runtime.select import RUNTIMES
 from loadgen.safe_text import one_line
 
@@ -32,30 +32,30 @@ class Borrower:
     stage: str
     command: str = "loadgen"
     since: float = 0.0  # wall clock, for people reading `status`
+    start_ticks: int | None = None  # its start in clock ticks since boot (see procs.START_SLACK_S)
 
     @classmethod
     def me(cls, stage: str) -> Borrower:
         # The subcommand's name (`loadgen canary ...` -> "canary"), to tell people who holds the mesh.
         command = next((a for a in sys.argv[1:] if not a.startswith("-")), "loadgen")
-        return cls(os.getpid(), psutil.Process().create_time(), stage, command, time.time())
+        return cls(os.getpid(), psutil.Process().create_time(), stage, command, time.time(), start_ticks(os.getpid()))
 
     def alive(self) -> bool:
-        try:
-            p = psutil.Process(self.pid)
-            return abs(p.create_time() - self.create_time) < START_SLACK_S and p.status() != psutil.STATUS_ZOMBIE
-        except psutil.Error:
-            return False
+        return is_running(self.pid, self.create_time, self.start_ticks)
 
     def same(self, other: Borrower) -> bool:
-        return self.pid == other.pid and abs(self.create_time - other.create_time) < START_SLACK_S
+        return self.pid == other.pid and same_start((self.create_time, self.start_ticks),
+                                                    (other.create_time, other.start_ticks))
 
     def describe(self) -> str:
         return f"loadgen pid {self.pid} ({self.command}, stage {self.stage})"
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> Borrower:
+        ticks = data.get("start_ticks")
         return cls(int(data["pid"]), float(data["create_time"]), str(data["stage"]),  # type: ignore[arg-type]
-                   str(data.get("command") or "loadgen"), float(data.get("since") or 0.0))  # type: ignore[arg-type]
+                   str(data.get("command") or "loadgen"), float(data.get("since") or 0.0),  # type: ignore[arg-type]
+                   None if ticks is None else int(ticks))  # type: ignore[call-overload]
 
 
 @dataclass

@@ -141,4 +141,5 @@ class DockerRuntime(Runtime):
             logs = box.logs(tail=15).decode(errors="replace")
             raise UnreachableError(f"container {name} did not start", logs)
         return procs.ProcRecord(name=component, pid=pid, create_time=psutil.Process(pid).create_time(),
-                                argv=[image], log=f"docker logs {name}", port=port, container=box.id)
+                                argv=[image], log=f"docker logs {name}", port=port, container=box.id,
+                                start_ticks=procs.start_ticks(pid))

@@ -131,7 +131,9 @@ def _start_sidecars(parts: HostParts, stage: Stage, state: MeshState, consul: Co
         rec = state.processes[f"{inst.id}-sidecar"]
         while not envoy_admin.ready(inst.envoy_admin_port):
             if not procs.alive(rec):
-                raise UnreachableError(f"the Envoy sidecar of {inst.id} exited", parts.part_log(rec))
+                how = procs.how_it_ended(rec)
+                raise UnreachableError(f"the Envoy sidecar of {inst.id} exited{f' ({how})' if how else ''}",
+                                       parts.part_log(rec))
             if time.monotonic() > deadline:
                 raise UnreachableError(
                     f"the Envoy sidecar of {inst.id} is not LIVE after 30s: it got no config from Consul's "
