@@ -67,7 +67,7 @@ def load_stage(
     files into ``out_dir`` (none when it is None). ``runtime`` names where the target runs.
     ``metrics``: the run's Prometheus page (--metrics-listen), fed every sample (each worker's
     counts when there are several). ``remote``: run the workers elsewhere instead
-    (``--nomad-workers``: distributed.stage_run; not with ``metrics``)."""
+    (``--nomad-workers``: distributed.stage_run, which feeds the page itself)."""
     if workers > 1 or remote is not None:
         return _load_stage_workers(stage, plan, runtime, out_dir, on_progress, record, plots, workers, metrics,
                                    remote)

@@ -249,9 +249,6 @@ def canary(expect: str, target: str | None, consul_addr: str | None, mapping: st
     listen = metrics_address(metrics_listen, metrics_allow_remote)
     if listen is not None and (replay_path is not None or plan_only):
         raise UsageError("--metrics-listen shows a live run's metrics: not with --replay or --plan")
-    if listen is not None and nomad_workers is not None:
-        raise UsageError("--metrics-listen counts the samples of this process; with --nomad-workers they are the "
-                         "workers': not together yet")
     if plan_only:
         return _print_plan(options, json_path)
     to_stdout = STDOUT in (json_path, junit)
@@ -357,7 +354,7 @@ def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = No
          metrics: RunMetrics | None = None, nomad_workers: int | None = None,
          nomad_driver: str = "raw_exec") -> CanaryResult:
     progress = progress or _Progress()
-    live = _remote_live(nomad_workers, nomad_driver) if nomad_workers is not None else run_live
+    live = _remote_live(nomad_workers, nomad_driver, metrics) if nomad_workers is not None else run_live
     # A plain status line: rich's rendering would delay requests and distort the run.
     line = StatusLine(enabled=not quiet)
 
@@ -405,8 +402,9 @@ def _run(options: CanaryOptions, say: Any, quiet: bool, runtime: str | None = No
     return result
 
 
-def _remote_live(workers: int, driver: str = "raw_exec") -> Any:
-    """run_live's stand-in for --nomad-workers: the same result, the load from Nomad jobs."""
+def _remote_live(workers: int, driver: str = "raw_exec", metrics: RunMetrics | None = None) -> Any:
+    """run_live's stand-in for --nomad-workers: the same result, the load from Nomad jobs; the page
+    (``metrics``) counts the workers' requests, sent with their reports (not this process's samples)."""
     from loadgen.distributed.canary_run import run_distributed_canary
     from loadgen.distributed.nomad_jobs import NomadLauncher, coordinator_bind
 
@@ -414,10 +412,8 @@ def _remote_live(workers: int, driver: str = "raw_exec") -> Any:
 
     def live(options: CanaryOptions, target: str, consul: ConsulClient | None, say: Any, on_look: Any,
              on_sample: Any = None, **kwargs: Any) -> CanaryResult:
-        assert on_sample is None  # --metrics-listen is refused with --nomad-workers
         return run_distributed_canary(options, target, consul, say, NomadLauncher(driver=driver, say=say), workers,
-                                      on_look=on_look,
-                                      bind=bind, port=port, **kwargs)
+                                      on_look=on_look, bind=bind, port=port, metrics=metrics, **kwargs)
 
     return live
 

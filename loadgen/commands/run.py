@@ -151,9 +151,6 @@ def run(stage_name: str | None, all_stages: bool, target: str | None, rate: str,
     check_output_dir(reports, "--out" if out_root is not None else "the reports directory")
     root = report_dir(reports, run_id, overwrite)
     listen = metrics_address(metrics_listen, metrics_allow_remote)
-    if listen is not None and nomad_workers is not None:
-        raise UsageError("--metrics-listen counts the samples of this process; with --nomad-workers they are the "
-                         "workers': not together yet")
     say = (lambda m: None) if quiet or as_json else (lambda m: err.print(m, highlight=False, markup=False))
     if not no_plots and not plots_available():
         no_plots = True
@@ -260,7 +257,7 @@ def _one_stage(stage: str, target: str | None, borrow: Callable[[str], Target] |
         with StatusLine(enabled=not quiet) as line:
             return load_stage(stage, plan, runtime_name, out_dir, lambda p: line.update(_live_line(p)), record,
                               plots, nomad_workers or workers, metrics,
-                              _remote(nomad_workers, say, nomad_driver, out_dir))
+                              _remote(nomad_workers, say, nomad_driver, out_dir, metrics))
 
     if borrow is None:
         assert target is not None
@@ -269,9 +266,10 @@ def _one_stage(stage: str, target: str | None, borrow: Callable[[str], Target] |
     return go(mesh_target.service_a_url, mesh_target.runtime)
 
 
-def _remote(nomad_workers: int | None, say: Any, driver: str = "raw_exec", out_dir: Path | None = None) -> Any:
+def _remote(nomad_workers: int | None, say: Any, driver: str = "raw_exec", out_dir: Path | None = None,
+            metrics: RunMetrics | None = None) -> Any:
     """load_stage's ``remote`` for --nomad-workers (None: the load runs here); each worker's own
-    figures go to ``out_dir``/workers.json."""
+    figures go to ``out_dir``/workers.json; ``metrics``: the page, fed the workers' counts."""
     if nomad_workers is None:
         return None
     from loadgen.distributed.nomad_jobs import NomadLauncher, coordinator_bind
@@ -281,7 +279,7 @@ def _remote(nomad_workers: int | None, say: Any, driver: str = "raw_exec", out_d
     return lambda plan, progress, interrupted: run_remote_workers(plan, nomad_workers,
                                                                   NomadLauncher(driver=driver, say=say), progress,
                                                                   interrupted, say, bind=bind, port=port,
-                                                                  out_dir=out_dir)
+                                                                  out_dir=out_dir, metrics=metrics)
 
 
 def _print_table(results: list[StageResult]) -> None:

@@ -11,6 +11,11 @@ reported; the rest of the run is judged on the others' interleaved shares, still
 requests by send time and worker index, never by which subset answered, so the split's judge
 stays valid (a note says so). ``--subset-from envoy`` and ``--record`` are one process's ways
 and are refused here.
+
+``metrics`` (``--metrics-listen``): the workers count every request on the page's fixed buckets
+and send the increments with their reports; the coordinator adds each report's once, giving each
+APP_ID the subset :func:`loadgen.canary.live.run_live` gives it, so the page is the one a single
+process would show. Each look's verdict and comparisons reach it through ``on_look``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loadgen.canary.check import SplitCheck
 from loadgen.canary.final import final_verdict
@@ -39,6 +44,9 @@ from loadgen.load.prefix_buckets import BUCKET_S, BucketCounts
 from loadgen.load.reachable import check_reachable
 from loadgen.mesh.consul_api import ConsulClient
 
+if TYPE_CHECKING:
+    from loadgen.report.run_metrics import RunMetrics
+
 __all__ = ["run_distributed_canary"]
 
 LOOK_EVERY_S = 0.1
@@ -49,6 +57,7 @@ def run_distributed_canary(
     launcher: Launcher, workers: int, *, on_look: Callable[[Snapshot], None] | None = None,
     notes: list[str] | None = None, envoy_admin: str | None = None, on_sending: Callable[[], None] | None = None,
     refuse_undecidable: bool = False, bind: str = "127.0.0.1", port: int = 0, start_lead_s: float | None = None,
+    metrics: RunMetrics | None = None,
 ) -> CanaryResult:
     identity = IdentityRule.parse(options.subset_from)
     if identity.kind == "envoy":
@@ -83,7 +92,7 @@ def run_distributed_canary(
         verdict = _judge(check, counts, below, final=False)
         sent, errors, app_ids = coord.progress()
         if on_look:
-            on_look(Snapshot(verdict, sent, now - started, errors))
+            on_look(Snapshot(verdict, sent, now - started, errors, check.worse_result))
         if expectation.unmapped_identities(Counter(app_ids)):
             state["unmapped"] = True
             return True
@@ -91,7 +100,16 @@ def run_distributed_canary(
 
     if on_sending:
         on_sending()
-    kwargs = {} if start_lead_s is None else {"start_lead_s": start_lead_s}
+    kwargs: dict[str, Any] = {} if start_lead_s is None else {"start_lead_s": start_lead_s}
+    if metrics is not None:
+        mapping = expectation.mapping
+
+        def subset_of(app_id: str) -> str | None:
+            # As run_live names a sample's subset for the page: the spec's subset, else the map's
+            # (a mapped APP_ID outside the spec), failed answers that name their instance too.
+            return expectation.subset_of(app_id) or mapping.subset_of(app_id)
+
+        kwargs["on_page"] = lambda _worker, increment: metrics.add_increment(increment, subset_of)
     with flag_on_signals(lambda signum: state.__setitem__("signum", signum)):
         run = coordinate(load, workers, launcher, latencies=check.worse is not None, bind=bind, port=port,
                          interrupted=lambda: state["signum"] is not None, on_tick=look, say=say, **kwargs)

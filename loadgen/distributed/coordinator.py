@@ -13,6 +13,10 @@ Start: a worker says hello until every worker has; the coordinator then fixes on
 instant on its own clock (``start_lead_s`` ahead, so the last worker to hear it is not late)
 and each worker converts it to its own clock with the offset it measured.
 
+The Prometheus page (``--metrics-listen``): when the run serves one, the hello asks the workers
+for its counts (``page``) and each accepted report's increments go to ``on_page`` once, exactly
+as its buckets are merged once.
+
 Stop: :meth:`Coordinator.stop` makes every reply say stop. A worker that hears nothing for
 ``lease_s`` (the coordinator killed, the network cut) stops by itself, so no worker outlives
 its coordinator by more than the lease plus its requests' timeout.
@@ -25,8 +29,9 @@ import secrets
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -35,6 +40,9 @@ from loadgen.errors import EnvironmentProblem
 from loadgen.load.engine import LoadPlan, RunStats
 from loadgen.load.prefix_buckets import BUCKET_S, BucketCounts, MergedPrefix
 from loadgen.load.tally import Tally
+
+if TYPE_CHECKING:
+    from loadgen.report.run_metrics import PageIncrement
 
 __all__ = ["Coordinator", "WorkerState", "merged_stats"]
 
@@ -85,8 +93,10 @@ class WorkerState:
 
 class Coordinator:
     def __init__(self, plan: LoadPlan, workers: int, *, latencies: bool = False, bind: str = "127.0.0.1",
-                 port: int = 0, lease_s: float = DEFAULT_LEASE_S, start_lead_s: float = START_LEAD_S) -> None:
+                 port: int = 0, lease_s: float = DEFAULT_LEASE_S, start_lead_s: float = START_LEAD_S,
+                 on_page: Callable[[int, PageIncrement], None] | None = None) -> None:
         self.plan = plan
+        self.on_page = on_page  # the page's increments of each accepted report, by worker (None: no page)
         self.n = workers
         self.latencies = latencies
         self.bind, self.port = bind, port
@@ -194,7 +204,7 @@ class Coordinator:
                 self.start_at = now + self.start_lead_s
             return web.json_response({"now": time.time(), "start_at": self.start_at, "stop": self.stop_reason,
                                       "lease_s": self.lease_s, "plan": plan_to_json(self.plan),
-                                      "latencies": self.latencies})
+                                      "latencies": self.latencies, "page": self.on_page is not None})
 
     async def _report(self, request: web.Request) -> web.Response:
         body, worker, refused = await self._body(request)
@@ -203,6 +213,7 @@ class Coordinator:
         assert body is not None and worker is not None
         try:
             seq = int(body["seq"])
+            page = None if self.on_page is None or body.get("page") is None else _decode_page(body["page"])
         except (KeyError, TypeError, ValueError):
             self.rejected += 1
             return web.json_response({"error": "bad request"}, status=400)
@@ -221,6 +232,8 @@ class Coordinator:
                 return web.json_response({"error": f"expected report {worker.seq + 1}", "seq": worker.seq,
                                           "stop": self.stop_reason or (worker.lost and "lost")}, status=409)
             self._merge(worker, body)
+            if page is not None and self.on_page is not None:
+                self.on_page(worker.index, page)  # once: this seq is taken now, a copy of it is a duplicate
             worker.seq = seq
             worker.last_heard = time.monotonic()
             return web.json_response({"accepted": True, "seq": seq, "stop": self.stop_reason,
@@ -346,6 +359,12 @@ class Coordinator:
         with self.lock:
             offsets = [abs(w.offset_s) for w in self.workers.values() if w.offset_s is not None]
         return round(max(offsets) * 1000, 3) if offsets else None
+
+
+def _decode_page(data: Any) -> PageIncrement:
+    from loadgen.report.run_metrics import decode_increment  # only a run with a page gets here
+
+    return decode_increment(data)
 
 
 def merged_stats(per_worker: list[RunStats], interrupted: bool) -> RunStats:

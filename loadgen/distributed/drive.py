@@ -7,11 +7,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from loadgen.distributed.coordinator import DEFAULT_LEASE_S, START_LEAD_S, Coordinator
 from loadgen.distributed.launchers import Launcher
 from loadgen.errors import UnreachableError
 from loadgen.load.engine import LoadPlan
+
+if TYPE_CHECKING:
+    from loadgen.report.run_metrics import PageIncrement
 
 __all__ = ["START_TIMEOUT_S", "DistributedRun", "coordinate"]
 
@@ -34,12 +38,15 @@ def coordinate(plan: LoadPlan, workers: int, launcher: Launcher, *, latencies: b
                start_timeout: float = START_TIMEOUT_S, start_lead_s: float = START_LEAD_S,
                interrupted: Callable[[], bool] = lambda: False,
                on_tick: Callable[[Coordinator], bool] | None = None,
-               say: Callable[[str], None] = lambda _m: None) -> DistributedRun:
+               say: Callable[[str], None] = lambda _m: None,
+               on_page: Callable[[int, PageIncrement], None] | None = None) -> DistributedRun:
     """Run ``plan`` on ``workers`` launched workers. ``on_tick`` is called every TICK_S once the
-    run has started; True stops the workers (a verdict). Returns once every worker has reported
-    its end or been given up; every worker is stopped (and its job removed) before it returns."""
+    run has started; True stops the workers (a verdict). ``on_page``: the Prometheus page's
+    increments of every accepted report (None: the workers count none). Returns once every worker
+    has reported its end or been given up; every worker is stopped (and its job removed) before it
+    returns."""
     coord = Coordinator(plan, workers, latencies=latencies, bind=bind, port=port, lease_s=lease_s,
-                        start_lead_s=start_lead_s)
+                        start_lead_s=start_lead_s, on_page=on_page)
     coord.start()
     run = DistributedRun(coord)
     try:

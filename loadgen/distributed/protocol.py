@@ -12,7 +12,9 @@ Exactly once: every report carries the worker's sequence number (1, 2, ...). The
 takes report ``seq`` only when it has taken ``seq - 1``; a report it already has (a retry after
 a lost reply) is answered "duplicate" and not merged again. The send-ordered buckets in a report
 are increments (each complete bucket is in exactly one report); the tally is cumulative (the
-newest accepted one replaces the one before).
+newest accepted one replaces the one before). With a Prometheus page (the hello's ``page`` is
+true), a report's ``page`` holds the page's counts since the worker's previous report
+(report/run_metrics.py's ``PageIncrements``): increments too, added once with the report.
 """
 
 from __future__ import annotations

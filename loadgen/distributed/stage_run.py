@@ -1,11 +1,13 @@
 """``loadgen run --nomad-workers N``: one stage's load from remote workers, merged into the same
 :class:`~loadgen.load.workers.MergedRun` as ``--workers`` (so the summary, histogram.hgrm and
-plots are written by the same code)."""
+plots are written by the same code). With ``metrics`` (``--metrics-listen``) the workers'
+page counts are added to it as their reports arrive (``run`` has no APP_ID map: no subset)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loadgen.distributed.coordinator import Coordinator, merged_stats
 from loadgen.distributed.drive import coordinate
@@ -15,6 +17,9 @@ from loadgen.errors import EnvironmentProblem
 from loadgen.load.engine import LoadPlan
 from loadgen.load.workers import MergedRun, WorkerProgress
 
+if TYPE_CHECKING:
+    from loadgen.report.run_metrics import RunMetrics
+
 __all__ = ["run_remote_workers"]
 
 
@@ -22,7 +27,7 @@ def run_remote_workers(plan: LoadPlan, workers: int, launcher: Launcher,
                        on_progress: Callable[[WorkerProgress], None] | None = None,
                        interrupted: Callable[[], bool] = lambda: False,
                        say: Callable[[str], None] = lambda _m: None, bind: str = "127.0.0.1",
-                       port: int = 0, out_dir: Path | None = None) -> MergedRun:
+                       port: int = 0, out_dir: Path | None = None, metrics: RunMetrics | None = None) -> MergedRun:
     """The stage's load from ``workers`` launched workers, merged; each worker's own figures are
     said and written to ``out_dir``/workers.json (beside the merged summary.json)."""
     def tick(coord: Coordinator) -> bool:
@@ -31,7 +36,9 @@ def run_remote_workers(plan: LoadPlan, workers: int, launcher: Launcher,
             on_progress(WorkerProgress(sent, errors, app_ids, None, None))
         return False
 
-    run = coordinate(plan, workers, launcher, interrupted=interrupted, on_tick=tick, say=say, bind=bind, port=port)
+    on_page = None if metrics is None else (lambda _worker, increment: metrics.add_increment(increment))
+    run = coordinate(plan, workers, launcher, interrupted=interrupted, on_tick=tick, say=say, bind=bind, port=port,
+                     on_page=on_page)
     coord = run.coordinator
     per_worker = coord.per_worker_stats()
     if not per_worker:

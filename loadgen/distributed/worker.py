@@ -7,7 +7,10 @@
    which every worker shares: clock skew cannot move a request to another bucket).
 3. Every :data:`REPORT_EVERY_S`, report the buckets completed since the last report, with a
    sequence number; on a failed post the same report is sent again (the coordinator drops a
-   copy it already merged), never a newer one before it.
+   copy it already merged), never a newer one before it. When the coordinator serves a
+   Prometheus page (its hello says ``page``), each report also carries the page's counts since
+   the previous report (:class:`~loadgen.report.run_metrics.PageIncrements`): a retried report
+   carries the same ones, so they are added once.
 4. Stop when a reply says stop, on SIGINT/SIGTERM (Nomad stopping the allocation), at the
    plan's bounds, or when no reply has come for the lease: the coordinator is gone, and load
    that nobody measures is only harm. A final report carries the rest and the generator stats.
@@ -146,10 +149,17 @@ async def _run(http: httpx.AsyncClient, hello: dict[str, Any], index: int, of: i
     plan = plan_from_json(hello["plan"], (index, of), start_perf)
     tally = Tally()
     prefix = PrefixBuckets(latencies=bool(hello.get("latencies")))
+    page = None
+    if hello.get("page"):  # the coordinator serves --metrics-listen: count on the page's fixed buckets
+        from loadgen.report.run_metrics import PageIncrements  # only then: a worker stays light
+
+        page = PageIncrements()
 
     def on_sample(sample: Sample) -> None:
         tally.add(sample)
         prefix.add(sample.t, sample)  # t: the schedule's offset, the same for every worker
+        if page is not None:
+            page.observe(sample)
 
     order = SendOrder(on_sample)
     outcome = WorkerOutcome("finished")
@@ -166,6 +176,8 @@ async def _run(http: httpx.AsyncClient, hello: dict[str, Any], index: int, of: i
             "prefix": prefix.report(), "final": final,
             "progress": {"sent": tally.sent, "errors": tally.error_count, "app_ids": dict(tally.app_ids)},
         }
+        if page is not None:
+            report["page"] = page.take()  # the samples since the last report: in this report only
         if started_late:
             report["started_late_s"] = started_late[0]
         if final or seq % TALLY_EVERY == 1:

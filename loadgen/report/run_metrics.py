@@ -6,6 +6,14 @@ is released in send order, :meth:`RunMetrics.look` after each look of the judge 
 consistent copy with :meth:`RunMetrics.read`. One lock guards both sides: a sample costs a lock
 and a few dict updates, and a scrape copies small dicts, so neither waits long for the other.
 
+Remote workers (``--nomad-workers``) count on the same fixed buckets with a
+:class:`PageIncrements` each: keyed by the APP_ID as answered (a worker knows no APP_ID map), taken
+as increments into every sequence-numbered report, and added once by the coordinator with
+:meth:`RunMetrics.add_increment`, which gives each APP_ID its subset and label as
+:meth:`RunMetrics.observe` does for one process. Counts, bucket counts and latency sums (whole
+nanoseconds) are integers, so the merged page is the page one process sending every request would
+show, whatever order the reports arrive in.
+
 No Prometheus import here (report/prometheus.py turns a :class:`MetricsView` into metric
 families), and no judge import: a verdict is read through its attributes, so ``loadgen run``
 keeps its light imports.
@@ -23,7 +31,8 @@ from typing import Any
 from loadgen.load.sample import Sample
 from loadgen.load.tally import error_kind
 
-__all__ = ["DURATION_BUCKETS_S", "MAX_APP_IDS", "OTHER_APP_ID", "MetricsView", "RunMetrics", "observed"]
+__all__ = ["DURATION_BUCKETS_S", "MAX_APP_IDS", "OTHER_APP_ID", "MetricsView", "PageIncrement", "PageIncrements",
+           "RunMetrics", "decode_increment", "observed"]
 
 # The histogram's upper bounds in seconds: the same edges in every loadgen process, so buckets
 # from several runs or workers add up exactly (sum by (le)). From 1 ms (a loopback answer) to
@@ -39,23 +48,30 @@ STATES = ("PASS", "FAIL", "INCONCLUSIVE", "RUNNING")
 
 @dataclass
 class Durations:
-    """One histogram series: counts per bucket (not cumulative; the last is +Inf), sum, count."""
+    """One histogram series: counts per bucket (not cumulative; the last is +Inf), sum, count. The
+    sum is kept in whole nanoseconds: integers add in any order to the same total, so workers'
+    sums merged equal one process's (a float sum depends on the order of its terms)."""
 
     buckets: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS_S) + 1))
-    total_s: float = 0.0
+    total_ns: int = 0
     count: int = 0
 
-    def add(self, seconds: float) -> None:
+    @property
+    def total_s(self) -> float:
+        return self.total_ns / 1e9
+
+    def add(self, latency_ms: float) -> None:
+        seconds = latency_ms / 1000
         self.buckets[bisect.bisect_left(DURATION_BUCKETS_S, seconds)] += 1  # le: a value on an edge is in it
-        self.total_s += seconds
+        self.total_ns += round(latency_ms * 1e6)
         self.count += 1
 
     def copy(self) -> Durations:
-        return Durations(list(self.buckets), self.total_s, self.count)
+        return Durations(list(self.buckets), self.total_ns, self.count)
 
     def merge(self, other: Durations) -> None:
         self.buckets = [a + b for a, b in zip(self.buckets, other.buckets, strict=True)]
-        self.total_s += other.total_s
+        self.total_ns += other.total_ns
         self.count += other.count
 
 
@@ -108,7 +124,7 @@ class RunMetrics:
                 durations = self._durations.get(key)
                 if durations is None:
                     durations = self._durations[key] = Durations()
-                durations.add(sample.latency_ms / 1000)
+                durations.add(sample.latency_ms)
 
     def look(self, verdict: Any, comparisons: Any | None = None) -> None:
         """The judge's latest look (a stats.Verdict, RUNNING until decided) and its comparisons."""
@@ -136,8 +152,8 @@ class RunMetrics:
                                  (view.errors, part["errors"])):
                 for key, n in theirs.items():
                     mine[key] = mine.get(key, 0) + n
-            for key, (buckets, total_s, count) in part["durations"].items():
-                view.durations.setdefault(key, Durations()).merge(Durations(list(buckets), total_s, count))
+            for key, (buckets, total_ns, count) in part["durations"].items():
+                view.durations.setdefault(key, Durations()).merge(Durations(list(buckets), total_ns, count))
         return view
 
     # -- several processes (`loadgen run --workers N`) ----------------------------------------
@@ -145,12 +161,31 @@ class RunMetrics:
         """This process's counts as plain picklable data, for :meth:`absorb` in the parent."""
         with self._lock:
             return {"requests": dict(self._requests), "answers": dict(self._answers), "errors": dict(self._errors),
-                    "durations": {k: (list(d.buckets), d.total_s, d.count) for k, d in self._durations.items()}}
+                    "durations": {k: (list(d.buckets), d.total_ns, d.count) for k, d in self._durations.items()}}
 
     def absorb(self, worker: int, encoded: dict[str, Any]) -> None:
         """A worker's cumulative counts so far (its latest report replaces its earlier ones)."""
         with self._lock:
             self._workers[worker] = encoded
+
+    # -- remote workers (`--nomad-workers N`) ---------------------------------------------------
+    def add_increment(self, increment: PageIncrement, subset_of: Callable[[str], str | None] | None = None) -> None:
+        """A remote worker's counts since its previous report (the coordinator takes each report once).
+        ``subset_of``: the subset an APP_ID counts for, as the run's :meth:`observe` is given it (None:
+        no map, as in ``loadgen run``); the APP_ID's label is given here, under the same cap."""
+        with self._lock:
+            for app_id, row in increment.rows.items():
+                key = ((subset_of(app_id) if subset_of is not None and app_id is not None else None) or "",
+                       self._app_id_label(app_id))
+                if row.requests:  # a key is added only with a count, as observe() adds it
+                    self._requests[key] += row.requests
+                if row.answers:
+                    self._answers[key] += row.answers
+                if row.durations.count:
+                    self._durations.setdefault(key, Durations()).merge(row.durations)
+            for kind, n in increment.errors.items():
+                if n:
+                    self._errors[kind] += n
 
     def _app_id_label(self, app_id: str | None) -> str:
         if app_id is None:
@@ -171,3 +206,72 @@ def observed(sink: Callable[[Sample], None], metrics: RunMetrics) -> Callable[[S
         metrics.observe(sample)
 
     return on_sample
+
+
+# -- a remote worker's side --------------------------------------------------------------------
+@dataclass
+class PageRow:
+    """What one APP_ID (None: none answered) got since the last report."""
+
+    requests: int = 0
+    answers: int = 0
+    durations: Durations = field(default_factory=Durations)
+
+
+@dataclass
+class PageIncrement:
+    """A report's page counts, decoded: per APP_ID as answered, and errors by kind."""
+
+    rows: dict[str | None, PageRow]
+    errors: dict[str, int]
+
+
+class PageIncrements:
+    """A remote worker's counts for the coordinator's page, kept since its last report (no lock: the
+    worker's event loop both observes and takes). :meth:`take` returns them as JSON and starts
+    again from zero: each sample is in exactly one report, which the coordinator merges once."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str | None, PageRow] = {}
+        self._errors: Counter[str] = Counter()
+
+    def observe(self, sample: Sample) -> None:
+        row = self._rows.get(sample.app_id)
+        if row is None:
+            row = self._rows[sample.app_id] = PageRow()
+        row.requests += 1
+        if sample.ok:
+            row.answers += 1
+        else:
+            self._errors[error_kind(sample)] += 1
+        if sample.latency_ms is not None:
+            row.durations.add(sample.latency_ms)
+
+    def take(self) -> dict[str, Any]:
+        """``{"rows": [[app_id, requests, answers, buckets, sum_ns, count], ...], "errors": {kind: n}}``."""
+        rows = [[app_id, r.requests, r.answers, r.durations.buckets, r.durations.total_ns, r.durations.count]
+                for app_id, r in self._rows.items()]
+        errors = dict(self._errors)
+        self._rows, self._errors = {}, Counter()
+        return {"rows": rows, "errors": errors}
+
+
+def decode_increment(data: Any) -> PageIncrement:
+    """A report's ``page`` (:meth:`PageIncrements.take`), checked whole before anything is merged:
+    ValueError when it is not one (the coordinator refuses the report, and nothing of it counts)."""
+    try:
+        rows: dict[str | None, PageRow] = {}
+        for app_id, requests, answers, buckets, total_ns, count in data["rows"]:
+            numbers = [requests, answers, total_ns, count, *buckets]
+            if (app_id is not None and not isinstance(app_id, str)) or app_id in rows \
+                    or len(buckets) != len(DURATION_BUCKETS_S) + 1 \
+                    or not all(type(n) is int and n >= 0 for n in numbers) or sum(buckets) != count \
+                    or answers > requests:
+                raise ValueError(f"row {app_id!r}")
+            rows[app_id] = PageRow(requests, answers, Durations(list(buckets), total_ns, count))
+        errors = dict(data["errors"])
+        if not all(isinstance(k, str) and type(n) is int and n >= 0 for k, n in errors.items()):
+            raise ValueError("errors")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a page increment: {exc}") from None
+    return PageIncrement(rows, errors)

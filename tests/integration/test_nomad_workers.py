@@ -17,21 +17,73 @@ import pytest
 pytestmark = pytest.mark.parametrize("runtime", ["nomad"], indirect=True, scope="module")
 
 
-def test_canary_from_three_nomad_workers_passes_on_their_merged_counts(loadgen, runtime):
+def test_canary_from_three_nomad_workers_passes_on_their_merged_counts(loadgen, runtime, tmp_path):
+    import re
+    import signal
+
     from loadgen.mesh.nomad_api import NomadClient
 
-    proc = loadgen("canary", "--expect", "85/15", "--tolerance", "5", "--nomad-workers", "3", "--rate", "600",
-                   "--json", "-", timeout=180, check=False)
-    assert proc.returncode == 0, proc.stderr
-    doc = json.loads(proc.stdout)
+    out = tmp_path / "result.json"
+    # With its Prometheus page (issue 28): scraped once while the workers send and once after the verdict
+    # (--metrics-linger keeps it up; SIGINT ends that wait, the exit code stays the verdict's).
+    proc, stderr = _start_loadgen(loadgen, "canary", "--expect", "85/15", "--tolerance", "5", "--nomad-workers", "3",
+                                  "--rate", "600", "--json", str(out), "--metrics-listen", "127.0.0.1:0",
+                                  "--metrics-linger", "2m")
+    try:
+        line = stderr.wait_for(r"metrics: http://127\.0\.0\.1:\d+/metrics", timeout=60)
+        assert line, stderr.text()
+        url = re.search(r"http://\S+/metrics", line).group(0)
+        assert stderr.wait_for(r"3 of 3 workers sending", timeout=90), stderr.text()
+        during = _scrape(url)
+        assert stderr.wait_for(r"stays up 120s more", timeout=90), stderr.text()
+        after = _scrape(url)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = stderr.text()
+    assert proc.returncode == 0, text
+    doc = json.loads(out.read_text())
     assert doc["verdict"] == "PASS" and doc["stopped_by"] == "verdict"
     workers = doc["workers"]
     assert sorted(workers) == ["0", "1", "2"] and all(w["final"] and w["lost"] is None for w in workers.values())
     # Each judged answer is one worker's, counted once: the workers' judged counts sum to the verdict's n.
     assert sum(sum(w["judged_app_ids"].values()) for w in workers.values()) == doc["judge"]["n"]
     assert sum(sum(w["app_ids"].values()) for w in workers.values()) == sum(doc["app_id_counts"].values())
+    # The page while they sent: the coordinator's latest look (RUNNING, unless a look has just decided),
+    # not final, and the counts reported so far (fewer than the run's: the workers sent on).
+    assert _sum(during, "loadgen_verdict", state="RUNNING") + _sum(during, "loadgen_verdict", state="PASS") == 1
+    assert _sum(during, "loadgen_verdict_final") == 0
+    assert 0 < _sum(during, "loadgen_requests_total") < _sum(after, "loadgen_requests_total")
+    # After the verdict: every worker's requests once, per subset and APP_ID as the result counts them.
+    assert _sum(after, "loadgen_verdict", state="PASS") == 1 and _sum(after, "loadgen_verdict_final") == 1
+    assert _sum(after, "loadgen_judged_answers") == doc["judge"]["n"]
+    assert _sum(after, "loadgen_requests_total") == doc["requests"] == sum(w["sent"] for w in workers.values())
+    for app_id, n in doc["app_id_counts"].items():
+        assert _sum(after, "loadgen_answers_total", app_id=app_id) == n
+    for subset in ("v1", "v2"):
+        mapped = [a for a, s in doc["mapping"]["app_ids"].items() if s == subset]
+        assert _sum(after, "loadgen_answers_total", subset=subset) == sum(doc["app_id_counts"].get(a, 0)
+                                                                          for a in mapped) > 0
+    assert _sum(after, "loadgen_request_duration_seconds_count") >= sum(doc["app_id_counts"].values())
     with NomadClient() as nomad:  # every dispatched worker job, and the parameterized job, purged
         assert [j["ID"] for j in nomad.jobs(prefix="loadgen-worker")] == []
+
+
+def _scrape(url: str) -> list[tuple[str, dict[str, str], float]]:
+    """Every sample of the page, through the Prometheus client's own parser."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        text = answer.read().decode()
+    return [(s.name, s.labels, s.value) for f in text_string_to_metric_families(text) for s in f.samples]
+
+
+def _sum(page: list[tuple[str, dict[str, str], float]], name: str, **labels: str) -> float:
+    return sum(v for n, got, v in page if n == name and all(got.get(k) == want for k, want in labels.items()))
 
 
 def test_a_worker_nomad_cannot_place_is_a_clear_error_and_nothing_is_left(loadgen, runtime):

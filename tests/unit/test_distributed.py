@@ -28,6 +28,14 @@ def _split_85_15(seed: int):
     return lambda _n: (200, "1" if rng.random() < 0.85 else "2")
 
 
+@pytest.fixture(autouse=True)
+def _close_pages():
+    yield
+    from loadgen.report.metrics_server import close_all
+
+    close_all()  # the --metrics-listen pages a command run in-process left open (they live until the process exits)
+
+
 @pytest.fixture
 def coordinator():
     coord = Coordinator(PLAN, 2, latencies=True)
@@ -98,6 +106,104 @@ def test_merged_histograms_equal_the_histogram_of_the_union(coordinator):
     assert {a: sum(b.values()) for a, b in counts.latency.items()} == dict(union.app_ids)
 
 
+def _page_samples(count: int, seed: int) -> list[Sample]:
+    """Every kind of request a page counts: answers of mapped, unmapped and spec-less APP_IDs, a 500
+    that names its instance, timeouts (no latency), answers exactly on a bucket edge."""
+    from loadgen.report.run_metrics import DURATION_BUCKETS_S
+
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        roll, t = rng.random(), i / 100
+        if roll < 0.03:
+            out.append(Sample(t=t, status=None, app_id=None, latency_ms=None, error="timeout"))
+        elif roll < 0.06:
+            out.append(Sample(t=t, status=500, app_id="2", latency_ms=rng.uniform(1, 50), error="http_500"))
+        elif roll < 0.08:
+            out.append(Sample(t=t, status=200, app_id=rng.choice(["9", "v3"]), latency_ms=rng.uniform(1, 9),
+                              error=None))
+        else:
+            latency = rng.choice(DURATION_BUCKETS_S) * 1000 if roll < 0.15 else rng.lognormvariate(1.5, 1.2)
+            out.append(Sample(t=t, status=200, app_id="1" if rng.random() < 0.85 else "2", latency_ms=latency,
+                              error=None))
+    return out
+
+
+def _page(metrics) -> dict[tuple[str, frozenset], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from loadgen.report.prometheus import metrics_registry, render
+
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for f in text_string_to_metric_families(render(metrics_registry(metrics)).decode()) for s in f.samples}
+
+
+def test_the_merged_page_is_the_page_of_one_process_sending_every_request():
+    """--metrics-listen with remote workers: each worker's page increments, posted with its reports
+    (one of them twice, one out of order), added by the coordinator, make exactly the page of one
+    process that sent every request -- counts, every bucket, the sums -- and the sum of the workers' own."""
+    from loadgen.report.run_metrics import PageIncrements, RunMetrics
+
+    def subset_of(app_id: str) -> str | None:  # the map 1=v1,2=v2 and a mapped APP_ID outside the spec
+        return {"1": "v1", "2": "v2", "v3": "v3"}.get(app_id)
+
+    samples = _page_samples(3000, seed=17)
+    one_process, merged = RunMetrics("canary"), RunMetrics("canary")
+    for s in samples:
+        one_process.observe(s, subset_of(s.app_id) if s.app_id else None)
+    coord = Coordinator(PLAN, 3, on_page=lambda _k, increment: merged.add_increment(increment, subset_of))
+    coord.start()
+    try:
+        own = []
+        for k in range(3):
+            mine, page, seq = RunMetrics("canary"), PageIncrements(), 0
+            own.append(mine)
+            for i, s in enumerate(samples[k::3], start=1):
+                mine.observe(s, subset_of(s.app_id) if s.app_id else None)
+                page.observe(s)
+                if i % 97 == 0 or i == len(samples[k::3]):
+                    seq += 1
+                    report = {"index": k, "of": 3, "seq": seq, "page": page.take()}
+                    if k == 1 and seq == 3:  # a report out of order is refused, nothing of it counted
+                        assert _post(coord, {**report, "seq": 4}).status_code == 409
+                    assert _post(coord, report).json()["accepted"] is True
+                    if k == 2 and seq == 2:  # the retry after a lost reply: a duplicate, not added again
+                        assert _post(coord, report).json()["duplicate"] is True
+        assert coord.workers[2].duplicates == 1
+    finally:
+        coord.close()
+    page = _page(merged)
+    assert sum(v for (name, _), v in page.items() if name == "loadgen_requests_total") == 3000
+    assert page == _page(one_process)
+    summed = RunMetrics("canary")
+    for k, mine in enumerate(own):
+        summed.absorb(k, mine.encode())  # the local --workers path's exact addition
+    assert page == _page(summed)
+    # Every subset the run's map gives, the failed 500's (v2) included, and the unmapped ones under "".
+    labels = {dict(labels)["subset"] for name, labels in page if name == "loadgen_requests_total"}
+    assert labels == {"v1", "v2", "v3", ""}
+
+
+def test_a_page_increment_that_is_not_one_is_refused_whole():
+    from loadgen.report.run_metrics import PageIncrements, RunMetrics
+
+    merged = RunMetrics("run", judged=False)
+    coord = Coordinator(PLAN, 1, on_page=lambda _k, increment: merged.add_increment(increment))
+    coord.start()
+    try:
+        page = PageIncrements()
+        page.observe(Sample(t=0.0, status=200, app_id="1", latency_ms=2.0, error=None))
+        good = page.take()
+        bad_count = {"rows": [[*good["rows"][0][:5], 7]], "errors": {}}  # 7 != the buckets' sum
+        for body in (bad_count, {"rows": [["1", -1, 0, [0] * 16, 0, 0]], "errors": {}}, {"rows": "x"}):
+            assert _post(coord, {"index": 0, "of": 1, "seq": 1, "page": body}).status_code == 400
+        assert merged.read().requests == {} and coord.workers[0].seq == 0
+        assert _post(coord, {"index": 0, "of": 1, "seq": 1, "page": good}).json()["accepted"] is True
+        assert merged.read().requests == {("", "1"): 1}
+    finally:
+        coord.close()
+
+
 def test_a_report_sent_twice_is_merged_once_and_a_gap_is_refused(coordinator):
     _, reports = _fake_worker_reports(0, 2, _samples(400, seed=3))
     first = _post(coordinator, reports[0]).json()
@@ -159,15 +265,23 @@ def test_a_worker_killed_mid_run_is_lost_and_what_it_reported_stays(tmp_path: Pa
             killed.append(coord.workers[1].sent)
         return False
 
+    from loadgen.report.run_metrics import RunMetrics
+
+    metrics = RunMetrics("run", judged=False)  # a --metrics-listen page
     with standin_target(_split_85_15(seed=12)) as url:
         plan = LoadPlan(url=url, rate=200, max_time=2, timeout=1)
-        run = coordinate(plan, 2, launcher, on_tick=kill_once_started, start_lead_s=0.3)
+        run = coordinate(plan, 2, launcher, on_tick=kill_once_started, start_lead_s=0.3,
+                         on_page=lambda _k, increment: metrics.add_increment(increment))
     assert killed and 1 in run.lost and "exited" in run.lost[1]
     coord = run.coordinator
     assert coord.workers[0].final and not coord.workers[1].final
     counts, _ = coord.judged(final=True)
     # Worker 1's buckets reported before it died are kept (each once), the survivor's in full.
     assert sum(counts.app_ids.values()) + counts.errors >= coord.per_worker_stats()[0].sent
+    # On the page too: each worker's requests up to its last accepted report, once (the same report
+    # carried its count of requests sent and the page's increments up to the same sample).
+    assert sum(metrics.read().requests.values()) == coord.workers[0].sent + coord.workers[1].sent
+    assert 0 < coord.workers[1].sent < coord.workers[0].sent
 
 
 def test_a_worker_stops_by_itself_when_the_coordinator_is_gone(tmp_path: Path):
@@ -192,15 +306,24 @@ def test_a_worker_stops_by_itself_when_the_coordinator_is_gone(tmp_path: Path):
 
 def test_canary_judges_the_merged_send_ordered_stream_of_three_workers(tmp_path: Path):
     from loadgen.canary.options import CanaryOptions
+    from loadgen.commands.metrics_option import watch_looks
     from loadgen.distributed.canary_run import run_distributed_canary
+    from loadgen.report.run_metrics import RunMetrics
     from loadgen.stats import JudgeConfig, Tolerance
 
     options = CanaryOptions(expect="85/15", mapping="1=v1,2=v2", rate=900, max_time=30, timeout=2, warmup=0.25,
                             config=JudgeConfig(tolerance=Tolerance.parse("5")))
     said: list[str] = []
+    metrics = RunMetrics("canary")  # --metrics-listen's page, fed by the workers' reports
+    during: list[dict] = []
+
+    def look(snap) -> None:
+        if not during and snap.sent > 100:
+            during.append(_page(metrics))
+
     with standin_target(_split_85_15(seed=21)) as url:
         result = run_distributed_canary(options, url, None, said.append, LocalLauncher(tmp_path), 3,
-                                        start_lead_s=0.3)
+                                        start_lead_s=0.3, metrics=metrics, on_look=watch_looks(metrics, look))
     # The lines a user (or a test) waits on: every worker said hello, then every worker is sending.
     hello = [i for i, m in enumerate(said) if m.startswith("3 of 3 workers said hello")]
     sending = [i for i, m in enumerate(said) if m.startswith("3 of 3 workers sending")]
@@ -222,6 +345,23 @@ def test_canary_judges_the_merged_send_ordered_stream_of_three_workers(tmp_path:
     # Each worker measured its clock against the coordinator's and how late its first send was.
     assert all(w["clock_offset_ms"] is not None and w["start_error_ms"] is not None for w in workers.values())
 
+    # The page while the run went: the coordinator's judged state (RUNNING) and the counts reported so far.
+    (running,) = during
+    assert running[("loadgen_verdict", frozenset({("state", "RUNNING")}))] == 1
+    assert 0 < sum(v for (name, _), v in running.items() if name == "loadgen_requests_total") <= result.requests
+    # After the verdict: every request of every worker, once, by subset and APP_ID as one process counts them.
+    metrics.finish(result.verdict, result.comparisons)
+    page = _page(metrics)
+    assert page[("loadgen_verdict", frozenset({("state", "PASS")}))] == 1
+    assert page[("loadgen_judged_answers", frozenset())] == result.verdict.n
+    per_worker = {a: sum(w["app_ids"].get(a, 0) for w in workers.values()) for a in ("1", "2")}
+    for subset, app_id in (("v1", "1"), ("v2", "2")):
+        labels = frozenset({("subset", subset), ("app_id", app_id)})
+        assert page[("loadgen_answers_total", labels)] == result.app_id_counts[app_id] == per_worker[app_id]
+        assert page[("loadgen_request_duration_seconds_count", labels)] == result.app_id_counts[app_id]
+    assert sum(v for (name, _), v in page.items() if name == "loadgen_requests_total") == result.requests \
+        == sum(w["sent"] for w in workers.values())
+
 
 def test_run_stage_from_remote_workers_writes_one_summary_of_their_merged_histograms(tmp_path: Path):
     import json
@@ -230,15 +370,18 @@ def test_run_stage_from_remote_workers_writes_one_summary_of_their_merged_histog
 
     from loadgen.distributed.stage_run import run_remote_workers
     from loadgen.load.histograms import new_histogram, summarize
+    from loadgen.report.run_metrics import RunMetrics
     from loadgen.stage_load import load_stage
 
     launcher = LocalLauncher(tmp_path)
     kept: list = []
 
     said: list[str] = []
+    metrics = RunMetrics("run", judged=False)  # --metrics-listen's page
 
     def remote(plan, progress, interrupted):
-        merged = run_remote_workers(plan, 2, launcher, progress, interrupted, said.append, out_dir=tmp_path / "out")
+        merged = run_remote_workers(plan, 2, launcher, progress, interrupted, said.append, out_dir=tmp_path / "out",
+                                    metrics=metrics)
         kept.append(merged)
         return merged
 
@@ -262,6 +405,10 @@ def test_run_stage_from_remote_workers_writes_one_summary_of_their_merged_histog
         assert own.get_total_count() == 200 and w["latency_ms"]["corrected"] == summarize(own)
         added.add(own)
     assert summary["latency_ms"]["corrected"] == summarize(added)
+    # The page: the 400 requests once, by APP_ID (no subset: run has no map), as the merged tally counts them.
+    view = metrics.read()
+    assert {app_id: n for (subset, app_id), n in view.answers.items() if subset == ""} == dict(merged.tally.app_ids)
+    assert sum(view.requests.values()) == 400 and sum(d.count for d in view.durations.values()) == 400
     assert [m for m in said if m.startswith("worker ")] == [
         f"worker {w['index']}: 200 requests, 0 errors, p50 {w['latency_ms']['corrected']['p50']:.2f} ms, "
         f"p99 {w['latency_ms']['corrected']['p99']:.2f} ms, max {w['latency_ms']['corrected']['max']:.2f} ms "
@@ -298,10 +445,16 @@ def test_nomad_workers_without_a_nomad_is_one_line_and_exit_4(tmp_path: Path):
 
     with standin_target(_split_85_15(seed=41)) as url:
         proc = loadgen_in_process("canary", "--target", url, "--map", "1=v1,2=v2", "--expect", "85/15",
-                                  "--tolerance", "5", "--nomad-workers", "2", "-q", tmp_path=tmp_path,
+                                  "--tolerance", "5", "--nomad-workers", "2", "-q", "--metrics-listen", "127.0.0.1:0",
+                                  tmp_path=tmp_path,
                                   env={"NOMAD_ADDR": f"http://127.0.0.1:{_free_port()}", "CONSUL_HTTP_ADDR": None})
-    assert proc.returncode == 4, proc.stderr
-    assert "Nomad" in proc.stderr and "unreachable" in proc.stderr.lower(), proc.stderr
+        run = loadgen_in_process("run", "--target", url, "--rate", "50", "--duration", "1s", "--nomad-workers", "2",
+                                 "--no-plots", "--out", str(tmp_path / "out"), "--metrics-listen", "127.0.0.1:0",
+                                 tmp_path=tmp_path, env={"NOMAD_ADDR": f"http://127.0.0.1:{_free_port()}"})
+    for done in (proc, run):  # --metrics-listen goes with --nomad-workers: the page is up, then Nomad is asked
+        assert done.returncode == 4, done.stderr
+        assert "Nomad" in done.stderr and "unreachable" in done.stderr.lower(), done.stderr
+        assert "metrics: http://127.0.0.1:" in done.stderr, done.stderr
 
 
 def test_nomad_workers_refuses_what_runs_in_one_process_only(tmp_path: Path):
@@ -313,9 +466,6 @@ def test_nomad_workers_refuses_what_runs_in_one_process_only(tmp_path: Path):
     both = loadgen_in_process("run", "--target", "http://127.0.0.1:9/hello_a", "--workers", "2", "--nomad-workers",
                               "2", tmp_path=tmp_path)
     assert both.returncode == 2 and "--nomad-workers" in both.stderr
-    metrics = loadgen_in_process("canary", "--target", "http://127.0.0.1:9/hello_a", "--expect", "85/15",
-                                 "--nomad-workers", "2", "--metrics-listen", "127.0.0.1:0", tmp_path=tmp_path)
-    assert metrics.returncode == 2 and "--metrics-listen" in metrics.stderr
 
 
 @pytest.mark.parametrize("rate, duration", [

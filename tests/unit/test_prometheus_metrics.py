@@ -189,6 +189,21 @@ def test_app_ids_beyond_the_cap_share_one_label_and_every_request_is_counted():
     assert total(page, "loadgen_requests_total") == MAX_APP_IDS + 10
 
 
+def test_remote_increments_beyond_the_cap_share_one_label_and_keep_their_subset():
+    from loadgen.report.run_metrics import PageIncrements, decode_increment
+
+    metrics, page = RunMetrics("canary"), PageIncrements()
+    for i in range(MAX_APP_IDS + 10):
+        page.observe(Sample(0.0, 200, f"id{i}", 1.0, None))
+    metrics.add_increment(decode_increment(page.take()), lambda app_id: "v2" if app_id.endswith("1") else "v1")
+    view = metrics.read()
+    assert len({app_id for _, app_id in view.requests}) == MAX_APP_IDS + 1
+    assert sum(n for (_, app_id), n in view.requests.items() if app_id == OTHER_APP_ID) == 10
+    # An APP_ID past the cap loses its own label, not its subset: id41 (v2) and id32..id40 (v1).
+    assert view.requests[("v2", OTHER_APP_ID)] == 1 and view.requests[("v1", OTHER_APP_ID)] == 9
+    assert page.take() == {"rows": [], "errors": {}}  # taken: the next report starts from zero
+
+
 def test_a_latency_on_a_bucket_edge_is_in_that_bucket():
     metrics = RunMetrics("run", judged=False)
     metrics.observe(Sample(0.0, 200, "1", DURATION_BUCKETS_S[0] * 1000, None))
