@@ -21,7 +21,7 @@ pytestmark = pytest.mark.parametrize("runtime", ["docker", "nomad"], indirect=Tr
 def test_a_clean_shift_on_this_runtime(loadgen, runtime):
     loadgen("up", "--stage", "splitter", "-q")
     try:
-        proc = loadgen("shift", "--subset", "v2", "--steps", "50,100", "--tolerance", "5", "--rate", "200",
+        proc = loadgen("shift", "--subset", "v2", "--steps", "50,100", "--tolerance", "5", "--rate", "400",
                        "--verify-time", "40s", "--json", "-", timeout=300, check=False)
         assert proc.returncode == 0, (runtime, proc.stderr)
         report = json.loads(proc.stdout)
