@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from loadgen.mesh.consul_settings import ConsulSettings
+from loadgen.mesh.tls_refusal import AgentTls, explain_tls_failure
 from loadgen.safe_text import one_line
 
 # Consul >= 1.12: Permission denied: token with AccessorID '...' lacks permission 'service:read' on "service-b"
@@ -86,23 +87,6 @@ def filtered_refusal(path: str, service: str, settings: ConsulSettings, certain:
 
 def explain_connect_error(error: str, settings: ConsulSettings) -> str | None:
     """A TLS failure named by its cause (None when ``error`` is not about TLS)."""
-    low = error.lower()
-    host = settings.tls_server_name or settings.address.split("://", 1)[-1].rsplit(":", 1)[0]
-    if "wrong version number" in low or "record layer failure" in low or "http_request" in low:
-        plain = settings.address.replace("https://", "http://", 1)
-        return (f"Consul at {settings.address} does not speak TLS on that port: use {plain}, or the agent's "
-                "HTTPS port")
-    if "mismatch" in low or "doesn't match" in low or "not valid for" in low:
-        return (f"Consul's TLS certificate at {settings.address} does not name {host!r}: set "
-                "CONSUL_TLS_SERVER_NAME to a name it holds (a Consul server's is server.<datacenter>.<domain>)")
-    if "certificate verify failed" in low or "unable to get local issuer" in low or "self-signed" in low \
-            or "self signed" in low:
-        ca = settings.cacert or settings.capath
-        if ca:
-            return f"Consul's TLS certificate at {settings.address} is not signed by the CA in {ca} (CONSUL_CACERT)"
-        return (f"Consul's TLS certificate at {settings.address} is not signed by a CA this system trusts: "
-                "give the agent's CA with CONSUL_CACERT")
-    if "certificate required" in low or "handshake failure" in low or "bad certificate" in low:
-        return (f"Consul at {settings.address} wants a client certificate (verify_incoming): set "
-                "CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY")
-    return None
+    return explain_tls_failure(error, AgentTls(
+        "Consul", "CONSUL", settings.address, settings.tls_server_name, settings.cacert or settings.capath,
+        ", or the agent's HTTPS port", "a Consul server's is server.<datacenter>.<domain>", "verify_incoming"))

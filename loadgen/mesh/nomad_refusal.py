@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from loadgen.mesh.nomad_settings import NomadSettings
+from loadgen.mesh.tls_refusal import AgentTls, explain_tls_failure
 from loadgen.safe_text import one_line
 
 __all__ = ["POLICY_FILE", "capability", "explain_connect_error", "explain_refusal"]
@@ -65,22 +66,6 @@ def explain_refusal(method: str, path: str, status: int, body: str, settings: No
 
 def explain_connect_error(error: str, settings: NomadSettings) -> str | None:
     """A TLS failure named by its cause (None when ``error`` is not about TLS)."""
-    low = error.lower()
-    host = settings.tls_server_name or settings.address.split("://", 1)[-1].rsplit(":", 1)[0]
-    if "wrong version number" in low or "record layer failure" in low or "http_request" in low:
-        plain = settings.address.replace("https://", "http://", 1)
-        return f"Nomad at {settings.address} does not speak TLS on that port: use {plain} (NOMAD_ADDR)"
-    if "mismatch" in low or "doesn't match" in low or "not valid for" in low:
-        return (f"Nomad's TLS certificate at {settings.address} does not name {host!r}: set NOMAD_TLS_SERVER_NAME "
-                "to a name it holds (a Nomad server's is server.<region>.nomad)")
-    if "certificate verify failed" in low or "unable to get local issuer" in low or "self-signed" in low \
-            or "self signed" in low:
-        ca = settings.cacert or settings.capath
-        if ca:
-            return f"Nomad's TLS certificate at {settings.address} is not signed by the CA in {ca} (NOMAD_CACERT)"
-        return (f"Nomad's TLS certificate at {settings.address} is not signed by a CA this system trusts: give "
-                "the agent's CA with NOMAD_CACERT")
-    if "certificate required" in low or "handshake failure" in low or "bad certificate" in low:
-        return (f"Nomad at {settings.address} wants a client certificate (verify_https_client): set "
-                "NOMAD_CLIENT_CERT and NOMAD_CLIENT_KEY")
-    return None
+    return explain_tls_failure(error, AgentTls(
+        "Nomad", "NOMAD", settings.address, settings.tls_server_name, settings.cacert or settings.capath,
+        " (NOMAD_ADDR)", "a Nomad server's is server.<region>.nomad", "verify_https_client"))
