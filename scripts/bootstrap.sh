@@ -43,10 +43,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 echo "bootstrap: installing loadgen and its dependencies into .venv"
-# --no-compile: pip would byte-compile every installed file (~18 of ~48 s here, most of it
-# matplotlib's, scipy's and locust's modules loadgen never imports); Python compiles what is
-# imported, once, on first use.
-.venv/bin/python -m pip install --quiet --no-compile --disable-pip-version-check -e '.[dev]'
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 
 if [ "$(id -u)" = 0 ]; then
   scripts/dockerd.sh || echo "bootstrap: warning: the Docker engine could not be started (docker runtime only)" >&2
