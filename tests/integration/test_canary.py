@@ -29,11 +29,14 @@ def canary(loadgen, *args, check=False):
 
 
 @pytest.mark.per_runtime
-def test_pass_on_a_fresh_machine_and_the_mesh_is_put_back(loadgen, tmp_path):
-    # The README's own job, at the default tolerance.
+def test_pass_on_a_fresh_machine_and_the_mesh_is_put_back(loadgen, mesh_runtime, tmp_path):
+    # The README's own job, at the default tolerance, on the embedded default (process). Docker
+    # and nomad are here for their own bring-up and take-down: the judge's precision is the same
+    # code on every runtime, so they judge at 5 points (~850 requests instead of ~5,000).
     loadgen("down", "-q")
     out_json, out_xml = tmp_path / "c.json", tmp_path / "c.xml"
-    proc = canary(loadgen, "--expect", "85/15", "--json", str(out_json), "--junit", str(out_xml))
+    precision = () if mesh_runtime.name == "process" else ("--tolerance", "5")
+    proc = canary(loadgen, "--expect", "85/15", *precision, "--json", str(out_json), "--junit", str(out_xml))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads(out_json.read_text())
     assert result["verdict"] == "PASS"

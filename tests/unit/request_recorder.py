@@ -55,7 +55,8 @@ def request_recorder(answers: Mapping[str, object] | None = None) -> Iterator[Re
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     recorder = RequestRecorder(server.server_address[1])
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for serve_forever's next poll: 0.5 s by default, on every test that uses this.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield recorder

@@ -123,7 +123,7 @@ class _Counting(BaseHTTPRequestHandler):
 def counting_server():
     handler = type("Handler", (_Counting,), {"count": 0})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield server.server_address[1], handler
     server.shutdown()

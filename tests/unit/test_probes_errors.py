@@ -88,7 +88,7 @@ class _FakeConsul(BaseHTTPRequestHandler):
 @pytest.fixture
 def fake_consul():
     server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeConsul)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield f"127.0.0.1:{server.server_address[1]}"
     server.shutdown()
