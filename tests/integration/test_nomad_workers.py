@@ -9,7 +9,11 @@ stopped before its hello would never have been part of the run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import subprocess
+import sys
+from collections.abc import Iterator
 
 import pytest
 
@@ -26,10 +30,9 @@ def test_canary_from_three_nomad_workers_passes_on_their_merged_counts(loadgen, 
     out = tmp_path / "result.json"
     # With its Prometheus page (issue 28): scraped once while the workers send and once after the verdict
     # (--metrics-linger keeps it up; SIGINT ends that wait, the exit code stays the verdict's).
-    proc, stderr = _start_loadgen(loadgen, "canary", "--expect", "85/15", "--tolerance", "5", "--nomad-workers", "3",
-                                  "--rate", "600", "--json", str(out), "--metrics-listen", "127.0.0.1:0",
-                                  "--metrics-linger", "2m")
-    try:
+    with _running_loadgen(loadgen, "canary", "--expect", "85/15", "--tolerance", "5", "--nomad-workers", "3",
+                          "--rate", "600", "--json", str(out), "--metrics-listen", "127.0.0.1:0",
+                          "--metrics-linger", "2m") as (proc, stderr):
         line = stderr.wait_for(r"metrics: http://127\.0\.0\.1:\d+/metrics", timeout=60)
         assert line, stderr.text()
         url = re.search(r"http://\S+/metrics", line).group(0)
@@ -39,9 +42,6 @@ def test_canary_from_three_nomad_workers_passes_on_their_merged_counts(loadgen, 
         after = _scrape(url)
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     text = stderr.text()
     assert proc.returncode == 0, text
     doc = json.loads(out.read_text())
@@ -140,13 +140,17 @@ class _StderrLines:
         return "".join(self.lines)
 
 
-def _start_loadgen(loadgen, *args: str):
-    import subprocess
-    import sys
-
+@contextlib.contextmanager
+def _running_loadgen(loadgen, *args: str) -> Iterator[tuple[subprocess.Popen, _StderrLines]]:
+    """`loadgen ARGS` as a process whose stderr lines can be waited for; killed if it still runs
+    when the block ends (a failed assertion must not leave it sending)."""
     proc = subprocess.Popen([sys.executable, "-m", "loadgen.cli", *args], env=loadgen.env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    return proc, _StderrLines(proc)
+    try:
+        yield proc, _StderrLines(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
 
 
 def _worker_jobs_and_allocations(nomad) -> tuple[list[str], list[dict]]:
@@ -202,9 +206,8 @@ def test_a_worker_allocation_stopped_mid_run_is_reported_counted_once_and_judged
     out = tmp_path / "result.json"
     # ±4 points: the verdict needs ~1,300 answers (~3 s at 400/s), time enough for Nomad to stop the
     # allocation after the sending line (~0.3 s here) even on a slow machine.
-    proc, stderr = _start_loadgen(loadgen, "canary", "--expect", "85/15", "--tolerance", "4", "--nomad-workers", "3",
-                                  "--rate", "400", "--warmup", "0.25s", "--json", str(out))
-    try:
+    with _running_loadgen(loadgen, "canary", "--expect", "85/15", "--tolerance", "4", "--nomad-workers", "3",
+                          "--rate", "400", "--warmup", "0.25s", "--json", str(out)) as (proc, stderr):
         # Every worker said hello, was given its share and has reported answers: worker 1 is part of the run.
         sending = stderr.wait_for(r"3 of 3 workers sending", timeout=90)
         assert sending, stderr.text()
@@ -214,9 +217,6 @@ def test_a_worker_allocation_stopped_mid_run_is_reported_counted_once_and_judged
             alloc = next(a["ID"] for a in nomad.allocations(job) if a["ClientStatus"] == "running")
             nomad._request("POST", f"/v1/allocation/{alloc}/stop")
         proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     text = stderr.text()
     assert proc.returncode == 0, text
     doc = json.loads(out.read_text())
@@ -243,17 +243,14 @@ def test_ctrl_c_mid_run_writes_every_output_exits_130_and_leaves_no_job_or_alloc
     from loadgen.mesh.nomad_api import NomadClient
 
     result, junit = tmp_path / "result.json", tmp_path / "junit.xml"
-    proc, stderr = _start_loadgen(loadgen, "canary", "--expect", "85/15", "--tolerance", "5", "--nomad-workers", "2",
-                                  "--rate", "400", "--warmup", "5s", "--json", str(result), "--junit", str(junit))
-    try:
+    with _running_loadgen(loadgen, "canary", "--expect", "85/15", "--tolerance", "5", "--nomad-workers", "2",
+                          "--rate", "400", "--warmup", "5s", "--json", str(result), "--junit", str(junit),
+                          ) as (proc, stderr):
         assert stderr.wait_for(r"2 of 2 workers sending", timeout=90), stderr.text()
         with NomadClient() as nomad:  # the workers run as Nomad allocations now
             assert len(_worker_jobs_and_allocations(nomad)[1]) == 2
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     text = stderr.text()
     assert proc.returncode == 130, text
     doc = json.loads(result.read_text())
