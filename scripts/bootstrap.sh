@@ -47,9 +47,14 @@ echo "bootstrap: installing loadgen and its dependencies into .venv"
 # the time (12 s against 35 s on a warm 2-core machine), byte-compiling on every core; pip is the
 # fallback. Byte code is written here because this machine's Python (PYTHONDONTWRITEBYTECODE=1)
 # never writes it at run time: without it every loadgen process compiles numpy, scipy and itself.
+# uv reads its own variables, not pip's: the same index and wheel directories as pip would use, and
+# the system's certificates (UV_NATIVE_TLS), as pip does here.
+[ -z "${PIP_INDEX_URL:-}" ] || [ -n "${UV_INDEX_URL:-}" ] || export UV_INDEX_URL="$PIP_INDEX_URL"
+[ -z "${PIP_EXTRA_INDEX_URL:-}" ] || [ -n "${UV_EXTRA_INDEX_URL:-}" ] || export UV_EXTRA_INDEX_URL="$PIP_EXTRA_INDEX_URL"
 [ -z "${PIP_FIND_LINKS:-}" ] || [ -n "${UV_FIND_LINKS:-}" ] || export UV_FIND_LINKS="$PIP_FIND_LINKS"
 if ! { .venv/bin/python -m pip install --quiet --disable-pip-version-check uv \
-       && .venv/bin/python -m uv pip install --quiet --python .venv/bin/python --compile-bytecode -e '.[dev]'; }; then
+       && UV_NATIVE_TLS="${UV_NATIVE_TLS:-1}" \
+          .venv/bin/python -m uv pip install --quiet --python .venv/bin/python --compile-bytecode -e '.[dev]'; }; then
   echo "bootstrap: uv could not install the dependencies; using pip" >&2
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 fi
