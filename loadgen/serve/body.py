@@ -134,7 +134,11 @@ class PostedCanary:
 
     @property
     def key(self) -> str:
-        return json.dumps(self.given, sort_keys=True)
+        """What makes two posts one canary (the gate reuses an ended run of the same key): the
+        options as parsed, which are all a run is made from. So ``5``, ``"5"`` and ``"5.0"`` are
+        one tolerance, as ``30`` and ``"30s"`` are one max_time: Flagger sends every value as a
+        string, another client may send numbers."""
+        return repr(self.options)
 
     def shown(self) -> dict[str, Any]:
         """The options as answered back: header values and the request body hidden (either may

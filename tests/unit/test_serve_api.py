@@ -302,3 +302,19 @@ def test_metrics_show_every_run_by_its_id_and_its_final_verdict():
     assert sum(s.value for s in requests) == body["requests"] > 0
     verdict = {s.labels["state"]: s.value for s in families["loadgen_verdict"].samples}
     assert verdict[body["verdict"]] == 1 and sum(verdict.values()) == 1, verdict
+
+
+def test_posts_of_the_same_canary_in_other_spellings_are_one_run_for_the_gate():
+    """The gate reuses an ended run of the same canary: the same options parsed, however spelled
+    (Flagger's metadata is all strings; another client may send numbers)."""
+    from loadgen.serve.body import parse_canary
+
+    target = "http://127.0.0.1:3000/hello_a"
+    numbers = parse_canary({"expect": "85/15", "target": target, "tolerance": 5, "max_time": 30, "rate": 300})
+    strings = parse_canary({"expect": "85/15", "target": target, "tolerance": "5.0", "max_time": "30s",
+                            "rate": "300"}, strings_only=True)
+    other = parse_canary({"expect": "85/15", "target": target, "tolerance": "4", "max_time": "30s", "rate": "300"},
+                         strings_only=True)
+    assert numbers.key == strings.key
+    assert other.key != strings.key
+    assert numbers.shown()["tolerance"] == 5 and strings.shown()["tolerance"] == "5.0"  # shown as posted
