@@ -22,9 +22,9 @@ still running      503     not done within ``wait`` (under Flagger's webhook tim
                             next call with the same metadata gets this run, not a new one
 =================  ======  =================================================================
 
-Reuse: a call gets the newest run with the same options (as parsed: ``5`` and ``"5"`` are one) that is
-still running, or that ended
-within ``reuse_s`` and whose result no gate call has reported yet; otherwise a new run starts.
+Reuse: a call gets the newest run with the same options (as parsed: ``5`` and ``"5"`` are one)
+that is still running, or that ended within ``reuse_s`` and whose result no gate call has
+reported yet; otherwise a new run starts.
 So a run longer than one webhook call is reported to the next call, once.
 """
 
