@@ -27,7 +27,10 @@ def test_a_slower_canary_fails_on_latency_while_its_split_passes(loadgen, tmp_pa
         code, result = _canary(loadgen, tmp_path, "--max-time", "40s")
     assert code == 1 and result["verdict"] == "FAIL", result["reason"]
     assert result["reason"].startswith("v2's p99 is at least"), result["reason"]
-    assert all(s["status"] == "inside" for s in result["judge"]["subsets"]), result["judge"]  # the split is right
+    # The split is not what failed: no subset is proved outside its band. It is proved inside only
+    # when the split was decided before the latency: the run ends at its first FAIL, and either may
+    # come first (a CI run had the latency FAIL at n=1,501, v1's interval still across its band's edge).
+    assert not [s for s in result["judge"]["subsets"] if s["status"] == "outside"], result["judge"]
     (latency,) = result["comparisons"]["latency"]
     assert latency["verdict"] == "FAIL" and latency["canary_ms"][0] >= 40  # v2's p99 is at least the delay
     print(f"slow v2 failed on latency after {result['requests']:,} requests: {latency['reason']}")
